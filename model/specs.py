@@ -1,0 +1,159 @@
+"""The feature specs of the two risk models: the contract every component shares.
+
+A spec names each feature, its kind and its valid range or categories, the target column
+and, for the ONNX graph, the tensor type each feature travels as (FP32 or BYTES).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FeatureKind = Literal["numeric", "binary", "ordinal", "categorical"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: FeatureKind
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[str, ...] = ()
+    nullable: bool = False
+
+    @property
+    def tensor_datatype(self) -> str:
+        """The v2 datatype this feature is sent as: BYTES for strings, else FP32."""
+        return "BYTES" if self.kind == "categorical" else "FP32"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    target: str
+    features: tuple[Feature, ...]
+    id_column: str | None = None
+    outputs: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f.name for f in self.features if f.kind != "categorical"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no feature {name!r}")
+
+
+FRAUD_OUTPUTS = (("fraud_probability", "FP32"), ("is_fraud", "BOOL"))
+CREDIT_OUTPUTS = (
+    ("default_probability", "FP32"),
+    ("credit_score", "FP32"),
+    ("approved", "BOOL"),
+)
+
+FRAUD = ModelSpec(
+    name="fraud",
+    target="fraud",
+    features=(
+        Feature("distance_from_home", "numeric", "km from the cardholder's home", 0.0),
+        Feature(
+            "distance_from_last_transaction", "numeric",
+            "km from the previous transaction", 0.0,
+        ),
+        Feature(
+            "ratio_to_median_purchase_price", "numeric",
+            "amount / the cardholder's median purchase", 0.0,
+        ),
+        Feature("repeat_retailer", "binary", "bought here before", 0, 1),
+        Feature("used_chip", "binary", "card chip used", 0, 1),
+        Feature("used_pin_number", "binary", "PIN entered", 0, 1),
+        Feature("online_order", "binary", "an online order", 0, 1),
+    ),
+    outputs=FRAUD_OUTPUTS,
+)
+
+MERCHANT_GROUPS = (
+    "Clothing & Shoes",
+    "Intangible products",
+    "Food & Beverage",
+    "Entertainment",
+    "Erotic Material",
+    "Leisure, Sport & Hobby",
+    "Home & Garden",
+    "Electronics",
+    "Children Products",
+    "Health & Beauty",
+    "Automotive Products",
+)
+
+_CREDIT_NUMERIC = (
+    ("max_paid_inv_0_24m", "largest paid invoice in 24 months"),
+    ("avg_payment_span_0_12m", "average days to pay in 12 months"),
+    ("sum_capital_paid_account_0_12m", "capital paid in the last 12 months"),
+    ("sum_capital_paid_account_12_24m", "capital paid 12 to 24 months ago"),
+    ("time_hours", "hour of day of the purchase"),
+    ("recovery_debt", "debt in recovery"),
+    ("num_active_div_by_paid_inv_0_12m", "active / paid invoices in 12 months"),
+    ("sum_paid_inv_0_12m", "sum of paid invoices in 12 months"),
+    ("account_days_in_rem_12_24m", "days in reminder 12 to 24 months ago"),
+    ("num_arch_ok_0_12m", "archived invoices paid on time in 12 months"),
+    ("account_amount_added_12_24m", "amount added 12 to 24 months ago"),
+)
+_CREDIT_STATUS = (
+    "account_status",
+    "account_worst_status_0_3m",
+    "account_worst_status_3_6m",
+    "account_worst_status_6_12m",
+    "account_worst_status_12_24m",
+    "status_last_archived_0_24m",
+    "status_2nd_last_archived_0_24m",
+    "status_3rd_last_archived_0_24m",
+    "status_max_archived_0_6_months",
+    "status_max_archived_0_12_months",
+    "status_max_archived_0_24_months",
+)
+
+CREDIT = ModelSpec(
+    name="credit",
+    target="default",
+    id_column="uuid",
+    features=(
+        *(
+            Feature(
+                name, "numeric", desc, 0.0 if name != "time_hours" else 0.0,
+                24.0 if name == "time_hours" else None, nullable=True,
+            )
+            for name, desc in _CREDIT_NUMERIC
+        ),
+        *(
+            Feature(name, "ordinal", "status code 1 (good) to 4 (bad)", 1, 4, nullable=True)
+            for name in _CREDIT_STATUS
+        ),
+        Feature("has_paid", "binary", "has paid before", 0, 1),
+        Feature(
+            "merchant_group", "categorical", "merchant group of the purchase",
+            categories=MERCHANT_GROUPS,
+        ),
+    ),
+    outputs=CREDIT_OUTPUTS,
+)
+
+SPECS: dict[str, ModelSpec] = {"fraud": FRAUD, "credit": CREDIT}
+
+
+def get_spec(kind: str) -> ModelSpec:
+    try:
+        return SPECS[kind]
+    except KeyError:
+        raise KeyError(f"unknown model kind {kind!r}; expected one of {sorted(SPECS)}") from None

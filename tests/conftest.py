@@ -1,0 +1,43 @@
+"""Shared fixtures: real servers started as processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from riskserve.services import S3Endpoint, start_mlflow, start_s3
+from serving.processes import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+# Test-only credentials for the loopback S3 server; moto accepts any pair.
+TEST_ACCESS_KEY = "riskserve-test"
+TEST_SECRET_KEY = "riskserve-test-secret"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Endpoint:
+    state = tmp_path_factory.mktemp("s3")
+    process, endpoint = start_s3(
+        state, free_port(), "mlflow", TEST_ACCESS_KEY, TEST_SECRET_KEY
+    )
+    yield endpoint
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory, s3_server: S3Endpoint) -> dict[str, str]:
+    """A real `mlflow server` whose artifacts live in the loopback S3 bucket.
+
+    Returns the environment a client (training job, predictor) needs to reach it.
+    """
+    state = tmp_path_factory.mktemp("mlflow")
+    env = {**os.environ, **s3_server.client_env()}
+    process, url = start_mlflow(
+        state, free_port(), f"s3://{s3_server.bucket}/artifacts", env
+    )
+    yield {**s3_server.client_env(), "MLFLOW_TRACKING_URI": url}
+    process.stop()
