@@ -68,12 +68,16 @@ FRAUD = ModelSpec(
     features=(
         Feature("distance_from_home", "numeric", "km from the cardholder's home", 0.0),
         Feature(
-            "distance_from_last_transaction", "numeric",
-            "km from the previous transaction", 0.0,
+            "distance_from_last_transaction",
+            "numeric",
+            "km from the previous transaction",
+            0.0,
         ),
         Feature(
-            "ratio_to_median_purchase_price", "numeric",
-            "amount / the cardholder's median purchase", 0.0,
+            "ratio_to_median_purchase_price",
+            "numeric",
+            "amount / the cardholder's median purchase",
+            0.0,
         ),
         Feature("repeat_retailer", "binary", "bought here before", 0, 1),
         Feature("used_chip", "binary", "card chip used", 0, 1),
@@ -131,18 +135,26 @@ CREDIT = ModelSpec(
     features=(
         *(
             Feature(
-                name, "numeric", desc, 0.0 if name != "time_hours" else 0.0,
-                24.0 if name == "time_hours" else None, nullable=True,
+                name,
+                "numeric",
+                desc,
+                0.0 if name != "time_hours" else 0.0,
+                24.0 if name == "time_hours" else None,
+                nullable=True,
             )
             for name, desc in _CREDIT_NUMERIC
         ),
         *(
-            Feature(name, "ordinal", "status code 1 (good) to 4 (bad)", 1, 4, nullable=True)
+            Feature(
+                name, "ordinal", "status code 1 (good) to 4 (bad)", 1, 4, nullable=True
+            )
             for name in _CREDIT_STATUS
         ),
         Feature("has_paid", "binary", "has paid before", 0, 1),
         Feature(
-            "merchant_group", "categorical", "merchant group of the purchase",
+            "merchant_group",
+            "categorical",
+            "merchant group of the purchase",
             categories=MERCHANT_GROUPS,
         ),
     ),
@@ -156,4 +168,6 @@ def get_spec(kind: str) -> ModelSpec:
     try:
         return SPECS[kind]
     except KeyError:
-        raise KeyError(f"unknown model kind {kind!r}; expected one of {sorted(SPECS)}") from None
+        raise KeyError(
+            f"unknown model kind {kind!r}; expected one of {sorted(SPECS)}"
+        ) from None

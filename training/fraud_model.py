@@ -1,0 +1,186 @@
+"""The fraud model: a Keras DNN with scaling inside the graph, exported with tf2onnx.
+
+TensorFlow is imported here and only here (the training image is the only one that
+ships it); importing this module costs several seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "2"
+)  # keep TF's C++ banner off the console
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf2onnx  # noqa: E402
+from tensorflow import keras  # noqa: E402
+
+from model.specs import ModelSpec  # noqa: E402
+
+# Continuous, non-negative, heavy-tailed features are scaled on a log scale; the
+# log1p sits in the graph, before Normalization, so raw values go in.
+ONNX_OPSET = 17
+
+
+@dataclass
+class FraudNetwork:
+    spec: ModelSpec
+    model: keras.Model
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        inputs = [
+            features[name].to_numpy(np.float32).reshape(-1, 1)
+            for name in self.spec.feature_names
+        ]
+        return self.model(inputs, training=False).numpy().reshape(-1)
+
+    def to_onnx(self) -> tuple[onnx.ModelProto, str]:
+        """The ONNX graph and the name of its [N, 1] probability output."""
+        signature = [
+            tf.TensorSpec([None, 1], tf.float32, name=name)
+            for name in self.spec.feature_names
+        ]
+        model = self.model
+
+        @tf.function(input_signature=signature)
+        def serve(*columns):
+            return model(list(columns), training=False)
+
+        proto, _ = tf2onnx.convert.from_function(
+            serve, input_signature=signature, opset=ONNX_OPSET
+        )
+        # Keras 3 keeps the Normalization statistics as captured tensors, not variables,
+        # and tf2onnx turns those into extra graph inputs. Bake them in as initializers:
+        # the contract's inputs are the features only.
+        captured = {
+            placeholder.name: value.numpy()
+            for value, placeholder in serve.get_concrete_function().graph.captures
+            if value.dtype != tf.resource
+        }
+        features = set(self.spec.feature_names)
+        used = {name for node in proto.graph.node for name in node.input}
+        kept = []
+        for graph_input in proto.graph.input:
+            if graph_input.name in features:
+                kept.append(graph_input)
+            elif graph_input.name in captured and graph_input.name in used:
+                proto.graph.initializer.append(
+                    onnx.numpy_helper.from_array(
+                        captured[graph_input.name], graph_input.name
+                    )
+                )
+            elif graph_input.name in used and graph_input.name not in {
+                i.name for i in proto.graph.initializer
+            }:
+                raise RuntimeError(
+                    f"tf2onnx left an unknown graph input {graph_input.name!r}"
+                )
+        del proto.graph.input[:]
+        proto.graph.input.extend(kept)
+        return proto, proto.graph.output[0].name
+
+
+def _log_scale(x):
+    # log(1 + x) spelled out: tf2onnx has no mapping for TensorFlow's Log1p op.
+    return keras.ops.log(1.0 + keras.ops.maximum(x, 0.0))
+
+
+def build_network(spec: ModelSpec, train: pd.DataFrame, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = [
+        keras.Input(shape=(1,), name=name, dtype="float32")
+        for name in spec.feature_names
+    ]
+    log_scaled = {
+        f.name for f in spec.features if f.kind == "numeric" and (f.minimum or 0) >= 0
+    }
+    columns = [
+        keras.layers.Lambda(_log_scale, name=f"log_{name}")(tensor)
+        if name in log_scaled
+        else tensor
+        for name, tensor in zip(spec.feature_names, inputs, strict=True)
+    ]
+    joined = keras.layers.Concatenate(name="features")(columns)
+    normalize = keras.layers.Normalization(name="scaling")
+    adapt_data = np.column_stack(
+        [
+            np.log1p(np.maximum(train[n].to_numpy(np.float32), 0))
+            if n in log_scaled
+            else train[n].to_numpy(np.float32)
+            for n in spec.feature_names
+        ]
+    )
+    normalize.adapt(adapt_data)
+    x = normalize(joined)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    output = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    model = keras.Model(inputs=inputs, outputs=output, name=f"{spec.name}_dnn")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=2e-3),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")],
+    )
+    return model
+
+
+class _EpochPrinter(keras.callbacks.Callback):
+    def __init__(self, epochs: int, say) -> None:
+        super().__init__()
+        self.epochs, self.say = epochs, say
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.say(
+            f"  epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f}"
+            f"  val_loss {logs.get('val_loss', float('nan')):.4f}"
+            f"  val_pr_auc {logs.get('val_pr_auc', float('nan')):.4f}"
+        )
+
+
+def train_network(
+    spec: ModelSpec,
+    train_x: pd.DataFrame,
+    train_y: pd.Series,
+    valid_x: pd.DataFrame,
+    valid_y: pd.Series,
+    epochs: int,
+    seed: int,
+    say,
+) -> FraudNetwork:
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    model = build_network(spec, train_x, seed)
+    positives = max(int(train_y.sum()), 1)
+    negatives = max(len(train_y) - positives, 1)
+    # Balanced class weights: each class contributes half of the loss.
+    class_weight = {
+        0: len(train_y) / (2 * negatives),
+        1: len(train_y) / (2 * positives),
+    }
+
+    def as_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {
+            n: frame[n].to_numpy(np.float32).reshape(-1, 1) for n in spec.feature_names
+        }
+
+    model.fit(
+        as_inputs(train_x),
+        train_y.to_numpy(np.float32),
+        validation_data=(as_inputs(valid_x), valid_y.to_numpy(np.float32)),
+        epochs=epochs,
+        batch_size=512,
+        class_weight=class_weight,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=3, restore_best_weights=True
+            ),
+            _EpochPrinter(epochs, say),
+        ],
+    )
+    return FraudNetwork(spec=spec, model=model)
