@@ -68,7 +68,9 @@ def start_s3(
     ).start()
     url = f"http://{host}:{port}"
     process.wait_ready(f"{url}/moto-api/", timeout=60)
-    endpoint = S3Endpoint(url=url, bucket=bucket, access_key=access_key, secret_key=secret_key)
+    endpoint = S3Endpoint(
+        url=url, bucket=bucket, access_key=access_key, secret_key=secret_key
+    )
     create_bucket(endpoint)
     return process, endpoint
 
@@ -88,11 +90,21 @@ def start_mlflow(
     process = ManagedProcess(
         name="mlflow server",
         argv=[
-            sys.executable, "-m", "mlflow", "server",
-            "--host", host, "--port", str(port),
-            "--backend-store-uri", backend,
-            "--artifacts-destination", artifacts_destination,
-            "--serve-artifacts", "--workers", "1",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            artifacts_destination,
+            "--serve-artifacts",
+            "--workers",
+            "1",
         ],
         log_path=state_dir / "logs" / "mlflow.log",
         env=env,

@@ -86,12 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         return fail(args.kind, "--target-precision must be between 0 and 1", 2)
 
-    from mlflow.exceptions import MlflowException
-
+    from training.dataset import JobConfig, load_data
     from training.decision_graph import ScoreScaling
-    from training.job import JobConfig, ParityError, run
-    from training.registry import RegistryError
-    from training.settings import TrainingSettings
 
     config = JobConfig(
         kind=args.kind,
@@ -110,10 +106,25 @@ def main(argv: list[str] | None = None) -> int:
         numeric=args.numeric,
         drop=args.drop,
     )
+    print(f"[{config.name}] loading data", flush=True)
     try:
-        result = run(config, TrainingSettings())
+        data = load_data(config)
     except DataError as exc:
         return fail(config.name, str(exc), 2)
+    print(
+        f"[{config.name}] {data.source}: {len(data.target)} rows, "
+        f"{len(data.spec.features)} features, positive rate {data.target.mean():.4f}",
+        flush=True,
+    )
+
+    from mlflow.exceptions import MlflowException
+
+    from training.job import ParityError, run
+    from training.registry import RegistryError
+    from training.settings import TrainingSettings
+
+    try:
+        result = run(config, TrainingSettings(), data)
     except (RegistryError, ParityError) as exc:
         return fail(config.name, f"{exc}; nothing was registered", 1)
     except MlflowException as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +19,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from model.data import (
-    DataError,
     data_hash,
-    infer_spec,
-    load_training_data,
-    read_csv,
-    validate,
 )
-from model.specs import ModelSpec, get_spec
-from model.synthetic import generate
+from model.specs import ModelSpec
+from training.dataset import JobConfig, LoadedData
 from training.decision_graph import (
-    ScoreScaling,
     add_credit_decision,
     add_fraud_decision,
     finalize,
@@ -52,29 +46,6 @@ PROBABILITY_OUTPUT = {"fraud": "fraud_probability", "credit": "default_probabili
 
 class ParityError(RuntimeError):
     """The exported ONNX graph does not reproduce the native model."""
-
-
-@dataclass
-class JobConfig:
-    kind: str  # "fraud" or "credit"
-    data: Path | None = None
-    target: str | None = None
-    rows: int = 20_000
-    experiment: str | None = None
-    model_name: str | None = None
-    seed: int = 42
-    epochs: int = 10
-    promote_if_better: bool = False
-    target_precision: float | None = None
-    cutoff: float = 560.0
-    scaling: ScoreScaling = field(default_factory=ScoreScaling)
-    categorical: list[str] = field(default_factory=list)
-    numeric: list[str] = field(default_factory=list)
-    drop: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.model_name or self.kind
 
 
 @dataclass
@@ -103,49 +74,6 @@ def git_commit(settings: TrainingSettings) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() or "unknown"
-
-
-def load_data(config: JobConfig) -> tuple[ModelSpec, pd.DataFrame, pd.Series, str]:
-    """The spec, typed features, 0/1 target, and a description of the source."""
-    if config.data is None:
-        spec = get_spec(config.kind)
-        frame = generate(config.kind, config.rows, config.seed)
-        features = validate(frame, spec, "synthetic data")
-        target = frame[spec.target].astype(np.int64)
-        return (
-            spec,
-            features,
-            target,
-            f"synthetic, {config.rows} rows, seed {config.seed}",
-        )
-    if config.target is None:
-        spec = get_spec(config.kind)
-        features, target = load_training_data(config.data, spec)
-    else:
-        frame = read_csv(config.data)
-        from model.data import binary_target
-
-        target = binary_target(frame, config.target, str(config.data))
-        spec = infer_spec(
-            frame,
-            config.name,
-            config.target,
-            config.categorical,
-            config.numeric,
-            config.drop,
-        )
-        features = validate(frame, spec, str(config.data))
-    if config.kind == "fraud" and spec.categorical_features:
-        raise DataError(
-            f"{config.data}: column {spec.categorical_features[0]!r} is not numeric; the "
-            "fraud network takes numeric and 0/1 features only"
-        )
-    if target.sum() < 4 or (len(target) - target.sum()) < 4:
-        raise DataError(
-            f"{config.data}: column {spec.target!r} (the target) needs at least 4 rows of "
-            "each class to train and evaluate"
-        )
-    return spec, features, target, f"{config.data}, {len(target)} rows"
 
 
 def split(features: pd.DataFrame, target: pd.Series, seed: int):
@@ -180,18 +108,13 @@ def run_onnx(
     return dict(zip(names, session.run(names, feeds), strict=True))
 
 
-def run(config: JobConfig, settings: TrainingSettings) -> JobResult:
+def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobResult:
     from training import registry
 
     progress = Progress(config.name)
     settings.apply_client_limits()
 
-    progress.stage("loading data")
-    spec, features, target, source = load_data(config)
-    progress.detail(
-        f"{source}: {len(target)} rows, {len(spec.features)} features, "
-        f"positive rate {target.mean():.4f}"
-    )
+    spec, features, target, source = data.spec, data.features, data.target, data.source
     digest = data_hash(features, target)
 
     progress.stage(f"checking MLflow at {settings.mlflow_tracking_uri}")

@@ -1,0 +1,85 @@
+"""`riskserve`: the human entry point. Each subcommand imports only what it needs, so
+`riskserve serve` never pays for TensorFlow and `riskserve train` never for Gradio."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _train(argv: list[str]) -> int:
+    from training.__main__ import main
+
+    return main(argv)
+
+
+def _serve(argv: list[str]) -> int:
+    from serving.__main__ import main
+
+    return main(argv) or 0
+
+
+def _services(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="riskserve services")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="also run a local S3-compatible server for the artifacts",
+    )
+    args = parser.parse_args(argv)
+    from riskserve import local_services
+    from riskserve.settings import PlatformSettings
+
+    settings = PlatformSettings()
+    if args.action == "up":
+        env = local_services.up(settings, args.s3)
+        print(f"MLflow UI: {settings.mlflow_url}")
+        print(
+            "to use it from a shell: "
+            + " ".join(f"export {k}={v};" for k, v in env.items() if "SECRET" not in k)
+        )
+    elif args.action == "down":
+        local_services.down(settings)
+    else:
+        for name, state in local_services.status(settings).items():
+            print(f"{name}: {state}")
+    return 0
+
+
+def _demo(argv: list[str]) -> int:
+    from riskserve.demo import main
+
+    return main(argv)
+
+
+COMMANDS = {
+    "train": (_train, "train a fraud or credit model and register it in MLflow"),
+    "serve": (_serve, "run the v2 predictor for one model (KServe's arguments)"),
+    "services": (_services, "start/stop the local MLflow (and S3) server"),
+    "demo": (_demo, "run the whole platform on this machine"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        print("usage: riskserve <command> [options]\n\ncommands:")
+        for name, (_, help_text) in COMMANDS.items():
+            print(f"  {name:<10} {help_text}")
+        if argv and argv[0] not in {"-h", "--help"}:
+            print(f"\nriskserve: error: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    handler, _ = COMMANDS[argv[0]]
+    try:
+        return handler(argv[1:])
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:
+        print(f"riskserve {argv[0]}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Settings of the local platform's own services (state folder, MLflow, local S3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """Where the local platform keeps its state and which ports its services use."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKSERVE_", extra="ignore")
+
+    state_dir: Path = Path(".riskserve")
+    """Folder for the MLflow database, artifacts, logs and pidfiles."""
+
+    host: str = "127.0.0.1"
+    """Address the local services listen on (loopback by default)."""
+
+    mlflow_port: int = 5000
+    """Port of the local MLflow tracking server."""
+
+    s3_port: int = 9000
+    """Port of the local S3-compatible server (moto), when `--s3` is asked for."""
+
+    s3_bucket: str = "mlflow"
+    """Bucket the local S3 server creates and MLflow stores artifacts in."""
+
+    artifacts_destination: str | None = None
+    """Where MLflow stores artifacts: an s3:// URI (with MLFLOW_S3_ENDPOINT_URL and
+    AWS_* set) or a folder; default a folder under the state folder."""
+
+    aws_access_key_id: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID")
+    )
+    """Credentials for S3 (the standard variable); the local S3 server takes any."""
+
+    aws_secret_access_key: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    """Secret for S3 (the standard variable)."""
+
+    mlflow_s3_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_S3_ENDPOINT_URL")
+    )
+    """An S3 endpoint MLflow should use (the standard variable)."""
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"

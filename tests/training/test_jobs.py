@@ -1,0 +1,364 @@
+"""Both jobs end to end: registered versions, aliases, the ONNX artifact in the bucket,
+the ONNX contract, parity, sane metrics, champion/challenger and bad input."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import mlflow
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from model.specs import CREDIT, FRAUD
+
+CONTRACT_OUTPUTS = {
+    "fraud": [("fraud_probability", "tensor(float)"), ("is_fraud", "tensor(bool)")],
+    "credit": [
+        ("default_probability", "tensor(float)"),
+        ("credit_score", "tensor(float)"),
+        ("approved", "tensor(bool)"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def client(mlflow_server, monkeypatch_module):
+    for key, value in mlflow_server.items():
+        monkeypatch_module.setenv(key, value)
+    mlflow.set_tracking_uri(mlflow_server["MLFLOW_TRACKING_URI"])
+    return MlflowClient(mlflow_server["MLFLOW_TRACKING_URI"])
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def download_onnx(
+    client: MlflowClient, name: str, alias: str, tmp_path
+) -> onnx.ModelProto:
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{name}@{alias}", dst_path=str(tmp_path)
+    )
+    (path,) = list(__import__("pathlib").Path(local).rglob("*.onnx"))
+    return onnx.load(str(path))
+
+
+def bucket_keys(s3_server) -> list[str]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server.url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=s3_server.bucket)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+@pytest.mark.parametrize("kind", ["fraud", "credit"])
+def test_version_registered_with_aliases(registered_models, client, kind):
+    version = client.get_model_version_by_alias(kind, "champion")
+    assert (
+        client.get_model_version_by_alias(kind, "challenger").version == version.version
+    )
+    assert f"registered {kind} v{version.version} (aliases: challenger, champion)" in (
+        registered_models[kind].stdout
+    )
+    tags = version.tags
+    assert tags["data_hash"] and tags["git_commit"]
+    spec = FRAUD if kind == "fraud" else CREDIT
+    assert tags["features"].split(",") == spec.feature_names
+    if kind == "fraud":
+        assert 0.0 < float(tags["threshold"]) < 1.0
+    else:
+        assert (
+            "ln(odds_good)" in tags["score_scaling"] and float(tags["cutoff"]) == 560.0
+        )
+
+
+@pytest.mark.parametrize("kind", ["fraud", "credit"])
+def test_onnx_artifact_is_in_the_bucket(registered_models, client, s3_server, kind):
+    version = client.get_model_version_by_alias(kind, "champion")
+    model_id = version.source.split("/")[-1]  # models:/m-<id>
+    keys = bucket_keys(s3_server)
+    onnx_keys = [k for k in keys if model_id in k and k.endswith(".onnx")]
+    assert onnx_keys, f"no .onnx object for {model_id} among {len(keys)} keys"
+    assert any(model_id in k and k.endswith("MLmodel") for k in keys)
+
+
+@pytest.mark.parametrize("kind", ["fraud", "credit"])
+def test_onnx_follows_the_contract(registered_models, client, kind, tmp_path):
+    proto = download_onnx(client, kind, "champion", tmp_path)
+    session = ort.InferenceSession(proto.SerializeToString())
+    spec = FRAUD if kind == "fraud" else CREDIT
+    inputs = {i.name: (i.type, i.shape) for i in session.get_inputs()}
+    assert list(inputs) == spec.feature_names
+    for feature in spec.features:
+        kind_type = (
+            "tensor(string)" if feature.kind == "categorical" else "tensor(float)"
+        )
+        assert inputs[feature.name][0] == kind_type
+        assert inputs[feature.name][1][1] == 1
+    outputs = [(o.name, o.type) for o in session.get_outputs()]
+    assert outputs == CONTRACT_OUTPUTS[kind]
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert metadata["model_kind"] == kind
+    assert (
+        metadata["model_version"]
+        == client.get_model_version_by_alias(kind, "champion").version
+    )
+
+
+def test_fraud_decisions_follow_the_threshold(registered_models, client, tmp_path):
+    proto = download_onnx(client, "fraud", "champion", tmp_path)
+    threshold = float({p.key: p.value for p in proto.metadata_props}["threshold"])
+    session = ort.InferenceSession(proto.SerializeToString())
+    ordinary = {
+        "distance_from_home": 5.0,
+        "distance_from_last_transaction": 0.5,
+        "ratio_to_median_purchase_price": 0.8,
+        "repeat_retailer": 1.0,
+        "used_chip": 1.0,
+        "used_pin_number": 1.0,
+        "online_order": 0.0,
+    }
+    fraud_like = {
+        **ordinary,
+        "distance_from_home": 300.0,
+        "ratio_to_median_purchase_price": 9.0,
+        "used_chip": 0.0,
+        "used_pin_number": 0.0,
+        "online_order": 1.0,
+    }
+    feeds = {
+        k: np.array([[ordinary[k]], [fraud_like[k]]], np.float32) for k in ordinary
+    }
+    probability, is_fraud = session.run(None, feeds)
+    assert probability[0] < 0.05 < 0.9 < probability[1]
+    assert list(is_fraud) == [False, True]
+    assert list(is_fraud) == list(probability >= threshold)
+
+
+def test_credit_score_follows_the_design_scaling(registered_models, client, tmp_path):
+    proto = download_onnx(client, "credit", "champion", tmp_path)
+    session = ort.InferenceSession(proto.SerializeToString())
+    rows = 5
+    feeds = {
+        name: np.full((rows, 1), np.nan, np.float32) for name in CREDIT.numeric_features
+    }  # every numeric value missing: normal input, imputed in the graph
+    feeds["has_paid"] = np.ones((rows, 1), np.float32)
+    feeds["merchant_group"] = np.array([["Entertainment"]] * rows, dtype=object)
+    p, score, approved = session.run(None, feeds)
+    assert np.all((p > 0) & (p < 1))
+    factor = 20 / np.log(2)
+    expected = 600 - factor * np.log(50) + factor * np.log((1 - p) / p)
+    np.testing.assert_allclose(score, expected, atol=1e-2)
+    assert list(approved) == list(score >= 560)
+
+
+@pytest.mark.parametrize(
+    ("kind", "metric", "floor"), [("fraud", "pr_auc", 0.9), ("credit", "roc_auc", 0.75)]
+)
+def test_metrics_are_sane_and_parity_holds(
+    registered_models, client, kind, metric, floor
+):
+    version = client.get_model_version_by_alias(kind, "champion")
+    run = client.get_run(version.run_id)
+    metrics = run.data.metrics
+    assert metrics[metric] >= floor
+    assert metrics["parity_max_abs_diff"] <= 1e-5
+    for name in ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier"):
+        assert 0.0 <= metrics[name] <= 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {
+        "plots/roc_curve.png",
+        "plots/pr_curve.png",
+        "plots/confusion_matrix.png",
+    } <= artifacts
+    if kind == "credit":
+        assert 0 < metrics["ks"] <= 1
+        assert {
+            "plots/calibration_curve.png",
+            "plots/score_distribution.png",
+        } <= artifacts
+        local = client.download_artifacts(run.info.run_id, "evaluation/score_bands.csv")
+        bands = pd.read_csv(local)
+        assert list(bands.columns) == [
+            "band",
+            "size",
+            "defaults",
+            "band_precision",
+            "cumulative_precision",
+            "cumulative_recall",
+        ]
+        assert bands["cumulative_recall"].iloc[-1] == pytest.approx(1.0)
+        # the riskiest band holds far more defaults than the safest one
+        assert bands["band_precision"].iloc[0] > 3 * bands["band_precision"].iloc[-1]
+
+
+def versions_of(client: MlflowClient, name: str) -> list[str]:
+    return sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+
+
+def aliases_of(client: MlflowClient, name: str) -> dict[str, str]:
+    return dict(client.get_registered_model(name).aliases)
+
+
+def test_champion_challenger(registered_models, client, mlflow_server, train_job):
+    champion = client.get_model_version_by_alias("fraud", "champion").version
+    weak = [
+        "fraud",
+        "--rows",
+        "2000",
+        "--epochs",
+        "1",
+        "--seed",
+        "5",
+        "--promote-if-better",
+    ]
+    job = train_job(weak, mlflow_server)
+    assert job.code == 0, job.stderr
+    weak_version = client.get_model_version_by_alias("fraud", "challenger").version
+    assert weak_version != champion
+    assert client.get_model_version_by_alias("fraud", "champion").version == champion
+    assert "champion kept" in job.stdout
+
+    # Hand the title to the weak version; a better model must win it back.
+    client.set_registered_model_alias("fraud", "champion", weak_version)
+    strong = ["fraud", "--rows", "20000", "--epochs", "5", "--promote-if-better"]
+    job = train_job(strong, mlflow_server)
+    assert job.code == 0, job.stderr
+    new_champion = client.get_model_version_by_alias("fraud", "champion").version
+    assert new_champion not in (weak_version, champion)
+    assert "promoted to champion" in job.stdout
+
+
+BAD_INPUTS = {
+    "missing column": (
+        lambda f: f.drop(columns=["online_order"]),
+        "column 'online_order' of the fraud spec is missing",
+    ),
+    "non-numeric": (
+        lambda f: f.astype({"used_chip": object}).assign(
+            used_chip=lambda d: d.used_chip.where(d.index != 3, "yes please")
+        ),
+        "column 'used_chip' is numeric but line 5 holds 'yes please'",
+    ),
+    "three classes": (
+        lambda f: f.assign(fraud=f.index % 3),
+        "exactly two classes, found 3",
+    ),
+    "missing target": (
+        lambda f: f.astype({"fraud": float}).assign(
+            fraud=lambda d: d.fraud.where(d.index != 20)
+        ),
+        "column 'fraud' (the target) is empty at line 22",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_INPUTS, "empty"])
+def test_bad_input_exits_2_and_registers_nothing(
+    registered_models, client, mlflow_server, tmp_path, case, train_job
+):
+    from model.synthetic import fraud_transactions
+
+    path = tmp_path / f"{case.replace(' ', '_')}.csv"
+    if case == "empty":
+        path.write_text("")
+        expected = "the file is empty"
+    else:
+        mutate, expected = BAD_INPUTS[case]
+        mutate(fraud_transactions(200, seed=1)).to_csv(path, index=False)
+    before = (versions_of(client, "fraud"), aliases_of(client, "fraud"))
+    job = train_job(["fraud", "--data", str(path)], mlflow_server)
+    assert job.code == 2
+    lines = job.stderr.strip().splitlines()
+    assert len(lines) == 1, job.stderr
+    assert str(path) in lines[0] and expected in lines[0]
+    assert (versions_of(client, "fraud"), aliases_of(client, "fraud")) == before
+
+
+def test_unreachable_mlflow_fails_fast_and_clearly(
+    registered_models, mlflow_server, train_job
+):
+    from serving.processes import free_port
+
+    dead = {**mlflow_server, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    started = time.monotonic()
+    job = train_job(["credit", "--rows", "500"], dead, timeout=60)
+    assert time.monotonic() - started < 30
+    assert job.code == 1
+    last = job.stderr.strip().splitlines()[-1]
+    assert "is unreachable" in last and "nothing was registered" in last
+
+
+def test_credit_from_another_schema_serves_the_contract(
+    client, mlflow_server, tmp_path, train_job
+):
+    rng = np.random.default_rng(0)
+    n = 3000
+    income = rng.lognormal(10, 0.6, n)
+    employment = rng.choice(["salaried", "self-employed", "student", ""], n)
+    debt_ratio = rng.uniform(0, 1.5, n)
+    late_payments = rng.poisson(1.0, n).astype(float)
+    late_payments[rng.random(n) < 0.3] = np.nan  # missing values are normal input
+    logit = (
+        -3
+        + 2.0 * debt_ratio
+        - 0.5 * np.log(income / 20000)
+        + 0.8 * (employment == "student")
+    )
+    defaulted = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    frame = pd.DataFrame(
+        {
+            "applicant_id": [f"a{i}" for i in range(n)],
+            "monthly_income": income,
+            "employment": employment,
+            "debt_ratio": debt_ratio,
+            "late_payments": late_payments,
+            "defaulted": defaulted,
+        }
+    )
+    path = tmp_path / "applicants.csv"
+    frame.to_csv(path, index=False)
+    job = train_job(
+        [
+            "credit",
+            "--data",
+            str(path),
+            "--target",
+            "defaulted",
+            "--model-name",
+            "credit-custom",
+        ],
+        mlflow_server,
+    )
+    assert job.code == 0, job.stderr[-2000:]
+    proto = download_onnx(client, "credit-custom", "champion", tmp_path / "dl")
+    session = ort.InferenceSession(proto.SerializeToString())
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    assert inputs == {
+        "monthly_income": "tensor(float)",
+        "employment": "tensor(string)",
+        "debt_ratio": "tensor(float)",
+        "late_payments": "tensor(float)",
+    }
+    assert [(o.name, o.type) for o in session.get_outputs()] == CONTRACT_OUTPUTS[
+        "credit"
+    ]
+    feeds = {
+        "monthly_income": np.array([[3000.0], [90000.0]], np.float32),
+        "employment": np.array([["student"], ["salaried"]], dtype=object),
+        "debt_ratio": np.array([[1.4], [0.1]], np.float32),
+        "late_payments": np.array([[np.nan], [0.0]], np.float32),
+    }
+    p, score, _ = session.run(None, feeds)
+    assert p[0] > p[1] and score[0] < score[1]  # the riskier applicant scores lower

@@ -1,0 +1,92 @@
+"""The data of a training job: its options, and the features and target it trains on.
+
+Kept free of TensorFlow, scikit-learn and MLflow so that bad input is reported in a
+second or two, before any heavy import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.data import (
+    DataError,
+    binary_target,
+    infer_spec,
+    load_training_data,
+    read_csv,
+    validate,
+)
+from model.specs import ModelSpec, get_spec
+from model.synthetic import generate
+from training.decision_graph import ScoreScaling
+
+
+@dataclass
+class JobConfig:
+    kind: str  # "fraud" or "credit"
+    data: Path | None = None
+    target: str | None = None
+    rows: int = 20_000
+    experiment: str | None = None
+    model_name: str | None = None
+    seed: int = 42
+    epochs: int = 10
+    promote_if_better: bool = False
+    target_precision: float | None = None
+    cutoff: float = 560.0
+    scaling: ScoreScaling = field(default_factory=ScoreScaling)
+    categorical: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.model_name or self.kind
+
+
+@dataclass
+class LoadedData:
+    spec: ModelSpec
+    features: pd.DataFrame
+    target: pd.Series
+    source: str
+
+
+def load_data(config: JobConfig) -> LoadedData:
+    """The spec, typed features, 0/1 target, and a description of the source."""
+    if config.data is None:
+        spec = get_spec(config.kind)
+        frame = generate(config.kind, config.rows, config.seed)
+        features = validate(frame, spec, "synthetic data")
+        target = frame[spec.target].astype(np.int64)
+        return LoadedData(spec, features, target, f"synthetic data, seed {config.seed}")
+    if config.target is None:
+        spec = get_spec(config.kind)
+        features, target = load_training_data(config.data, spec)
+    else:
+        frame = read_csv(config.data)
+        target = binary_target(frame, config.target, str(config.data))
+        spec = infer_spec(
+            frame,
+            config.name,
+            config.target,
+            config.categorical,
+            config.numeric,
+            config.drop,
+        )
+        features = validate(frame, spec, str(config.data))
+    if config.kind == "fraud" and spec.categorical_features:
+        raise DataError(
+            f"{config.data}: column {spec.categorical_features[0]!r} is not numeric; the "
+            "fraud network takes numeric and 0/1 features only"
+        )
+    if target.sum() < 4 or (len(target) - target.sum()) < 4:
+        raise DataError(
+            f"{config.data}: column {spec.target!r} (the target) needs at least 4 rows of "
+            "each class to train and evaluate"
+        )
+    return LoadedData(spec, features, target, str(config.data))
