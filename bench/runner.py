@@ -1,0 +1,279 @@
+"""Start each target, measure it, stop it, print one table.
+
+Per target: process start to ready; closed-loop throughput with p50/p99 (8 connections,
+single-row requests); p99 at a fixed 1,000 req/s (open loop); the median latency of a
+10,000-row request; peak RSS of the server's process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from bench.targets import TARGETS, Target
+from serving.processes import ManagedProcess, free_port, http_ok
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+GOALS = {
+    "speedup_vs_stock": 5.0,
+    "floor_ratio": 2.0,
+    "p99_at_1000_ms": 2.0,
+    "batch_10k_ms": 50.0,
+    "ready_s": 3.0,
+    "rss_mb": 250.0,
+}
+
+
+def fraud_model_dir(workdir: Path, model_dir: str | None) -> Path:
+    if model_dir:
+        return Path(model_dir)
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.serving.contract_models import fraud_model, write_onnx
+
+    folder = workdir / "fraud-model"
+    write_onnx(fraud_model(), folder)
+    return folder
+
+
+def request_body(rows: int, seed: int = 7) -> bytes:
+    from model.specs import FRAUD
+
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for feature in FRAUD.features:
+        if feature.kind == "binary":
+            values = rng.integers(0, 2, rows).astype(float)
+        else:
+            values = np.round(rng.gamma(2.0, 5.0, rows), 3)
+        inputs.append(
+            {
+                "name": feature.name,
+                "shape": [rows, 1],
+                "datatype": "FP32",
+                "data": values.tolist(),
+            }
+        )
+    return json.dumps({"inputs": inputs}).encode()
+
+
+def process_group_rss_mb(pgid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of every process in the group, in MB."""
+    current = peak = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    current += int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    peak += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return current / 1024, peak / 1024
+
+
+def loadgen(port: int, path: str, body_file: Path, **options: object) -> dict:
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--port",
+        str(port),
+        "--path",
+        path,
+        "--body-file",
+        str(body_file),
+    ]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, check=True, cwd=REPO_ROOT, timeout=300
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(
+    target: Target, model_dir: Path, workdir: Path, duration: float, bodies: dict
+) -> dict:
+    port, other_port = free_port(), free_port()
+    process = ManagedProcess(
+        name=target.name,
+        argv=target.argv(model_dir, port, other_port),
+        log_path=workdir / f"{target.name}.log",
+        env={**os.environ, **target.env},
+        cwd=REPO_ROOT,
+    )
+    started = time.monotonic()
+    process.start()
+    ready_url = f"http://127.0.0.1:{port}{target.ready_path}"
+    try:
+        while not http_ok(ready_url, timeout=0.5):
+            if not process.alive() or time.monotonic() - started > 120:
+                raise RuntimeError(
+                    f"{target.name} did not become ready:\n{process.log_tail()}"
+                )
+            time.sleep(0.01)
+        ready_s = time.monotonic() - started
+        check = urllib.request.Request(
+            f"http://127.0.0.1:{port}{target.infer_path}",
+            data=bodies["single"].read_bytes(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(check, timeout=10) as response:  # noqa: S310
+            answer = json.loads(response.read())
+        score = answer["outputs"][0]["data"][0]
+        closed = loadgen(port, target.infer_path, bodies["single"], duration=duration)
+        fixed = loadgen(
+            port, target.infer_path, bodies["single"], duration=duration, rate=1000
+        )
+        batch = loadgen(
+            port,
+            target.infer_path,
+            bodies["batch"],
+            connections=1,
+            warmup=0,
+            requests=20,
+        )
+        rss_mb, peak_mb = process_group_rss_mb(process.pid)
+    finally:
+        process.stop()
+    return {
+        "target": target.name,
+        "description": target.description,
+        "baseline": target.baseline,
+        "ready_s": round(ready_s, 2),
+        "rps": closed["rps"],
+        "p50_ms": closed["p50_ms"],
+        "p99_ms": closed["p99_ms"],
+        "non_200": sum(v for k, v in closed["statuses"].items() if k != "200"),
+        "rate_1000_rps": fixed["rps"],
+        "p99_at_1000_ms": fixed["p99_ms"],
+        "batch_10k_ms": batch["p50_ms"],
+        "rss_mb": round(rss_mb, 1),
+        "peak_rss_mb": round(peak_mb, 1),
+        "first_score": score,
+    }
+
+
+def print_table(results: list[dict]) -> None:
+    columns = [
+        ("target", "target", "{}"),
+        ("rps", "req/s", "{:,.0f}"),
+        ("p50_ms", "p50 ms", "{:.3f}"),
+        ("p99_ms", "p99 ms", "{:.3f}"),
+        ("p99_at_1000_ms", "p99@1k/s ms", "{:.3f}"),
+        ("batch_10k_ms", "10k rows ms", "{:.1f}"),
+        ("ready_s", "ready s", "{:.2f}"),
+        ("peak_rss_mb", "RSS MB", "{:.0f}"),
+        ("non_200", "non-200", "{}"),
+    ]
+    rows = [[title for _, title, _ in columns]]
+    for result in results:
+        rows.append(
+            [
+                "-" if result.get(key) is None else fmt.format(result[key])
+                for key, _, fmt in columns
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    for n, row in enumerate(rows):
+        print(
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def summarize(results: list[dict]) -> list[str]:
+    by_name = {r["target"]: r for r in results}
+    ours = by_name.get("riskserve")
+    stock = next((r for r in results if r["baseline"] == "stock"), None)
+    floor = next((r for r in results if r["baseline"] == "floor"), None)
+    lines = []
+    if ours is None:
+        return lines
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISSED"
+
+    if stock:
+        speedup = ours["rps"] / stock["rps"]
+        lines.append(
+            f"riskserve / kserve-stock req/s: {speedup:.1f}x "
+            f"(goal >= {GOALS['speedup_vs_stock']:.0f}x: "
+            f"{verdict(speedup >= GOALS['speedup_vs_stock'])})"
+        )
+    if floor:
+        ratio = floor["rps"] / ours["rps"]
+        lines.append(
+            f"bare-asgi / riskserve req/s: {ratio:.2f}x "
+            f"(goal <= {GOALS['floor_ratio']:.0f}x: {verdict(ratio <= GOALS['floor_ratio'])})"
+        )
+    checks = [
+        ("p99_at_1000_ms", "p99 at 1,000 req/s", "ms", "<="),
+        ("batch_10k_ms", "10,000-row request", "ms", "<="),
+        ("ready_s", "start to ready", "s", "<="),
+        ("peak_rss_mb", "peak RSS", "MB", "<="),
+    ]
+    for key, label, unit, _ in checks:
+        goal = GOALS["rss_mb" if key == "peak_rss_mb" else key]
+        value = ours[key]
+        lines.append(
+            f"riskserve {label}: {value} {unit} (goal <= {goal:g} {unit}: "
+            f"{verdict(value is not None and value <= goal)})"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
+    parser.add_argument(
+        "--model-dir",
+        help="a fraud ONNX model (default: a contract model built for the run)",
+    )
+    parser.add_argument("--only", nargs="*", help="target names to run")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="riskserve-bench-"))
+    model_dir = fraud_model_dir(workdir, args.model_dir)
+    bodies = {"single": workdir / "single.json", "batch": workdir / "batch.json"}
+    bodies["single"].write_bytes(request_body(1))
+    bodies["batch"].write_bytes(request_body(10_000))
+    print(
+        f"cores: {os.cpu_count()}; model: {model_dir}; "
+        f"{args.duration:g} s per run; logs in {workdir}"
+    )
+    results = []
+    for target in TARGETS:
+        if args.only and target.name not in args.only:
+            continue
+        print(f".. {target.name}: {target.description}", flush=True)
+        results.append(measure(target, model_dir, workdir, args.duration, bodies))
+    print()
+    print_table(results)
+    print()
+    for line in summarize(results):
+        print(line)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {out}")
+    return 0

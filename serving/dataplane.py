@@ -1,0 +1,187 @@
+"""The data plane: the one object REST and gRPC both call.
+
+It owns the model, auth, metrics, error logging and the inference log, so that the
+transports only translate their wire format into `InputTensor`s and back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
+from serving.inference_log import InferenceLog, InferenceRecord
+from serving.metrics import LATENCY, REQUESTS, ROWS, SCORES
+from serving.model import OnnxRiskModel
+from serving.tensors import InputTensor, OutputTensor
+
+log = logging.getLogger("serving.dataplane")
+
+SERVER_NAME = "riskserve"
+SERVER_VERSION = "0.1.0"
+
+
+@dataclass(slots=True)
+class InferResult:
+    model_name: str
+    model_version: str
+    request_id: str
+    outputs: list[OutputTensor]
+
+
+class DataPlane:
+    def __init__(
+        self,
+        model: OnnxRiskModel,
+        api_key: str | None = None,
+        inference_log: InferenceLog | None = None,
+    ) -> None:
+        self.model = model
+        self._api_key = api_key.encode() if api_key else None
+        self.inference_log = inference_log
+        self._bound: dict[str, tuple] = {}
+        self.load_error: str | None = None
+
+    # -- health and metadata -------------------------------------------------------
+    @property
+    def auth_enabled(self) -> bool:
+        return self._api_key is not None
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self.model.ready
+
+    def authorize(self, authorization: str | None, api_key: str | None) -> None:
+        """Raise `Unauthorized` unless a configured key came as Bearer or x-api-key."""
+        if self._api_key is None:
+            return
+        presented = api_key
+        if presented is None and authorization:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() == "bearer":
+                presented = credentials.strip()
+        if presented is None or not hmac.compare_digest(
+            presented.encode(), self._api_key
+        ):
+            raise Unauthorized(
+                "missing or invalid API key: send 'Authorization: Bearer <key>' "
+                "or 'x-api-key: <key>'"
+            )
+
+    def server_metadata(self) -> dict[str, object]:
+        return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+
+    def get_model(self, name: str, version: str | None = None) -> OnnxRiskModel:
+        model = self.model
+        if name != model.name:
+            raise ModelNotFound(
+                f"model {name!r} not found; this server serves {model.name!r}"
+            )
+        if not model.ready:
+            raise NotReady(f"model {name!r} is not ready")
+        if version is not None and version != model.version:
+            raise ModelNotFound(
+                f"model {name!r} has no version {version!r}; it serves version "
+                f"{model.version!r}"
+            )
+        return model
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        try:
+            self.get_model(name, version)
+        except NotReady:
+            return False
+        return True
+
+    def model_metadata(
+        self, name: str, version: str | None = None
+    ) -> dict[str, object]:
+        return self.get_model(name, version).metadata()
+
+    # -- inference -------------------------------------------------------------------
+    def infer(
+        self,
+        name: str,
+        version: str | None,
+        tensors: list[InputTensor],
+        requested_outputs: list[str] | None,
+        request_id: str | None,
+        protocol: str,
+        started: float,
+    ) -> InferResult:
+        model = self.get_model(name, version)
+        outputs, rows = model.predict(tensors, requested_outputs)
+        request_id = request_id or uuid.uuid4().hex
+        bound = self._bound.get(protocol)
+        if bound is None or bound[0] != model.version:
+            bound = self._bind(model, protocol)
+        _, ok, latency, rows_counter = bound
+        ok.inc()
+        rows_counter.inc(rows)
+        elapsed = time.perf_counter() - started
+        latency.observe(elapsed)
+        score = model.score_output
+        if score is not None:
+            for tensor in outputs:
+                if tensor.name == score:
+                    SCORES.observe(model.name, model.version, score, tensor.array)
+                    break
+        if self.inference_log is not None:
+            self.inference_log.submit(
+                InferenceRecord(
+                    time.time(),
+                    request_id,
+                    model.name,
+                    model.version,
+                    tensors,
+                    outputs,
+                    elapsed,
+                    protocol,
+                )
+            )
+        return InferResult(model.name, model.version, request_id, outputs)
+
+    def _bind(self, model: OnnxRiskModel, protocol: str) -> tuple:
+        bound = (
+            model.version,
+            REQUESTS.labels(model.name, model.version, protocol, "200"),
+            LATENCY.labels(model.name, model.version, protocol),
+            ROWS.labels(model.name, model.version),
+        )
+        self._bound[protocol] = bound
+        return bound
+
+    def record_error(
+        self,
+        error: BaseException,
+        protocol: str,
+        model_name: str | None,
+        request_id: str | None = None,
+        path: str | None = None,
+    ) -> int:
+        """Count and log one failed request; return its HTTP status."""
+        status = error.status if isinstance(error, ServingError) else 500
+        known = model_name == self.model.name
+        REQUESTS.labels(
+            self.model.name if known else "unknown",
+            self.model.version if known else "",
+            protocol,
+            str(status),
+        ).inc()
+        fields = {
+            "status": status,
+            "protocol": protocol,
+            "model_name": model_name,
+            "request_id": request_id,
+            "path": path,
+        }
+        if status >= 500 and not isinstance(error, ServingError):
+            log.error("request failed", exc_info=error, extra=fields)
+        else:
+            log.warning(str(error), extra=fields | {"event": "request_error"})
+        return status

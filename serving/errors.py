@@ -1,0 +1,41 @@
+"""Errors a transport turns into a status: 400, 401, 404, 503 (and 500 for the rest)."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """A request the server refuses; `status` is the HTTP status, `grpc_code` the
+    name of the matching `grpc.StatusCode`."""
+
+    status = 500
+    grpc_code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServingError):
+    """A client mistake: malformed JSON, a wrong tensor, a batch too big."""
+
+    status = 400
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class Unauthorized(ServingError):
+    status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class ModelNotFound(ServingError):
+    status = 404
+    grpc_code = "NOT_FOUND"
+
+
+class NotReady(ServingError):
+    status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class ModelLoadError(RuntimeError):
+    """The model at `--model_dir` cannot be found, downloaded or opened."""

@@ -1,0 +1,176 @@
+"""Running the predictor: uvicorn (REST) and grpc.aio (gRPC) on one event loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import uvicorn
+
+from serving.dataplane import DataPlane
+from serving.errors import ModelLoadError
+from serving.inference_log import InferenceLog
+from serving.model import OnnxRiskModel
+from serving.rest import RestApp
+from serving.settings import ServingSettings, StorageSettings
+from serving.storage import fetch_model
+
+log = logging.getLogger("serving")
+
+
+def load_model(
+    model_name: str, model_dir: str, settings: ServingSettings, storage: StorageSettings
+) -> OnnxRiskModel:
+    """Fetch and open the model; the version is the override, the registry's, the
+    ONNX metadata's or "1", in that order."""
+    local = fetch_model(model_dir, storage, settings.download_dir)
+    model = OnnxRiskModel(
+        model_name,
+        local.onnx_path,
+        version=settings.model_version,
+        max_batch_size=settings.max_batch_size,
+        threads=settings.onnx_threads,
+    )
+    if local.registry_version is not None:
+        model.set_registry_version(local.registry_version)
+    model.load()
+    return model
+
+
+async def _in_daemon_thread(function) -> None:  # noqa: ANN001
+    """Run `function` on a daemon thread: a download stuck on a dead endpoint must not
+    keep the process from stopping (an executor thread would be joined at exit)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def run() -> None:
+        try:
+            function()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_settle, done, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    threading.Thread(target=run, name="model-load", daemon=True).start()
+    await done
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+async def serve(
+    args: argparse.Namespace, settings: ServingSettings, storage: StorageSettings
+) -> int:
+    # Until the model is loaded, a placeholder answers "not ready" (503).
+    placeholder = OnnxRiskModel(args.model_name, Path(args.model_dir))
+    inference_log = None
+    if settings.inference_log_uri:
+        inference_log = InferenceLog(
+            settings.inference_log_uri,
+            storage,
+            queue_size=settings.inference_log_queue_size,
+            batch_size=settings.inference_log_batch_size,
+            flush_seconds=settings.inference_log_flush_seconds,
+        ).start()
+    dataplane = DataPlane(
+        placeholder,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        inference_log=inference_log,
+    )
+    app = RestApp(
+        dataplane,
+        max_body_bytes=settings.max_body_bytes,
+        inline_max_rows=settings.inline_max_rows,
+        revision=settings.revision,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=args.http_port,
+        loop="none",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_config=args.log_config_file,
+        timeout_keep_alive=args.timeout_keep_alive,
+        ssl_certfile=args.ssl_certfile or settings.tls_cert_file,
+        ssl_keyfile=args.ssl_keyfile or settings.tls_key_file,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        ThreadPoolExecutor(max(1, args.max_threads), thread_name_prefix="infer")
+    )
+
+    grpc_server = None
+    if args.enable_grpc:
+        from serving.grpc_server import create_server
+
+        grpc_server = create_server(
+            dataplane,
+            args.grpc_port,
+            max(
+                args.grpc_max_receive_message_length, args.grpc_max_send_message_length
+            ),
+            revision=settings.revision,
+            host="[::]" if settings.host in ("0.0.0.0", "::") else settings.host,
+        )
+        await grpc_server.start()
+
+    exit_code = 0
+
+    def load() -> None:
+        dataplane.model = load_model(args.model_name, args.model_dir, settings, storage)
+
+    async def load_in_background() -> None:
+        nonlocal exit_code
+        try:
+            await _in_daemon_thread(load)
+        except ModelLoadError as exc:
+            log.error("cannot load the model", extra={"error": str(exc)})
+            exit_code = 1
+            server.should_exit = True
+        except Exception:
+            log.exception("cannot load the model")
+            exit_code = 1
+            server.should_exit = True
+        else:
+            log.info(
+                "serving",
+                extra={
+                    "model_name": dataplane.model.name,
+                    "model_version": dataplane.model.version,
+                    "http_port": args.http_port,
+                    "grpc_port": args.grpc_port if grpc_server else None,
+                    "auth": dataplane.auth_enabled,
+                    "inference_log": settings.inference_log_uri,
+                },
+            )
+
+    loading = asyncio.create_task(load_in_background())
+    # uvicorn re-raises the SIGTERM it caught once it has stopped; a no-op handler
+    # lets the cleanup below (gRPC drain, inference log flush) run first.
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda *_: None)
+    try:
+        await server.serve()
+    finally:
+        if not loading.done():
+            loading.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+        if inference_log is not None:
+            await loop.run_in_executor(None, inference_log.close)
+    return exit_code or (1 if not server.started else 0)

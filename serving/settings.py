@@ -1,0 +1,165 @@
+"""The predictor's settings: read from the environment once, at start.
+
+Everything the predictor reads from the environment is declared here and nowhere else.
+Its own settings carry the prefix `RISKSERVE_SERVING_`; the standard variables of the
+ecosystem (S3, MLflow, KServe's TLS files) keep their own names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _strtobool(value: str | bool | int | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "f", "no", "n", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+class StorageSettings(BaseSettings):
+    """Where models come from: S3 and MLflow, under their standard variable names."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+    """S3 endpoint for `s3://` model dirs and inference logs (MinIO, moto); AWS if unset."""
+
+    s3_endpoint: str | None = Field(default=None, alias="S3_ENDPOINT")
+    """KServe's older name for the S3 endpoint (host[:port], no scheme)."""
+
+    s3_use_https: str = Field(default="1", alias="S3_USE_HTTPS")
+    """`0` to talk plain HTTP to the S3 endpoint (as KServe's storage initializer)."""
+
+    s3_verify_ssl: str = Field(default="1", alias="S3_VERIFY_SSL")
+    """`0` to skip TLS certificate checks against the S3 endpoint."""
+
+    aws_access_key_id: SecretStr | None = Field(default=None, alias="AWS_ACCESS_KEY_ID")
+    """S3 access key; when unset boto3 falls back to its own credential chain."""
+
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, alias="AWS_SECRET_ACCESS_KEY"
+    )
+    """S3 secret key."""
+
+    aws_default_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION")
+    )
+    """S3 region (moto and MinIO accept any)."""
+
+    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
+    """MLflow server that resolves `models:/name@alias` and `models:/name/version`."""
+
+    mlflow_s3_endpoint_url: str | None = Field(
+        default=None, alias="MLFLOW_S3_ENDPOINT_URL"
+    )
+    """S3 endpoint MLflow uses for artifacts; falls back to AWS_ENDPOINT_URL."""
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        if self.aws_endpoint_url:
+            return self.aws_endpoint_url
+        if self.s3_endpoint:
+            scheme = "https" if _strtobool(self.s3_use_https) else "http"
+            return f"{scheme}://{self.s3_endpoint}"
+        return None
+
+    @property
+    def s3_verify(self) -> bool:
+        return _strtobool(self.s3_verify_ssl)
+
+    def boto3_client_kwargs(self) -> dict[str, object]:
+        """Arguments for `boto3.client("s3", ...)` honouring the standard variables."""
+        kwargs: dict[str, object] = {"verify": self.s3_verify}
+        if self.s3_endpoint_url:
+            kwargs["endpoint_url"] = self.s3_endpoint_url
+            kwargs["use_ssl"] = self.s3_endpoint_url.startswith("https")
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            kwargs["aws_access_key_id"] = self.aws_access_key_id.get_secret_value()
+            kwargs["aws_secret_access_key"] = (
+                self.aws_secret_access_key.get_secret_value()
+            )
+        if self.aws_default_region:
+            kwargs["region_name"] = self.aws_default_region
+        return kwargs
+
+
+class ServingSettings(BaseSettings):
+    """The predictor's own settings (prefix `RISKSERVE_SERVING_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKSERVE_SERVING_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    """When set, inference and metadata need `Authorization: Bearer <key>` or
+    `x-api-key: <key>`; health and /metrics stay open. Unset: auth is off."""
+
+    max_batch_size: int = Field(default=100_000, ge=1)
+    """Most rows one inference request may carry; more is a 400."""
+
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest REST request body (and gRPC message) accepted; larger is a 400."""
+
+    model_version: str | None = None
+    """Overrides the model version reported in metadata and responses (the MLflow
+    version, else ONNX metadata_props `model_version`, else "1")."""
+
+    revision: str | None = None
+    """A revision name (set by a platform); when set it is returned on every REST
+    response as header `x-riskserve-revision` and as gRPC trailing metadata."""
+
+    inference_log_uri: str | None = None
+    """Where to append inference records as JSON lines: a local folder or
+    `s3://bucket/prefix`. Unset: no inference log."""
+
+    inference_log_queue_size: int = Field(default=10_000, ge=1)
+    """Records waiting to be written; when full, new records are dropped and counted."""
+
+    inference_log_batch_size: int = Field(default=500, ge=1)
+    """Most records written in one file/object."""
+
+    inference_log_flush_seconds: float = Field(default=1.0, gt=0)
+    """Longest a record waits before its batch is written."""
+
+    inline_max_rows: int = Field(default=256, ge=0)
+    """Requests up to this many rows run on the event loop; larger ones run in a
+    worker thread so they do not stall small requests."""
+
+    onnx_threads: int = Field(default=1, ge=0)
+    """onnxruntime intra-op threads (0: onnxruntime's default, one per core)."""
+
+    host: str = "0.0.0.0"
+    """Address the HTTP and gRPC servers listen on."""
+
+    tls_cert_file: str | None = Field(
+        default=None, validation_alias="KSERVE_TLS_CERT_FILE"
+    )
+    """KServe's fallback for `--ssl_certfile` (env KSERVE_TLS_CERT_FILE)."""
+
+    tls_key_file: str | None = Field(
+        default=None, validation_alias="KSERVE_TLS_KEY_FILE"
+    )
+    """KServe's fallback for `--ssl_keyfile` (env KSERVE_TLS_KEY_FILE)."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level. Errors log one structured line each; requests are logged at DEBUG."""
+
+    download_dir: Path | None = None
+    """Folder to download remote models into (default: a fresh temporary folder)."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def load_settings() -> tuple[ServingSettings, StorageSettings]:
+    """Read both settings classes from the environment (once, at start)."""
+    return ServingSettings(), StorageSettings()

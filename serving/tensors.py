@@ -1,0 +1,248 @@
+"""v2 tensors: decoding request tensors into numpy and describing output tensors.
+
+Transports (REST JSON, gRPC protobuf, KServe's InferRequest) each turn their wire form
+into `InputTensor`s here; the model checks them against its graph.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.errors import InvalidInput
+
+# v2 datatype -> numpy dtype; BYTES travels as an object array of str.
+NUMPY_DTYPES: dict[str, type] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
+
+# onnxruntime type string -> v2 datatype
+ONNX_TO_V2: dict[str, str] = {
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(float16)": "FP16",
+    "tensor(bool)": "BOOL",
+    "tensor(string)": "BYTES",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+}
+
+
+@dataclass(slots=True)
+class InputTensor:
+    """One request tensor: `array` already has `shape`."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    array: np.ndarray
+
+
+@dataclass(slots=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    array: np.ndarray
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.array.shape)
+
+
+def _check_header(name: object, datatype: object, shape: object, where: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"{where} has no name")
+    if datatype not in NUMPY_DTYPES:
+        raise InvalidInput(
+            f"input tensor {name!r} has unknown datatype {datatype!r}; "
+            f"expected one of {', '.join(NUMPY_DTYPES)}"
+        )
+    if not isinstance(shape, list | tuple) or not all(
+        type(d) is int and d >= 0 for d in shape
+    ):
+        raise InvalidInput(
+            f"input tensor {name!r} has shape {shape!r}; "
+            "a shape is a list of non-negative integers"
+        )
+
+
+def _check_size(name: str, shape: tuple[int, ...], size: int) -> None:
+    expected = math.prod(shape)
+    if expected != size:
+        raise InvalidInput(
+            f"input tensor {name!r} has shape {list(shape)} ({expected} values) "
+            f"but {size} values of data"
+        )
+
+
+def _flatten(data: list) -> list:
+    if data and type(data[0]) is list:
+        flat: list = []
+        for item in data:
+            if type(item) is list:
+                flat.extend(_flatten(item))
+            else:
+                flat.append(item)
+        return flat
+    return data
+
+
+def decode_json_input(obj: object, index: int) -> InputTensor:
+    """Decode `inputs[index]` of a v2 JSON request (nested or flat `data`)."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"inputs[{index}] is not a JSON object")
+    name = obj.get("name")
+    datatype = obj.get("datatype")
+    shape = obj.get("shape")
+    _check_header(name, datatype, shape, f"inputs[{index}]")
+    data = obj.get("data")
+    if not isinstance(data, list):
+        parameters = obj.get("parameters")
+        if isinstance(parameters, dict) and "binary_data_size" in parameters:
+            raise InvalidInput(
+                f"input tensor {name!r} uses the binary tensor extension, which this "
+                "server does not support; send JSON data"
+            )
+        raise InvalidInput(f"input tensor {name!r} has no data list")
+    shape = tuple(shape)
+    if datatype == "BYTES":
+        flat = _flatten(data)
+        for value in flat:
+            if type(value) is not str:
+                raise InvalidInput(
+                    f"input tensor {name!r} is BYTES but holds {value!r}; "
+                    "BYTES data are JSON strings"
+                )
+        _check_size(name, shape, len(flat))
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return InputTensor(name, datatype, shape, array.reshape(shape))
+    try:
+        array = np.asarray(data)
+    except ValueError:
+        raise InvalidInput(
+            f"input tensor {name!r} has ragged nested data; every row needs the same length"
+        ) from None
+    array = _numeric_array(name, datatype, array, data)
+    _check_size(name, shape, array.size)
+    return InputTensor(name, datatype, shape, array.reshape(shape))
+
+
+def _numeric_array(
+    name: str, datatype: str, array: np.ndarray, data: list
+) -> np.ndarray:
+    kind = array.dtype.kind
+    dtype = NUMPY_DTYPES[datatype]
+    if datatype == "BOOL":
+        if kind == "b" or array.size == 0:
+            return array.astype(np.bool_, copy=False)
+        raise InvalidInput(f"input tensor {name!r} is BOOL but holds non-boolean data")
+    if kind in "iu" or (kind == "f" and datatype in FLOAT_TYPES):
+        return array.astype(dtype, copy=False)
+    if kind == "f":
+        raise InvalidInput(
+            f"input tensor {name!r} is {datatype} but holds non-integer numbers"
+        )
+    if kind == "O" and datatype in FLOAT_TYPES:
+        # null stands for a missing value (NaN): the graph imputes it.
+        flat = _flatten(data)
+        if all(v is None or type(v) in (int, float) for v in flat):
+            return np.array(flat, dtype=dtype)
+    if kind == "b":
+        raise InvalidInput(
+            f"input tensor {name!r} is {datatype} but holds booleans; send numbers"
+        )
+    raise InvalidInput(
+        f"input tensor {name!r} is {datatype} but holds non-numeric data"
+    )
+
+
+def decode_raw_input(
+    name: str, datatype: str, shape: tuple[int, ...], raw: bytes
+) -> InputTensor:
+    """Decode a gRPC `raw_input_contents` entry (little-endian; BYTES length-prefixed)."""
+    _check_header(name, datatype, list(shape), "input tensor")
+    if datatype == "BYTES":
+        values: list[str] = []
+        offset = 0
+        try:
+            while offset < len(raw):
+                (length,) = struct.unpack_from("<I", raw, offset)
+                offset += 4
+                if offset + length > len(raw):
+                    raise ValueError("truncated")
+                values.append(raw[offset : offset + length].decode("utf-8"))
+                offset += length
+        except (struct.error, ValueError, UnicodeDecodeError):
+            raise InvalidInput(
+                f"input tensor {name!r} has malformed raw BYTES contents"
+            ) from None
+        _check_size(name, shape, len(values))
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return InputTensor(name, datatype, shape, array.reshape(shape))
+    dtype = np.dtype(NUMPY_DTYPES[datatype]).newbyteorder("<")
+    if len(raw) % dtype.itemsize:
+        raise InvalidInput(
+            f"input tensor {name!r} has {len(raw)} raw bytes, not a multiple of "
+            f"{dtype.itemsize} for {datatype}"
+        )
+    array = np.frombuffer(raw, dtype=dtype)
+    _check_size(name, shape, array.size)
+    return InputTensor(
+        name, datatype, shape, array.astype(dtype.newbyteorder("=")).reshape(shape)
+    )
+
+
+def decode_values(
+    name: str, datatype: str, shape: tuple[int, ...], values: list | np.ndarray
+) -> InputTensor:
+    """Decode typed values (gRPC `contents`, KServe's numpy) already of the right type."""
+    _check_header(name, datatype, list(shape), "input tensor")
+    if datatype == "BYTES":
+        flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
+        for value in flat:
+            if type(value) is not str:
+                raise InvalidInput(
+                    f"input tensor {name!r} is BYTES but holds {value!r}"
+                )
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+    else:
+        array = np.asarray(values, dtype=NUMPY_DTYPES[datatype])
+    _check_size(name, shape, array.size)
+    return InputTensor(name, datatype, shape, array.reshape(shape))
+
+
+def encode_raw(array: np.ndarray) -> bytes:
+    """Raw little-endian bytes of an output (BYTES: 4-byte length prefix per element)."""
+    if array.dtype == object:
+        parts = []
+        for value in array.ravel():
+            data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+            parts.append(struct.pack("<I", len(data)))
+            parts.append(data)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
