@@ -29,7 +29,7 @@ def _services(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     from riskserve import local_services
-    from riskserve.settings import PlatformSettings
+    from serving.platform_settings import PlatformSettings
 
     settings = PlatformSettings()
     if args.action == "up":
@@ -47,6 +47,15 @@ def _services(argv: list[str]) -> int:
     return 0
 
 
+def _platform(command: str):
+    def handler(argv: list[str]) -> int:
+        from riskserve.platform_cli import main
+
+        return main(command, argv)
+
+    return handler
+
+
 def _demo(argv: list[str]) -> int:
     from riskserve.demo import main
 
@@ -57,6 +66,10 @@ COMMANDS = {
     "train": (_train, "train a fraud or credit model and register it in MLflow"),
     "serve": (_serve, "run the v2 predictor for one model (KServe's arguments)"),
     "services": (_services, "start/stop the local MLflow (and S3) server"),
+    "up": (_platform("up"), "start the local platform and apply InferenceService YAML"),
+    "apply": (_platform("apply"), "apply InferenceService YAML to the local platform"),
+    "status": (_platform("status"), "the InferenceServices in KServe's status shape"),
+    "down": (_platform("down"), "stop the local platform and its predictors"),
     "demo": (_demo, "run the whole platform on this machine"),
 }
 
@@ -76,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(argv[1:])
     except KeyboardInterrupt:
         return 130
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         print(f"riskserve {argv[0]}: error: {exc}", file=sys.stderr)
         return 1
 

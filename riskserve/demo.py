@@ -14,7 +14,7 @@ import sys
 import time
 
 from riskserve import local_services
-from riskserve.settings import PlatformSettings
+from serving.platform_settings import PlatformSettings
 
 
 def train(kind: str, env: dict[str, str], extra: list[str]) -> None:

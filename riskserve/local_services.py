@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from riskserve.services import S3Endpoint, create_bucket, start_mlflow, start_s3
-from riskserve.settings import PlatformSettings
+from serving.platform_settings import PlatformSettings
 from serving.processes import http_ok, port_open, read_pidfile, stop_pid
 
 

@@ -1,7 +1,8 @@
-"""Settings of the local platform's own services (state folder, MLflow, local S3)."""
+"""Settings of the local platform: its state folder, gateway, MLflow and local S3."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -18,6 +19,15 @@ class PlatformSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     """Address the local services listen on (loopback by default)."""
+
+    gateway_port: int = 8000
+    """Port of the gateway that routes `/v2/models/<isvc>/...` by the traffic split."""
+
+    predictor_ready_timeout_s: float = 120.0
+    """How long a new revision's predictor may take to load its model."""
+
+    gateway_max_body_bytes: int = 64 * 1024 * 1024
+    """Largest request body the gateway forwards; larger is a 400."""
 
     mlflow_port: int = 5000
     """Port of the local MLflow tracking server."""
@@ -50,3 +60,13 @@ class PlatformSettings(BaseSettings):
     @property
     def mlflow_url(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+
+def inherited_environment() -> dict[str, str]:
+    """The environment predictors inherit from the platform: S3 and MLflow variables,
+    and any `RISKSERVE_SERVING_*` setting (an API key, say) meant for every predictor."""
+    return dict(os.environ)

@@ -1,0 +1,396 @@
+"""The local platform's gateway: `/v2/models/<isvc>/...` routed by the traffic split.
+
+It plays the part of KServe's ingress and Knative's traffic split on one machine: each
+request goes to one ready revision, chosen at random with the configured weights. A
+revision that cannot be reached is taken out of the split at once and the request is
+retried on another ready revision (inference is a pure function of its input, so a
+retry cannot do harm); only a request already being answered by a process that dies is
+lost. With a shadow revision, a copy of each inference request also goes there; its
+answer is compared with the one returned and never itself returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+from serving.platform import ApplyError, LocalPlatform, parse_documents
+from serving.upstream import UpstreamError
+
+log = logging.getLogger("riskserve.gateway")
+
+LATENCY_BOUNDS_MS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 100, 250, 1000, 5000)
+FORWARDED_HEADERS = {b"content-type", b"authorization", b"x-api-key", b"accept"}
+JSON = [(b"content-type", b"application/json")]
+
+
+class RevisionStats:
+    """Cumulative counters of what the gateway saw one revision do."""
+
+    __slots__ = ("requests", "errors", "latency_counts", "codes", "shadow")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.latency_counts = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+        self.codes: dict[int, int] = defaultdict(int)
+        self.shadow = {
+            "compared": 0,
+            "disagreements": 0,
+            "sum_abs_diff": 0.0,
+            "errors": 0,
+        }
+
+    def record(self, status: int, seconds: float) -> None:
+        self.requests += 1
+        self.codes[status] += 1
+        if status >= 500:
+            self.errors += 1
+        self.latency_counts[bisect.bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "latency_bounds_ms": list(LATENCY_BOUNDS_MS),
+            "latency_counts": list(self.latency_counts),
+            "shadow": dict(self.shadow),
+        }
+
+
+class Gateway:
+    def __init__(self, platform: LocalPlatform) -> None:
+        self.platform = platform
+        self.stats: dict[str, RevisionStats] = defaultdict(RevisionStats)
+        self._routes: dict[str, tuple[list[float], list[str]]] = {}
+        self._routes_version = -1
+        self.max_body = platform.settings.gateway_max_body_bytes
+        self._shadow_tasks: set[asyncio.Task] = set()
+
+    # -- routing ---------------------------------------------------------------------
+
+    def _route_table(self, isvc: str) -> tuple[list[float], list[str]] | None:
+        if self._routes_version != self.platform.version:
+            table = {}
+            for name, service in self.platform.state.services.items():
+                routes = service.routes()
+                total = float(sum(p for _, p in routes))
+                cumulative, names, acc = [], [], 0.0
+                for revision, percent in routes:
+                    acc += percent / total
+                    cumulative.append(acc)
+                    names.append(revision.name)
+                table[name] = (cumulative, names)
+            self._routes, self._routes_version = table, self.platform.version
+        return self._routes.get(isvc)
+
+    def pick(self, isvc: str, exclude: set[str]) -> str | None:
+        table = self._route_table(isvc)
+        if not table or not table[1]:
+            return None
+        cumulative, names = table
+        if exclude:
+            remaining = [n for n in names if n not in exclude]
+            return random.choice(remaining) if remaining else None
+        index = bisect.bisect_left(cumulative, random.random())
+        return names[min(index, len(names) - 1)]
+
+    # -- ASGI --------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        path = scope["path"]
+        method = scope["method"]
+        if path.startswith("/v2/models/"):
+            return await self.proxy(scope, receive, send, path)
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            ready = path.endswith("live") or all(
+                s.routes() for s in self.platform.state.services.values()
+            )
+            return await _send(
+                send,
+                200 if ready else 503,
+                {"live": True} if path.endswith("live") else {"ready": ready},
+            )
+        if path == "/v2":
+            return await _send(
+                send,
+                200,
+                {"name": "riskserve-gateway", "version": "0.1.0", "extensions": []},
+            )
+        if path == "/metrics":
+            return await _send_text(send, self.prometheus())
+        if path.startswith("/platform/"):
+            return await self.control(scope, receive, send, method, path)
+        return await _send(send, 404, {"error": f"no route for {path}"})
+
+    async def proxy(self, scope, receive, send, path: str) -> None:
+        isvc = path.split("/", 4)[3]
+        if isvc not in self.platform.state.services:
+            return await _send(
+                send, 404, {"error": f"unknown InferenceService {isvc!r}"}
+            )
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            return await _send(
+                send, 400, {"error": f"request body larger than {self.max_body} bytes"}
+            )
+        headers = [(k, v) for k, v in scope["headers"] if k in FORWARDED_HEADERS]
+        target = path + (
+            ("?" + scope["query_string"].decode()) if scope["query_string"] else ""
+        )
+        method = scope["method"]
+        tried: set[str] = set()
+        while True:
+            revision = self.pick(isvc, tried)
+            if revision is None:
+                reason = (
+                    "no ready revision" if not tried else "no revision could be reached"
+                )
+                return await _send(send, 503, {"error": f"{isvc}: {reason}"})
+            pool = self.platform.pool(revision)
+            if pool is None:
+                tried.add(revision)
+                continue
+            started = time.perf_counter()
+            try:
+                status, response_headers, payload = await pool.request(
+                    method, target, headers, body
+                )
+            except UpstreamError as exc:
+                log.warning("%s: %s; retrying on another revision", revision, exc)
+                self.platform.mark_suspect(revision)
+                self.stats[revision].record(599, time.perf_counter() - started)
+                tried.add(revision)
+                continue
+            self.stats[revision].record(status, time.perf_counter() - started)
+            break
+        shadow = self.platform.state.services[isvc].shadow_revision()
+        if (
+            shadow is not None
+            and method == "POST"
+            and path.endswith("/infer")
+            and status == 200
+        ):
+            task = asyncio.get_running_loop().create_task(
+                self.mirror(shadow.name, target, headers, body, payload)
+            )
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def mirror(
+        self, revision: str, target: str, headers, body: bytes, primary: bytes
+    ) -> None:
+        pool = self.platform.pool(revision)
+        stats = self.stats[revision].shadow
+        if pool is None:
+            return
+        started = time.perf_counter()
+        try:
+            status, _, payload = await pool.request("POST", target, headers, body)
+        except UpstreamError:
+            stats["errors"] += 1
+            return
+        self.stats[revision].record(status, time.perf_counter() - started)
+        if status != 200:
+            stats["errors"] += 1
+            return
+        try:
+            diff, disagree = compare_outputs(json.loads(primary), json.loads(payload))
+        except (ValueError, KeyError, TypeError):
+            stats["errors"] += 1
+            return
+        stats["compared"] += 1
+        stats["sum_abs_diff"] += diff
+        stats["disagreements"] += disagree
+
+    # -- control API --------------------------------------------------------------------
+
+    async def control(self, scope, receive, send, method: str, path: str) -> None:
+        platform = self.platform
+        if path == "/platform/status" and method == "GET":
+            return await _send(send, 200, platform.status())
+        if path == "/platform/traffic" and method == "GET":
+            return await _send(send, 200, await self.traffic())
+        if path == "/platform/apply" and method == "POST":
+            body = await _read_body(receive, 10 * 1024 * 1024)
+            try:
+                messages = platform.apply_documents(
+                    parse_documents((body or b"").decode())
+                )
+            except ApplyError as exc:
+                return await _send(send, 400, {"error": str(exc)})
+            return await _send(send, 200, {"applied": messages})
+        parts = path.split("/")
+        if (
+            len(parts) == 5
+            and parts[2] == "inferenceservices"
+            and parts[4] == "patch"
+            and method == "POST"
+        ):
+            try:
+                changes = json.loads(await _read_body(receive, 1024 * 1024) or b"{}")
+                message = platform.patch(parts[3], changes)
+            except KeyError as exc:
+                return await _send(send, 404, {"error": exc.args[0]})
+            except (ApplyError, ValueError) as exc:
+                return await _send(send, 400, {"error": str(exc)})
+            return await _send(send, 200, {"applied": [message]})
+        return await _send(send, 404, {"error": f"no control route {method} {path}"})
+
+    async def traffic(self) -> dict[str, Any]:
+        """Per InferenceService, each revision's share, counters and score histogram."""
+        result: dict[str, Any] = {}
+        for name, service in self.platform.state.services.items():
+            configured = {t.revision_name: t.percent for t in service.traffic()}
+            shadow = service.shadow_revision()
+            revisions = []
+            for revision in service.revisions:
+                if revision.name not in configured and revision.name not in self.stats:
+                    continue
+                edges, counts = await self.score_histogram(revision.name)
+                revisions.append(
+                    {
+                        "name": revision.name,
+                        "percent": configured.get(revision.name, 0),
+                        "ready": revision.ready,
+                        "shadow": shadow is not None and shadow.name == revision.name,
+                        "storageUri": revision.storage_uri,
+                        **self.stats[revision.name].snapshot(),
+                        "score_edges": edges,
+                        "score_counts": counts,
+                    }
+                )
+            result[name] = {"revisions": revisions}
+        return {"inferenceservices": result}
+
+    async def score_histogram(self, revision: str) -> tuple[list[float], list[int]]:
+        """The revision's `riskserve_output_score` histogram, scraped from its predictor."""
+        pool = self.platform.pool(revision)
+        if pool is None:
+            return [], []
+        try:
+            status, _, text = await pool.request("GET", "/metrics", [], b"", timeout=5)
+        except UpstreamError:
+            return [], []
+        if status != 200:
+            return [], []
+        return parse_score_histogram(text.decode())
+
+    def prometheus(self) -> str:
+        lines = [
+            "# HELP riskserve_gateway_requests_total Requests the gateway routed, by revision and status.",
+            "# TYPE riskserve_gateway_requests_total counter",
+        ]
+        for revision, stats in sorted(self.stats.items()):
+            isvc = revision.rsplit("-predictor-", 1)[0]
+            for code, count in sorted(stats.codes.items()):
+                lines.append(
+                    f'riskserve_gateway_requests_total{{isvc="{isvc}",revision="{revision}",code="{code}"}} {count}'
+                )
+        return "\n".join(lines) + "\n"
+
+
+def parse_score_histogram(text: str) -> tuple[list[float], list[int]]:
+    """Per-bucket counts of `riskserve_output_score` (summed over its label sets)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    cumulative: dict[float, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        if family.name != "riskserve_output_score":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                cumulative[bound] += sample.value
+    if not cumulative:
+        return [], []
+    bounds = sorted(cumulative)
+    counts, previous = [], 0.0
+    for bound in bounds:
+        counts.append(int(cumulative[bound] - previous))
+        previous = cumulative[bound]
+    edges = [0.0] + [b for b in bounds if b != float("inf")]
+    if bounds[-1] == float("inf"):
+        counts[-2] += counts[
+            -1
+        ]  # probabilities never exceed 1: fold +Inf into the last
+        counts.pop()
+    return edges, counts
+
+
+def compare_outputs(primary: dict, shadow: dict) -> tuple[float, int]:
+    """Sum of |score difference| and number of decision disagreements over the rows."""
+
+    def by_name(response: dict) -> dict[str, list]:
+        return {o["name"]: o["data"] for o in response["outputs"]}
+
+    a, b = by_name(primary), by_name(shadow)
+    diff, disagree = 0.0, 0
+    for name, values in a.items():
+        other = b.get(name)
+        if other is None:
+            continue
+        if values and isinstance(values[0], bool):
+            disagree += sum(x != y for x, y in zip(values, other, strict=False))
+        elif name.endswith("probability"):
+            diff += sum(
+                abs(float(x) - float(y)) for x, y in zip(values, other, strict=False)
+            )
+    return diff, disagree
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(send, status: int, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status, "headers": JSON})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_text(send, text: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain; version=0.0.4")],
+        }
+    )
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+async def _lifespan(receive, send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
