@@ -7,9 +7,10 @@ transports only translate their wire format into `InputTensor`s and back.
 from __future__ import annotations
 
 import hmac
+import itertools
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 
 from serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
@@ -19,6 +20,16 @@ from serving.model import OnnxRiskModel
 from serving.tensors import InputTensor, OutputTensor
 
 log = logging.getLogger("serving.dataplane")
+
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique across restarts and replicas: a random per-process prefix
+    and a counter (a uuid4 per request costs more than the rest of the bookkeeping)."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER)}"
+
 
 SERVER_NAME = "riskserve"
 SERVER_VERSION = "0.1.0"
@@ -116,7 +127,7 @@ class DataPlane:
     ) -> InferResult:
         model = self.get_model(name, version)
         outputs, rows = model.predict(tensors, requested_outputs)
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or new_request_id()
         bound = self._bound.get(protocol)
         if bound is None or bound[0] != model.version:
             bound = self._bind(model, protocol)

@@ -7,11 +7,10 @@ the same form. Errors map to INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, UNAVA
 from __future__ import annotations
 
 import time
-import uuid
 
 import grpc
 
-from serving.dataplane import DataPlane
+from serving.dataplane import DataPlane, new_request_id
 from serving.errors import InvalidInput, ServingError
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -116,7 +115,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request, context):  # noqa: N802, ANN001, ANN201
         started = time.perf_counter()
-        request_id = request.id or uuid.uuid4().hex
+        request_id = request.id or new_request_id()
         try:
             self._authorize(context)
             tensors = _decode_inputs(request)

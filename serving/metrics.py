@@ -7,6 +7,7 @@ numpy collector so a 10,000-row batch costs one `searchsorted`, not 10,000 obser
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 
 import numpy as np
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -80,6 +81,7 @@ class ScoreHistogram(Collector):
 
     def __init__(self, buckets: tuple[float, ...] = SCORE_BUCKETS) -> None:
         self._bounds = np.asarray(buckets, dtype=np.float64)
+        self._bounds_list = [float(b) for b in buckets]
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str, str], list] = {}
 
@@ -88,21 +90,29 @@ class ScoreHistogram(Collector):
     ) -> None:
         key = (model, version, output)
         values = scores.ravel()
-        # Prometheus buckets are "less or equal": side="left" finds the first bound >= x.
-        counts = np.bincount(
-            np.searchsorted(self._bounds, values, side="left"),
-            minlength=len(self._bounds) + 1,
-        )
-        total = float(values.sum(dtype=np.float64))
         with self._lock:
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = [
-                    np.zeros(len(self._bounds) + 1, np.int64),
-                    0.0,
-                ]
-            series[0] += counts
-            series[1] += total
+                series = [[0] * (len(self._bounds_list) + 1), 0.0]
+                self._series[key] = series
+            counts = series[0]
+            if values.size <= 32:
+                # Prometheus buckets are "less or equal": bisect_left finds the first
+                # bound >= x. Plain Python beats numpy's call overhead for a few rows.
+                bounds = self._bounds_list
+                for value in values.tolist():
+                    # NaN compares false with every bound: it belongs to +Inf only.
+                    at = bisect_left(bounds, value) if value == value else len(bounds)
+                    counts[at] += 1
+                    series[1] += value
+                return
+            binned = np.bincount(
+                np.searchsorted(self._bounds, values, side="left"),
+                minlength=len(self._bounds) + 1,
+            )
+            for i, count in enumerate(binned.tolist()):
+                counts[i] += count
+            series[1] += float(values.sum(dtype=np.float64))
 
     def collect(self):  # noqa: ANN201 - prometheus_client's protocol
         family = HistogramMetricFamily(
@@ -111,7 +121,7 @@ class ScoreHistogram(Collector):
             labels=["model", "version", "output"],
         )
         with self._lock:
-            snapshot = [(k, v[0].copy(), v[1]) for k, v in self._series.items()]
+            snapshot = [(k, list(v[0]), v[1]) for k, v in self._series.items()]
         for (model, version, output), counts, total in snapshot:
             cumulative = np.cumsum(counts)
             buckets = [

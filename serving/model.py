@@ -19,6 +19,7 @@ from serving.tensors import ONNX_TO_V2, InputTensor, OutputTensor
 log = logging.getLogger("serving.model")
 
 PLATFORM = "onnx_onnxv1"
+_COLUMN = (-1, 1)  # the contract's shape of one feature
 
 
 @dataclass(frozen=True)
@@ -198,17 +199,20 @@ class OnnxRiskModel:
         array = tensor.array
         expected = spec.shape
         shape = tensor.shape
-        # [N] is accepted for a [-1, 1] input: one value per row either way.
-        if len(shape) == 1 and len(expected) == 2 and expected[1] == 1:
-            return array.reshape(shape[0], 1)
-        if len(shape) != len(expected) or any(
-            want not in (-1, got) for want, got in zip(expected, shape, strict=True)
+        if expected == _COLUMN:
+            if len(shape) == 2 and shape[1] == 1:
+                return array
+            # [N] is accepted for a [-1, 1] input: one value per row either way.
+            if len(shape) == 1:
+                return array.reshape(shape[0], 1)
+        elif len(shape) == len(expected) and all(
+            want in (-1, got) for want, got in zip(expected, shape, strict=True)
         ):
-            raise InvalidInput(
-                f"input tensor {tensor.name!r} has shape {list(shape)}; the model "
-                f"expects {list(expected)} (-1: any size)"
-            )
-        return array
+            return array
+        raise InvalidInput(
+            f"input tensor {tensor.name!r} has shape {list(shape)}; the model "
+            f"expects {list(expected)} (-1: any size)"
+        )
 
     def _matrix_feeds(self, tensor: InputTensor) -> tuple[dict[str, np.ndarray], int]:
         """One 2-D FP32 tensor [N, F] holding the features in the declared order."""

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from serving.dataplane import DataPlane
+from serving.dataplane import DataPlane, new_request_id
 from serving.errors import InvalidInput, ModelNotFound, ServingError
 from serving.tensors import decode_json_input
 
@@ -210,7 +209,7 @@ class RestApp:
             raise InvalidInput("'id' must be a string")
         requested = _requested_outputs(request.get("outputs"))
         tensors = [decode_json_input(item, i) for i, item in enumerate(inputs)]
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or new_request_id()
         shape = tensors[0].shape
         rows = shape[0] if shape else 1
         if rows <= self.inline_max_rows:
