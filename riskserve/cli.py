@@ -56,6 +56,12 @@ def _platform(command: str):
     return handler
 
 
+def _rollout(argv: list[str]) -> int:
+    from riskserve.rollout_cli import main
+
+    return main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from riskserve.demo import main
 
@@ -70,6 +76,7 @@ COMMANDS = {
     "apply": (_platform("apply"), "apply InferenceService YAML to the local platform"),
     "status": (_platform("status"), "the InferenceServices in KServe's status shape"),
     "down": (_platform("down"), "stop the local platform and its predictors"),
+    "rollout": (_rollout, "canary rollouts: start, promote, rollback, status"),
     "demo": (_demo, "run the whole platform on this machine"),
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import sys
 import time
@@ -159,6 +160,11 @@ class LocalPlatform:
                 predictor["canaryTrafficPercent"] = percent
         if changes.get("storageUri"):
             predictor.setdefault("model", {})["storageUri"] = changes["storageUri"]
+        for key, value in (changes.get("annotations") or {}).items():
+            if value is None:
+                annotations.pop(key, None)
+            else:
+                annotations[key] = str(value)
         if "shadow" in changes:
             if changes["shadow"]:
                 annotations["riskserve.io/shadow"] = "true"
@@ -380,10 +386,19 @@ async def _model_ready(pool: UpstreamPool, model: str) -> bool:
 
 
 def _last_error_line(process: ManagedProcess) -> str:
-    lines = [line.strip() for line in process.log_tail(40).splitlines() if line.strip()]
+    """The predictor's own words for why it stopped: its last ERROR record (the
+    predictor logs JSON lines), else the last line of its output."""
+    lines = [line.strip() for line in process.log_tail(60).splitlines() if line.strip()]
     for line in reversed(lines):
-        if "error" in line.lower():
-            return line[-400:]
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if line.startswith(("Error", "error", "Traceback")) or ": error:" in line:
+                return line[-400:]
+            continue
+        if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):
+            detail = record.get("error") or ""
+            return f"{record.get('message', '')}: {detail}".strip(": ")[-400:]
     return lines[-1][-400:] if lines else ""
 
 

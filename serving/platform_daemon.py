@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -17,6 +19,15 @@ import uvicorn
 from serving.gateway import Gateway
 from serving.platform import LocalPlatform
 from serving.platform_settings import PlatformSettings, inherited_environment
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after serving, which would kill this process before it
+    stops its predictors; the daemon handles the signals itself instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
 
 
 async def run(settings: PlatformSettings) -> None:
@@ -33,7 +44,10 @@ async def run(settings: PlatformSettings) -> None:
         http="httptools",
         loop="none",
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
     stop = asyncio.Event()
     controller = asyncio.create_task(platform.run(stop))
     try:
@@ -42,6 +56,7 @@ async def run(settings: PlatformSettings) -> None:
         stop.set()
         await controller
         platform.shutdown()
+        logging.getLogger("riskserve.platform").info("stopped every predictor; state saved")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,106 @@
+"""`riskserve rollout start | promote | rollback | status`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from serving.rollout import (
+    KServeBackend,
+    LocalBackend,
+    Rollout,
+    RolloutError,
+)
+from serving.rollout_settings import RolloutSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskserve rollout")
+    parser.add_argument("action", choices=["start", "promote", "rollback", "status"])
+    parser.add_argument("isvc", help="the InferenceService, e.g. fraud")
+    parser.add_argument(
+        "--model",
+        help="start: models:/NAME@ALIAS, models:/NAME/N, s3://..., or a folder",
+    )
+    parser.add_argument(
+        "--percent", type=int, default=10, help="start: canary share (0-100)"
+    )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="start: step through --steps, judge each on the metrics, then "
+        "promote or roll back",
+    )
+    parser.add_argument(
+        "--steps", help="with --auto: comma-separated percentages (default 10,50,100)"
+    )
+    parser.add_argument(
+        "--window", type=float, help="with --auto: seconds watched per step"
+    )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="start: mirror traffic to the new revision, never return its answers",
+    )
+    parser.add_argument("--backend", choices=["local", "kserve"], help="default: local")
+    parser.add_argument(
+        "--namespace", help="kserve backend: namespace of the InferenceService"
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {}
+    if args.backend:
+        overrides["backend"] = args.backend
+    if args.namespace:
+        overrides["namespace"] = args.namespace
+    if args.window:
+        overrides["window_s"] = args.window
+    if args.steps:
+        overrides["steps"] = args.steps
+    settings = RolloutSettings(**overrides)
+    if settings.backend == "kserve":
+        backend = KServeBackend(settings.namespace)
+    else:
+        from serving.platform_settings import PlatformSettings
+
+        backend = LocalBackend(PlatformSettings())
+    rollout = Rollout(backend, settings)
+    try:
+        if args.action == "start":
+            if not args.model:
+                raise RolloutError("start needs --model")
+            if args.auto:
+                steps = [int(s) for s in settings.steps.split(",") if s.strip()]
+                return 0 if rollout.auto(args.isvc, args.model, steps) else 3
+            rollout.start(args.isvc, args.model, args.percent, shadow=args.shadow)
+        elif args.action == "promote":
+            rollout.promote(args.isvc)
+        elif args.action == "rollback":
+            rollout.rollback(args.isvc)
+        status = rollout.status(args.isvc)
+        print(f"{args.isvc}: traffic {status.split() or 'none'}")
+        print(
+            f"  latestCreated {status.latest_created}, latestReady {status.latest_ready}, "
+            f"latestRolledout {status.latest_rolledout}, previousRolledout {status.previous_rolledout}"
+        )
+        if args.action == "status" and hasattr(backend, "revision_metrics"):
+            for name, m in backend.revision_metrics(args.isvc).items():
+                shadow = m.get("shadow", {})
+                line = f"  {name}: {m['requests']} requests, {m['errors']} errors"
+                if shadow.get("compared"):
+                    line += (
+                        f"; shadow: {shadow['compared']} compared, {shadow['disagreements']} "
+                        f"decisions differ, mean |score diff| "
+                        f"{shadow['sum_abs_diff'] / shadow['compared']:.4f}"
+                    )
+                print(line)
+    except RolloutError as exc:
+        print(f"riskserve rollout {args.action}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"riskserve rollout {args.action}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

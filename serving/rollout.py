@@ -1,0 +1,505 @@
+"""Canary rollouts: one interface, two backends (the local platform and KServe).
+
+`start` points an InferenceService at a new model with a canary percentage (or as a
+shadow), `promote` removes `canaryTrafficPercent` so the new revision takes all the
+traffic, `rollback` sets it to 0. `auto` steps the canary through percentages and judges
+each step on the platform's own metrics: the canary's error rate, its p99 latency
+against the stable revision's, and the shift of its score distribution (PSI). On
+promote, MLflow's `champion` alias moves to the promoted version; on rollback it stays.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from serving.rollout_settings import RolloutSettings
+
+MODEL_VERSION_ANNOTATION = "riskserve.io/model-version"
+SHADOW_ANNOTATION = "riskserve.io/shadow"
+
+
+class RolloutError(RuntimeError):
+    """A rollout step was refused or failed; the message says why."""
+
+
+# -- resolving models:/ ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    storage_uri: str
+    registered_name: str | None = None
+    version: str | None = None
+
+    @property
+    def annotation(self) -> str | None:
+        return f"{self.registered_name}/{self.version}" if self.version else None
+
+
+MODELS_URI = re.compile(
+    r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$"
+)
+
+
+def resolve_model(
+    uri: str, settings: RolloutSettings, for_kserve: bool
+) -> ResolvedModel:
+    """`models:/name@alias` or `models:/name/N` to a fixed version (an alias may move
+    later; a revision must not), and for KServe, which cannot read `models:/`
+    (kserve#3555), to the version's `s3://` artifact location."""
+    match = MODELS_URI.match(uri)
+    if match is None:
+        if uri.startswith("models:/"):
+            raise RolloutError(
+                f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION"
+            )
+        return ResolvedModel(uri)
+    if not settings.mlflow_tracking_uri:
+        raise RolloutError(f"{uri}: set MLFLOW_TRACKING_URI to resolve models:/ URIs")
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    name = match["name"]
+    try:
+        if match["alias"]:
+            version = client.get_model_version_by_alias(name, match["alias"]).version
+        else:
+            version = client.get_model_version(name, match["version"]).version
+        download_uri = client.get_model_version_download_uri(name, version)
+    except MlflowException as exc:
+        raise RolloutError(f"{uri}: {exc.message}") from None
+    if not for_kserve:
+        return ResolvedModel(f"models:/{name}/{version}", name, str(version))
+    return ResolvedModel(
+        artifact_s3_uri(download_uri, settings.artifacts_destination),
+        name,
+        str(version),
+    )
+
+
+def artifact_s3_uri(download_uri: str, artifacts_destination: str) -> str:
+    """`mlflow-artifacts:/<exp>/models/m-<id>/artifacts` (served by an MLflow server
+    with `--artifacts-destination s3://...`) as the `s3://` URI of the same objects."""
+    if download_uri.startswith("s3://"):
+        return download_uri
+    if download_uri.startswith("mlflow-artifacts:"):
+        path = re.sub(r"^mlflow-artifacts:(//[^/]*)?/", "", download_uri)
+        return artifacts_destination.rstrip("/") + "/" + path
+    raise RolloutError(
+        f"the model's artifacts are at {download_uri}, which KServe cannot read; "
+        "register models on an MLflow server whose artifacts are in S3"
+    )
+
+
+# -- backends -----------------------------------------------------------------------------
+
+
+@dataclass
+class PredictorStatus:
+    """`status.components.predictor` of an InferenceService, as KServe reports it."""
+
+    latest_created: str | None
+    latest_ready: str | None
+    latest_rolledout: str | None
+    previous_rolledout: str | None
+    traffic: list[dict[str, Any]]
+    annotations: dict[str, str]
+    canary_percent: int | None
+
+    @classmethod
+    def from_isvc(cls, isvc: dict[str, Any]) -> PredictorStatus:
+        predictor = ((isvc.get("status") or {}).get("components") or {}).get(
+            "predictor"
+        ) or {}
+        spec = (isvc.get("spec") or {}).get("predictor") or {}
+        return cls(
+            latest_created=predictor.get("latestCreatedRevision"),
+            latest_ready=predictor.get("latestReadyRevision"),
+            latest_rolledout=predictor.get("latestRolledoutRevision"),
+            previous_rolledout=predictor.get("previousRolledoutRevision"),
+            traffic=list(predictor.get("traffic") or []),
+            annotations=dict((isvc.get("metadata") or {}).get("annotations") or {}),
+            canary_percent=spec.get("canaryTrafficPercent"),
+        )
+
+    @property
+    def canary(self) -> str | None:
+        """The revision under trial: the latest, while it is not the rolled-out one."""
+        if self.latest_created and self.latest_created != self.latest_rolledout:
+            return self.latest_created
+        return None
+
+    def split(self) -> str:
+        return ", ".join(
+            f"{t['revisionName']} {t.get('percent', 0)}%" for t in self.traffic
+        )
+
+
+class Backend(Protocol):
+    name: str
+
+    def patch(
+        self,
+        isvc: str,
+        storage_uri: str | None,
+        percent: int | None | object,
+        annotations: dict[str, str | None],
+    ) -> None: ...
+
+    def get(self, isvc: str) -> dict[str, Any]: ...
+
+
+UNCHANGED = object()
+
+
+class LocalBackend:
+    """The local platform, through its gateway's control API."""
+
+    name = "local"
+
+    def __init__(self, platform_settings) -> None:
+        self.settings = platform_settings
+
+    def patch(self, isvc, storage_uri, percent, annotations) -> None:
+        from riskserve.platform_cli import patch
+
+        changes: dict[str, Any] = {}
+        if storage_uri:
+            changes["storageUri"] = storage_uri
+        if percent is not UNCHANGED:
+            changes["canaryTrafficPercent"] = percent
+        if SHADOW_ANNOTATION in annotations:
+            changes["shadow"] = annotations[SHADOW_ANNOTATION] == "true"
+        other = {k: v for k, v in annotations.items() if k != SHADOW_ANNOTATION}
+        if other:
+            changes["annotations"] = other
+        try:
+            patch(self.settings, isvc, changes)
+        except RuntimeError as exc:
+            raise RolloutError(str(exc)) from None
+
+    def get(self, isvc) -> dict[str, Any]:
+        from riskserve.platform_cli import status
+
+        for item in status(self.settings)["inferenceservices"]:
+            if item["metadata"]["name"] == isvc:
+                return item
+        raise RolloutError(f"unknown InferenceService {isvc!r} on the local platform")
+
+    def revision_metrics(self, isvc: str) -> dict[str, dict[str, Any]]:
+        from riskserve.platform_cli import traffic
+
+        service = traffic(self.settings)["inferenceservices"].get(
+            isvc, {"revisions": []}
+        )
+        return {r["name"]: r for r in service["revisions"]}
+
+
+class KServeBackend:
+    """A cluster, through the Kubernetes API (`CustomObjectsApi`). This class builds the
+    merge patches and reads KServe's status; the API object is the only part that talks
+    to a cluster, so tests hand it a recorder instead."""
+
+    name = "kserve"
+    group, version, plural = "serving.kserve.io", "v1beta1", "inferenceservices"
+
+    def __init__(self, namespace: str, api=None) -> None:
+        self.namespace = namespace
+        self._api = api
+
+    @property
+    def api(self):
+        if self._api is None:
+            from kubernetes import client, config
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                try:
+                    config.load_kube_config()
+                except (config.ConfigException, OSError) as exc:
+                    raise RolloutError(f"no Kubernetes configuration: {exc}") from None
+            self._api = client.CustomObjectsApi()
+        return self._api
+
+    @staticmethod
+    def build_patch(storage_uri, percent, annotations) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386): `None` removes a field."""
+        predictor: dict[str, Any] = {}
+        if storage_uri:
+            predictor["model"] = {"storageUri": storage_uri}
+        if percent is not UNCHANGED:
+            predictor["canaryTrafficPercent"] = percent
+        body: dict[str, Any] = {}
+        if predictor:
+            body["spec"] = {"predictor": predictor}
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
+        return body
+
+    def patch(self, isvc, storage_uri, percent, annotations) -> None:
+        if annotations.get(SHADOW_ANNOTATION) == "true":
+            raise RolloutError(
+                "--shadow runs on the local platform only: KServe has no traffic mirroring "
+                "of its own (use an Istio VirtualService mirror on a cluster)"
+            )
+        body = self.build_patch(storage_uri, percent, annotations)
+        try:
+            self.api.patch_namespaced_custom_object(
+                self.group, self.version, self.namespace, self.plural, isvc, body
+            )
+        except Exception as exc:  # the client raises ApiException, urllib3 errors, ...
+            raise RolloutError(
+                f"patching {self.namespace}/{isvc} failed: {_api_reason(exc)}"
+            ) from None
+
+    def get(self, isvc) -> dict[str, Any]:
+        try:
+            return self.api.get_namespaced_custom_object(
+                self.group, self.version, self.namespace, self.plural, isvc
+            )
+        except Exception as exc:
+            raise RolloutError(
+                f"reading {self.namespace}/{isvc} failed: {_api_reason(exc)}"
+            ) from None
+
+
+def _api_reason(exc: Exception) -> str:
+    status, reason = getattr(exc, "status", None), getattr(exc, "reason", None)
+    return f"{status} {reason}" if status else str(exc).splitlines()[0]
+
+
+# -- the rollout commands ------------------------------------------------------------------
+
+
+class Rollout:
+    def __init__(self, backend, settings: RolloutSettings, say=print) -> None:
+        self.backend, self.settings, self.say = backend, settings, say
+
+    def start(
+        self, isvc: str, model_uri: str, percent: int, shadow: bool = False
+    ) -> ResolvedModel:
+        check_percent(percent)
+        self.backend.get(
+            isvc
+        )  # an unknown InferenceService fails here, before any change
+        model = resolve_model(
+            model_uri, self.settings, for_kserve=self.backend.name == "kserve"
+        )
+        annotations: dict[str, str | None] = {
+            MODEL_VERSION_ANNOTATION: model.annotation
+        }
+        if shadow:
+            annotations[SHADOW_ANNOTATION] = "true"
+        self.backend.patch(
+            isvc, model.storage_uri, 0 if shadow else percent, annotations
+        )
+        self.say(
+            f"{isvc}: new revision for {model.storage_uri}"
+            + (
+                " as a shadow (copies of traffic, answers compared, never returned)"
+                if shadow
+                else f" with {percent}% of traffic"
+            )
+        )
+        return model
+
+    def set_percent(self, isvc: str, percent: int) -> None:
+        check_percent(percent)
+        self.backend.get(isvc)
+        self.backend.patch(isvc, None, percent, {})
+
+    def promote(self, isvc: str) -> str:
+        before = PredictorStatus.from_isvc(self.backend.get(isvc))
+        if before.canary is None:
+            raise RolloutError(f"{isvc}: no canary to promote ({before.split()})")
+        self.backend.patch(isvc, None, None, {SHADOW_ANNOTATION: None})
+        message = f"{isvc}: promoted {before.canary}; it takes 100% once ready"
+        version = before.annotations.get(MODEL_VERSION_ANNOTATION)
+        if version and self.settings.mlflow_tracking_uri:
+            name, number = version.rsplit("/", 1)
+            from mlflow import MlflowClient
+
+            MlflowClient(self.settings.mlflow_tracking_uri).set_registered_model_alias(
+                name, "champion", number
+            )
+            message += f"; MLflow alias champion -> {name} v{number}"
+        self.say(message)
+        return message
+
+    def rollback(self, isvc: str, why: str = "") -> str:
+        before = PredictorStatus.from_isvc(self.backend.get(isvc))
+        self.backend.patch(isvc, None, 0, {SHADOW_ANNOTATION: None})
+        message = (
+            f"{isvc}: rolled back to {before.latest_rolledout}"
+            + (f" ({why})" if why else "")
+            + "; champion alias unchanged"
+        )
+        self.say(message)
+        return message
+
+    def status(self, isvc: str) -> PredictorStatus:
+        return PredictorStatus.from_isvc(self.backend.get(isvc))
+
+    # -- automatic ----------------------------------------------------------------------------
+
+    def auto(self, isvc: str, model_uri: str, steps: list[int]) -> bool:
+        """Step the canary through `steps`; promote when every step holds, roll back and
+        say why as soon as one breaks. True when promoted."""
+        if not hasattr(self.backend, "revision_metrics"):
+            raise RolloutError(
+                "--auto reads the platform's own metrics and runs on the local platform; "
+                "on a cluster, step with `rollout start --percent` and `promote`"
+            )
+        for step in steps:
+            check_percent(step)
+        self.start(isvc, model_uri, steps[0])
+        canary = self._wait_canary_ready(isvc)
+        if canary is None:
+            return False
+        stable = self.status(isvc).latest_rolledout
+        baseline = self.backend.revision_metrics(isvc)
+        for index, step in enumerate(steps):
+            if index:
+                self.set_percent(isvc, step)
+            self.say(
+                f"{isvc}: step {index + 1}/{len(steps)}: {canary} at {step}%, watching "
+                f"{self.settings.window_s:.0f} s"
+            )
+            verdict = self._judge_window(isvc, canary, stable, baseline)
+            if verdict:
+                self.rollback(isvc, verdict)
+                return False
+        self.promote(isvc)
+        return True
+
+    def _wait_canary_ready(self, isvc: str, timeout: float = 120.0) -> str | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status(isvc)
+            revisions = self.backend.get(isvc)
+            if status.canary and status.latest_ready == status.canary:
+                return status.canary
+            failed = [
+                c
+                for c in revisions["status"]["conditions"]
+                if c["status"] == "False" and c["type"] == "LatestDeploymentReady"
+            ]
+            if failed:
+                self.rollback(
+                    isvc, f"the new revision failed: {failed[0].get('message')}"
+                )
+                return None
+            time.sleep(0.3)
+        self.rollback(isvc, f"the new revision was not ready within {timeout:.0f} s")
+        return None
+
+    def _judge_window(self, isvc, canary, stable, baseline) -> str:
+        """Empty when the window passes, else why it failed."""
+        s = self.settings
+        start = self.backend.revision_metrics(isvc)
+        deadline = time.monotonic() + s.window_s
+        extended = False
+        while True:
+            time.sleep(0.5)
+            status = self.status(isvc)
+            if status.latest_ready != canary or not any(
+                t["revisionName"] == canary for t in status.traffic
+            ):
+                return f"canary {canary} is no longer ready"
+            now = self.backend.revision_metrics(isvc)
+            if now.get(canary, {}).get("ready") is False:
+                return f"canary {canary} is not ready (its predictor stopped)"
+            if time.monotonic() < deadline:
+                continue
+            window = delta(start.get(canary), now.get(canary))
+            if window["requests"] < s.min_requests and not extended:
+                deadline += s.window_s  # too little traffic to judge: watch once more
+                extended = True
+                continue
+            break
+        if window["requests"] < s.min_requests:
+            return f"too little traffic to judge ({window['requests']} canary requests)"
+        stable_window = delta(baseline.get(stable), now.get(stable))
+        error_rate = window["errors"] / window["requests"]
+        if error_rate > s.max_error_rate:
+            return f"canary error rate {error_rate:.1%} > {s.max_error_rate:.1%}"
+        canary_p99 = quantile_ms(window, 0.99)
+        stable_p99 = quantile_ms(stable_window, 0.99)
+        if (
+            stable_window["requests"]
+            and canary_p99 > stable_p99 * s.max_p99_ratio + s.p99_slack_ms
+        ):
+            return f"canary p99 {canary_p99:.1f} ms > {s.max_p99_ratio}x stable {stable_p99:.1f} ms"
+        shift = psi(window["score_counts"], stable_window["score_counts"])
+        if shift is not None and shift > s.max_psi:
+            return f"score distribution shifted: PSI {shift:.2f} > {s.max_psi}"
+        self.say(
+            f"{isvc}: {canary}: {window['requests']} requests, errors {error_rate:.1%}, "
+            f"p99 {canary_p99:.1f} ms (stable {stable_p99:.1f} ms), PSI "
+            + ("n/a" if shift is None else f"{shift:.3f}")
+        )
+        return ""
+
+
+def check_percent(percent: int) -> None:
+    if (
+        isinstance(percent, bool)
+        or not isinstance(percent, int)
+        or not 0 <= percent <= 100
+    ):
+        raise RolloutError(f"percent must be an integer from 0 to 100, got {percent!r}")
+
+
+def delta(before: dict | None, after: dict | None) -> dict[str, Any]:
+    """Counters of one revision between two snapshots (a restart resets them: clamp)."""
+    after = after or {}
+    before = before or {}
+
+    def minus(a, b):
+        if not a:
+            return []
+        b = b if b and len(b) == len(a) else [0] * len(a)
+        return [max(x - y, 0) for x, y in zip(a, b, strict=True)]
+
+    return {
+        "requests": max(after.get("requests", 0) - before.get("requests", 0), 0),
+        "errors": max(after.get("errors", 0) - before.get("errors", 0), 0),
+        "latency_counts": minus(
+            after.get("latency_counts"), before.get("latency_counts")
+        ),
+        "latency_bounds_ms": after.get("latency_bounds_ms", []),
+        "score_counts": minus(after.get("score_counts"), before.get("score_counts")),
+    }
+
+
+def quantile_ms(window: dict[str, Any], q: float) -> float:
+    counts, bounds = window["latency_counts"], window["latency_bounds_ms"]
+    total = sum(counts)
+    if not total:
+        return 0.0
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= q * total:
+            return bounds[index] if index < len(bounds) else bounds[-1] * 2
+    return bounds[-1]
+
+
+def psi(actual: list[int], expected: list[int], floor: float = 1e-4) -> float | None:
+    """Population stability index of two histograms over the same buckets."""
+    if not actual or not expected or len(actual) != len(expected):
+        return None
+    a_total, e_total = sum(actual), sum(expected)
+    if not a_total or not e_total:
+        return None
+    value = 0.0
+    for a, e in zip(actual, expected, strict=True):
+        pa, pe = max(a / a_total, floor), max(e / e_total, floor)
+        value += (pa - pe) * math.log(pa / pe)
+    return value

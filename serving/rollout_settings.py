@@ -1,0 +1,53 @@
+"""Settings of `riskserve rollout`, read once from the environment at start."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RolloutSettings(BaseSettings):
+    """Which platform a rollout drives, and the gates of an automatic rollout."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKSERVE_ROLLOUT_", extra="ignore")
+
+    backend: Literal["local", "kserve"] = "local"
+    """`local`: the local platform's gateway; `kserve`: a cluster, via the Kubernetes API."""
+
+    namespace: str = "default"
+    """Namespace of the InferenceServices (kserve backend)."""
+
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "MLFLOW_TRACKING_URI", "RISKSERVE_ROLLOUT_MLFLOW_TRACKING_URI"
+        ),
+    )
+    """MLflow, to resolve `models:/` URIs and to move the `champion` alias on promote."""
+
+    artifacts_destination: str = "s3://mlflow/artifacts"
+    """The MLflow server's `--artifacts-destination`: `mlflow-artifacts:/` paths are
+    joined to it to give KServe an `s3://` storageUri."""
+
+    steps: str = "10,50,100"
+    """Canary percentages an `--auto` rollout steps through."""
+
+    window_s: float = 10.0
+    """Seconds of traffic compared at each step."""
+
+    min_requests: int = 20
+    """Fewest canary requests a window needs before it is judged."""
+
+    max_error_rate: float = 0.01
+    """Largest canary error rate (5xx and unreachable) that passes."""
+
+    max_p99_ratio: float = 1.5
+    """Canary p99 may be at most this times the stable p99 (plus `p99_slack_ms`)."""
+
+    p99_slack_ms: float = 2.0
+    """Latency slack so that sub-millisecond noise cannot fail a rollout."""
+
+    max_psi: float = 0.2
+    """Largest population stability index between canary and stable scores."""
