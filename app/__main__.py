@@ -1,0 +1,64 @@
+"""`python -m app` (and `riskserve app`): the analyst app on port 7860.
+
+A missing or invalid setting ends the command with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from app.settings import SettingsError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="The riskserve analyst app (Gradio) over the v2 model endpoints. "
+        "Configured by RISKSERVE_APP_* variables (see the README).",
+    )
+    parser.add_argument("--host", help="address to listen on (RISKSERVE_APP_HOST)")
+    parser.add_argument(
+        "--port", type=int, help="port to listen on (RISKSERVE_APP_PORT)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"riskserve app: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # One line per request from httpx would drown the app's own messages.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from app.ui import build_app  # Gradio takes seconds to import: only when needed
+
+    demo = build_app(settings)
+    print(f"riskserve app: http://{settings.host}:{settings.port}", flush=True)
+    try:
+        demo.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            show_error=False,
+            footer_links=[],
+            quiet=True,
+        )
+    except OSError as exc:
+        print(
+            f"riskserve app: error: cannot listen on {settings.host}:{settings.port} "
+            f"({exc})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The input fields of a model: names and datatypes from its v2 metadata, and for the
+features the shared spec knows, their kind, range, categories and whether a value may
+be missing. A retrained model with other inputs gets other fields, with no code change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from app.v2_client import ModelMetadata, TensorMetadata
+from model.specs import ModelSpec
+
+MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    datatype: str
+    kind: str = "numeric"
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[str, ...] = ()
+    nullable: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ")
+
+    def parse(self, raw: object) -> float | str | None:
+        """The value to send for `raw` (form or CSV text); ValueError in plain words."""
+        if isinstance(raw, str):
+            raw = raw.strip()
+        empty = raw is None or raw == "" or raw == MISSING
+        if isinstance(raw, float) and math.isnan(raw):
+            empty = True
+        if self.datatype == "BYTES":
+            if empty:
+                raise ValueError(f"{self.name} is empty")
+            text = str(raw)
+            if self.categories and text not in self.categories:
+                raise ValueError(
+                    f"{self.name} {text!r} is not one of: {', '.join(self.categories)}"
+                )
+            return text
+        if empty:
+            if self.nullable:
+                return None
+            raise ValueError(f"{self.name} is empty and may not be missing")
+        if isinstance(raw, bool):
+            number = float(raw)
+        else:
+            try:
+                number = float(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.name} {raw!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{self.name} {raw!r} is not a finite number")
+        if self.kind == "binary" and number not in (0.0, 1.0):
+            raise ValueError(f"{self.name} must be 0 or 1, got {raw!r}")
+        if self.minimum is not None and number < self.minimum:
+            raise ValueError(f"{self.name} {number:g} is below {self.minimum:g}")
+        if self.maximum is not None and number > self.maximum:
+            raise ValueError(f"{self.name} {number:g} is above {self.maximum:g}")
+        return number
+
+
+def fields_from_metadata(
+    metadata: ModelMetadata, spec: ModelSpec | None
+) -> list[Field]:
+    """One field per input the model declares, in its order."""
+    return [_field(tensor, spec) for tensor in metadata.inputs]
+
+
+def fields_from_spec(spec: ModelSpec) -> list[Field]:
+    """The fields of the shared spec, for when the model's metadata cannot be read."""
+    return [
+        _field(TensorMetadata(f.name, f.tensor_datatype, (-1, 1)), spec)
+        for f in spec.features
+    ]
+
+
+def _field(tensor: TensorMetadata, spec: ModelSpec | None) -> Field:
+    known = None
+    if spec is not None:
+        try:
+            known = spec.feature(tensor.name)
+        except KeyError:
+            known = None
+    if known is None:
+        kind = "categorical" if tensor.datatype == "BYTES" else "numeric"
+        # What the spec does not describe, the model imputes or rejects itself.
+        return Field(tensor.name, tensor.datatype, kind, nullable=True)
+    return Field(
+        name=tensor.name,
+        datatype=tensor.datatype,
+        kind=known.kind,
+        description=known.description,
+        minimum=known.minimum,
+        maximum=known.maximum,
+        categories=known.categories,
+        nullable=known.nullable,
+    )

@@ -1,0 +1,225 @@
+"""HTML for answers, errors and histograms: plain functions of data, tested without a UI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+
+from app.v2_client import InferenceResult, ModelMetadata
+
+RED, GREEN, AMBER, GREY = "#c62828", "#2e7d32", "#ef6c00", "#9e9e9e"
+SERIES_COLOURS = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457")
+
+# The score scaling of DESIGN.md, when a model's metadata does not carry its own.
+DEFAULT_BASE_SCORE, DEFAULT_BASE_ODDS, DEFAULT_PDO = 600.0, 50.0, 20.0
+
+
+def error_html(message: str) -> str:
+    return (
+        f'<div class="rs-error" role="alert" style="border-left:4px solid {RED};'
+        f'padding:8px 12px;background:#fdecea;color:#611a15">{escape(message)}</div>'
+    )
+
+
+def note_html(message: str) -> str:
+    return (
+        f'<div class="rs-note" style="color:#555;padding:4px 0">{escape(message)}</div>'
+    )
+
+
+def _served_by(result: InferenceResult) -> str:
+    revision = result.revision or "not reported"
+    return (
+        '<div class="rs-served-by" style="color:#555;font-size:0.9em;margin-top:8px">'
+        f"model <b>{escape(result.model_name)}</b> · version "
+        f'<b class="rs-version">{escape(result.model_version)}</b> · serving revision '
+        f'<b class="rs-revision">{escape(revision)}</b></div>'
+    )
+
+
+def probability_bar(probability: float, marker: float | None, colour: str) -> str:
+    width = max(0.0, min(1.0, probability)) * 100
+    mark = ""
+    if marker is not None and 0 <= marker <= 1:
+        mark = (
+            f'<div title="threshold {marker:g}" style="position:absolute;top:-4px;'
+            f'bottom:-4px;left:{marker * 100:.2f}%;width:2px;background:#212121"></div>'
+        )
+    return (
+        '<div class="rs-bar" style="position:relative;height:22px;background:#eee;'
+        'border-radius:4px;margin:6px 0">'
+        f'<div style="height:100%;width:{width:.2f}%;background:{colour};'
+        f'border-radius:4px"></div>{mark}</div>'
+    )
+
+
+def fraud_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
+    probability = float(result.outputs["fraud_probability"][0])
+    flagged = (
+        bool(result.outputs["is_fraud"][0]) if "is_fraud" in result.outputs else None
+    )
+    threshold = metadata.parameter("threshold")
+    if flagged is None and threshold is not None:
+        flagged = probability >= threshold
+    at = f" (threshold {threshold:.4g})" if threshold is not None else ""
+    if flagged:
+        decision = f'<span style="color:{RED}">FRAUD: block and review</span>{at}'
+    else:
+        decision = f'<span style="color:{GREEN}">not fraud: accept</span>{at}'
+    return (
+        '<div class="rs-answer rs-fraud">'
+        f'<div style="font-size:1.2em">Fraud probability <b class="rs-probability">'
+        f"{probability:.4f}</b> ({probability:.1%})</div>"
+        f"{probability_bar(probability, threshold, RED if flagged else GREEN)}"
+        f'<div class="rs-decision" style="font-size:1.1em">Decision: {decision}</div>'
+        f"{_served_by(result)}</div>"
+    )
+
+
+@dataclass(frozen=True)
+class ScoreBand:
+    name: str
+    label: str
+    low: float | None
+    high: float | None
+
+
+def score_bands(base_score: float, pdo: float) -> list[ScoreBand]:
+    """Five bands in steps of `pdo` around the base score: each step doubles the odds.
+
+    This is the app's display convention (documented in the README), derived from the
+    model's own scaling so a rescaled model gets rescaled bands.
+    """
+    edges = [base_score - 2 * pdo, base_score - pdo, base_score, base_score + 2 * pdo]
+    return [
+        ScoreBand("E", "very high risk", None, edges[0]),
+        ScoreBand("D", "high risk", edges[0], edges[1]),
+        ScoreBand("C", "medium risk", edges[1], edges[2]),
+        ScoreBand("B", "low risk", edges[2], edges[3]),
+        ScoreBand("A", "very low risk", edges[3], None),
+    ]
+
+
+def band_of(score: float, bands: Sequence[ScoreBand]) -> ScoreBand:
+    for band in bands:
+        if band.high is None or score < band.high:
+            return band
+    return bands[-1]
+
+
+def credit_scaling(metadata: ModelMetadata) -> tuple[float, float, float]:
+    return (
+        metadata.parameter("base_score") or DEFAULT_BASE_SCORE,
+        metadata.parameter("base_odds") or DEFAULT_BASE_ODDS,
+        metadata.parameter("pdo") or DEFAULT_PDO,
+    )
+
+
+def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
+    probability = float(result.outputs["default_probability"][0])
+    score = float(result.outputs["credit_score"][0])
+    approved = bool(result.outputs["approved"][0])
+    base_score, base_odds, pdo = credit_scaling(metadata)
+    bands = score_bands(base_score, pdo)
+    band = band_of(score, bands)
+    cutoff = metadata.parameter("cutoff")
+    # The lowest and highest scores drawn: three bands of width pdo beyond the edges.
+    low, high = base_score - 5 * pdo, base_score + 5 * pdo
+    position = 0.0 if not math.isfinite(score) else (score - low) / (high - low)
+    scale = "".join(
+        f'<div title="{b.name}: {b.label}" style="flex:1;text-align:center;'
+        f"padding:2px 0;background:{colour};color:white;font-size:0.8em"
+        f'{";outline:2px solid #212121" if b is band else ""}">{b.name}</div>'
+        for b, colour in zip(
+            bands, (RED, AMBER, "#fbc02d", "#7cb342", GREEN), strict=True
+        )
+    )
+    pointer = (
+        f'<div style="position:relative;height:10px"><div style="position:absolute;'
+        f"left:calc({max(0.0, min(1.0, position)) * 100:.1f}% - 6px);width:0;height:0;"
+        "border-left:6px solid transparent;border-right:6px solid transparent;"
+        'border-top:10px solid #212121"></div></div>'
+    )
+    band_range = " to ".join(
+        f"{edge:g}" for edge in (band.low, band.high) if edge is not None
+    )
+    band_range = (
+        f"below {band.high:g}"
+        if band.low is None
+        else f"{band.low:g} and above"
+        if band.high is None
+        else band_range
+    )
+    verdict = (
+        f'<span style="color:{GREEN}">APPROVED</span>'
+        if approved
+        else f'<span style="color:{RED}">DECLINED</span>'
+    )
+    at = f" (cut-off {cutoff:g})" if cutoff is not None else ""
+    return (
+        '<div class="rs-answer rs-credit">'
+        f'<div style="font-size:1.1em">Default probability <b class="rs-probability">'
+        f"{probability:.4f}</b> ({probability:.2%})</div>"
+        f"{probability_bar(probability, None, RED if not approved else GREEN)}"
+        f'<div style="font-size:1.2em;margin-top:6px">Credit score <b class="rs-score">'
+        f"{score:.0f}</b>, band <b>{band.name}</b> ({band.label}, {band_range})</div>"
+        f'<div style="display:flex;gap:2px;margin-top:4px">{scale}</div>{pointer}'
+        f'<div style="color:#555;font-size:0.85em">Scale: {base_score:g} points at '
+        f"{base_odds:g}:1 odds of repaying; every {pdo:g} points double the odds.</div>"
+        f'<div class="rs-decision" style="font-size:1.1em;margin-top:6px">'
+        f"Decision: {verdict}{at}</div>{_served_by(result)}</div>"
+    )
+
+
+def histogram_counts(values: Sequence[float], edges: Sequence[float]) -> list[int]:
+    """Counts per bin; the last bin includes its upper edge, as numpy's histogram."""
+    counts = [0] * (len(edges) - 1)
+    for value in values:
+        if not math.isfinite(value) or value < edges[0] or value > edges[-1]:
+            continue
+        for i in range(len(counts)):
+            if value < edges[i + 1] or i == len(counts) - 1:
+                counts[i] += 1
+                break
+    return counts
+
+
+def histogram_html(
+    title: str, edges: Sequence[float], series: Mapping[str, Sequence[int]]
+) -> str:
+    """Side-by-side bars per bin, each series as shares of its own total."""
+    if not series or len(edges) < 2:
+        return note_html(f"{title}: no data yet.")
+    totals = {name: sum(counts) for name, counts in series.items()}
+    shares = {
+        name: [c / totals[name] if totals[name] else 0.0 for c in counts]
+        for name, counts in series.items()
+    }
+    top = max((max(s) for s in shares.values() if s), default=0.0) or 1.0
+    colours = dict(zip(series, SERIES_COLOURS * 4, strict=False))
+    columns = []
+    for i in range(len(edges) - 1):
+        bars = "".join(
+            f'<div title="{escape(name)}: {series[name][i]} ({shares[name][i]:.1%})" '
+            f'style="flex:1;align-self:flex-end;height:{shares[name][i] / top * 100:.1f}%;'
+            f'background:{colours[name]};min-height:1px"></div>'
+            for name in series
+        )
+        columns.append(
+            '<div style="flex:1;display:flex;flex-direction:column">'
+            f'<div style="height:120px;display:flex;gap:1px">{bars}</div>'
+            f'<div style="font-size:0.7em;text-align:center;color:#555">'
+            f"{edges[i]:g}–{edges[i + 1]:g}</div></div>"
+        )
+    legend = " ".join(
+        f'<span style="color:{colours[name]}">■</span> {escape(name)} '
+        f"({totals[name]} scored)"
+        for name in series
+    )
+    return (
+        f'<div class="rs-histogram"><div style="font-weight:bold">{escape(title)}</div>'
+        f'<div style="display:flex;gap:4px;border-bottom:1px solid #999">'
+        f'{"".join(columns)}</div><div style="font-size:0.85em">{legend}</div></div>'
+    )

@@ -1,0 +1,113 @@
+"""Fixtures of the app tests: contract models served by real predictor processes, the
+app as a real process, and headless Chromium (installed from Debian when missing)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# The contract-model builder and predictor helpers live with the serving tests; `tests`
+# is also a junk package in site-packages, so they are imported by folder, not package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+
+from app_processes import (  # noqa: E402
+    APP_API_KEY,
+    FRAUD_REVISION,
+    AppProcess,
+    ensure_chromium,
+    start_app,
+)
+from contract_models import credit_model, fraud_model, write_onnx  # noqa: E402
+from predictor_helpers import Predictor, start_predictor  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def app_models_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("app-models")
+    write_onnx(fraud_model(version="3"), root / "fraud")
+    write_onnx(credit_model(version="7"), root / "credit")
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("app-logs")
+
+
+@pytest.fixture(scope="session")
+def fraud_predictor(app_models_dir, app_logs) -> Predictor:
+    """fraud, auth off, a revision name, at most 64 rows per request."""
+    predictor = start_predictor(
+        app_logs,
+        "app-fraud",
+        "fraud",
+        app_models_dir / "fraud",
+        env={
+            "RISKSERVE_SERVING_REVISION": FRAUD_REVISION,
+            "RISKSERVE_SERVING_MAX_BATCH_SIZE": "64",
+        },
+    )
+    yield predictor
+    predictor.stop()
+
+
+@pytest.fixture(scope="session")
+def credit_predictor(app_models_dir, app_logs) -> Predictor:
+    """credit with auth on: the app must send its API key."""
+    predictor = start_predictor(
+        app_logs,
+        "app-credit",
+        "credit",
+        app_models_dir / "credit",
+        env={"RISKSERVE_SERVING_API_KEY": APP_API_KEY},
+    )
+    yield predictor
+    predictor.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(fraud_predictor, credit_predictor, app_logs) -> AppProcess:
+    app = start_app(
+        app_logs,
+        {
+            "RISKSERVE_APP_FRAUD_URL": fraud_predictor.url,
+            "RISKSERVE_APP_CREDIT_URL": credit_predictor.url,
+            "RISKSERVE_APP_API_KEY": APP_API_KEY,
+            "RISKSERVE_APP_BATCH_SIZE": "4",
+        },
+    )
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    return ensure_chromium()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 1000}, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(app_server.url)
+    yield page
+    context.close()
