@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
         )
         if args.action == "status" and hasattr(backend, "revision_metrics"):
             for name, m in backend.revision_metrics(args.isvc).items():
-                shadow = m.get("shadow", {})
+                shadow = m.get("shadow_comparison", {})
                 line = f"  {name}: {m['requests']} requests, {m['errors']} errors"
                 if shadow.get("compared"):
                     line += (

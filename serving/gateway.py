@@ -61,7 +61,7 @@ class RevisionStats:
             "codes": {str(k): v for k, v in sorted(self.codes.items())},
             "latency_bounds_ms": list(LATENCY_BOUNDS_MS),
             "latency_counts": list(self.latency_counts),
-            "shadow": dict(self.shadow),
+            "shadow_comparison": dict(self.shadow),
         }
 
 
