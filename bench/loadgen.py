@@ -7,8 +7,9 @@ Run as its own process so it does not share the server's interpreter:
 
 Closed loop (no --rate): each connection sends its next request when the previous
 answer arrives: the server's throughput. Open loop (--rate R): requests are scheduled
-at R per second over the connections and latency counts from the scheduled time, so a
-stalled server shows up in the tail (no coordinated omission). Prints one JSON object.
+at R per second over the connections; a request delayed by a slow previous answer counts
+from its scheduled time, so a stalled server shows up in the tail (no coordinated
+omission). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -70,13 +71,21 @@ async def _connection(
                 latencies.append(int((perf() - started) * 1e9))
                 statuses[status] = statuses.get(status, 0) + 1
         else:
+            previous_done = 0.0
             for scheduled in schedule:
                 delay = scheduled - perf()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                sent = perf()
                 writer.write(request)
                 status = await _read_response(reader)
-                latencies.append(int((perf() - scheduled) * 1e9))
+                done = perf()
+                # A request held back by the previous answer counts from its scheduled
+                # time (no coordinated omission); one only woken late by the event
+                # loop's millisecond timers counts from its actual send.
+                start = scheduled if previous_done > scheduled else sent
+                latencies.append(int((done - start) * 1e9))
+                previous_done = done
                 statuses[status] = statuses.get(status, 0) + 1
     finally:
         writer.close()

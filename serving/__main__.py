@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_level)
     if args.model_version:
         settings.model_version = args.model_version
+    if args.workers > 1 and args.server == "riskserve":
+        log.warning(
+            "--workers is ignored: one process serves on one event loop; scale with "
+            "replicas",
+            extra={"workers": args.workers},
+        )
     if args.server == "kserve":
         from serving.kserve_runtime import run_kserve
 

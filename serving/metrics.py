@@ -53,7 +53,7 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "riskserve_request_duration_seconds",
-    "Server time of successful inference requests, from body read to response built.",
+    "Server time of successful inference requests, from arrival to scored outputs.",
     ["model", "version", "protocol"],
     buckets=LATENCY_BUCKETS,
 )

@@ -8,12 +8,15 @@ import threading
 import time
 
 import boto3
+import grpc
 import httpx
 import pytest
 from contract_models import fraud_model, write_mlflow_folder, write_onnx
 from predictor_helpers import load_testdata, start_predictor
 
 from serving.errors import ModelLoadError
+from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from serving.settings import StorageSettings
 from serving.storage import fetch_model
 
@@ -129,28 +132,30 @@ def test_load_from_models_uri(mlflow_server, logs_dir, monkeypatch, tmp_path):
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(name, "champion", "1")
 
-    for uri, version in ((f"models:/{name}@champion", "1"), (f"models:/{name}/2", "2")):
-        predictor = start_predictor(
-            logs_dir,
-            f"fraud-registry-{version}",
-            "fraud",
-            uri,
-            env=mlflow_server,
-            timeout=90,
-        )
-        try:
-            metadata = predictor.client.get("/v2/models/fraud").json()
-            assert metadata["versions"] == [version]
-            answer = predictor.infer(load_testdata("fraud_infer_request.json")).json()
-            assert answer["model_version"] == version
-            assert (
-                predictor.client.get(
-                    f"/v2/models/fraud/versions/{version}/ready"
-                ).status_code
-                == 200
-            )
-        finally:
-            predictor.stop()
+    # The alias names version 1 while 2 is the latest: the server must follow it.
+    predictor = start_predictor(
+        logs_dir,
+        "fraud-registry",
+        "fraud",
+        f"models:/{name}@champion",
+        env={**mlflow_server, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        timeout=90,
+    )
+    try:
+        metadata = predictor.client.get("/v2/models/fraud").json()
+        assert metadata["versions"] == ["1"]
+        answer = predictor.infer(load_testdata("fraud_infer_request.json")).json()
+        assert answer["model_version"] == "1"
+        assert answer["outputs"][1]["data"] == [True, False]
+        ready = predictor.client.get("/v2/models/fraud/versions/1/ready")
+        assert ready.status_code == 200
+    finally:
+        predictor.stop()
+
+    # models:/name/version, resolved and downloaded in this process.
+    local = fetch_model(f"models:/{name}/2", StorageSettings(), tmp_path)
+    assert local.registry_version == "2"
+    assert local.onnx_path.name == "model.onnx"
 
     with pytest.raises(ModelLoadError, match="cannot resolve"):
         fetch_model(f"models:/{name}@nobody", StorageSettings(), tmp_path)
@@ -213,6 +218,13 @@ def test_not_ready_while_the_model_downloads(logs_dir):
         answer = predictor.infer(load_testdata("fraud_infer_request.json"))
         assert answer.status_code == 503
         assert "not ready" in answer.json()["error"]
+        with grpc.insecure_channel(predictor.grpc_target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            assert stub.ServerLive(pb.ServerLiveRequest()).live
+            assert not stub.ServerReady(pb.ServerReadyRequest()).ready
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ModelMetadata(pb.ModelMetadataRequest(name="fraud"))
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         predictor.stop()
         silent.close()
@@ -258,3 +270,33 @@ def test_storage_settings_build_boto3_arguments(monkeypatch):
         StorageSettings().boto3_client_kwargs()["endpoint_url"]
         == "https://minio.local:9000"
     )
+
+
+def test_sigterm_flushes_the_inference_log(models_dir, logs_dir, tmp_path):
+    """Records still queued when the pod is stopped are written before exit."""
+    predictor = start_predictor(
+        logs_dir,
+        "fraud-flush",
+        "fraud",
+        models_dir / "fraud",
+        env={
+            "RISKSERVE_SERVING_INFERENCE_LOG_URI": str(tmp_path),
+            "RISKSERVE_SERVING_INFERENCE_LOG_FLUSH_SECONDS": "600",
+        },
+        args=("--enable_grpc", "false"),
+    )
+    try:
+        request = load_testdata("fraud_infer_request.json")
+        for i in range(3):
+            request["id"] = f"flush-{i}"
+            assert predictor.infer(request).status_code == 200
+        assert not list(tmp_path.rglob("*.jsonl"))  # still waiting for its batch
+    finally:
+        predictor.stop()
+    assert predictor.process.popen.returncode == 0
+    ids = sorted(
+        json.loads(line)["request_id"]
+        for path in tmp_path.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    )
+    assert ids == ["flush-0", "flush-1", "flush-2"]
