@@ -62,6 +62,12 @@ def _rollout(argv: list[str]) -> int:
     return main(argv)
 
 
+def _app(argv: list[str]) -> int:
+    from app.__main__ import main
+
+    return main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from riskserve.demo import main
 
@@ -77,6 +83,7 @@ COMMANDS = {
     "status": (_platform("status"), "the InferenceServices in KServe's status shape"),
     "down": (_platform("down"), "stop the local platform and its predictors"),
     "rollout": (_rollout, "canary rollouts: start, promote, rollback, status"),
+    "app": (_app, "the Gradio analyst app on port 7860"),
     "demo": (_demo, "run the whole platform on this machine"),
 }
 

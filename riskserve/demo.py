@@ -1,36 +1,63 @@
-"""`riskserve demo` (`make demo`): the platform on one machine, from a fresh clone.
+"""`riskserve demo` (`make demo`): the whole platform on one machine, from a fresh clone.
 
-Starts MLflow, trains and registers both models with the demo defaults, prints where
-to see everything, and stops what it started on Ctrl-C.
+Starts MLflow, trains and registers both models, deploys the `fraud` and `credit`
+InferenceServices on the local platform, trains a second fraud version and starts it
+as a 20% canary, starts the analyst app, prints every URL, and on Ctrl-C stops
+everything it started (and only that).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
 import time
 
 from riskserve import local_services
-from serving.platform_settings import PlatformSettings
+from riskserve.platform_cli import (
+    apply_yaml,
+    start_daemon,
+    stop_daemon,
+    summary_lines,
+    wait_ready,
+)
+from riskserve.platform_cli import status as platform_status
+from serving.platform_settings import PlatformSettings, inherited_environment
+from serving.processes import ManagedProcess
+from serving.rollout import LocalBackend, Rollout, resolve_model
+from serving.rollout_settings import RolloutSettings
+
+APP_PORT = 7860
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
 
 
 def train(kind: str, env: dict[str, str], extra: list[str]) -> None:
     started = time.monotonic()
+    say(f"training {kind} ({' '.join(extra) or 'demo defaults'})")
     result = subprocess.run(
         [sys.executable, "-m", "training", kind, *extra],
-        env={**os.environ, **env},
+        env={**inherited_environment(), **env},
         check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(
             f"training {kind} failed (exit {result.returncode}); see above"
         )
-    print(
-        f"[demo] {kind} trained and registered in {time.monotonic() - started:.0f} s",
-        flush=True,
+    say(f"{kind} trained and registered in {time.monotonic() - started:.0f} s")
+
+
+def isvc(name: str, storage_uri: str) -> str:
+    """The InferenceService as the chart renders it (modelFormat onnx, v2 protocol)."""
+    return (
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+        f"metadata:\n  name: {name}\n  annotations:\n"
+        "    serving.kserve.io/deploymentMode: Serverless\n"
+        "spec:\n  predictor:\n    model:\n      modelFormat:\n        name: onnx\n"
+        f"      protocolVersion: v2\n      storageUri: {storage_uri}\n"
     )
 
 
@@ -45,40 +72,95 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="store artifacts in a local S3-compatible server",
     )
+    parser.add_argument("--fraud-rows", type=int, default=200_000)
+    parser.add_argument("--credit-rows", type=int, default=90_000)
+    parser.add_argument(
+        "--no-app", action="store_true", help="do not start the analyst app"
+    )
     parser.add_argument(
         "--no-wait",
         action="store_true",
-        help="stop the services and exit after training",
+        help="stop everything and exit once the demo is up",
     )
     args = parser.parse_args(argv)
     settings = PlatformSettings()
-    started_here = not any(
+    signal.signal(signal.SIGTERM, _interrupt)
+    services_were_running = any(
         state.startswith("running")
         for state in local_services.status(settings).values()
     )
-    env = local_services.up(
-        settings, args.s3, say=lambda m: print(f"[demo] {m}", flush=True)
-    )
+    platform_started = False
+    app: ManagedProcess | None = None
     try:
-        train("fraud", env, [])
-        train("credit", env, [])
+        env = local_services.up(settings, args.s3, say=say)
+        train("fraud", env, ["--rows", str(args.fraud_rows)])
+        train("credit", env, ["--rows", str(args.credit_rows)])
+
+        say(f"starting the local platform (gateway {settings.gateway_url})")
+        platform_started = start_daemon(settings, env)
+        rollout_settings = RolloutSettings(
+            mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
+        )
+        for name in ("fraud", "credit"):
+            # A fixed version, not the alias: a restarted revision must serve the same model.
+            champion = resolve_model(
+                f"models:/{name}@champion", rollout_settings, for_kserve=False
+            )
+            for message in apply_yaml(settings, isvc(name, champion.storage_uri)):
+                say(message)
+        wait_ready(settings, ["fraud", "credit"], settings.predictor_ready_timeout_s)
+
+        train("fraud", env, ["--rows", str(args.fraud_rows), "--seed", "7"])
+        rollout = Rollout(LocalBackend(settings), rollout_settings, say=say)
+        rollout.start("fraud", "models:/fraud@challenger", 20)
+        wait_ready(settings, ["fraud"], settings.predictor_ready_timeout_s)
+
+        if not args.no_app:
+            say(f"starting the analyst app on http://{settings.host}:{APP_PORT}")
+            app = ManagedProcess(
+                name="analyst app",
+                argv=[sys.executable, "-m", "app", "--port", str(APP_PORT)],
+                log_path=settings.state_dir / "logs" / "app.log",
+                env={
+                    **inherited_environment(),
+                    "RISKSERVE_APP_GATEWAY_URL": settings.gateway_url,
+                    "RISKSERVE_APP_HOST": settings.host,
+                    "GRADIO_ANALYTICS_ENABLED": "False",
+                },
+            ).start()
+            app.wait_ready(f"http://{settings.host}:{APP_PORT}/", timeout=120)
+
+        for line in summary_lines(platform_status(settings)):
+            say(line)
+        gateway = settings.gateway_url
         print(
-            "\n[demo] ready:\n"
-            f"  MLflow UI:        {settings.mlflow_url}\n"
-            f"  fraud versions:   {settings.mlflow_url}/#/models/fraud\n"
-            f"  credit versions:  {settings.mlflow_url}/#/models/credit\n",
+            "\n[demo] riskserve is up:\n"
+            f"  MLflow UI            {settings.mlflow_url}  (models: {settings.mlflow_url}/#/models)\n"
+            f"  v2 gateway           {gateway}/v2/models/fraud/infer, {gateway}/v2/models/credit/infer\n"
+            f"  platform status      riskserve status   (or {gateway}/platform/status)\n"
+            f"  canary               fraud: 20% to the new version; riskserve rollout status fraud\n"
+            + (
+                f"  analyst app          http://{settings.host}:{APP_PORT}\n"
+                if app
+                else ""
+            )
+            + "  try:  curl -s "
+            f"{gateway}/v2/models/fraud -H 'content-type: application/json'\n",
             flush=True,
         )
         if not args.no_wait:
-            print("[demo] press Ctrl-C to stop", flush=True)
-            signal.signal(signal.SIGTERM, _interrupt)
+            say("press Ctrl-C to stop everything the demo started")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
-        pass
+        print(flush=True)
     finally:
-        if started_here:
-            local_services.down(
-                settings, say=lambda m: print(f"[demo] {m}", flush=True)
-            )
+        if app is not None:
+            say("stopping the analyst app")
+            app.stop()
+        if platform_started:
+            say("stopping the local platform and its predictors")
+            stop_daemon(settings)
+        if not services_were_running:
+            local_services.down(settings, say=say)
     return 0

@@ -59,7 +59,7 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        env = dict(os.environ if self.env is None else self.env)
+        env = None if self.env is None else dict(self.env)  # None: inherit ours
         self.popen = subprocess.Popen(
             list(self.argv),
             stdout=log,
@@ -115,7 +115,9 @@ class ManagedProcess:
             self.pidfile.unlink(missing_ok=True)
 
 
-def stop_pid(pid: int, grace: float = 10.0, popen: subprocess.Popen | None = None) -> bool:
+def stop_pid(
+    pid: int, grace: float = 10.0, popen: subprocess.Popen | None = None
+) -> bool:
     """SIGTERM the process group we started as `pid`, SIGKILL after `grace` seconds."""
     try:
         os.killpg(pid, signal.SIGTERM)

@@ -6,12 +6,11 @@ ships it); importing this module costs several seconds.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-os.environ.setdefault(
-    "TF_CPP_MIN_LOG_LEVEL", "2"
-)  # keep TF's C++ banner off the console
+from training.settings import quiet_tensorflow_logs
+
+quiet_tensorflow_logs()  # before TensorFlow is imported, or it is too late
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402

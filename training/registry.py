@@ -124,10 +124,16 @@ def log_and_register_onnx(
     tags: dict[str, str],
 ) -> str:
     """Log the ONNX model with signature and example, register it, tag the version."""
+    import onnxruntime
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, output_example)
     info = mlflow.onnx.log_model(
+        # Named, so MLflow does not load the model in a subprocess to guess them.
+        pip_requirements=[
+            f"onnx=={onnx.__version__}",
+            f"onnxruntime=={onnxruntime.__version__}",
+        ],
         onnx_model=proto,
         name="model",
         signature=signature,

@@ -41,3 +41,8 @@ class TrainingSettings(BaseSettings):
         )
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         os.environ["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
+
+
+def quiet_tensorflow_logs() -> None:
+    """Keep TensorFlow's C++ start-up banner off the job's console (unless set)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
