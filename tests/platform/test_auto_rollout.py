@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import fraud_request, isvc_yaml
+from platform_helpers import fraud_request, isvc_yaml
 
 from riskserve.platform_cli import apply_yaml, wait_ready
 from serving.rollout import LocalBackend, Rollout

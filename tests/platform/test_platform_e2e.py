@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from conftest import Platform, isvc_yaml
+from platform_helpers import Platform, isvc_yaml
 
 from riskserve.platform_cli import PlatformError, apply_yaml, patch, status, wait_ready
 
