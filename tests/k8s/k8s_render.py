@@ -19,6 +19,8 @@ import jsonschema
 import pytest
 import yaml
 
+from serving.isvc_schema import close_schema  # the platform's own, so both agree
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 TOOLS = REPO / ".tools" / "bin"
@@ -131,30 +133,6 @@ def is_helm_hook(document: dict[str, Any]) -> bool:
 
 
 # ---- KServe CRD schemas, closed --------------------------------------------
-
-
-def close_schema(schema: Any) -> Any:
-    """A CRD openAPIV3Schema as JSON Schema that rejects unknown fields.
-
-    The API server prunes unknown fields silently; we want a typo to fail. An
-    object with `properties` and no `x-kubernetes-preserve-unknown-fields` gets
-    `additionalProperties: false`. Objects without `properties` (like
-    `metadata`, which CRDs leave open) stay open. `nullable` becomes a null type.
-    """
-    if isinstance(schema, list):
-        return [close_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    closed = {k: close_schema(v) for k, v in schema.items()}
-    if (
-        "properties" in closed
-        and not schema.get("x-kubernetes-preserve-unknown-fields")
-        and "additionalProperties" not in closed
-    ):
-        closed["additionalProperties"] = False
-    if schema.get("nullable") and isinstance(closed.get("type"), str):
-        closed["type"] = [closed["type"], "null"]
-    return closed
 
 
 @cache
