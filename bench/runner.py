@@ -31,6 +31,8 @@ GOALS = {
     "batch_10k_ms": 50.0,
     "ready_s": 3.0,
     "rss_mb": 250.0,
+    "gateway_added_p50_ms": 0.5,
+    "gateway_rps_share": 0.5,
 }
 
 
@@ -225,6 +227,20 @@ def summarize(results: list[dict]) -> list[str]:
         lines.append(
             f"bare-asgi / riskserve req/s: {ratio:.2f}x "
             f"(goal <= {GOALS['floor_ratio']:.0f}x: {verdict(ratio <= GOALS['floor_ratio'])})"
+        )
+    gateway = next((r for r in results if r["baseline"] == "direct"), None)
+    if gateway:
+        added = gateway["p50_ms"] - ours["p50_ms"]
+        kept = gateway["rps"] / ours["rps"]
+        lines.append(
+            f"gateway p50 added over the direct predictor: {added:.3f} ms "
+            f"(goal <= {GOALS['gateway_added_p50_ms']} ms: "
+            f"{verdict(added <= GOALS['gateway_added_p50_ms'])})"
+        )
+        lines.append(
+            f"gateway / direct predictor req/s: {kept:.2f} "
+            f"(goal >= {GOALS['gateway_rps_share']}: "
+            f"{verdict(kept >= GOALS['gateway_rps_share'])})"
         )
     checks = [
         ("p99_at_1000_ms", "p99 at 1,000 req/s", "ms", "<="),

@@ -65,12 +65,31 @@ def _bare(model_dir: Path, port: int, grpc_port: int) -> list[str]:
     ]
 
 
+def _gateway(model_dir: Path, port: int, grpc_port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bench.gateway_target",
+        "--model_dir",
+        str(model_dir),
+        "--http_port",
+        str(port),
+    ]
+
+
 TARGETS: list[Target] = [
     Target(
         "riskserve",
         "this predictor (python -m serving), REST + gRPC, metrics on",
         _predictor,
         "/v2/health/ready",
+    ),
+    Target(
+        "gateway",
+        "the local platform's gateway in front of that predictor (one revision)",
+        _gateway,
+        "/v2/models/fraud/ready",
+        baseline="direct",
     ),
     Target(
         "kserve-stock",

@@ -185,6 +185,7 @@ class Gateway:
             )
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
+        response_headers.append((b"content-length", b"%d" % len(payload)))
         await send(
             {
                 "type": "http.response.start",
