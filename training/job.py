@@ -119,6 +119,9 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
 
     progress.stage(f"checking MLflow at {settings.mlflow_tracking_uri}")
     registry.check_reachable(settings.mlflow_tracking_uri, settings.registry_timeout_s)
+    registry.check_artifact_store(
+        settings.mlflow_tracking_uri, settings.registry_timeout_s
+    )
 
     train_x, train_y, valid_x, valid_y, test_x, test_y = split(
         features, target, config.seed

@@ -46,6 +46,29 @@ def check_reachable(tracking_uri: str, timeout_s: float) -> None:
         ) from None
 
 
+def check_artifact_store(tracking_uri: str, timeout_s: float) -> None:
+    """Fail before training when the storage behind MLflow's artifact proxy (S3) does
+    not answer, rather than after, half-way through uploading the run's files."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = tracking_uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts?path="
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return  # the server does not proxy artifacts; the client writes them itself
+        raise RegistryError(
+            f"MLflow at {tracking_uri} cannot reach its artifact store (S3?): an "
+            f"artifact listing answered HTTP {exc.code} {exc.reason}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RegistryError(
+            f"MLflow at {tracking_uri} did not answer an artifact listing ({reason})"
+        ) from None
+
+
 @dataclass
 class ChampionScore:
     version: str

@@ -362,3 +362,38 @@ def test_credit_from_another_schema_serves_the_contract(
     }
     p, score, _ = session.run(None, feeds)
     assert p[0] > p[1] and score[0] < score[1]  # the riskier applicant scores lower
+
+
+def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
+    """MLflow is up but the S3 bucket behind its artifact proxy is not: the job says
+    so before training, rather than failing half-way through uploading."""
+    import os
+
+    from riskserve.services import start_mlflow, start_s3
+    from serving.processes import free_port
+
+    s3, endpoint = start_s3(tmp_path, free_port(), "mlflow", "k", "s")
+    env = {**os.environ, **endpoint.client_env()}
+    server, url = start_mlflow(tmp_path, free_port(), "s3://mlflow/artifacts", env)
+    try:
+        s3.stop()
+        started = time.monotonic()
+        job = train_job(
+            ["credit", "--rows", "500"],
+            {**endpoint.client_env(), "MLFLOW_TRACKING_URI": url},
+            timeout=120,
+        )
+        elapsed = time.monotonic() - started
+        print(f"S3 down: the job failed after {elapsed:.1f} s (imports included)")
+        assert job.code == 1
+        last = job.stderr.strip().splitlines()[-1]
+        assert (
+            "cannot reach its artifact store" in last
+            and "nothing was registered" in last
+        )
+        assert (
+            elapsed < 45
+        )  # 30 s is the goal; imports alone take ~10 s on a loaded machine
+        assert MlflowClient(url).search_registered_models() == []
+    finally:
+        server.stop()
