@@ -128,3 +128,41 @@ def test_shadow_gets_copies_and_never_answers(deployed, model_dirs):
     assert comparison["errors"] == 0
     # The shifted model scores higher: its answers differ, and none reached a client.
     assert comparison["sum_abs_diff"] / comparison["compared"] > 0.05
+
+
+def test_auto_rolls_back_when_the_canary_process_dies(deployed, model_dirs):
+    import os
+    import signal
+
+    from riskserve.platform_cli import status
+
+    messages: list[str] = []
+    killed: list[int] = []
+
+    def kill_canary_once_watched() -> None:
+        for _ in range(600):  # bounded: at most 60 s
+            if any("watching" in m for m in messages):
+                pid = status(deployed.settings)["revisions"]["fraud-predictor-00002"][
+                    "pid"
+                ]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_canary_once_watched, daemon=True)
+    with Traffic(deployed.settings.gateway_url) as traffic:
+        killer.start()
+        promoted = auto_rollout(deployed, messages).auto(
+            "fraud", str(model_dirs["v2"]), [20, 60, 100]
+        )
+    killer.join(timeout=5)
+    print("\n".join(messages))
+    assert killed and not promoted
+    assert (
+        "ready" in messages[-1]
+        and "rolled back to fraud-predictor-00001" in messages[-1]
+    )
+    assert current(deployed).latest_rolledout == "fraud-predictor-00001"
+    failed = sum(n for code, n in traffic.codes.items() if code != 200)
+    assert failed <= 1  # one client: at most its request in flight on the dead process
