@@ -125,6 +125,7 @@ class V2Client:
             transport=transport,
         )
         self._metadata: ModelMetadata | None = None
+        self._api_key = api_key
 
     def close(self) -> None:
         self._http.close()
@@ -185,7 +186,7 @@ class V2Client:
             payload = None
         if response.status_code == 200 and payload is not None:
             return payload, response.headers
-        message = _server_message(payload, response)
+        message = _server_message(payload, response, self._api_key)
         status = response.status_code
         if status == 400:
             text = f"The {self.label} model rejected the request: {message}"
@@ -273,11 +274,20 @@ def _flatten(data: list) -> list:
     return data
 
 
-def _server_message(payload: object, response: httpx.Response) -> str:
+def _server_message(
+    payload: object, response: httpx.Response, api_key: str | None = None
+) -> str:
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-        return payload["error"]
-    text = response.text.strip().splitlines()
-    return text[0][:200] if text else response.reason_phrase or "no message"
+        message = payload["error"]
+    else:
+        text = response.text.strip().splitlines()
+        message = text[0][:200] if text else response.reason_phrase or "no message"
+    # The page never shows a server's stack trace, nor our key echoed back.
+    if "Traceback (most recent call last)" in message or 'File "' in message:
+        message = "the server sent a stack trace (not shown)"
+    if api_key:
+        message = message.replace(api_key, "***")
+    return message
 
 
 def _reason(exc: httpx.HTTPError) -> str:

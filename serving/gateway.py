@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hmac
 import json
 import logging
 import random
@@ -73,6 +74,10 @@ class Gateway:
         self._routes_version = -1
         self.max_body = platform.settings.gateway_max_body_bytes
         self._shadow_tasks: set[asyncio.Task] = set()
+        # The key the predictors require (they inherit it from the platform): the
+        # gateway's own server metadata asks for it too.
+        key = platform.env.get("RISKSERVE_SERVING_API_KEY")
+        self._api_key = key.encode() if key else None
 
     # -- routing ---------------------------------------------------------------------
 
@@ -102,6 +107,18 @@ class Gateway:
         index = bisect.bisect_left(cumulative, random.random())
         return names[min(index, len(names) - 1)]
 
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        if self._api_key is None:
+            return True
+        presented = b""
+        for name, value in headers:
+            if name == b"x-api-key":
+                presented = value
+                break
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                presented = value[7:].strip()
+        return hmac.compare_digest(presented, self._api_key)
+
     # -- ASGI --------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
@@ -121,6 +138,8 @@ class Gateway:
                 {"live": True} if path.endswith("live") else {"ready": ready},
             )
         if path == "/v2":
+            if not self._authorized(scope["headers"]):
+                return await _send(send, 401, {"error": "missing or invalid API key"})
             return await _send(
                 send,
                 200,
@@ -237,6 +256,8 @@ class Gateway:
                 )
             except ApplyError as exc:
                 return await _send(send, 400, {"error": str(exc)})
+            except UnicodeDecodeError:
+                return await _send(send, 400, {"error": "the YAML is not UTF-8 text"})
             return await _send(send, 200, {"applied": messages})
         parts = path.split("/")
         if (
@@ -247,6 +268,8 @@ class Gateway:
         ):
             try:
                 changes = json.loads(await _read_body(receive, 1024 * 1024) or b"{}")
+                if not isinstance(changes, dict):
+                    raise ApplyError("a patch is a JSON object of changes")
                 message = platform.patch(parts[3], changes)
             except KeyError as exc:
                 return await _send(send, 404, {"error": exc.args[0]})

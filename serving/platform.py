@@ -85,7 +85,8 @@ class LocalPlatform:
         problems = []
         for document in documents:
             errors = isvc_errors(document)
-            name = (document.get("metadata") or {}).get("name", "?")
+            metadata = document.get("metadata")
+            name = str(metadata.get("name", "?")) if isinstance(metadata, dict) else "?"
             if not errors and not storage_uri(document["spec"]["predictor"]):
                 errors = ["spec.predictor.model.storageUri is missing"]
             if errors:
@@ -160,7 +161,10 @@ class LocalPlatform:
                 predictor["canaryTrafficPercent"] = percent
         if changes.get("storageUri"):
             predictor.setdefault("model", {})["storageUri"] = changes["storageUri"]
-        for key, value in (changes.get("annotations") or {}).items():
+        new_annotations = changes.get("annotations") or {}
+        if not isinstance(new_annotations, dict):
+            raise ApplyError("annotations must be an object of name: value")
+        for key, value in new_annotations.items():
             if value is None:
                 annotations.pop(key, None)
             else:

@@ -86,6 +86,13 @@ def _check_header(name: object, datatype: object, shape: object, where: str) -> 
             f"input tensor {name!r} has shape {shape!r}; "
             "a shape is a list of non-negative integers"
         )
+    # Dimensions numpy cannot even describe (a zero elsewhere keeps the size at 0):
+    # a 400, not the ValueError numpy raises when reshaping to them.
+    if len(shape) > 32 or math.prod(max(d, 1) for d in shape) > 2**40:
+        raise InvalidInput(
+            f"input tensor {name!r} has shape {list(shape)!r}, larger than any "
+            "tensor this server accepts"
+        )
 
 
 def _check_size(name: str, shape: tuple[int, ...], size: int) -> None:

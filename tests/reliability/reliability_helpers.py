@@ -1,0 +1,321 @@
+"""What the reliability tests share: the pass sizes, the ledger of figures printed at
+the end, a bounded steady-load generator, process memory from /proc, and the platform
+helpers of tests/platform."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import math
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol"
+
+
+def _load(name: str, path: Path):  # noqa: ANN202 - a module
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# The Platform helper, isvc_yaml and fraud_request of the platform tests.
+platform_fixtures = _load(
+    "reliability_platform_helpers",
+    REPO_ROOT / "tests" / "platform" / "platform_helpers.py",
+)
+Platform = platform_fixtures.Platform
+isvc_yaml = platform_fixtures.isvc_yaml
+fraud_request = platform_fixtures.fraud_request
+
+
+# -- the two passes --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Budget:
+    full: bool
+    fuzz_examples: int
+    """Hypothesis examples per fuzzed target (REST, gRPC, gateway)."""
+    soak_seconds: float
+    soak_window_seconds: float
+    """p99 of the first and of the last window are compared (a minute in the full pass,
+    a quarter of the run in the fast one)."""
+    soak_rate: float
+    """Requests per second the soak offers (open loop, bounded)."""
+    slow_client_seconds: float
+
+    @classmethod
+    def fast_pass(cls) -> Budget:
+        return cls(False, 150, 20.0, 5.0, 150.0, 3.0)
+
+    @classmethod
+    def full_pass(cls) -> Budget:
+        return cls(True, 1500, 300.0, 60.0, 150.0, 10.0)
+
+
+# -- the ledger --------------------------------------------------------------------------
+@dataclass
+class LoadFigures:
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p99_first_ms: float
+    p99_last_ms: float
+
+
+@dataclass
+class Ledger:
+    fuzzed: Counter = field(default_factory=Counter)
+    loads: list[LoadFigures] = field(default_factory=list)
+    faults: dict[str, bool] = field(default_factory=dict)
+    fault_notes: dict[str, str] = field(default_factory=dict)
+    records: list[tuple[str, int, int, int]] = field(default_factory=list)
+    """(what, answered requests, logged records, counted as dropped)"""
+
+    def fuzz(self, target: str, cases: int = 1) -> None:
+        self.fuzzed[target] += cases
+
+    def load(self, figures: LoadFigures) -> None:
+        self.loads.append(figures)
+
+    def fault_outcome(self, test_name: str, survived: bool) -> None:
+        self.faults[test_name] = survived
+
+    def fault_note(self, test_name: str, what_the_user_saw: str) -> None:
+        self.fault_notes[test_name] = what_the_user_saw
+
+    def record_count(self, what: str, answered: int, logged: int, dropped: int) -> None:
+        self.records.append((what, answered, logged, dropped))
+
+    def empty(self) -> bool:
+        return not (self.fuzzed or self.loads or self.faults or self.records)
+
+
+def print_ledger(ledger: Ledger, write: Callable[[str], None], full: bool) -> None:
+    if ledger.empty():
+        return
+    rows: list[tuple[str, str]] = []
+    total = sum(ledger.fuzzed.values())
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(ledger.fuzzed.items()))
+    rows.append(("cases fuzzed", f"{total} ({detail})" if total else "0"))
+    for load in ledger.loads:
+        rows.append(
+            (
+                f"load held: {load.name}",
+                f"{load.requests} requests in {load.seconds:.0f} s, "
+                f"{load.errors} errors, p99 {load.p99_first_ms:.1f} ms first window, "
+                f"{load.p99_last_ms:.1f} ms last",
+            )
+        )
+    survived = sum(ledger.faults.values())
+    rows.append(("faults survived", f"{survived} of {len(ledger.faults)}"))
+    for name, ok in ledger.faults.items():
+        note = ledger.fault_notes.get(name, "")
+        rows.append((f"  {'ok' if ok else 'FAILED'}", f"{name}: {note}".strip(": ")))
+    lost_total = 0
+    for what, answered, logged, dropped in ledger.records:
+        lost = answered - logged - dropped
+        lost_total += max(lost, 0)
+        rows.append(
+            (
+                f"records: {what}",
+                f"{answered} answered, {logged} logged, {dropped} counted as "
+                f"dropped or failed, {lost} lost",
+            )
+        )
+    rows.append(("records lost", str(lost_total)))
+    width = max(len(label) for label, _ in rows)
+    title = "full" if full else "fast"
+    write("")
+    write(f"==== reliability ({title} pass) " + "=" * 40)
+    for label, value in rows:
+        write(f"{label.ljust(width)} | {value}")
+
+
+# -- processes -------------------------------------------------------------------------
+def rss_kb(pid: int) -> int:
+    """Resident memory of one process, from /proc (kB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def p99(latencies: list[float]) -> float:
+    if not latencies:
+        return math.nan
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+# -- a steady, bounded load -------------------------------------------------------------
+@dataclass
+class Sample:
+    offset: float
+    """Scheduled send time, seconds from the start."""
+    latency: float
+    """Seconds from the scheduled send (or the actual send, when the event loop woke
+    late) to the whole answer."""
+    status: int
+    """HTTP status, or 0 when the connection failed or timed out."""
+    revision: str | None
+
+
+class SteadyLoad:
+    """Open-loop load at `rate` req/s over `connections` keep-alive connections to one
+    loopback HTTP server, in a background thread. Bounded twice: `rate * seconds`
+    requests at most, and nothing is sent after `seconds`."""
+
+    def __init__(
+        self,
+        port: int,
+        path: str,
+        bodies: list[bytes],
+        rate: float,
+        seconds: float,
+        connections: int = 8,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.port, self.path, self.bodies = port, path, bodies
+        self.rate, self.seconds, self.connections = rate, seconds, connections
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self.timeout = timeout
+        self.samples: list[Sample] = []
+        self.started = 0.0
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run()), daemon=True
+        )
+
+    def start(self) -> SteadyLoad:
+        self._thread.start()
+        return self
+
+    def join(self) -> list[Sample]:
+        self._thread.join(self.seconds + self.timeout + 30)
+        assert not self._thread.is_alive(), "the load generator did not stop"
+        return self.samples
+
+    def _encode(self, body: bytes) -> bytes:
+        return (
+            f"POST {self.path} HTTP/1.1\r\nhost: 127.0.0.1:{self.port}\r\n"
+            f"content-type: application/json\r\n{self.extra}"
+            f"content-length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    async def _run(self) -> None:
+        requests = [self._encode(b) for b in self.bodies]
+        total = int(self.rate * self.seconds)
+        self.started = time.perf_counter() + 0.05
+        times = [self.started + i / self.rate for i in range(total)]
+        await asyncio.gather(
+            *(
+                self._connection(times[k :: self.connections], requests, k)
+                for k in range(self.connections)
+            )
+        )
+
+    async def _connection(
+        self, schedule: list[float], requests: list[bytes], index: int
+    ) -> None:
+        perf = time.perf_counter
+        stop_at = self.started + self.seconds
+        stream = None
+        previous_done = 0.0
+        for n, scheduled in enumerate(schedule):
+            if perf() > stop_at:
+                break
+            delay = scheduled - perf()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            request = requests[(index + n * self.connections) % len(requests)]
+            sent = perf()
+            status, revision = 0, None
+            try:
+                if stream is None:
+                    stream = await asyncio.wait_for(
+                        asyncio.open_connection("127.0.0.1", self.port), 2.0
+                    )
+                reader, writer = stream
+                writer.write(request)
+                status, revision, keep = await asyncio.wait_for(
+                    _read_answer(reader), self.timeout
+                )
+                if not keep:
+                    writer.close()
+                    stream = None
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+                if stream is not None:
+                    stream[1].close()
+                stream = None
+            done = perf()
+            start = scheduled if previous_done > scheduled else sent
+            previous_done = done
+            self.samples.append(
+                Sample(scheduled - self.started, done - start, status, revision)
+            )
+        if stream is not None:
+            stream[1].close()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, str | None, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, revision, keep, chunked = 0, None, True, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"x-riskserve-revision":
+            revision = value.strip().decode()
+        elif name == b"connection":
+            keep = value.strip().lower() != b"close"
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    return status, revision, keep
+
+
+def fraud_bodies(count: int = 64) -> list[bytes]:
+    return [json.dumps(fraud_request(1)).encode() for _ in range(count)]
+
+
+def window_p99(
+    samples: list[Sample], start: float, end: float, parts: int = 5
+) -> float:
+    """p99 of the answered requests sent in [start, end), as the median of the p99s of
+    `parts` equal slices: a sustained drift moves it, one burst of scheduler noise on a
+    shared machine (a second of another job's build) does not."""
+    step = (end - start) / parts
+    slices = []
+    for k in range(parts):
+        low, high = start + k * step, start + (k + 1) * step
+        latencies = [
+            s.latency for s in samples if s.status == 200 and low <= s.offset < high
+        ]
+        if latencies:
+            slices.append(p99(latencies))
+    slices.sort()
+    return slices[len(slices) // 2] if slices else math.nan
+
+
+def answered_in(samples: list[Sample], start: float, end: float) -> int:
+    return sum(1 for s in samples if s.status == 200 and start <= s.offset < end)
