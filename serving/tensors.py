@@ -271,7 +271,12 @@ def decode_values(
     """Decode typed values (gRPC `contents`, KServe's numpy) already of the right type."""
     _check_header(name, datatype, list(shape), "input tensor")
     if datatype == "BYTES":
-        flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
+        try:
+            flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"input tensor {name!r} is BYTES but holds bytes that are not UTF-8"
+            ) from None
         for value in flat:
             if type(value) is not str:
                 raise InvalidInput(
@@ -280,7 +285,12 @@ def decode_values(
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
     else:
-        array = np.asarray(values, dtype=NUMPY_DTYPES[datatype])
+        try:
+            array = np.asarray(values, dtype=NUMPY_DTYPES[datatype])
+        except OverflowError:
+            raise InvalidInput(
+                f"input tensor {name!r} holds values out of the range of {datatype}"
+            ) from None
     _check_size(name, shape, array.size)
     return InputTensor(name, datatype, shape, array.reshape(shape))
 

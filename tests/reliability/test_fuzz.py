@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from contract_models import expected_fraud
 from google.protobuf.message import DecodeError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from predictor_helpers import API_KEY, start_predictor
 from reliability_helpers import Platform, isvc_yaml, rss_kb
@@ -375,6 +375,14 @@ def slow_clients(target: Target, seconds: float) -> None:
             sock.close()
 
 
+def typed_request(datatype: str, field: str, values: list) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name="fraud")
+    for name in FRAUD.feature_names:
+        tensor = request.inputs.add(name=name, datatype=datatype, shape=[1, 1])
+        getattr(tensor.contents, field).extend(values)
+    return request
+
+
 def grpc_fuzz(grpc_target: str, examples: int, ledger, label: str) -> None:
     allowed = {
         grpc.StatusCode.OK,
@@ -461,6 +469,11 @@ def grpc_fuzz(grpc_target: str, examples: int, ledger, label: str) -> None:
             suppress_health_check=list(HealthCheck),
         )
         @given(request=requests())
+        # Found by the full pass (INTERNAL before the fix): out-of-range integers, and
+        # BYTES that are not UTF-8.
+        @example(request=typed_request("UINT8", "uint_contents", [256]))
+        @example(request=typed_request("INT8", "int_contents", [-129]))
+        @example(request=typed_request("BYTES", "bytes_contents", [b"\xff\xfe"]))
         def one(request: pb.ModelInferRequest) -> None:
             try:
                 stub.ModelInfer(request, timeout=10)
