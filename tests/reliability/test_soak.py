@@ -79,6 +79,12 @@ def test_gateway_with_a_canary_holds_steady_load(tmp_path, rel_models, budget, l
         p99_first = window_p99(samples, 0, window)
         p99_last = window_p99(samples, seconds - window, seconds)
         served = {s.revision for s in samples}
+        # Every window, so that a drift can be told from one noisy minute.
+        timeline = [
+            round(window_p99(samples, start, start + window) * 1000, 2)
+            for start in range(0, int(seconds), int(window))
+        ]
+        print(f"soak: p99 ms per {window:.0f} s window: {timeline}")
         print(
             f"soak: {len(samples)} requests in {elapsed:.1f} s, {len(failed)} failed, "
             f"p99 {p99_first * 1000:.2f} ms first window, {p99_last * 1000:.2f} ms "
