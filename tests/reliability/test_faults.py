@@ -353,9 +353,9 @@ def test_inference_log_disk_full_or_read_only(
     # basetemps, and a mount must not move under us.
     mount = Path(tempfile.mkdtemp(prefix="riskserve-log-disk-"))
     mount_tmpfs(mount, "size=256k" if disk == "full" else "size=1m,ro")
-    filler = fill(mount) if disk == "full" else None
     predictor = None
     try:
+        filler = fill(mount) if disk == "full" else None
         predictor = start_predictor(
             rel_logs,
             f"log-disk-{disk}",
