@@ -9,13 +9,12 @@ predictor it started.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
 
 from serving.platform import LocalPlatform, parse_documents
-from serving.platform_daemon import run
+from serving.platform_daemon import serve_forever
 from serving.platform_settings import PlatformSettings, inherited_environment
 
 ISVC = """apiVersion: serving.kserve.io/v1beta1
@@ -43,12 +42,7 @@ def main() -> int:
     )
     platform = LocalPlatform(settings, env=inherited_environment())
     platform.apply_documents(parse_documents(ISVC.format(storage_uri=args.model_dir)))
-    try:
-        import uvloop
-
-        uvloop.run(run(settings))
-    except ImportError:
-        asyncio.run(run(settings))
+    serve_forever(settings)
     return 0
 
 

@@ -56,7 +56,9 @@ async def run(settings: PlatformSettings) -> None:
         stop.set()
         await controller
         platform.shutdown()
-        logging.getLogger("riskserve.platform").info("stopped every predictor; state saved")
+        logging.getLogger("riskserve.platform").info(
+            "stopped every predictor; state saved"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,14 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = PlatformSettings()
+    serve_forever(PlatformSettings())
+    return 0
+
+
+def serve_forever(settings: PlatformSettings) -> None:
+    """Run the daemon until SIGTERM or Ctrl-C, on uvloop when it is installed."""
     try:
         import uvloop
-
-        uvloop.run(run(settings))
     except ImportError:
         asyncio.run(run(settings))
-    return 0
+    else:
+        uvloop.run(run(settings))
 
 
 if __name__ == "__main__":
