@@ -21,60 +21,26 @@ class Target:
     baseline: str | None = None  # "stock" or "floor": what the ratios compare against
 
 
-def _predictor(model_dir: Path, port: int, grpc_port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "serving",
-        "--model_name",
-        "fraud",
-        "--model_dir",
-        str(model_dir),
-        "--http_port",
-        str(port),
-        "--grpc_port",
-        str(grpc_port),
-    ]
+def _module(module: str, kserve_args: bool) -> Callable[[Path, int, int], list[str]]:
+    """`python -m <module>` on the model: with KServe's model name and gRPC port
+    arguments, or just the model folder and HTTP port."""
+
+    def argv(model_dir: Path, port: int, grpc_port: int) -> list[str]:
+        args = [sys.executable, "-m", module]
+        if kserve_args:
+            args += ["--model_name", "fraud"]
+        args += ["--model_dir", str(model_dir), "--http_port", str(port)]
+        if kserve_args:
+            args += ["--grpc_port", str(grpc_port)]
+        return args
+
+    return argv
 
 
-def _stock(model_dir: Path, port: int, grpc_port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "bench.stock_kserve",
-        "--model_name",
-        "fraud",
-        "--model_dir",
-        str(model_dir),
-        "--http_port",
-        str(port),
-        "--grpc_port",
-        str(grpc_port),
-    ]
-
-
-def _bare(model_dir: Path, port: int, grpc_port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "bench.bare_asgi",
-        "--model_dir",
-        str(model_dir),
-        "--http_port",
-        str(port),
-    ]
-
-
-def _gateway(model_dir: Path, port: int, grpc_port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "bench.gateway_target",
-        "--model_dir",
-        str(model_dir),
-        "--http_port",
-        str(port),
-    ]
+_predictor = _module("serving", kserve_args=True)
+_stock = _module("bench.stock_kserve", kserve_args=True)
+_bare = _module("bench.bare_asgi", kserve_args=False)
+_gateway = _module("bench.gateway_target", kserve_args=False)
 
 
 TARGETS: list[Target] = [
