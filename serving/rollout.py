@@ -426,19 +426,29 @@ class Rollout:
         if window["requests"] < s.min_requests:
             return f"too little traffic to judge ({window['requests']} canary requests)"
         stable_window = delta(baseline.get(stable), now.get(stable))
+        # Every gate is judged and every broken one named: the operator should learn
+        # that scores shifted even when latency noise broke a gate first.
+        broken = []
         error_rate = window["errors"] / window["requests"]
         if error_rate > s.max_error_rate:
-            return f"canary error rate {error_rate:.1%} > {s.max_error_rate:.1%}"
+            broken.append(
+                f"canary error rate {error_rate:.1%} > {s.max_error_rate:.1%}"
+            )
         canary_p99 = quantile_ms(window, 0.99)
         stable_p99 = quantile_ms(stable_window, 0.99)
         if (
             stable_window["requests"]
             and canary_p99 > stable_p99 * s.max_p99_ratio + s.p99_slack_ms
         ):
-            return f"canary p99 {canary_p99:.1f} ms > {s.max_p99_ratio}x stable {stable_p99:.1f} ms"
+            broken.append(
+                f"canary p99 {canary_p99:.1f} ms > {s.max_p99_ratio}x stable "
+                f"{stable_p99:.1f} ms"
+            )
         shift = psi(window["score_counts"], stable_window["score_counts"])
         if shift is not None and shift > s.max_psi:
-            return f"score distribution shifted: PSI {shift:.2f} > {s.max_psi}"
+            broken.append(f"score distribution shifted: PSI {shift:.2f} > {s.max_psi}")
+        if broken:
+            return "; ".join(broken)
         self.say(
             f"{isvc}: {canary}: {window['requests']} requests, errors {error_rate:.1%}, "
             f"p99 {canary_p99:.1f} ms (stable {stable_p99:.1f} ms), PSI "
