@@ -49,5 +49,11 @@ class RolloutSettings(BaseSettings):
     p99_slack_ms: float = 2.0
     """Latency slack so that sub-millisecond noise cannot fail a rollout."""
 
+    latency_rechecks: int = Field(1, ge=0)
+    """Windows a canary that broke only the latency gate is watched again before it is
+    rolled back: a short window's p99 is a handful of requests, which one stall of a
+    busy host decides, while a slow model stays slow. Errors and score shifts roll back
+    at once."""
+
     max_psi: float = 0.2
     """Largest population stability index between canary and stable scores."""

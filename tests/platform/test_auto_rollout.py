@@ -55,8 +55,8 @@ def deployed(platform, model_dirs):
     return platform
 
 
-def auto_rollout(platform, messages: list[str]) -> Rollout:
-    settings = RolloutSettings(window_s=3, min_requests=20, steps="20,60,100")
+def auto_rollout(platform, messages: list[str], **gates) -> Rollout:
+    settings = RolloutSettings(window_s=3, min_requests=20, steps="20,60,100", **gates)
     return Rollout(LocalBackend(platform.settings), settings, say=messages.append)
 
 
@@ -66,8 +66,12 @@ def current(platform):
 
 def test_auto_promotes_a_good_canary(deployed, model_dirs):
     messages: list[str] = []
+    # The same model again: every gate holds. Latency is given room here because a
+    # 3 s window of one client's traffic on a shared CI machine is a few dozen canary
+    # requests, whose p99 is their slowest; the latency gate's arithmetic is proved on
+    # recorded windows in test_rollout_gates.py.
     with Traffic(deployed.settings.gateway_url) as traffic:
-        promoted = auto_rollout(deployed, messages).auto(
+        promoted = auto_rollout(deployed, messages, p99_slack_ms=25).auto(
             "fraud", str(model_dirs["v2"]), [20, 60, 100]
         )
     print("\n".join(messages))
