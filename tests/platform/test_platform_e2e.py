@@ -60,7 +60,10 @@ def test_canary_split_rollback_promote_and_restart(platform, model_dirs):
     served = revisions_served(platform, 2000)
     canary_share = served[("fraud-predictor-00002", "2")] / 2000
     print(f"canary share over 2000 requests: {canary_share:.3f} ({dict(served)})")
-    assert 0.27 <= canary_share <= 0.33
+    # Each request picks its revision at random, as Knative's split does: over 2,000
+    # requests the share's standard deviation is 1.0 point, and 0.25-0.35 is 4.9 of
+    # them (a good split falls outside once in a million runs; 20% or 40% never in).
+    assert 0.25 <= canary_share <= 0.35
     assert sum(served.values()) == 2000 and len(served) == 2
 
     patch(platform.settings, "fraud", {"canaryTrafficPercent": 0})  # roll back

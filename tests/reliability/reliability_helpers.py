@@ -4,19 +4,20 @@ helpers of tests/platform."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import math
+import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from load_generator import Sample
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LOAD_GENERATOR = Path(__file__).with_name("load_generator.py")
 SPEC_DIR = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol"
 
 
@@ -158,21 +159,10 @@ def p99(latencies: list[float]) -> float:
 
 
 # -- a steady, bounded load -------------------------------------------------------------
-@dataclass
-class Sample:
-    offset: float
-    """Scheduled send time, seconds from the start."""
-    latency: float
-    """Seconds from the scheduled send (or the actual send, when the event loop woke
-    late) to the whole answer."""
-    status: int
-    """HTTP status, or 0 when the connection failed or timed out."""
-    revision: str | None
-
-
 class SteadyLoad:
     """Open-loop load at `rate` req/s over `connections` keep-alive connections to one
-    loopback HTTP server, in a background thread. Bounded twice: `rate * seconds`
+    loopback HTTP server, sent by its own process (load_generator.py) so that nothing
+    the test runner does is charged to the servers. Bounded twice: `rate * seconds`
     requests at most, and nothing is sent after `seconds`."""
 
     def __init__(
@@ -186,112 +176,44 @@ class SteadyLoad:
         headers: dict[str, str] | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self.port, self.path, self.bodies = port, path, bodies
-        self.rate, self.seconds, self.connections = rate, seconds, connections
-        self.extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        self.timeout = timeout
+        self.config = {
+            "port": port,
+            "path": path,
+            "bodies": [b.decode() for b in bodies],
+            "rate": rate,
+            "seconds": seconds,
+            "connections": connections,
+            "headers": headers or {},
+            "timeout": timeout,
+        }
+        self.seconds, self.timeout = seconds, timeout
         self.samples: list[Sample] = []
-        self.started = 0.0
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._run()), daemon=True
-        )
+        self._process: subprocess.Popen | None = None
 
     def start(self) -> SteadyLoad:
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [sys.executable, str(LOAD_GENERATOR)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        stdin, self._process.stdin = self._process.stdin, None  # written once, here
+        stdin.write(json.dumps(self.config).encode())
+        stdin.close()
         return self
 
     def join(self) -> list[Sample]:
-        self._thread.join(self.seconds + self.timeout + 30)
-        assert not self._thread.is_alive(), "the load generator did not stop"
+        process = self._process
+        assert process is not None, "start() first"
+        try:
+            out, err = process.communicate(timeout=self.seconds + self.timeout + 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise AssertionError("the load generator did not stop") from None
+        assert process.returncode == 0, f"the load generator failed: {err.decode()}"
+        self.samples = [Sample(*row) for row in json.loads(out)]
         return self.samples
-
-    def _encode(self, body: bytes) -> bytes:
-        return (
-            f"POST {self.path} HTTP/1.1\r\nhost: 127.0.0.1:{self.port}\r\n"
-            f"content-type: application/json\r\n{self.extra}"
-            f"content-length: {len(body)}\r\n\r\n"
-        ).encode() + body
-
-    async def _run(self) -> None:
-        requests = [self._encode(b) for b in self.bodies]
-        total = int(self.rate * self.seconds)
-        self.started = time.perf_counter() + 0.05
-        times = [self.started + i / self.rate for i in range(total)]
-        await asyncio.gather(
-            *(
-                self._connection(times[k :: self.connections], requests, k)
-                for k in range(self.connections)
-            )
-        )
-
-    async def _connection(
-        self, schedule: list[float], requests: list[bytes], index: int
-    ) -> None:
-        perf = time.perf_counter
-        stop_at = self.started + self.seconds
-        stream = None
-        previous_done = 0.0
-        for n, scheduled in enumerate(schedule):
-            if perf() > stop_at:
-                break
-            delay = scheduled - perf()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            request = requests[(index + n * self.connections) % len(requests)]
-            sent = perf()
-            status, revision = 0, None
-            try:
-                if stream is None:
-                    stream = await asyncio.wait_for(
-                        asyncio.open_connection("127.0.0.1", self.port), 2.0
-                    )
-                reader, writer = stream
-                writer.write(request)
-                status, revision, keep = await asyncio.wait_for(
-                    _read_answer(reader), self.timeout
-                )
-                if not keep:
-                    writer.close()
-                    stream = None
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-                if stream is not None:
-                    stream[1].close()
-                stream = None
-            done = perf()
-            start = scheduled if previous_done > scheduled else sent
-            previous_done = done
-            self.samples.append(
-                Sample(scheduled - self.started, done - start, status, revision)
-            )
-        if stream is not None:
-            stream[1].close()
-
-
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, str | None, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    length, revision, keep, chunked = 0, None, True, False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif name == b"x-riskserve-revision":
-            revision = value.strip().decode()
-        elif name == b"connection":
-            keep = value.strip().lower() != b"close"
-    if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    elif length:
-        await reader.readexactly(length)
-    return status, revision, keep
 
 
 def fraud_bodies(count: int = 64) -> list[bytes]:
@@ -315,6 +237,11 @@ def window_p99(
             slices.append(p99(latencies))
     slices.sort()
     return slices[len(slices) // 2] if slices else math.nan
+
+
+def window_lag(samples: list[Sample], start: float, end: float) -> float:
+    """p99 of how late the generator sent in [start, end): the host's own noise."""
+    return p99([s.lag for s in samples if start <= s.offset < end])
 
 
 def answered_in(samples: list[Sample], start: float, end: float) -> int:

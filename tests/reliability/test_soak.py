@@ -18,6 +18,7 @@ from reliability_helpers import (
     fraud_bodies,
     isvc_yaml,
     rss_kb,
+    window_lag,
     window_p99,
 )
 
@@ -28,6 +29,10 @@ from serving.processes import read_pidfile
 # can avoid; p99 "within 1.5x" is checked with that much slack on top (and each
 # window's p99 is the median over its slices, see window_p99).
 P99_SLACK_S = 0.003
+# A drift (a leak, a growing queue) stays; a neighbour's busy spell on a shared host
+# passes. A last window over the bound is followed by at most this many more, at the
+# same rate, and the soak fails unless one of them is back within it.
+MORE_WINDOWS = 2
 RSS_GROWTH = 0.10
 WARMUP_S = 4.0
 
@@ -71,20 +76,42 @@ def test_gateway_with_a_canary_holds_steady_load(tmp_path, rel_models, budget, l
         load = SteadyLoad(port, path, bodies, budget.soak_rate, budget.soak_seconds)
         samples = load.start().join()
         elapsed = time.monotonic() - started
-        rss_after = {name: rss_kb(pid) for name, pid in processes.items()}
 
-        answered = sum(s.status == 200 for s in warm_samples + samples)
-        failed = [s for s in samples if s.status != 200]
         seconds, window = budget.soak_seconds, budget.soak_window_seconds
         p99_first = window_p99(samples, 0, window)
         p99_last = window_p99(samples, seconds - window, seconds)
-        served = {s.revision for s in samples}
-        # Every window, so that a drift can be told from one noisy minute.
+        bound = 1.5 * p99_first + P99_SLACK_S
+        # Every window, so that a drift can be told from one noisy minute, with how
+        # late the generator itself sent (the host's noise) beside it.
         timeline = [
-            round(window_p99(samples, start, start + window) * 1000, 2)
+            f"{window_p99(samples, start, start + window) * 1000:.2f} "
+            f"(lag {window_lag(samples, start, start + window) * 1000:.2f})"
             for start in range(0, int(seconds), int(window))
         ]
-        print(f"soak: p99 ms per {window:.0f} s window: {timeline}")
+        print(f"soak: p99 ms per {window:.0f} s window: {', '.join(timeline)}")
+        more_samples: list = []
+        more_windows = 0
+        for _ in range(MORE_WINDOWS):
+            if p99_last <= bound:
+                break
+            print(
+                f"soak: last window p99 {p99_last * 1000:.2f} ms > {bound * 1000:.2f} "
+                f"ms; one more {window:.0f} s window"
+            )
+            more = SteadyLoad(port, path, bodies, budget.soak_rate, window)
+            extra = more.start().join()
+            more_samples += extra
+            more_windows += 1
+            p99_last = window_p99(extra, 0, window)
+            print(
+                f"soak: p99 {p99_last * 1000:.2f} ms "
+                f"(lag {window_lag(extra, 0, window) * 1000:.2f})"
+            )
+        rss_after = {name: rss_kb(pid) for name, pid in processes.items()}
+
+        answered = sum(s.status == 200 for s in warm_samples + samples + more_samples)
+        failed = [s for s in samples + more_samples if s.status != 200]
+        served = {s.revision for s in samples}
         print(
             f"soak: {len(samples)} requests in {elapsed:.1f} s, {len(failed)} failed, "
             f"p99 {p99_first * 1000:.2f} ms first window, {p99_last * 1000:.2f} ms "
@@ -93,8 +120,8 @@ def test_gateway_with_a_canary_holds_steady_load(tmp_path, rel_models, budget, l
         ledger.load(
             LoadFigures(
                 "gateway + canary 70/30",
-                len(samples),
-                budget.soak_seconds,
+                len(samples) + len(more_samples),
+                budget.soak_seconds + window * more_windows,
                 len(failed),
                 p99_first * 1000,
                 p99_last * 1000,
@@ -108,7 +135,10 @@ def test_gateway_with_a_canary_holds_steady_load(tmp_path, rel_models, budget, l
         # The tail did not drift.
         assert answered_in(samples, 0, window) > 100
         assert answered_in(samples, seconds - window, seconds) > 100
-        assert p99_last <= 1.5 * p99_first + P99_SLACK_S, (p99_first, p99_last)
+        assert p99_last <= bound, (
+            f"p99 drifted: {p99_last * 1000:.2f} ms in the last window against "
+            f"{p99_first * 1000:.2f} ms in the first (bound {bound * 1000:.2f} ms)"
+        )
         # Memory is flat in the gateway and in each predictor.
         for name, before in rss_before.items():
             assert rss_after[name] <= before * (1 + RSS_GROWTH), (
