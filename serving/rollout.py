@@ -371,19 +371,16 @@ class Rollout:
                 f"{isvc}: step {index + 1}/{len(steps)}: {canary} at {step}%, watching "
                 f"{self.settings.window_s:.0f} s"
             )
-            rechecks = self.settings.latency_rechecks
-            while True:
+            for rechecks_left in range(self.settings.latency_rechecks, -1, -1):
                 broken = self._judge_window(isvc, canary, stable, baseline)
-                if broken and set(broken) == {"latency"} and rechecks > 0:
-                    # p99 over a short window is a handful of requests: one scheduler
-                    # stall decides it. A slow model stays slow in the next window.
-                    rechecks -= 1
-                    self.say(
-                        f"{isvc}: {canary}: {broken['latency']}; watching one more "
-                        f"window before judging latency"
-                    )
-                    continue
-                break
+                if set(broken) != {"latency"} or not rechecks_left:
+                    break
+                # p99 over a short window is a handful of requests: one scheduler
+                # stall decides it. A slow model stays slow in the next window.
+                self.say(
+                    f"{isvc}: {canary}: {broken['latency']}; watching one more "
+                    f"window before judging latency"
+                )
             if broken:
                 self.rollback(isvc, "; ".join(broken.values()))
                 return False
