@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools/bin
 
-.PHONY: install test lint format demo bench reliability tools services-up services-down clean
+.PHONY: install test test-fast lint format demo bench reliability tools services-up services-down clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 test: install tools
 	$(BIN)/python -m pytest -q
+
+# The in-process layer only (no server process started): seconds, for every edit.
+test-fast: install
+	$(BIN)/python -m pytest -q -m inprocess
 
 lint: install
 	$(BIN)/ruff check .

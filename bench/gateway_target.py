@@ -13,9 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serving.platform import LocalPlatform, parse_documents
-from serving.platform_daemon import serve_forever
-from serving.platform_settings import PlatformSettings, inherited_environment
+from localplatform.controller import LocalPlatform, parse_documents
+from localplatform.daemon import serve_forever
+from localplatform.settings import PlatformSettings, inherited_environment
 
 ISVC = """apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService

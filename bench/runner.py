@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.targets import TARGETS, Target
-from serving.processes import ManagedProcess, free_port, http_ok
+from localplatform.processes import ManagedProcess, free_port, http_ok
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -40,7 +40,7 @@ def fraud_model_dir(workdir: Path, model_dir: str | None) -> Path:
     if model_dir:
         return Path(model_dir)
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.serving.contract_models import fraud_model, write_onnx
+    from training.contract_models import fraud_model, write_onnx
 
     folder = workdir / "fraud-model"
     write_onnx(fraud_model(), folder)

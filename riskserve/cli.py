@@ -28,8 +28,8 @@ def _services(argv: list[str]) -> int:
         help="also run a local S3-compatible server for the artifacts",
     )
     args = parser.parse_args(argv)
+    from localplatform.settings import PlatformSettings
     from riskserve import local_services
-    from serving.platform_settings import PlatformSettings
 
     settings = PlatformSettings()
     if args.action == "up":

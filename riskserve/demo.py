@@ -14,19 +14,19 @@ import subprocess
 import sys
 import time
 
-from riskserve import local_services
-from riskserve.platform_cli import (
+from localplatform.client import (
     apply_yaml,
     start_daemon,
     stop_daemon,
     summary_lines,
     wait_ready,
 )
-from riskserve.platform_cli import status as platform_status
-from serving.platform_settings import PlatformSettings, inherited_environment
-from serving.processes import ManagedProcess
-from serving.rollout import LocalBackend, Rollout, resolve_model
-from serving.rollout_settings import RolloutSettings
+from localplatform.client import status as platform_status
+from localplatform.processes import ManagedProcess
+from localplatform.settings import PlatformSettings, inherited_environment
+from riskserve import local_services
+from rollout.controller import LocalBackend, Rollout, resolve_model
+from rollout.settings import RolloutSettings
 
 APP_PORT = 7860
 

@@ -10,9 +10,9 @@ import os
 import secrets
 from pathlib import Path
 
+from localplatform.processes import http_ok, port_open, read_pidfile, stop_pid
+from localplatform.settings import PlatformSettings
 from riskserve.services import S3Endpoint, create_bucket, start_mlflow, start_s3
-from serving.platform_settings import PlatformSettings
-from serving.processes import http_ok, port_open, read_pidfile, stop_pid
 
 
 def _pidfile(settings: PlatformSettings, name: str) -> Path:

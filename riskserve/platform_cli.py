@@ -12,139 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import yaml
 
-from serving.platform_settings import PlatformSettings, inherited_environment
-from serving.processes import ManagedProcess, http_ok, port_open, read_pidfile, stop_pid
-
-
-class PlatformError(RuntimeError):
-    """The platform refused a request or is not running; the message says why."""
-
-
-def pidfile(settings: PlatformSettings) -> Path:
-    return settings.state_dir / "pids" / "platform.pid"
-
-
-def running(settings: PlatformSettings) -> bool:
-    return read_pidfile(pidfile(settings)) is not None and http_ok(
-        f"{settings.gateway_url}/v2/health/live"
-    )
-
-
-def start_daemon(settings: PlatformSettings, env: dict[str, str] | None = None) -> bool:
-    """Start the daemon unless it runs; True when this call started it."""
-    if running(settings):
-        return False
-    if port_open(settings.host, settings.gateway_port):
-        raise PlatformError(
-            f"port {settings.gateway_port} is taken by another program; set "
-            "RISKSERVE_GATEWAY_PORT to a free port"
-        )
-    process = ManagedProcess(
-        name="riskserve platform",
-        argv=[sys.executable, "-m", "serving.platform_daemon"],
-        log_path=settings.state_dir / "logs" / "platform.log",
-        env=None if env is None else {**inherited_environment(), **env},
-        pidfile=pidfile(settings),
-    ).start()
-    process.wait_ready(f"{settings.gateway_url}/v2/health/live", timeout=30)
-    return True
-
-
-def stop_daemon(settings: PlatformSettings) -> bool:
-    pid = read_pidfile(pidfile(settings))
-    pidfile(settings).unlink(missing_ok=True)
-    return pid is not None and stop_pid(pid, grace=20)
-
-
-def _call(settings: PlatformSettings, method: str, path: str, **kwargs) -> dict:
-    try:
-        response = httpx.request(
-            method, f"{settings.gateway_url}{path}", timeout=30, **kwargs
-        )
-    except httpx.HTTPError as exc:
-        raise PlatformError(
-            f"the platform at {settings.gateway_url} is not reachable ({exc}); "
-            "start it with `riskserve up`"
-        ) from None
-    body = response.json()
-    if response.status_code >= 400:
-        raise PlatformError(body.get("error", response.text))
-    return body
-
-
-def apply_yaml(settings: PlatformSettings, text: str) -> list[str]:
-    return _call(settings, "POST", "/platform/apply", content=text.encode())["applied"]
-
-
-def patch(settings: PlatformSettings, name: str, changes: dict) -> list[str]:
-    return _call(
-        settings, "POST", f"/platform/inferenceservices/{name}/patch", json=changes
-    )["applied"]
-
-
-def status(settings: PlatformSettings) -> dict:
-    return _call(settings, "GET", "/platform/status")
-
-
-def traffic(settings: PlatformSettings) -> dict:
-    return _call(settings, "GET", "/platform/traffic")
-
-
-def wait_ready(
-    settings: PlatformSettings, names: list[str], timeout: float, say=print
-) -> None:
-    """Until each named service's latest revision is ready or has failed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        report = status(settings)
-        pending = []
-        for item in report["inferenceservices"]:
-            if item["metadata"]["name"] not in names:
-                continue
-            predictor = item["status"]["components"]["predictor"]
-            latest = predictor["latestCreatedRevision"]
-            revision = report["revisions"].get(latest, {})
-            if revision.get("failed"):
-                continue
-            if predictor["latestReadyRevision"] != latest:
-                pending.append(latest)
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise PlatformError(
-                f"not ready within {timeout:.0f} s: {', '.join(pending)}"
-            )
-        time.sleep(0.3)
-
-
-def summary_lines(report: dict) -> list[str]:
-    lines = []
-    for item in report["inferenceservices"]:
-        name = item["metadata"]["name"]
-        st = item["status"]
-        predictor = st["components"]["predictor"]
-        ready = next((c for c in st["conditions"] if c["type"] == "Ready"), {})
-        split = (
-            ", ".join(
-                f"{t['revisionName']} {t['percent']}%" for t in predictor["traffic"]
-            )
-            or "no traffic"
-        )
-        lines.append(
-            f"{name}: ready={ready.get('status')} url={st['url']} traffic: {split}"
-        )
-        for condition in st["conditions"]:
-            if condition["status"] == "False":
-                lines.append(
-                    f"  {condition['type']}: {condition.get('reason')}: {condition.get('message')}"
-                )
-    return lines
+from localplatform.client import (
+    PlatformError,
+    apply_yaml,
+    start_daemon,
+    status,
+    stop_daemon,
+    summary_lines,
+    wait_ready,
+)
+from localplatform.settings import PlatformSettings
 
 
 def main(command: str, argv: list[str]) -> int:

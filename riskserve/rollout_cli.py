@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from serving.rollout import (
+from rollout.controller import (
     KServeBackend,
     LocalBackend,
     Rollout,
     RolloutError,
 )
-from serving.rollout_settings import RolloutSettings
+from rollout.settings import RolloutSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     if settings.backend == "kserve":
         backend = KServeBackend(settings.namespace)
     else:
-        from serving.platform_settings import PlatformSettings
+        from localplatform.settings import PlatformSettings
 
         backend = LocalBackend(PlatformSettings())
     rollout = Rollout(backend, settings)

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.processes import ManagedProcess, http_ok, read_pidfile, stop_pid
+from localplatform.processes import ManagedProcess, http_ok, read_pidfile, stop_pid
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
             extra={"workers": args.workers},
         )
     if args.server == "kserve":
-        from serving.kserve_runtime import run_kserve
+        try:
+            from serving.kserve_runtime import run_kserve
+        except ModuleNotFoundError as exc:
+            log.error(
+                "--server kserve needs KServe's server: pip install "
+                f"'riskserve[kserve-server]' ({exc})"
+            )
+            return 2
 
         return run_kserve(args, settings, storage)
 

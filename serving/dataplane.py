@@ -6,12 +6,13 @@ transports only translate their wire format into `InputTensor`s and back.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
 from serving.inference_log import InferenceLog, InferenceRecord
@@ -36,6 +37,26 @@ SERVER_VERSION = "0.1.0"
 
 
 @dataclass(slots=True)
+class InferRequest:
+    """One inference request, whatever transport it came by."""
+
+    model_name: str
+    model_version: str | None
+    inputs: list[InputTensor]
+    requested_outputs: list[str] | None = None
+    id: str | None = None
+    parameters: dict[str, object] = field(default_factory=dict)
+    # For metrics and the inference log: "rest" or "grpc", and when it arrived.
+    protocol: str = "rest"
+    received: float = field(default_factory=time.perf_counter)
+
+    @property
+    def rows(self) -> int:
+        shape = self.inputs[0].shape if self.inputs else ()
+        return shape[0] if shape else 1
+
+
+@dataclass(slots=True)
 class InferResult:
     model_name: str
     model_version: str
@@ -49,8 +70,10 @@ class DataPlane:
         model: OnnxRiskModel,
         api_key: str | None = None,
         inference_log: InferenceLog | None = None,
+        inline_max_rows: int = 256,
     ) -> None:
         self.model = model
+        self.inline_max_rows = inline_max_rows
         self._api_key = api_key.encode() if api_key else None
         self.inference_log = inference_log
         self._bound: dict[str, tuple] = {}
@@ -115,26 +138,29 @@ class DataPlane:
         return self.get_model(name, version).metadata()
 
     # -- inference -------------------------------------------------------------------
-    def infer(
-        self,
-        name: str,
-        version: str | None,
-        tensors: list[InputTensor],
-        requested_outputs: list[str] | None,
-        request_id: str | None,
-        protocol: str,
-        started: float,
-    ) -> InferResult:
-        model = self.get_model(name, version)
-        outputs, rows = model.predict(tensors, requested_outputs)
-        request_id = request_id or new_request_id()
+    async def infer(self, request: InferRequest) -> InferResult:
+        """Score on the event loop when the batch is small (a thread hop costs more
+        than a few rows take), on a worker thread otherwise: onnxruntime releases the
+        GIL, so health probes and small requests on either transport are answered
+        while a big batch runs."""
+        if request.rows <= self.inline_max_rows:
+            return self.infer_now(request)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.infer_now, request
+        )
+
+    def infer_now(self, request: InferRequest) -> InferResult:
+        protocol = request.protocol
+        model = self.get_model(request.model_name, request.model_version)
+        outputs, rows = model.predict(request.inputs, request.requested_outputs)
+        request_id = request.id or new_request_id()
         bound = self._bound.get(protocol)
         if bound is None or bound[0] != model.version:
             bound = self._bind(model, protocol)
         _, ok, latency, rows_counter = bound
         ok.inc()
         rows_counter.inc(rows)
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - request.received
         latency.observe(elapsed)
         score = model.score_output
         if score is not None:
@@ -149,7 +175,7 @@ class DataPlane:
                     request_id,
                     model.name,
                     model.version,
-                    tensors,
+                    request.inputs,
                     outputs,
                     elapsed,
                     protocol,

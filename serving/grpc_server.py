@@ -10,7 +10,7 @@ import time
 
 import grpc
 
-from serving.dataplane import DataPlane, new_request_id
+from serving.dataplane import DataPlane, InferRequest, new_request_id
 from serving.errors import InvalidInput, ServingError
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -120,14 +120,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self._authorize(context)
             tensors = _decode_inputs(request)
             requested = [o.name for o in request.outputs] or None
-            result = self.dataplane.infer(
-                request.model_name,
-                request.model_version or None,
-                tensors,
-                requested,
-                request_id,
-                "grpc",
-                started,
+            result = await self.dataplane.infer(
+                InferRequest(
+                    request.model_name,
+                    request.model_version or None,
+                    tensors,
+                    requested,
+                    request_id,
+                    _parameters(request.parameters),
+                    "grpc",
+                    started,
+                )
             )
         except Exception as error:  # every failure answers with a status code
             await self._fail(context, error, request.model_name, request_id)
@@ -152,6 +155,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                     ]
                 getattr(output.contents, CONTENTS_FIELD[tensor.datatype]).extend(values)
         return response
+
+
+def _parameters(parameters) -> dict[str, object]:  # noqa: ANN001
+    """InferParameter map -> plain values (whichever of its oneof fields is set)."""
+    plain = {}
+    for key, value in parameters.items():
+        which = value.WhichOneof("parameter_choice")
+        plain[key] = getattr(value, which) if which else None
+    return plain
 
 
 def _decode_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:

@@ -4,8 +4,8 @@ A ServingRuntime passes KServe's container arguments (`--model_name`, `--http_po
 ...). `kserve.model_server.parser` defines them, but importing anything under `kserve`
 pulls in pandas, FastAPI and the Kubernetes client: 2 to 4 s and ~200 MB before the
 first request. This module declares the same arguments (names, defaults, types,
-choices); `tests/serving/test_kserve_contract.py` fails when they drift from the
-installed KServe's parser.
+choices); `tests/serving/test_contracts.py` fails when they drift from the installed
+KServe's parser.
 """
 
 from __future__ import annotations

@@ -14,21 +14,8 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-LATENCY_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.002,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    1.0,
-    5.0,
-)
+from serving.buckets import LATENCY_BUCKETS_S
+
 SCORE_BUCKETS = (
     0.01,
     0.05,
@@ -55,7 +42,7 @@ LATENCY = Histogram(
     "riskserve_request_duration_seconds",
     "Server time of successful inference requests, from arrival to scored outputs.",
     ["model", "version", "protocol"],
-    buckets=LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS_S,
 )
 ROWS = Counter(
     "riskserve_inference_rows",

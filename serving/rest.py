@@ -7,14 +7,13 @@ request well under a millisecond of server time (see the README for the numbers)
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from serving.dataplane import DataPlane, new_request_id
+from serving.dataplane import DataPlane, InferRequest, new_request_id
 from serving.errors import InvalidInput, ModelNotFound, ServingError
 from serving.tensors import decode_json_input
 
@@ -36,12 +35,10 @@ class RestApp:
         self,
         dataplane: DataPlane,
         max_body_bytes: int,
-        inline_max_rows: int = 256,
         revision: str | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.max_body_bytes = max_body_bytes
-        self.inline_max_rows = inline_max_rows
         extra = [(b"x-riskserve-revision", revision.encode())] if revision else []
         self._json_headers = [(b"content-type", JSON), *extra]
         self._metrics_headers = [
@@ -50,11 +47,8 @@ class RestApp:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await _lifespan(receive, send)
+        # uvicorn runs this app with lifespan="off": HTTP is the only scope type.
+        await self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -210,25 +204,18 @@ class RestApp:
         requested = _requested_outputs(request.get("outputs"))
         tensors = [decode_json_input(item, i) for i, item in enumerate(inputs)]
         request_id = request_id or new_request_id()
-        shape = tensors[0].shape
-        rows = shape[0] if shape else 1
-        if rows <= self.inline_max_rows:
-            result = self.dataplane.infer(
-                name, version, tensors, requested, request_id, "rest", started
-            )
-        else:
-            # Big batches run off the loop: onnxruntime releases the GIL meanwhile.
-            result = await asyncio.get_running_loop().run_in_executor(
-                None,
-                self.dataplane.infer,
+        result = await self.dataplane.infer(
+            InferRequest(
                 name,
                 version,
                 tensors,
                 requested,
                 request_id,
+                _parameters(request.get("parameters")),
                 "rest",
                 started,
             )
+        )
         outputs = []
         for tensor in result.outputs:
             array = tensor.array
@@ -294,15 +281,13 @@ def _requested_outputs(outputs: object) -> list[str] | None:
     return names
 
 
+def _parameters(parameters: object) -> dict[str, object]:
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput("'parameters' must be a JSON object")
+    return parameters
+
+
 def _error_body(message: str) -> bytes:
     return orjson.dumps({"error": message})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -87,12 +87,10 @@ async def serve(
         placeholder,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         inference_log=inference_log,
+        inline_max_rows=settings.inline_max_rows,
     )
     app = RestApp(
-        dataplane,
-        max_body_bytes=settings.max_body_bytes,
-        inline_max_rows=settings.inline_max_rows,
-        revision=settings.revision,
+        dataplane, max_body_bytes=settings.max_body_bytes, revision=settings.revision
     )
     config = uvicorn.Config(
         app,

@@ -14,17 +14,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _strtobool(value: str | bool | int | None) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "t", "yes", "y", "on"):
-        return True
-    if text in ("0", "false", "f", "no", "n", "off", ""):
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
-
-
 class StorageSettings(BaseSettings):
     """Where models come from: S3 and MLflow, under their standard variable names."""
 
@@ -36,10 +25,11 @@ class StorageSettings(BaseSettings):
     s3_endpoint: str | None = Field(default=None, alias="S3_ENDPOINT")
     """KServe's older name for the S3 endpoint (host[:port], no scheme)."""
 
-    s3_use_https: str = Field(default="1", alias="S3_USE_HTTPS")
-    """`0` to talk plain HTTP to the S3 endpoint (as KServe's storage initializer)."""
+    s3_use_https: bool = Field(default=True, alias="S3_USE_HTTPS")
+    """`0` to talk plain HTTP to the S3 endpoint (as KServe's storage initializer;
+    pydantic reads 0/1, true/false, yes/no, on/off as KServe's strtobool does)."""
 
-    s3_verify_ssl: str = Field(default="1", alias="S3_VERIFY_SSL")
+    s3_verify_ssl: bool = Field(default=True, alias="S3_VERIFY_SSL")
     """`0` to skip TLS certificate checks against the S3 endpoint."""
 
     aws_access_key_id: SecretStr | None = Field(default=None, alias="AWS_ACCESS_KEY_ID")
@@ -68,13 +58,13 @@ class StorageSettings(BaseSettings):
         if self.aws_endpoint_url:
             return self.aws_endpoint_url
         if self.s3_endpoint:
-            scheme = "https" if _strtobool(self.s3_use_https) else "http"
+            scheme = "https" if self.s3_use_https else "http"
             return f"{scheme}://{self.s3_endpoint}"
         return None
 
     @property
     def s3_verify(self) -> bool:
-        return _strtobool(self.s3_verify_ssl)
+        return self.s3_verify_ssl
 
     def boto3_client_kwargs(self) -> dict[str, object]:
         """Arguments for `boto3.client("s3", ...)` honouring the standard variables."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.errors import ModelLoadError
+from serving.model_uri import parse_models_uri, resolve_version
 from serving.settings import StorageSettings
 
 log = logging.getLogger("serving.storage")
@@ -138,8 +139,11 @@ def _download_s3(uri: str, storage: StorageSettings, download_dir: Path | None) 
 def _download_registered(
     uri: str, storage: StorageSettings, download_dir: Path | None
 ) -> tuple[Path, str]:
-    """Resolve `models:/name@alias` or `models:/name/version` and download it."""
-    reference = uri.removeprefix("models:/").strip("/")
+    """Resolve a `models:/` URI (serving/model_uri.py) and download that version."""
+    try:
+        reference = parse_models_uri(uri)
+    except ValueError as exc:
+        raise ModelLoadError(f"--model_dir {exc}") from None
     if not storage.mlflow_tracking_uri:
         raise ModelLoadError(f"--model_dir {uri!r} needs MLFLOW_TRACKING_URI")
     # Imported here: MLflow is only needed for registry URIs, and slow to import.
@@ -148,26 +152,15 @@ def _download_registered(
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=storage.mlflow_tracking_uri)
+    name = reference.name
     try:
-        if "@" in reference:
-            name, alias = reference.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        elif "/" in reference:
-            name, number = reference.rsplit("/", 1)
-            if number == "latest":
-                versions = client.search_model_versions(f"name='{name}'")
-                if not versions:
-                    raise ModelLoadError(f"{uri}: model {name!r} has no versions")
-                version = max(versions, key=lambda v: int(v.version))
-            else:
-                version = client.get_model_version(name, number)
-        else:
-            raise ModelLoadError(
-                f"--model_dir {uri!r}: expected models:/name@alias or models:/name/version"
-            )
+        try:
+            version = resolve_version(client, reference)
+        except LookupError as exc:
+            raise ModelLoadError(f"{uri}: {exc}") from None
         target = _target_dir(download_dir)
         download_artifacts(
-            artifact_uri=f"models:/{name}/{version.version}",
+            artifact_uri=f"models:/{name}/{version}",
             dst_path=str(target),
             tracking_uri=storage.mlflow_tracking_uri,
         )
@@ -179,6 +172,6 @@ def _download_registered(
         raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
     log.info(
         "downloaded registered model",
-        extra={"source": uri, "model_version": str(version.version)},
+        extra={"source": uri, "model_version": version},
     )
-    return target, str(version.version)
+    return target, version

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from localplatform.processes import free_port
 from riskserve.services import S3Endpoint, start_mlflow, start_s3
-from serving.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"

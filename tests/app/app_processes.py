@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.processes import ManagedProcess, free_port
+from localplatform.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -3,24 +3,19 @@ app as a real process, and headless Chromium (installed from Debian when missing
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# The contract-model builder and predictor helpers live with the serving tests; `tests`
-# is also a junk package in site-packages, so they are imported by folder, not package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-
-from app_processes import (  # noqa: E402
+from tests.app.app_processes import (
     APP_API_KEY,
     FRAUD_REVISION,
     AppProcess,
     ensure_chromium,
     start_app,
 )
-from contract_models import credit_model, fraud_model, write_onnx  # noqa: E402
-from predictor_helpers import Predictor, start_predictor  # noqa: E402
+from tests.serving.predictor_helpers import Predictor, start_predictor
+from training.contract_models import credit_model, fraud_model, write_onnx
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,15 @@ from html import unescape
 
 import numpy as np
 import pytest
-from app_processes import APP_API_KEY, FRAUD_REVISION, REPO_ROOT, app_env
-from contract_models import expected_fraud
 
 from app.batch import BatchError, score_csv
 from app.fields import fields_from_metadata
 from app.settings import AppSettings
 from app.ui import ModelEndpoint, score_form
+from localplatform.processes import free_port
 from model.specs import FRAUD
-from serving.processes import free_port
+from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION, REPO_ROOT, app_env
+from training.contract_models import expected_fraud
 
 HEADER = ",".join(FRAUD.feature_names)
 

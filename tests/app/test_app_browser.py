@@ -7,11 +7,11 @@ import re
 
 import numpy as np
 import pytest
-from app_processes import ARTIFACTS, FRAUD_REVISION
-from contract_models import expected_fraud
 from playwright.sync_api import expect
 
 from model.specs import FRAUD
+from tests.app.app_processes import ARTIFACTS, FRAUD_REVISION
+from training.contract_models import expected_fraud
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,9 @@ import pytest
 
 from app.render import band_of, score_bands
 from app.rollout import TrafficError, parse_traffic, rollout_html
-from serving.processes import free_port
+from localplatform.processes import free_port
+
+pytestmark = pytest.mark.inprocess
 
 EDGES = [i / 10 for i in range(11)]
 

@@ -8,12 +8,12 @@ import time
 
 import numpy as np
 import pytest
-from app_processes import APP_API_KEY, FRAUD_REVISION
-from contract_models import CREDIT_NUMERIC, expected_credit, expected_fraud
 
 from app.v2_client import EndpointError, V2Client
+from localplatform.processes import free_port
 from model.specs import FRAUD
-from serving.processes import free_port
+from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION
+from training.contract_models import CREDIT_NUMERIC, expected_credit, expected_fraud
 
 ROWS = np.array(
     [

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from k8s_render import RENDER_IDS, Render, render
+
+from tests.k8s.k8s_render import RENDER_IDS, Render, render
 
 
 @pytest.fixture(params=RENDER_IDS)

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from serving.isvc_schema import close_schema  # the platform's own, so both agree
+from localplatform.isvc_schema import close_schema  # the platform's own, so both agree
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"

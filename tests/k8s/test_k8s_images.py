@@ -7,7 +7,8 @@ import re
 import tomllib
 
 import pytest
-from k8s_render import REPO, containers, pod_specs, render
+
+from tests.k8s.k8s_render import REPO, containers, pod_specs, render
 
 pytestmark = pytest.mark.k8s
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_render import (
+
+from tests.k8s.k8s_render import (
     CHART,
     CREDENTIAL_NAME,
     MANIFESTS,

@@ -16,7 +16,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_render import (
+
+from tests.k8s.k8s_render import (
     CHART,
     CONFIGURATIONS,
     CRDS,

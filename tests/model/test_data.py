@@ -8,6 +8,8 @@ from model.data import DataError, infer_spec, load_training_data, read_csv
 from model.specs import FRAUD
 from model.synthetic import fraud_transactions
 
+pytestmark = pytest.mark.inprocess
+
 
 def write(tmp_path, frame: pd.DataFrame, name="data.csv"):
     path = tmp_path / name

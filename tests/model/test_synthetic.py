@@ -6,6 +6,8 @@ import pytest
 from model.specs import CREDIT, FRAUD
 from model.synthetic import credit_applicants, fraud_transactions, generate
 
+pytestmark = pytest.mark.inprocess
+
 
 @pytest.fixture(scope="module")
 def fraud():

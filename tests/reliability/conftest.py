@@ -7,26 +7,19 @@ more fault variants. What the tests measured is printed as one table at the end.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
-# The contract models and predictor helpers live with the serving tests; `tests` is
-# not a package, so they are imported by folder (as tests/app does).
-for folder in (HERE, REPO_ROOT / "tests" / "serving"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from contract_models import (  # noqa: E402
+from tests.reliability.reliability_helpers import Budget, Ledger, print_ledger
+from training.contract_models import (
     credit_model,
     fraud_model,
     write_mlflow_folder,
     write_onnx,
 )
-from reliability_helpers import Budget, Ledger, print_ledger  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 LEDGER_KEY = pytest.StashKey[Ledger]()
 

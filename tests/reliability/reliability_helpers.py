@@ -1,10 +1,9 @@
 """What the reliability tests share: the pass sizes, the ledger of figures printed at
 the end, a bounded steady-load generator, process memory from /proc, and the platform
-helpers of tests/platform."""
+helpers of tests/localplatform."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -14,29 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from load_generator import Sample
+from tests.localplatform.platform_helpers import fraud_request
+from tests.reliability.load_generator import Sample
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOAD_GENERATOR = Path(__file__).with_name("load_generator.py")
 SPEC_DIR = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol"
-
-
-def _load(name: str, path: Path):  # noqa: ANN202 - a module
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-# The Platform helper, isvc_yaml and fraud_request of the platform tests.
-platform_fixtures = _load(
-    "reliability_platform_helpers",
-    REPO_ROOT / "tests" / "platform" / "platform_helpers.py",
-)
-Platform = platform_fixtures.Platform
-isvc_yaml = platform_fixtures.isvc_yaml
-fraud_request = platform_fixtures.fraud_request
 
 
 # -- the two passes --------------------------------------------------------------------

@@ -21,18 +21,17 @@ import boto3
 import httpx
 import pytest
 from mlflow import MlflowClient
-from predictor_helpers import start_predictor
-from reliability_helpers import (
+
+from localplatform.client import apply_yaml, status, wait_ready
+from localplatform.processes import free_port
+from riskserve.services import start_mlflow, start_s3
+from tests.localplatform.platform_helpers import Platform, isvc_yaml
+from tests.reliability.reliability_helpers import (
     REPO_ROOT,
-    Platform,
     SteadyLoad,
     fraud_bodies,
-    isvc_yaml,
 )
-
-from riskserve.platform_cli import apply_yaml, status, wait_ready
-from riskserve.services import start_mlflow, start_s3
-from serving.processes import free_port
+from tests.serving.predictor_helpers import start_predictor
 
 ACCESS_KEY, SECRET_KEY = "reliability-test", "reliability-test-secret"
 CONNECTIONS = 8

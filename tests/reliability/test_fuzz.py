@@ -17,19 +17,20 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from contract_models import expected_fraud
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from predictor_helpers import API_KEY, start_predictor
-from reliability_helpers import Platform, isvc_yaml, rss_kb
-from v2_strategies import TEXT, finite, inference_requests
 
+from localplatform.client import apply_yaml, pidfile, wait_ready
+from localplatform.processes import read_pidfile
 from model.specs import CREDIT, FRAUD
-from riskserve.platform_cli import apply_yaml, pidfile, wait_ready
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving.processes import read_pidfile
+from tests.localplatform.platform_helpers import Platform, isvc_yaml
+from tests.reliability.reliability_helpers import rss_kb
+from tests.reliability.v2_strategies import TEXT, finite, inference_requests
+from tests.serving.predictor_helpers import API_KEY, start_predictor
+from training.contract_models import expected_fraud
 
 FRAUD_OUTPUTS = ["fraud_probability", "is_fraud"]
 CREDIT_OUTPUTS = ["default_probability", "credit_score", "approved"]

@@ -19,13 +19,17 @@ import grpc
 import httpx
 import pytest
 import yaml
-from predictor_helpers import start_predictor
-from reliability_helpers import REPO_ROOT, SPEC_DIR, Platform, _load, isvc_yaml
 
+from localplatform.client import apply_yaml, wait_ready
 from model.specs import FRAUD
-from riskserve.platform_cli import apply_yaml, wait_ready
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.localplatform.platform_helpers import Platform, isvc_yaml
+from tests.reliability.reliability_helpers import (
+    REPO_ROOT,
+    SPEC_DIR,
+)
+from tests.serving.predictor_helpers import start_predictor
 
 # Built at run time so that this file does not itself look like it holds a key.
 KEY = "reliability-" + "key-" + "0123456789abcdef"
@@ -343,9 +347,8 @@ def test_no_credential_anywhere_in_the_repository():
 
 
 def test_no_credential_in_chart_defaults_or_rendered_manifests():
-    k8s_render = _load(
-        "reliability_k8s_render", REPO_ROOT / "tests" / "k8s" / "k8s_render.py"
-    )
+    from tests.k8s import k8s_render
+
     renders = k8s_render.all_renders()
     assert len(renders) >= 8
     for render in renders:
@@ -478,9 +481,8 @@ def test_the_app_shows_no_stack_trace_and_no_secret(hostile_predictor, mode, led
 
 
 def test_the_running_app_never_serves_its_key(rel_logs, hostile_predictor):
-    app_processes = _load(
-        "reliability_app_processes", REPO_ROOT / "tests" / "app" / "app_processes.py"
-    )
+    from tests.app import app_processes
+
     HostilePredictor.mode = "500 traceback"
     app = app_processes.start_app(
         rel_logs,

@@ -10,20 +10,19 @@ import time
 from pathlib import Path
 
 import httpx
-from reliability_helpers import (
+
+from localplatform.client import apply_yaml, pidfile, status, wait_ready
+from localplatform.processes import read_pidfile
+from tests.localplatform.platform_helpers import Platform, isvc_yaml
+from tests.reliability.reliability_helpers import (
     LoadFigures,
-    Platform,
     SteadyLoad,
     answered_in,
     fraud_bodies,
-    isvc_yaml,
     rss_kb,
     window_lag,
     window_p99,
 )
-
-from riskserve.platform_cli import apply_yaml, pidfile, status, wait_ready
-from serving.processes import read_pidfile
 
 # A shared 2-core machine has scheduler hiccups of a few milliseconds that no server
 # can avoid; p99 "within 1.5x" is checked with that much slack on top (and each

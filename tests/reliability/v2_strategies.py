@@ -13,7 +13,8 @@ import math
 
 import yaml
 from hypothesis import strategies as st
-from reliability_helpers import SPEC_DIR
+
+from tests.reliability.reliability_helpers import SPEC_DIR
 
 SPEC = yaml.safe_load((SPEC_DIR / "rest_predict_v2.yaml").read_text())
 SCHEMAS = SPEC["components"]["schemas"]

@@ -7,8 +7,20 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from contract_models import credit_model, fraud_model, write_mlflow_folder, write_onnx
-from predictor_helpers import API_KEY, REVISION, SPEC_DIR, Predictor, start_predictor
+
+from tests.serving.predictor_helpers import (
+    API_KEY,
+    REVISION,
+    SPEC_DIR,
+    Predictor,
+    start_predictor,
+)
+from training.contract_models import (
+    credit_model,
+    fraud_model,
+    write_mlflow_folder,
+    write_onnx,
+)
 
 
 @pytest.fixture(scope="session")

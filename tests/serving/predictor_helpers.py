@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from serving.processes import ManagedProcess, free_port
+from localplatform.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol"
@@ -50,6 +50,7 @@ def start_predictor(
     args: tuple[str, ...] = (),
     wait: bool = True,
     timeout: float = 60.0,
+    python_flags: tuple[str, ...] = (),
 ) -> Predictor:
     http_port, grpc_port = free_port(), free_port()
     # Only what the test sets: no RISKSERVE_SERVING_* leaks in from the shell.
@@ -58,6 +59,7 @@ def start_predictor(
         name=f"predictor {label}",
         argv=[
             sys.executable,
+            *python_flags,
             "-m",
             "serving",
             "--model_name",

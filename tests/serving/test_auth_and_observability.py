@@ -7,8 +7,9 @@ import time
 
 import httpx
 import pytest
-from predictor_helpers import API_KEY, load_testdata
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.serving.predictor_helpers import API_KEY, load_testdata
 
 
 def _no_auth(predictor) -> httpx.Client:  # noqa: ANN001

@@ -6,11 +6,14 @@ import json
 import subprocess
 import sys
 
-from predictor_helpers import REPO_ROOT
+import pytest
 
 from serving.__main__ import build_parser
 from serving.grpc_v2.generate import GENERATED, SPEC, generate
 from serving.kserve_args import kserve_parser, strtobool
+from tests.serving.predictor_helpers import REPO_ROOT
+
+pytestmark = pytest.mark.inprocess
 
 _DUMP_KSERVE_PARSER = """
 import json

@@ -6,9 +6,9 @@ import copy
 
 import numpy as np
 import pytest
-from predictor_helpers import load_testdata
 
 from model.specs import FRAUD
+from tests.serving.predictor_helpers import load_testdata
 
 
 def _request() -> dict:

@@ -7,12 +7,12 @@ import struct
 import grpc
 import numpy as np
 import pytest
-from contract_models import expected_fraud
-from predictor_helpers import API_KEY, REVISION, load_testdata
 
 from model.specs import FRAUD
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.serving.predictor_helpers import API_KEY, REVISION, load_testdata
+from training.contract_models import expected_fraud
 
 
 @pytest.fixture(scope="module")

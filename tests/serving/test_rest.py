@@ -6,10 +6,10 @@ import copy
 
 import numpy as np
 import pytest
-from contract_models import expected_credit, expected_fraud
-from predictor_helpers import REVISION, load_testdata
 
 from model.specs import CREDIT, FRAUD
+from tests.serving.predictor_helpers import REVISION, load_testdata
+from training.contract_models import expected_credit, expected_fraud
 
 
 def _fraud_rows(request: dict) -> np.ndarray:

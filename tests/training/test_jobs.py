@@ -289,7 +289,7 @@ def test_bad_input_exits_2_and_registers_nothing(
 def test_unreachable_mlflow_fails_fast_and_clearly(
     registered_models, mlflow_server, train_job
 ):
-    from serving.processes import free_port
+    from localplatform.processes import free_port
 
     dead = {**mlflow_server, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     started = time.monotonic()
@@ -369,8 +369,8 @@ def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
     so before training, rather than failing half-way through uploading."""
     import os
 
+    from localplatform.processes import free_port
     from riskserve.services import start_mlflow, start_s3
-    from serving.processes import free_port
 
     s3, endpoint = start_s3(tmp_path, free_port(), "mlflow", "k", "s")
     env = {**os.environ, **endpoint.client_env()}

@@ -14,8 +14,9 @@ from collections import deque
 class UpstreamError(Exception):
     """The predictor could not be reached, or closed the connection without answering.
 
-    `retryable` is True when the request provably was not processed (no connection),
-    or when it was idempotent inference on a connection that died before any answer.
+    `connect_failed` is True when no connection could be made, so the request was
+    provably not processed; the gateway retries inference on another revision either
+    way (it is a pure function of its input).
     """
 
     def __init__(self, message: str, connect_failed: bool) -> None:

@@ -3,7 +3,6 @@ platform daemon as a real process, and fraud requests."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
@@ -12,16 +11,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from riskserve.platform_cli import start_daemon, stop_daemon
-from serving.platform_settings import PlatformSettings
-from serving.processes import free_port
+from localplatform.client import start_daemon, stop_daemon
+from localplatform.processes import free_port
+from localplatform.settings import PlatformSettings
+from training import contract_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "contract_models", REPO_ROOT / "tests" / "serving" / "contract_models.py"
-)
-contract_models = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(contract_models)
 
 FRAUD_FEATURES = contract_models.FRAUD.feature_names
 

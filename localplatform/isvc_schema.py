@@ -2,7 +2,7 @@
 
 The API server of a cluster rejects an InferenceService its CRD does not allow; the
 local platform does the same with the CRD's `openAPIV3Schema` (vendored in
-`serving/schemas/`). Unknown fields are rejected too: an API server would prune them
+`localplatform/schemas/`). Unknown fields are rejected too: an API server would prune them
 silently, and a typo in `canaryTrafficPercent` must not pass unnoticed.
 """
 

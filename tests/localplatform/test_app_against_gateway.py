@@ -4,10 +4,10 @@ shares and score histograms it shows are the platform's own."""
 from __future__ import annotations
 
 import pytest
-from platform_helpers import isvc_yaml
 
 from app.rollout import fetch_traffic, rollout_html
-from riskserve.platform_cli import apply_yaml, wait_ready
+from localplatform.client import apply_yaml, wait_ready
+from tests.localplatform.platform_helpers import isvc_yaml
 
 pytestmark = pytest.mark.e2e
 

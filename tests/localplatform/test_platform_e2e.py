@@ -10,9 +10,9 @@ import signal
 import time
 
 import pytest
-from platform_helpers import Platform, isvc_yaml
 
-from riskserve.platform_cli import PlatformError, apply_yaml, patch, status, wait_ready
+from localplatform.client import PlatformError, apply_yaml, patch, status, wait_ready
+from tests.localplatform.platform_helpers import Platform, isvc_yaml
 
 pytestmark = pytest.mark.e2e
 

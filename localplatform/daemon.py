@@ -1,4 +1,4 @@
-"""`python -m serving.platform_daemon`: the local platform's long-running process.
+"""`python -m localplatform.daemon`: the local platform's long-running process.
 
 One asyncio loop runs the controller (predictor processes, readiness, restarts) and
 the gateway (port 8000 by default). On SIGTERM or Ctrl-C it stops every predictor it
@@ -16,9 +16,9 @@ import sys
 
 import uvicorn
 
-from serving.gateway import Gateway
-from serving.platform import LocalPlatform
-from serving.platform_settings import PlatformSettings, inherited_environment
+from localplatform.controller import LocalPlatform
+from localplatform.gateway import Gateway
+from localplatform.settings import PlatformSettings, inherited_environment
 
 
 class _Server(uvicorn.Server):
@@ -62,7 +62,7 @@ async def run(settings: PlatformSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.platform_daemon")
+    parser = argparse.ArgumentParser(prog="python -m localplatform.daemon")
     parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

@@ -10,13 +10,15 @@ promote, MLflow's `champion` alias moves to the promoted version; on rollback it
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from serving.rollout_settings import RolloutSettings
+from localplatform.client import patch, status, traffic
+from rollout.gates import delta, psi, quantile_ms
+from rollout.settings import RolloutSettings
+from serving.model_uri import is_models_uri, parse_models_uri, resolve_version
 
 MODEL_VERSION_ANNOTATION = "riskserve.io/model-version"
 SHADOW_ANNOTATION = "riskserve.io/shadow"
@@ -40,39 +42,30 @@ class ResolvedModel:
         return f"{self.registered_name}/{self.version}" if self.version else None
 
 
-MODELS_URI = re.compile(
-    r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$"
-)
-
-
 def resolve_model(
     uri: str, settings: RolloutSettings, for_kserve: bool
 ) -> ResolvedModel:
     """`models:/name@alias` or `models:/name/N` to a fixed version (an alias may move
     later; a revision must not), and for KServe, which cannot read `models:/`
     (kserve#3555), to the version's `s3://` artifact location."""
-    match = MODELS_URI.match(uri)
-    if match is None:
-        if uri.startswith("models:/"):
-            raise RolloutError(
-                f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION"
-            )
+    if not is_models_uri(uri):
         return ResolvedModel(uri)
+    try:
+        reference = parse_models_uri(uri)
+    except ValueError as exc:
+        raise RolloutError(str(exc)) from None
     if not settings.mlflow_tracking_uri:
         raise RolloutError(f"{uri}: set MLFLOW_TRACKING_URI to resolve models:/ URIs")
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(settings.mlflow_tracking_uri)
-    name = match["name"]
+    name = reference.name
     try:
-        if match["alias"]:
-            version = client.get_model_version_by_alias(name, match["alias"]).version
-        else:
-            version = client.get_model_version(name, match["version"]).version
+        version = resolve_version(client, reference)
         download_uri = client.get_model_version_download_uri(name, version)
-    except MlflowException as exc:
-        raise RolloutError(f"{uri}: {exc.message}") from None
+    except (MlflowException, LookupError) as exc:
+        raise RolloutError(f"{uri}: {getattr(exc, 'message', exc)}") from None
     if not for_kserve:
         return ResolvedModel(f"models:/{name}/{version}", name, str(version))
     return ResolvedModel(
@@ -166,8 +159,6 @@ class LocalBackend:
         self.settings = platform_settings
 
     def patch(self, isvc, storage_uri, percent, annotations) -> None:
-        from riskserve.platform_cli import patch
-
         changes: dict[str, Any] = {}
         if storage_uri:
             changes["storageUri"] = storage_uri
@@ -184,16 +175,12 @@ class LocalBackend:
             raise RolloutError(str(exc)) from None
 
     def get(self, isvc) -> dict[str, Any]:
-        from riskserve.platform_cli import status
-
         for item in status(self.settings)["inferenceservices"]:
             if item["metadata"]["name"] == isvc:
                 return item
         raise RolloutError(f"unknown InferenceService {isvc!r} on the local platform")
 
     def revision_metrics(self, isvc: str) -> dict[str, dict[str, Any]]:
-        from riskserve.platform_cli import traffic
-
         service = traffic(self.settings)["inferenceservices"].get(
             isvc, {"revisions": []}
         )
@@ -277,8 +264,28 @@ def _api_reason(exc: Exception) -> str:
 # -- the rollout commands ------------------------------------------------------------------
 
 
+class Clock(Protocol):
+    """Where the rollout reads the time and waits: the system's, or a test's."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
 class Rollout:
-    def __init__(self, backend, settings: RolloutSettings, say=print) -> None:
+    def __init__(
+        self,
+        backend,
+        settings: RolloutSettings,
+        say=print,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
         self.backend, self.settings, self.say = backend, settings, say
 
     def start(
@@ -388,8 +395,8 @@ class Rollout:
         return True
 
     def _wait_canary_ready(self, isvc: str, timeout: float = 120.0) -> str | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + timeout
+        while self.clock.monotonic() < deadline:
             status = self.status(isvc)
             revisions = self.backend.get(isvc)
             if status.canary and status.latest_ready == status.canary:
@@ -404,7 +411,7 @@ class Rollout:
                     isvc, f"the new revision failed: {failed[0].get('message')}"
                 )
                 return None
-            time.sleep(0.3)
+            self.clock.sleep(0.3)
         self.rollback(isvc, f"the new revision was not ready within {timeout:.0f} s")
         return None
 
@@ -412,10 +419,10 @@ class Rollout:
         """The gates one window of traffic broke, each with why; empty when it passes."""
         s = self.settings
         start = self.backend.revision_metrics(isvc)
-        deadline = time.monotonic() + s.window_s
+        deadline = self.clock.monotonic() + s.window_s
         extended = False
         while True:
-            time.sleep(0.5)
+            self.clock.sleep(0.5)
             status = self.status(isvc)
             if status.latest_ready != canary or not any(
                 t["revisionName"] == canary for t in status.traffic
@@ -426,7 +433,7 @@ class Rollout:
                 return {
                     "ready": f"canary {canary} is not ready (its predictor stopped)"
                 }
-            if time.monotonic() < deadline:
+            if self.clock.monotonic() < deadline:
                 continue
             window = delta(start.get(canary), now.get(canary))
             if window["requests"] < s.min_requests and not extended:
@@ -487,59 +494,3 @@ def check_percent(percent: int) -> None:
         or not 0 <= percent <= 100
     ):
         raise RolloutError(f"percent must be an integer from 0 to 100, got {percent!r}")
-
-
-def delta(before: dict | None, after: dict | None) -> dict[str, Any]:
-    """Counters of one revision between two snapshots (a restart resets them: clamp)."""
-    after = after or {}
-    before = before or {}
-
-    def minus(a, b):
-        if not a:
-            return []
-        b = b if b and len(b) == len(a) else [0] * len(a)
-        return [max(x - y, 0) for x, y in zip(a, b, strict=True)]
-
-    return {
-        "requests": max(after.get("requests", 0) - before.get("requests", 0), 0),
-        "errors": max(after.get("errors", 0) - before.get("errors", 0), 0),
-        "latency_counts": minus(
-            after.get("latency_counts"), before.get("latency_counts")
-        ),
-        "latency_bounds_ms": after.get("latency_bounds_ms", []),
-        "score_counts": minus(after.get("score_counts"), before.get("score_counts")),
-    }
-
-
-def quantile_ms(window: dict[str, Any], q: float) -> float:
-    """The q-quantile of a latency histogram, interpolated linearly inside the bucket
-    it falls in (Prometheus' histogram_quantile): bucket edges alone would make 5.1 ms
-    and 9.9 ms the same "10 ms" and double a p99 on a one-request difference."""
-    counts, bounds = window["latency_counts"], window["latency_bounds_ms"]
-    total = sum(counts)
-    if not total or not bounds:
-        return 0.0
-    rank = q * total
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            if index >= len(bounds):  # above the last edge: all we know is its edge
-                return float(bounds[-1])
-            lower = bounds[index - 1] if index else 0.0
-            return lower + (bounds[index] - lower) * (rank - seen) / count
-        seen += count
-    return float(bounds[-1])
-
-
-def psi(actual: list[int], expected: list[int], floor: float = 1e-4) -> float | None:
-    """Population stability index of two histograms over the same buckets."""
-    if not actual or not expected or len(actual) != len(expected):
-        return None
-    a_total, e_total = sum(actual), sum(expected)
-    if not a_total or not e_total:
-        return None
-    value = 0.0
-    for a, e in zip(actual, expected, strict=True):
-        pa, pe = max(a / a_total, floor), max(e / e_total, floor)
-        value += (pa - pe) * math.log(pa / pe)
-    return value

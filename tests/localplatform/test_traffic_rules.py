@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from serving.platform_state import InferenceServiceState, PlatformState, Revision
+import pytest
+
+from localplatform.state import InferenceServiceState, PlatformState, Revision
+
+pytestmark = pytest.mark.inprocess
 
 
 def service(canary: int | None = None, shadow: bool = False) -> InferenceServiceState:

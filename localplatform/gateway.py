@@ -17,16 +17,21 @@ import hmac
 import json
 import logging
 import random
+import re
 import time
 from collections import defaultdict
 from typing import Any
 
-from serving.platform import ApplyError, LocalPlatform, parse_documents
-from serving.upstream import UpstreamError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from localplatform.controller import ApplyError, LocalPlatform, parse_documents
+from localplatform.upstream import UpstreamError
+from serving.buckets import LATENCY_BOUNDS_MS
 
 log = logging.getLogger("riskserve.gateway")
 
-LATENCY_BOUNDS_MS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 100, 250, 1000, 5000)
 FORWARDED_HEADERS = {b"content-type", b"authorization", b"x-api-key", b"accept"}
 JSON = [(b"content-type", b"application/json")]
 
@@ -70,6 +75,8 @@ class Gateway:
     def __init__(self, platform: LocalPlatform) -> None:
         self.platform = platform
         self.stats: dict[str, RevisionStats] = defaultdict(RevisionStats)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(GatewayMetrics(self.stats))
         self._routes: dict[str, tuple[list[float], list[str]]] = {}
         self._routes_version = -1
         self.max_body = platform.settings.gateway_max_body_bytes
@@ -122,8 +129,6 @@ class Gateway:
     # -- ASGI --------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            return await _lifespan(receive, send)
         path = scope["path"]
         method = scope["method"]
         if path.startswith("/v2/models/"):
@@ -146,7 +151,7 @@ class Gateway:
                 {"name": "riskserve-gateway", "version": "0.1.0", "extensions": []},
             )
         if path == "/metrics":
-            return await _send_text(send, self.prometheus())
+            return await _send_metrics(send, generate_latest(self.registry))
         if path.startswith("/platform/"):
             return await self.control(scope, receive, send, method, path)
         return await _send(send, 404, {"error": f"no route for {path}"})
@@ -243,40 +248,54 @@ class Gateway:
     # -- control API --------------------------------------------------------------------
 
     async def control(self, scope, receive, send, method: str, path: str) -> None:
-        platform = self.platform
-        if path == "/platform/status" and method == "GET":
-            return await _send(send, 200, platform.status())
-        if path == "/platform/traffic" and method == "GET":
-            return await _send(send, 200, await self.traffic())
-        if path == "/platform/apply" and method == "POST":
-            body = await _read_body(receive, 10 * 1024 * 1024)
-            try:
-                messages = platform.apply_documents(
-                    parse_documents((body or b"").decode())
-                )
-            except ApplyError as exc:
-                return await _send(send, 400, {"error": str(exc)})
-            except UnicodeDecodeError:
-                return await _send(send, 400, {"error": "the YAML is not UTF-8 text"})
-            return await _send(send, 200, {"applied": messages})
-        parts = path.split("/")
-        if (
-            len(parts) == 5
-            and parts[2] == "inferenceservices"
-            and parts[4] == "patch"
-            and method == "POST"
-        ):
-            try:
-                changes = json.loads(await _read_body(receive, 1024 * 1024) or b"{}")
-                if not isinstance(changes, dict):
-                    raise ApplyError("a patch is a JSON object of changes")
-                message = platform.patch(parts[3], changes)
-            except KeyError as exc:
-                return await _send(send, 404, {"error": exc.args[0]})
-            except (ApplyError, ValueError) as exc:
-                return await _send(send, 400, {"error": str(exc)})
-            return await _send(send, 200, {"applied": [message]})
+        allowed = []
+        for route_method, pattern, handler in CONTROL_ROUTES:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route_method == method:
+                return await getattr(self, handler)(receive, send, **match.groupdict())
+            allowed.append(route_method)
+        if allowed:
+            return await _send(
+                send,
+                405,
+                {
+                    "error": f"{method} is not allowed on {path}; use {', '.join(allowed)}"
+                },
+                [(b"allow", ", ".join(allowed).encode())],
+            )
         return await _send(send, 404, {"error": f"no control route {method} {path}"})
+
+    async def _status(self, receive, send) -> None:
+        await _send(send, 200, self.platform.status())
+
+    async def _traffic(self, receive, send) -> None:
+        await _send(send, 200, await self.traffic())
+
+    async def _apply(self, receive, send) -> None:
+        body = await _read_body(receive, 10 * 1024 * 1024)
+        try:
+            messages = self.platform.apply_documents(
+                parse_documents((body or b"").decode())
+            )
+        except ApplyError as exc:
+            return await _send(send, 400, {"error": str(exc)})
+        except UnicodeDecodeError:
+            return await _send(send, 400, {"error": "the YAML is not UTF-8 text"})
+        await _send(send, 200, {"applied": messages})
+
+    async def _patch(self, receive, send, name: str) -> None:
+        try:
+            changes = json.loads(await _read_body(receive, 1024 * 1024) or b"{}")
+            if not isinstance(changes, dict):
+                raise ApplyError("a patch is a JSON object of changes")
+            message = self.platform.patch(name, changes)
+        except KeyError as exc:
+            return await _send(send, 404, {"error": exc.args[0]})
+        except (ApplyError, ValueError) as exc:
+            return await _send(send, 400, {"error": str(exc)})
+        await _send(send, 200, {"applied": [message]})
 
     async def traffic(self) -> dict[str, Any]:
         """Per InferenceService, each revision's share, counters and score histogram."""
@@ -317,18 +336,38 @@ class Gateway:
             return [], []
         return parse_score_histogram(text.decode())
 
-    def prometheus(self) -> str:
-        lines = [
-            "# HELP riskserve_gateway_requests_total Requests the gateway routed, by revision and status.",
-            "# TYPE riskserve_gateway_requests_total counter",
-        ]
+
+class GatewayMetrics(Collector):
+    """`riskserve_gateway_requests_total{isvc,revision,code}`, read from the per-revision
+    counters the gateway keeps anyway (the rollout gates read the same counters)."""
+
+    def __init__(self, stats: dict[str, RevisionStats]) -> None:
+        self.stats = stats
+
+    def collect(self):  # noqa: ANN201
+        family = CounterMetricFamily(
+            "riskserve_gateway_requests",
+            "Requests the gateway routed, by revision and status.",
+            labels=["isvc", "revision", "code"],
+        )
         for revision, stats in sorted(self.stats.items()):
             isvc = revision.rsplit("-predictor-", 1)[0]
             for code, count in sorted(stats.codes.items()):
-                lines.append(
-                    f'riskserve_gateway_requests_total{{isvc="{isvc}",revision="{revision}",code="{code}"}} {count}'
-                )
-        return "\n".join(lines) + "\n"
+                family.add_metric([isvc, revision, str(code)], count)
+        yield family
+
+
+# The control API: (method, path pattern, handler method of Gateway).
+CONTROL_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"/platform/status"), "_status"),
+    ("GET", re.compile(r"/platform/traffic"), "_traffic"),
+    ("POST", re.compile(r"/platform/apply"), "_apply"),
+    (
+        "POST",
+        re.compile(r"/platform/inferenceservices/(?P<name>[^/]+)/patch"),
+        "_patch",
+    ),
+]
 
 
 def parse_score_histogram(text: str) -> tuple[list[float], list[int]]:
@@ -393,28 +432,20 @@ async def _read_body(receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send, status: int, payload: dict) -> None:
+async def _send(send, status: int, payload: dict, headers=()) -> None:  # noqa: ANN001
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status, "headers": JSON})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*JSON, *headers]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_text(send, text: str) -> None:
+async def _send_metrics(send, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", b"text/plain; version=0.0.4")],
+            "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
         }
     )
-    await send({"type": "http.response.body", "body": text.encode()})
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    await send({"type": "http.response.body", "body": body})

@@ -13,9 +13,12 @@ from collections.abc import Callable
 
 import pytest
 
-from serving.gateway import LATENCY_BOUNDS_MS, RevisionStats
-from serving.rollout import UNCHANGED, Rollout, quantile_ms
-from serving.rollout_settings import RolloutSettings
+from localplatform.gateway import LATENCY_BOUNDS_MS, RevisionStats
+from rollout.controller import UNCHANGED, Rollout
+from rollout.gates import quantile_ms
+from rollout.settings import RolloutSettings
+
+pytestmark = pytest.mark.inprocess
 
 STABLE, CANARY = "fraud-predictor-00001", "fraud-predictor-00002"
 SCORES = [40, 30, 20, 10]  # one score histogram for both: PSI 0
@@ -116,10 +119,23 @@ def steady(ms: float, count: int = 200) -> Latencies:
     return lambda read: [ms] * count
 
 
+class FakeClock:
+    """Time that passes only when the rollout waits: no real sleeping in these tests."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def roll(platform: RecordedPlatform, steps=(10, 50, 100), **gates) -> tuple[bool, list]:
     messages: list[str] = []
-    settings = RolloutSettings(window_s=0.1, min_requests=20, **gates)
-    promoted = Rollout(platform, settings, say=messages.append).auto(
+    settings = RolloutSettings(window_s=0.5, min_requests=20, **gates)
+    promoted = Rollout(platform, settings, say=messages.append, clock=FakeClock()).auto(
         "fraud", "/models/fraud/v2", list(steps)
     )
     return promoted, messages

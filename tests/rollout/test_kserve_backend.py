@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.isvc_schema import isvc_errors
-from serving.rollout import (
+from localplatform.isvc_schema import isvc_errors
+from rollout.controller import (
     MODEL_VERSION_ANNOTATION,
     KServeBackend,
     PredictorStatus,
@@ -24,7 +24,7 @@ from serving.rollout import (
     RolloutError,
     artifact_s3_uri,
 )
-from serving.rollout_settings import RolloutSettings
+from rollout.settings import RolloutSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = REPO_ROOT / "tests" / "testdata" / "kserve"

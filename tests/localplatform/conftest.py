@@ -8,7 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
-from platform_helpers import Platform, contract_models, erroring, shifted
+
+from tests.localplatform.platform_helpers import (
+    Platform,
+    contract_models,
+    erroring,
+    shifted,
+)
 
 
 @pytest.fixture(scope="session")

@@ -21,22 +21,21 @@ from typing import Any
 
 import yaml
 
-from serving.isvc_schema import isvc_errors
-from serving.platform_settings import PlatformSettings
-from serving.platform_state import (
+from localplatform.isvc_schema import isvc_errors
+from localplatform.processes import ManagedProcess, free_port, pid_alive, stop_pid
+from localplatform.settings import PlatformSettings
+from localplatform.state import (
     InferenceServiceState,
     PlatformState,
     Revision,
     predictor_hash,
     storage_uri,
 )
-from serving.processes import ManagedProcess, free_port, pid_alive, stop_pid
-from serving.upstream import UpstreamError, UpstreamPool
+from localplatform.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("riskserve.platform")
 
 TICK_S = 0.2
-RESTART_BACKOFF_S = 1.0
 
 
 class ApplyError(ValueError):

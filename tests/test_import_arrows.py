@@ -1,0 +1,106 @@
+"""The rooms of DESIGN.md, enforced: every import of the product and its tests is read
+from the source (AST, so imports inside functions count too) and checked against the
+arrows each room may follow. Only the CLI (`riskserve/`) imports every room."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.inprocess
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT = ("model", "serving", "localplatform", "rollout", "training", "app")
+EVERYTHING = (*PRODUCT, "riskserve")
+# The rooms a room may import (by top-level package, or a single module of another).
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "model": ("model",),
+    # The predictor runtime: what runs in every InferenceService pod.
+    "serving": ("serving",),
+    # The local platform starts predictors by their command line; it shares only the
+    # predictor's bucket edges, so its histograms line up with the predictor's.
+    "localplatform": ("localplatform", "serving.buckets"),
+    # Rollouts reach the local platform through its client module, never the CLI.
+    "rollout": (
+        "rollout",
+        "localplatform.client",
+        "localplatform.settings",
+        "serving.buckets",
+        "serving.model_uri",
+    ),
+    "training": ("training", "model"),
+    "app": ("app", "model"),
+    "riskserve": EVERYTHING,
+    "bench": ("bench", *EVERYTHING),
+    "tests": ("tests", *EVERYTHING),
+}
+FIRST_PARTY = {*ALLOWED, "bench", "tests"}
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            # `from serving import buckets` imports the module serving.buckets.
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return found
+
+
+def allowed(room: str, module: str) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in ALLOWED[room])
+
+
+def arrows_the_wrong_way() -> list[str]:
+    wrong = []
+    for room in ALLOWED:
+        for path in sorted((REPO / room).rglob("*.py")):
+            if "grpc_v2" in path.parts:  # generated stubs
+                continue
+            for line, module in imported_modules(path):
+                top = module.split(".")[0]
+                if top not in FIRST_PARTY or allowed(room, module):
+                    continue
+                # `from serving import x` also yields "serving": judge the full name.
+                if any(
+                    other.startswith(module + ".") and allowed(room, other)
+                    for _, other in imported_modules(path)
+                ):
+                    continue
+                wrong.append(f"{path.relative_to(REPO)}:{line}: {room} -> {module}")
+    return wrong
+
+
+def test_every_import_runs_the_way_the_rooms_allow() -> None:
+    wrong = arrows_the_wrong_way()
+    assert not wrong, "imports against the rooms of DESIGN.md:\n" + "\n".join(wrong)
+
+
+def test_every_product_folder_is_a_known_room() -> None:
+    # A new top-level package must be given its arrows here before it can land.
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    assert packages <= FIRST_PARTY, sorted(packages - FIRST_PARTY)
+
+
+@pytest.mark.parametrize(
+    ("room", "module", "expected"),
+    [
+        ("serving", "localplatform.processes", False),
+        ("serving", "riskserve.cli", False),
+        ("rollout", "riskserve.platform_cli", False),
+        ("rollout", "localplatform.client", True),
+        ("rollout", "localplatform.controller", False),
+        ("bench", "tests.serving.predictor_helpers", False),
+        ("tests", "bench.runner", False),
+        ("app", "serving.model", False),
+    ],
+)
+def test_the_checker_tells_a_wrong_arrow(
+    room: str, module: str, expected: bool
+) -> None:
+    assert allowed(room, module) is expected
