@@ -1,14 +1,16 @@
-"""`make bench`: the predictor against stock KServe and a bare ASGI floor.
+"""`make bench`: every benchmark, one after the other, in one sitting.
 
-One machine, one fraud ONNX model, single-row v2 REST requests from a load generator in
-another process (8 keep-alive connections). See bench/runner.py for what is measured.
+- bench/runner.py: the predictor against stock KServe, a bare ASGI floor and the
+  gateway (single-row v2 REST from a load generator in another process);
+- bench/probe_latency.py: health probes and single-row requests while 100,000-row gRPC
+  batches run.
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench.runner import main
+from bench import probe_latency, runner
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(runner.main() or probe_latency.main([]))

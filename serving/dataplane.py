@@ -12,7 +12,9 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
 from serving.inference_log import InferenceLog, InferenceRecord
@@ -21,6 +23,7 @@ from serving.model import OnnxRiskModel
 from serving.tensors import InputTensor, OutputTensor
 
 log = logging.getLogger("serving.dataplane")
+T = TypeVar("T")
 
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
@@ -138,16 +141,17 @@ class DataPlane:
         return self.get_model(name, version).metadata()
 
     # -- inference -------------------------------------------------------------------
+    async def run(self, rows: int, function: Callable[..., T], *args: object) -> T:
+        """Where a request's work runs, for every transport: on the event loop when
+        it is a few rows (a thread hop costs more than they take), on a worker thread
+        otherwise, so that health probes and small requests are answered while a big
+        batch is decoded, scored (onnxruntime releases the GIL) and encoded."""
+        if rows <= self.inline_max_rows:
+            return function(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
     async def infer(self, request: InferRequest) -> InferResult:
-        """Score on the event loop when the batch is small (a thread hop costs more
-        than a few rows take), on a worker thread otherwise: onnxruntime releases the
-        GIL, so health probes and small requests on either transport are answered
-        while a big batch runs."""
-        if request.rows <= self.inline_max_rows:
-            return self.infer_now(request)
-        return await asyncio.get_running_loop().run_in_executor(
-            None, self.infer_now, request
-        )
+        return await self.run(request.rows, self.infer_now, request)
 
     def infer_now(self, request: InferRequest) -> InferResult:
         protocol = request.protocol

@@ -118,23 +118,32 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request_id = request.id or new_request_id()
         try:
             self._authorize(context)
-            tensors = _decode_inputs(request)
-            requested = [o.name for o in request.outputs] or None
-            result = await self.dataplane.infer(
-                InferRequest(
-                    request.model_name,
-                    request.model_version or None,
-                    tensors,
-                    requested,
-                    request_id,
-                    _parameters(request.parameters),
-                    "grpc",
-                    started,
-                )
+            # Decoding, scoring and encoding a big batch all leave the loop: the
+            # data plane decides by the rows the first input declares.
+            shape = request.inputs[0].shape if request.inputs else ()
+            response = await self.dataplane.run(
+                shape[0] if shape else 1, self._infer, request, request_id, started
             )
         except Exception as error:  # every failure answers with a status code
             await self._fail(context, error, request.model_name, request_id)
         self._revision(context)
+        return response
+
+    def _infer(
+        self, request: pb.ModelInferRequest, request_id: str, started: float
+    ) -> pb.ModelInferResponse:
+        result = self.dataplane.infer_now(
+            InferRequest(
+                request.model_name,
+                request.model_version or None,
+                _decode_inputs(request),
+                [o.name for o in request.outputs] or None,
+                request_id,
+                _parameters(request.parameters),
+                "grpc",
+                started,
+            )
+        )
         response = pb.ModelInferResponse(
             model_name=result.model_name,
             model_version=result.model_version,
