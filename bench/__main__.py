@@ -3,14 +3,15 @@
 - bench/runner.py: the predictor against stock KServe, a bare ASGI floor and the
   gateway (single-row v2 REST from a load generator in another process);
 - bench/probe_latency.py: health probes and single-row requests while 100,000-row gRPC
-  batches run.
+  batches run;
+- bench/binary_and_workers.py: binary tensors against JSON, `--workers 2` against 1.
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench import probe_latency, runner
+from bench import binary_and_workers, probe_latency, runner
 
 if __name__ == "__main__":
-    sys.exit(runner.main() or probe_latency.main([]))
+    sys.exit(runner.main() or probe_latency.main([]) or binary_and_workers.main([]))

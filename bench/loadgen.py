@@ -23,11 +23,15 @@ import time
 import numpy as np
 
 
-def encode_request(host: str, port: int, path: str, body: bytes) -> bytes:
+def encode_request(
+    host: str, port: int, path: str, body: bytes, headers: list[str] = ()
+) -> bytes:
+    """`headers`: extra "Name: value" lines (e.g. the binary extension's header)."""
+    extra = "".join(f"{line}\r\n" for line in headers)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -101,8 +105,9 @@ async def run(
     warmup: float,
     rate: float | None,
     requests: int | None,
+    headers: list[str] = (),
 ) -> dict[str, object]:
-    request = encode_request(host, port, path, body)
+    request = encode_request(host, port, path, body, headers)
     if warmup > 0:
         await asyncio.gather(
             *(
@@ -161,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--requests", type=int, default=None)
+    parser.add_argument(
+        "--header", action="append", default=[], help='extra "Name: value" header'
+    )
     args = parser.parse_args(argv)
     with open(args.body_file, "rb") as handle:
         body = handle.read()
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             args.warmup,
             args.rate,
             args.requests,
+            args.header,
         )
     )
     json.dump(result, sys.stdout)

@@ -293,7 +293,11 @@ class LocalPlatform:
                         log.error("%s: %s", revision.name, revision.reason)
                     continue
                 if not revision.ready:
-                    if await _model_ready(running.pool, service.name):
+                    if await _model_ready(
+                        running.pool,
+                        service.name,
+                        self.settings.readiness_probe_timeout_s,
+                    ):
                         revision.ready, revision.reason = True, ""
                         running.was_ready = True
                         dirty = True
@@ -311,14 +315,17 @@ class LocalPlatform:
         if dirty:
             self.changed()
 
-    def mark_suspect(self, revision_name: str) -> None:
-        """The gateway could not reach this revision: stop routing to it now; the next
-        tick decides whether its process died."""
+    def mark_suspect(
+        self, revision_name: str, reason: str = "unreachable from the gateway"
+    ) -> None:
+        """The gateway could not reach this revision, or it did not answer in time:
+        stop routing to it now; the next ticks decide whether its process died, or
+        take it back when its readiness probe answers again."""
         for service in self.state.services.values():
             revision = service.revision(revision_name)
             if revision is not None and revision.ready:
                 revision.ready = False
-                revision.reason = "unreachable from the gateway"
+                revision.reason = reason
                 self.version += 1
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -378,10 +385,10 @@ class LocalPlatform:
         return {"inferenceservices": items, "revisions": revisions}
 
 
-async def _model_ready(pool: UpstreamPool, model: str) -> bool:
+async def _model_ready(pool: UpstreamPool, model: str, timeout: float) -> bool:
     try:
         status, _, _ = await pool.request(
-            "GET", f"/v2/models/{model}/ready", [], b"", timeout=2
+            "GET", f"/v2/models/{model}/ready", [], b"", timeout=timeout
         )
     except UpstreamError:
         return False

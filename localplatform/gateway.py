@@ -32,8 +32,16 @@ from serving.buckets import LATENCY_BOUNDS_MS
 
 log = logging.getLogger("riskserve.gateway")
 
-FORWARDED_HEADERS = {b"content-type", b"authorization", b"x-api-key", b"accept"}
+FORWARDED_HEADERS = {
+    b"content-type",
+    b"authorization",
+    b"x-api-key",
+    b"accept",
+    # the binary tensor extension: the body is forwarded unparsed, with its header
+    b"inference-header-content-length",
+}
 JSON = [(b"content-type", b"application/json")]
+DEADLINE_HEADER = b"x-riskserve-timeout-ms"
 
 
 class RevisionStats:
@@ -80,6 +88,7 @@ class Gateway:
         self._routes: dict[str, tuple[list[float], list[str]]] = {}
         self._routes_version = -1
         self.max_body = platform.settings.gateway_max_body_bytes
+        self.try_timeout_s = platform.settings.gateway_try_timeout_s
         self._shadow_tasks: set[asyncio.Task] = set()
         # The key the predictors require (they inherit it from the platform): the
         # gateway's own server metadata asks for it too.
@@ -113,6 +122,23 @@ class Gateway:
             return random.choice(remaining) if remaining else None
         index = bisect.bisect_left(cumulative, random.random())
         return names[min(index, len(names) - 1)]
+
+    def deadline_s(self, isvc: str, headers: list[tuple[bytes, bytes]]) -> float:
+        """The request's deadline: the `x-riskserve-timeout-ms` header, else the
+        InferenceService's `spec.predictor.timeout` (seconds, as KServe), else the
+        platform's default."""
+        for name, value in headers:
+            if name == DEADLINE_HEADER:
+                text = value.decode("latin-1").strip()
+                if not text.isdigit() or int(text) == 0:
+                    raise ValueError(
+                        f"x-riskserve-timeout-ms must be a positive integer, got {text!r}"
+                    )
+                return int(text) / 1000
+        timeout = self.platform.state.services[isvc].predictor.get("timeout")
+        if isinstance(timeout, int) and timeout > 0:
+            return float(timeout)
+        return self.platform.settings.gateway_deadline_s
 
     def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         if self._api_key is None:
@@ -172,10 +198,26 @@ class Gateway:
             ("?" + scope["query_string"].decode()) if scope["query_string"] else ""
         )
         method = scope["method"]
+        try:
+            deadline_s = self.deadline_s(isvc, scope["headers"])
+        except ValueError as exc:
+            return await _send(send, 400, {"error": str(exc)})
+        deadline = time.monotonic() + deadline_s
         tried: set[str] = set()
+        timed_out = False
         while True:
             revision = self.pick(isvc, tried)
-            if revision is None:
+            remaining = deadline - time.monotonic()
+            if revision is None or remaining <= 0:
+                if remaining <= 0 or timed_out:
+                    return await _send(
+                        send,
+                        504,
+                        {
+                            "error": f"{isvc}: no revision answered within "
+                            f"{deadline_s * 1000:.0f} ms"
+                        },
+                    )
                 reason = (
                     "no ready revision" if not tried else "no revision could be reached"
                 )
@@ -184,14 +226,18 @@ class Gateway:
             if pool is None:
                 tried.add(revision)
                 continue
+            # A try is cut short only when another ready revision can take the request.
+            another = self.pick(isvc, tried | {revision}) is not None
+            try_timeout = min(self.try_timeout_s, remaining) if another else remaining
             started = time.perf_counter()
             try:
                 status, response_headers, payload = await pool.request(
-                    method, target, headers, body
+                    method, target, headers, body, timeout=try_timeout
                 )
             except UpstreamError as exc:
+                timed_out = timed_out or exc.timed_out
                 log.warning("%s: %s; retrying on another revision", revision, exc)
-                self.platform.mark_suspect(revision)
+                self.platform.mark_suspect(revision, str(exc))
                 self.stats[revision].record(599, time.perf_counter() - started)
                 tried.add(revision)
                 continue

@@ -29,6 +29,20 @@ class PlatformSettings(BaseSettings):
     gateway_max_body_bytes: int = 64 * 1024 * 1024
     """Largest request body the gateway forwards; larger is a 400."""
 
+    gateway_deadline_s: float = Field(default=30.0, gt=0)
+    """How long the gateway works on one request, retries included, when neither the
+    `x-riskserve-timeout-ms` header nor the InferenceService's `predictor.timeout`
+    sets it; then it answers 504."""
+
+    gateway_try_timeout_s: float = Field(default=1.0, gt=0)
+    """How long one revision may take before the request goes to another ready
+    revision (inference is a pure function: retrying it is safe). The revision that
+    did not answer is taken out of the split until its readiness probe answers. With no
+    other ready revision, the request waits for its whole deadline instead."""
+
+    readiness_probe_timeout_s: float = Field(default=0.5, gt=0)
+    """How long the controller's readiness probe waits for a predictor's answer."""
+
     mlflow_port: int = 5000
     """Port of the local MLflow tracking server."""
 

@@ -15,13 +15,17 @@ class UpstreamError(Exception):
     """The predictor could not be reached, or closed the connection without answering.
 
     `connect_failed` is True when no connection could be made, so the request was
-    provably not processed; the gateway retries inference on another revision either
-    way (it is a pure function of its input).
+    provably not processed; `timed_out` when it was sent but not answered in time. The
+    gateway retries inference on another revision either way (it is a pure function of
+    its input).
     """
 
-    def __init__(self, message: str, connect_failed: bool) -> None:
+    def __init__(
+        self, message: str, connect_failed: bool, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.connect_failed = connect_failed
+        self.timed_out = timed_out
 
 
 class UpstreamPool:
@@ -63,6 +67,13 @@ class UpstreamPool:
             status, response_headers, payload, keep = await asyncio.wait_for(
                 _read_response(reader), timeout
             )
+        except TimeoutError:  # before OSError, of which it is a subclass
+            writer.close()
+            raise UpstreamError(
+                f"{self.host}:{self.port} did not answer within {timeout * 1000:.0f} ms",
+                False,
+                timed_out=True,
+            ) from None
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             writer.close()
             if reused:
@@ -70,11 +81,6 @@ class UpstreamPool:
                 return await self.request(method, target, headers, body, timeout)
             raise UpstreamError(
                 f"{self.host}:{self.port} closed the connection: {exc!r}", False
-            ) from None
-        except TimeoutError:
-            writer.close()
-            raise UpstreamError(
-                f"{self.host}:{self.port} did not answer in {timeout:.0f} s", False
             ) from None
         if keep and len(self._idle) < self._max_idle:
             self._idle.append((reader, writer))

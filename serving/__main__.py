@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_version:
         settings.model_version = args.model_version
     if args.workers > 1 and args.server == "riskserve":
-        log.warning(
-            "--workers is ignored: one process serves on one event loop; scale with "
-            "replicas",
-            extra={"workers": args.workers},
+        from serving.workers import run_workers
+
+        return run_workers(
+            sys.argv[1:] if argv is None else argv, args.workers, settings.metrics_dir
         )
     if args.server == "kserve":
         try:

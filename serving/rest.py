@@ -11,18 +11,31 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
+from serving.binary_tensors import (
+    HEADER_LENGTH,
+    OCTET_STREAM,
+    decode_inputs,
+    encode_outputs,
+    requested_outputs,
+    response_body,
+    split_body,
+)
 from serving.dataplane import DataPlane, InferRequest, new_request_id
 from serving.errors import InvalidInput, ModelNotFound, ServingError
-from serving.tensors import decode_json_input
 
 Scope = dict
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 JSON = b"application/json"
-_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 # A fraud row in v2 JSON is about 60 bytes (a credit row ten times that): the body's
 # size stands in for its rows when the data plane chooses loop or worker thread.
 JSON_BYTES_PER_ROW = 64
@@ -32,6 +45,10 @@ class MethodNotAllowed(ServingError):
     status = 405
     grpc_code = "UNIMPLEMENTED"
 
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
 
 class RestApp:
     def __init__(
@@ -39,9 +56,11 @@ class RestApp:
         dataplane: DataPlane,
         max_body_bytes: int,
         revision: str | None = None,
+        multiprocess_metrics: bool = False,
     ) -> None:
         self.dataplane = dataplane
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics_registry(multiprocess_metrics)
         extra = [(b"x-riskserve-revision", revision.encode())] if revision else []
         self._json_headers = [(b"content-type", JSON), *extra]
         self._metrics_headers = [
@@ -75,15 +94,16 @@ class RestApp:
                         body = await self._read_body(scope, receive)
                         # Parsing, scoring and writing a big batch all leave the
                         # loop; the data plane decides by the (estimated) rows.
-                        payload, request_id = await self.dataplane.run(
+                        payload, request_id, headers = await self.dataplane.run(
                             len(body) // JSON_BYTES_PER_ROW,
                             self._infer,
                             model_name,
                             version,
                             body,
+                            _header(scope, HEADER_LENGTH),
                             started,
                         )
-                        await self._send(send, 200, payload)
+                        await self._send(send, 200, payload, headers)
                         return
                     await self._model_get(
                         scope, send, model_name, version, rest, method
@@ -94,7 +114,7 @@ class RestApp:
             if path == "/metrics":
                 _require(method, "GET", path)
                 await self._send(
-                    send, 200, generate_latest(REGISTRY), self._metrics_headers
+                    send, 200, generate_latest(self.metrics), self._metrics_headers
                 )
                 return
             raise ModelNotFound(f"no route {method} {path}")
@@ -103,7 +123,7 @@ class RestApp:
                 error, "rest", model_name, request_id, path
             )
             await self._send(
-                send, status, _error_body(error.message), self._with_auth(status)
+                send, status, _error_body(error.message), self._error_headers(error)
             )
         except Exception as error:  # a genuine fault: 500, logged with its traceback
             status = self.dataplane.record_error(
@@ -197,60 +217,82 @@ class RestApp:
         return b"".join(chunks)
 
     def _infer(
-        self, name: str, version: str | None, body: bytes, started: float
-    ) -> tuple[bytes, str | None]:
+        self,
+        name: str,
+        version: str | None,
+        body: bytes,
+        header_length: bytes | None,
+        started: float,
+    ) -> tuple[bytes, str | None, list[tuple[bytes, bytes]]]:
+        json_part, binary = split_body(body, header_length)
         try:
-            request = orjson.loads(body)
+            request = orjson.loads(json_part)
         except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+            hint = (
+                "; a request with binary tensors needs the Inference-Header-Content-"
+                "Length header"
+                if header_length is None
+                else ""
+            )
+            raise InvalidInput(
+                f"the request body is not valid JSON: {exc}{hint}"
+            ) from None
         if not isinstance(request, dict):
             raise InvalidInput("the request body is not a JSON object")
         inputs = request.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
+        if not isinstance(inputs, list):
             raise InvalidInput("the request has no 'inputs' list")
+        if not inputs:
+            raise InvalidInput(
+                "the request's 'inputs' list is empty: send one tensor per feature, or "
+                "one [N, F] tensor"
+            )
         request_id = request.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise InvalidInput("'id' must be a string")
-        requested = _requested_outputs(request.get("outputs"))
-        tensors = [decode_json_input(item, i) for i, item in enumerate(inputs)]
+        parameters = _parameters(request.get("parameters"))
+        requested = requested_outputs(request.get("outputs"), parameters)
+        tensors = decode_inputs(inputs, binary)
         request_id = request_id or new_request_id()
         result = self.dataplane.infer_now(
             InferRequest(
                 name,
                 version,
                 tensors,
-                requested,
+                requested.names,
                 request_id,
-                _parameters(request.get("parameters")),
+                parameters,
                 "rest",
                 started,
             )
         )
-        outputs = []
-        for tensor in result.outputs:
-            array = tensor.array
-            outputs.append(
-                {
-                    "name": tensor.name,
-                    "datatype": tensor.datatype,
-                    "shape": list(array.shape),
-                    "data": array.tolist() if array.dtype == object else array,
-                }
-            )
-        payload = orjson.dumps(
+        outputs, raw = encode_outputs(result.outputs, requested)
+        payload, json_length = response_body(
             {
                 "model_name": result.model_name,
                 "model_version": result.model_version,
                 "id": result.request_id,
                 "outputs": outputs,
             },
-            option=_NUMPY,
+            raw,
         )
-        return payload, request_id
+        if json_length is None:
+            return payload, request_id, self._json_headers
+        return (
+            payload,
+            request_id,
+            [
+                (b"content-type", OCTET_STREAM),
+                (HEADER_LENGTH, str(json_length).encode()),
+                *self._json_headers[1:],
+            ],
+        )
 
-    def _with_auth(self, status: int) -> list[tuple[bytes, bytes]]:
-        if status == 401:
+    def _error_headers(self, error: ServingError) -> list[tuple[bytes, bytes]]:
+        if error.status == 401:
             return [*self._json_headers, (b"www-authenticate", b"Bearer")]
+        if isinstance(error, MethodNotAllowed):
+            return [*self._json_headers, (b"allow", error.allowed.encode())]
         return self._json_headers
 
     async def _send(
@@ -275,20 +317,9 @@ class RestApp:
 
 def _require(method: str, allowed: str, path: str) -> None:
     if method != allowed:
-        raise MethodNotAllowed(f"{method} is not allowed on {path}; use {allowed}")
-
-
-def _requested_outputs(outputs: object) -> list[str] | None:
-    if outputs is None:
-        return None
-    if not isinstance(outputs, list):
-        raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
-    names = []
-    for item in outputs:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
-        names.append(item["name"])
-    return names
+        raise MethodNotAllowed(
+            f"{method} is not allowed on {path}; use {allowed}", allowed
+        )
 
 
 def _parameters(parameters: object) -> dict[str, object]:
@@ -297,6 +328,23 @@ def _parameters(parameters: object) -> dict[str, object]:
     if not isinstance(parameters, dict):
         raise InvalidInput("'parameters' must be a JSON object")
     return parameters
+
+
+def metrics_registry(multiprocess_mode: bool) -> CollectorRegistry:
+    """This process's metrics, or under `--workers N` (prometheus_client's
+    multiprocess mode) the sum over every worker's."""
+    if not multiprocess_mode:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
 
 
 def _error_body(message: str) -> bytes:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +41,16 @@ def load_model(
         model.set_registry_version(local.registry_version)
     model.load()
     return model
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """The HTTP socket of one of `--workers N` processes: all bind the same port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 async def _in_daemon_thread(function) -> None:  # noqa: ANN001
@@ -90,7 +101,10 @@ async def serve(
         inline_max_rows=settings.inline_max_rows,
     )
     app = RestApp(
-        dataplane, max_body_bytes=settings.max_body_bytes, revision=settings.revision
+        dataplane,
+        max_body_bytes=settings.max_body_bytes,
+        revision=settings.revision,
+        multiprocess_metrics=settings.prometheus_multiproc_dir is not None,
     )
     config = uvicorn.Config(
         app,
@@ -163,7 +177,11 @@ async def serve(
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, lambda *_: None)
     try:
-        await server.serve()
+        await server.serve(
+            sockets=[reuse_port_socket(settings.host, args.http_port)]
+            if settings.reuse_port
+            else None
+        )
     finally:
         if not loading.done():
             loading.cancel()

@@ -128,6 +128,20 @@ class ServingSettings(BaseSettings):
     host: str = "0.0.0.0"
     """Address the HTTP and gRPC servers listen on."""
 
+    reuse_port: bool = False
+    """Bind the HTTP port with SO_REUSEPORT. Set by `--workers N` for its worker
+    processes, which share the ports; not for setting by hand."""
+
+    prometheus_multiproc_dir: str | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
+    """prometheus_client's multiprocess folder (its own variable), set by `--workers N`
+    for its workers: `/metrics` then sums every worker's values."""
+
+    metrics_dir: str | None = None
+    """Where `--workers N` makes its fresh multiprocess-metrics folder (default the
+    system's temporary folder; it must be writable, e.g. an emptyDir on /tmp)."""
+
     tls_cert_file: str | None = Field(
         default=None, validation_alias="KSERVE_TLS_CERT_FILE"
     )

@@ -71,7 +71,7 @@ class OutputTensor:
         return list(self.array.shape)
 
 
-def _check_header(name: object, datatype: object, shape: object, where: str) -> None:
+def check_header(name: object, datatype: object, shape: object, where: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"{where} has no name")
     if datatype not in NUMPY_DTYPES:
@@ -165,15 +165,9 @@ def _decode_json_input_checked(obj: object, index: int) -> InputTensor:
     name = obj.get("name")
     datatype = obj.get("datatype")
     shape = obj.get("shape")
-    _check_header(name, datatype, shape, f"inputs[{index}]")
+    check_header(name, datatype, shape, f"inputs[{index}]")
     data = obj.get("data")
     if not isinstance(data, list):
-        parameters = obj.get("parameters")
-        if isinstance(parameters, dict) and "binary_data_size" in parameters:
-            raise InvalidInput(
-                f"input tensor {name!r} uses the binary tensor extension, which this "
-                "server does not support; send JSON data"
-            )
         raise InvalidInput(f"input tensor {name!r} has no data list")
     shape = tuple(shape)
     if datatype == "BYTES":
@@ -232,7 +226,7 @@ def decode_raw_input(
     name: str, datatype: str, shape: tuple[int, ...], raw: bytes
 ) -> InputTensor:
     """Decode a gRPC `raw_input_contents` entry (little-endian; BYTES length-prefixed)."""
-    _check_header(name, datatype, list(shape), "input tensor")
+    check_header(name, datatype, list(shape), "input tensor")
     if datatype == "BYTES":
         values: list[str] = []
         offset = 0
@@ -269,7 +263,7 @@ def decode_values(
     name: str, datatype: str, shape: tuple[int, ...], values: list | np.ndarray
 ) -> InputTensor:
     """Decode typed values (gRPC `contents`, KServe's numpy) already of the right type."""
-    _check_header(name, datatype, list(shape), "input tensor")
+    check_header(name, datatype, list(shape), "input tensor")
     if datatype == "BYTES":
         try:
             flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]

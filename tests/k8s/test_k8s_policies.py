@@ -345,6 +345,7 @@ def test_serving_runtime_runs_the_predictor_with_kserve_arguments(
         "--model_dir=/mnt/models",
         "--http_port=8080",
         "--grpc_port=8081",
+        "--workers=1",
     ]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     api_key = next(

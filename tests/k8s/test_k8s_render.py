@@ -26,6 +26,7 @@ from tests.k8s.k8s_render import (
     RELEASE,
     Render,
     close_schema,
+    helm_template,
     is_helm_hook,
     kserve_schemas,
     kserve_validator,
@@ -80,6 +81,8 @@ def test_helm_lint_strict(values: Path) -> None:
         ),
         (["--set", "s3.secret.create=true"], "accessKeyId"),
         (["--set", "mlflow.replicas=2"], "backendStore"),
+        (["--set", "servingRuntime.workers=0"], "workers"),
+        (["--set", "models.credit.timeout=0"], "timeout"),
     ],
 )
 def test_chart_rejects_bad_values(overrides: list[str], message: str) -> None:
@@ -94,6 +97,24 @@ def test_chart_rejects_bad_values(overrides: list[str], message: str) -> None:
     )
     assert result.returncode != 0, f"{overrides} rendered"
     assert message in result.stderr, result.stderr
+
+
+def test_workers_and_timeouts_come_from_values() -> None:
+    documents = helm_template(
+        CI_VALUES[0],
+        "--set",
+        "servingRuntime.workers=3",
+        "--set",
+        "models.fraud.timeout=2",
+    )
+    (runtime,) = [d for d in documents if d["kind"] == "ServingRuntime"]
+    assert "--workers=3" in runtime["spec"]["containers"][0]["args"]
+    timeouts = {
+        d["metadata"]["name"]: d["spec"]["predictor"]["timeout"]
+        for d in documents
+        if d["kind"] == "InferenceService"
+    }
+    assert timeouts == {"fraud": 2, "credit": 5}
 
 
 def test_every_render_has_documents(rendered: Render) -> None:
