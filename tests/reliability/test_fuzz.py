@@ -17,6 +17,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as triton
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,12 @@ from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import rss_kb
-from tests.reliability.v2_strategies import TEXT, finite, inference_requests
+from tests.reliability.v2_strategies import (
+    TEXT,
+    binary_requests,
+    finite,
+    inference_requests,
+)
 from tests.serving.predictor_helpers import API_KEY, start_predictor
 from training.contract_models import expected_fraud
 
@@ -345,6 +351,36 @@ def run_spec_fuzz(target: Target, examples: int, ledger) -> None:
     route()
 
 
+def check_binary_answer(response: httpx.Response, what: object) -> None:
+    """As check_answer, but a 200 may be a binary-extension response."""
+    length = response.headers.get("inference-header-content-length")
+    if response.status_code != 200 or length is None:
+        check_answer(response, what)
+        return
+    result = triton.InferenceServerClient.parse_response_body(
+        response.content, header_length=int(length)
+    )
+    for output in result.get_response()["outputs"]:
+        assert result.as_numpy(output["name"]) is not None, what
+
+
+def run_binary_fuzz(target: Target, examples: int, ledger) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(request=binary_requests(FRAUD.feature_names, FRAUD_OUTPUTS))
+    def one(request: tuple[bytes, dict]) -> None:
+        body, headers = request
+        response = send_raw(target, "/v2/models/fraud/infer", headers, body)
+        check_binary_answer(response, (headers, body[:200]))
+        ledger.fuzz(f"{target.label} REST binary")
+
+    one()
+
+
 def slow_clients(target: Target, seconds: float) -> None:
     """A client trickling its request, one stalling halfway, idle connections: the
     others are still answered quickly, and the server survives them all."""
@@ -552,6 +588,7 @@ def test_predictor_rest_survives_fuzzing(predictors, budget, ledger):
     run_hostile_round(target, ledger, credit_target)
     rss_after_first_round = rss_kb(target.pid)
     run_spec_fuzz(target, budget.fuzz_examples, ledger)
+    run_binary_fuzz(target, budget.fuzz_examples, ledger)
     for _ in range(3 if budget.full else 1):
         run_hostile_round(target, ledger, credit_target)
     slow_clients(target, budget.slow_client_seconds)
@@ -632,6 +669,7 @@ def test_gateway_survives_fuzzing(tmp_path, rel_models, budget, ledger):
             check_answer(target.client.post(path, content=body), label)
             ledger.fuzz("gateway REST")
         run_spec_fuzz(target, budget.fuzz_examples, ledger)
+        run_binary_fuzz(target, budget.fuzz_examples // 2, ledger)
         run_hostile_round(target, ledger)
         slow_clients(target, budget.slow_client_seconds)
         rss_end = rss_kb(target.pid)

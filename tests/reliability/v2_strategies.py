@@ -158,3 +158,97 @@ def finite(value: object) -> bool:
     if isinstance(value, list):
         return all(finite(v) for v in value)
     return True
+
+
+# -- the binary tensor data extension ---------------------------------------------------
+
+_PACK = {
+    "BOOL": "?",
+    "UINT8": "B",
+    "UINT16": "H",
+    "UINT32": "I",
+    "UINT64": "Q",
+    "INT8": "b",
+    "INT16": "h",
+    "INT32": "i",
+    "INT64": "q",
+    "FP16": "e",
+    "FP32": "f",
+    "FP64": "d",
+}
+
+
+@st.composite
+def binary_requests(draw: st.DrawFn, names: list[str], outputs: list[str]):
+    """(body, headers): a binary-extension request, right or wrong in any of the ways
+    a client can be: sizes against shapes, header lengths, leftovers, junk parameters,
+    BYTES length prefixes, binary and JSON inputs mixed."""
+    import json
+    import struct
+
+    rows = draw(st.integers(0, 3))
+    inputs, raw = [], []
+    for name in draw(st.lists(st.sampled_from(names) | TEXT, min_size=0, max_size=8)):
+        datatype = draw(st.sampled_from(["FP32"] * 4 + DATATYPES))
+        shape = draw(
+            st.sampled_from([[rows, 1], [rows], [1, rows], [-1, 1], [rows, 7]])
+        )
+        if draw(st.booleans()):  # a JSON input among the binary ones
+            inputs.append(
+                {
+                    "name": name,
+                    "datatype": datatype,
+                    "shape": shape,
+                    "data": [0.5] * rows,
+                }
+            )
+            continue
+        count = max(0, shape[0] * (shape[1] if len(shape) > 1 else 1))
+        if datatype == "BYTES":
+            items = [draw(TEXT).encode("utf-8", "surrogatepass") for _ in range(count)]
+            data = b"".join(struct.pack("<I", len(i)) + i for i in items)
+            if draw(st.booleans()):
+                data = data[: draw(st.integers(0, len(data)))]  # a cut length prefix
+        else:
+            fmt = _PACK[datatype]
+            values = [draw(st.integers(0, 1)) for _ in range(count)]
+            data = struct.pack(f"<{count}{fmt}", *values)
+        data += draw(st.binary(max_size=3)) if draw(st.booleans()) else b""
+        size = draw(
+            st.sampled_from([len(data)] * 4 + [len(data) + 1, -1, 0, 1 << 40])
+            | st.sampled_from(["8", None, 2.5, True])
+        )
+        inputs.append(
+            {
+                "name": name,
+                "datatype": datatype,
+                "shape": shape,
+                "parameters": {"binary_data_size": size},
+            }
+        )
+        raw.append(data)
+    request: dict = {"inputs": inputs}
+    if draw(st.booleans()):
+        request["parameters"] = {
+            "binary_data_output": draw(st.sampled_from([True, False, "yes", 1]))
+        }
+    if draw(st.booleans()):
+        request["outputs"] = [
+            {
+                "name": name,
+                "parameters": {"binary_data": draw(st.sampled_from([True, False, 0]))},
+            }
+            for name in draw(st.lists(st.sampled_from(outputs) | TEXT, max_size=3))
+        ]
+    header = json.dumps(request).encode()
+    binary = b"".join(raw) + draw(st.sampled_from([b"", b"", b"\x00", b"junk"]))
+    length = draw(
+        st.sampled_from(
+            [str(len(header))] * 6
+            + [str(len(header) - 1), str(len(header) + 3), "-1", "x", "9" * 30, None]
+        )
+    )
+    headers = {"content-type": "application/octet-stream"}
+    if length is not None:
+        headers["inference-header-content-length"] = length
+    return header + binary, headers
