@@ -3,8 +3,6 @@ API's routes and methods, and its Prometheus metrics."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from localplatform.controller import LocalPlatform
 from localplatform.gateway import Gateway
 from localplatform.settings import PlatformSettings
+from tests.asyncio_runner import run as run_async
 
 pytestmark = pytest.mark.inprocess
 
@@ -27,7 +26,7 @@ def call(gateway: Gateway, method: str, path: str, **kwargs) -> httpx.Response:
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
             return await c.request(method, path, **kwargs)
 
-    return asyncio.run(one())
+    return run_async(one())
 
 
 def test_control_routes_answer_their_method_and_name_it_otherwise(gateway) -> None:

@@ -4,7 +4,6 @@ client can send answered with a 400 that says what disagrees."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 
@@ -17,6 +16,7 @@ from model.specs import CREDIT, FRAUD
 from serving.dataplane import DataPlane
 from serving.model import OnnxRiskModel
 from serving.rest import RestApp
+from tests.asyncio_runner import run as run_async
 from training.contract_models import (
     CREDIT_NUMERIC,
     credit_model,
@@ -55,7 +55,7 @@ def post(plane: DataPlane, body: bytes, headers: dict | None = None) -> httpx.Re
                 headers=headers or {},
             )
 
-    return asyncio.run(one())
+    return run_async(one())
 
 
 def fraud_inputs(rows: np.ndarray, binary: bool | list[bool]) -> list:

@@ -26,6 +26,7 @@ from serving.tensors import (
     decode_raw_input,
     encode_raw,
 )
+from tests.asyncio_runner import run as run_async
 from tests.serving.predictor_helpers import load_testdata
 from training.contract_models import expected_fraud, fraud_model, write_onnx
 
@@ -114,7 +115,7 @@ def test_small_and_big_batches_score_alike_on_the_loop_and_off_it(fraud) -> None
         big = await plane.infer(InferRequest("fraud", None, per_feature(rows)))
         return small, big
 
-    small, big = asyncio.run(both())
+    small, big = run_async(both())
     assert big.outputs[0].array.shape == (100,)
     np.testing.assert_array_equal(big.outputs[0].array[:2], small.outputs[0].array)
     assert small.model_version == "3" and small.request_id
@@ -156,7 +157,7 @@ def test_rest_answers_health_metadata_infer_and_errors(fraud) -> None:
                 await client.post("/v2/models/fraud/infer", content=b"{not json"),
             )
 
-    live, metadata, infer, wrong_method, unknown, bad = asyncio.run(calls())
+    live, metadata, infer, wrong_method, unknown, bad = run_async(calls())
     assert live.status_code == 200
     assert [i["name"] for i in metadata.json()["inputs"]] == FRAUD.feature_names
     assert infer.status_code == 200, infer.text
@@ -239,7 +240,7 @@ def test_grpc_answers_and_a_big_batch_leaves_probes_and_small_requests_free(
             gated.release.set()
             await server.stop(grace=None)
 
-    live, one, probe, still_scoring, answer = asyncio.run(scenario())
+    live, one, probe, still_scoring, answer = run_async(scenario())
     assert still_scoring
     assert live.status_code == 200 and probe.live
     assert one.status_code == 200, one.text

@@ -387,10 +387,12 @@ def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
         print(f"S3 down: the job failed after {elapsed:.1f} s (imports included)")
         assert job.code == 1
         last = job.stderr.strip().splitlines()[-1]
+        # Refused at once, or (on a loaded machine) MLflow's own listing timing out:
+        # both say the artifact store is out of reach, in one line.
         assert (
             "cannot reach its artifact store" in last
-            and "nothing was registered" in last
-        )
+            or "did not answer an artifact listing" in last
+        ) and "nothing was registered" in last
         assert (
             elapsed < 45
         )  # 30 s is the goal; imports alone take ~10 s on a loaded machine
