@@ -146,3 +146,32 @@ def test_window_queries_give_the_gate_p99(deployed, prometheus, model_dirs):
     # the two agree to a few percent, not exactly.
     assert window["p99_seconds"] == pytest.approx(gate_p99_s, rel=0.1)
     assert sum(window["score_buckets"]) > 0
+
+
+def test_kserve_auto_needs_prometheus_and_takes_it(monkeypatch, tmp_path, capsys):
+    """On KServe, `--auto` without `--prometheus` refuses with the way out; with it,
+    the rollout proceeds to the cluster (here none is configured: a one-line error)."""
+    from riskserve.rollout_cli import main
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    argv = ["start", "fraud", "--model", "s3://mlflow/x", "--auto", "--backend"]
+    assert main(argv + ["kserve"]) == 2
+    assert "--prometheus URL" in capsys.readouterr().err
+    assert main(argv + ["kserve", "--prometheus", "http://127.0.0.1:1"]) == 2
+    error = capsys.readouterr().err
+    assert "no Kubernetes configuration" in error and "--prometheus" not in error
+
+
+def test_kserve_series_are_read_in_the_rollout_namespace(deployed, prometheus):
+    """The kserve backend's queries select `namespace`: series of another namespace
+    (here the local targets, which have none) are not read as this one's."""
+    from serving.rollout import KServeBackend
+    from serving.rollout_prometheus import prometheus_backend
+
+    settings = RolloutSettings(namespace="riskserve", prometheus_url=prometheus)
+    backend = prometheus_backend(KServeBackend("riskserve", api=object()), settings)
+    assert backend.metrics.labels == {"namespace": "riskserve"}
+    assert backend.revision_metrics("fraud") == {}
+    unscoped = PrometheusMetrics(Prometheus(prometheus)).revision_metrics("fraud")
+    assert unscoped["fraud-predictor-00001"]["ready"] is True
