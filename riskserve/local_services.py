@@ -113,7 +113,8 @@ def down(settings: PlatformSettings, say=print) -> None:
             pidfile.unlink(missing_ok=True)
             continue
         say(f"stopping {name} (pid {pid})")
-        stop_pid(pid)
+        # SeaweedFS flushes its volumes on SIGTERM and may take up to 30 s.
+        stop_pid(pid, grace=30.0 if name == "s3" else 10.0)
         pidfile.unlink(missing_ok=True)
 
 

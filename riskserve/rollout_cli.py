@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--backend", choices=["local", "kserve"], help="default: local")
     parser.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="with --auto: read the gates by PromQL from this Prometheus",
+    )
+    parser.add_argument(
         "--namespace", help="kserve backend: namespace of the InferenceService"
     )
     return parser
@@ -60,6 +65,8 @@ def main(argv: list[str]) -> int:
         overrides["window_s"] = args.window
     if args.steps:
         overrides["steps"] = args.steps
+    if args.prometheus:
+        overrides["prometheus_url"] = args.prometheus
     settings = RolloutSettings(**overrides)
     if settings.backend == "kserve":
         backend = KServeBackend(settings.namespace)
@@ -67,6 +74,10 @@ def main(argv: list[str]) -> int:
         from localplatform.settings import PlatformSettings
 
         backend = LocalBackend(PlatformSettings())
+    if settings.prometheus_url:
+        from rollout.prometheus import prometheus_backend
+
+        backend = prometheus_backend(backend, settings)
     rollout = Rollout(backend, settings)
     try:
         if args.action == "start":

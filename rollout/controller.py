@@ -360,8 +360,8 @@ class Rollout:
         say why as soon as one breaks. True when promoted."""
         if not hasattr(self.backend, "revision_metrics"):
             raise RolloutError(
-                "--auto reads the platform's own metrics and runs on the local platform; "
-                "on a cluster, step with `rollout start --percent` and `promote`"
+                "--auto on a cluster reads its gates from Prometheus: pass "
+                "--prometheus URL (or step with `rollout start --percent` and `promote`)"
             )
         for step in steps:
             check_percent(step)

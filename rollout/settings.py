@@ -19,6 +19,10 @@ class RolloutSettings(BaseSettings):
     namespace: str = "default"
     """Namespace of the InferenceServices (kserve backend)."""
 
+    prometheus_url: str | None = None
+    """A Prometheus scraping the predictors: `--auto` then reads its gates by PromQL
+    (serving/rollout_prometheus.py); needed on KServe, optional locally."""
+
     mlflow_tracking_uri: str | None = Field(
         None,
         validation_alias=AliasChoices(

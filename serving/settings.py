@@ -20,7 +20,7 @@ class StorageSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
-    """S3 endpoint for `s3://` model dirs and inference logs (MinIO, moto); AWS if unset."""
+    """S3 endpoint for `s3://` model dirs and inference logs (SeaweedFS, Ceph RGW, ...); AWS if unset."""
 
     s3_endpoint: str | None = Field(default=None, alias="S3_ENDPOINT")
     """KServe's older name for the S3 endpoint (host[:port], no scheme)."""
@@ -43,7 +43,7 @@ class StorageSettings(BaseSettings):
     aws_default_region: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION")
     )
-    """S3 region (moto and MinIO accept any)."""
+    """S3 region (SeaweedFS accepts any)."""
 
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     """MLflow server that resolves `models:/name@alias` and `models:/name/version`."""

@@ -13,7 +13,7 @@ from riskserve.services import S3Endpoint, start_mlflow, start_s3
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
-# Test-only credentials for the loopback S3 server; moto accepts any pair.
+# Test-only credentials of the loopback SeaweedFS, which enforces them.
 TEST_ACCESS_KEY = "riskserve-test"
 TEST_SECRET_KEY = "riskserve-test-secret"
 
@@ -25,7 +25,9 @@ def s3_server(tmp_path_factory) -> S3Endpoint:
         state, free_port(), "mlflow", TEST_ACCESS_KEY, TEST_SECRET_KEY
     )
     yield endpoint
-    process.stop()
+    # SeaweedFS takes up to 30 s to stop on SIGTERM; its data dir is throwaway, so
+    # after a 2 s grace it gets SIGKILL.
+    process.stop(grace=2)
 
 
 @pytest.fixture(scope="session")

@@ -91,8 +91,11 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
 
 def test_every_pod_meets_pod_security_restricted(rendered: Render) -> None:
     pods = list(pod_specs(rendered))
-    # 3 Deployments, 3 Jobs, 1 ServingRuntime, 2 InferenceServices (+ test pod).
-    assert len(pods) >= 9, [where for where, _ in pods]
+    # 2 Deployments, 2 training Jobs, 1 ServingRuntime, 2 InferenceServices, and
+    # with the in-cluster SeaweedFS its Deployment and bucket Job (+ test pod).
+    assert len(pods) >= (9 if has_seaweedfs(rendered) else 7), [
+        where for where, _ in pods
+    ]
     problems = [
         f"{where}: {problem}"
         for where, pod in pods
@@ -137,8 +140,9 @@ def test_credentials_reach_pods_only_through_secrets(rendered: Render) -> None:
             checked += 1
             assert "value" not in entry, f"{where}: {entry['name']} has a value"
             assert "secretKeyRef" in entry.get("valueFrom", {}), where
-    # MinIO x2, bucket Job x2, MLflow x2, training x4, predictor, app.
-    assert checked >= 12
+    # SeaweedFS x2, bucket Job x2 (when in the cluster), MLflow x2, training x4,
+    # predictor, app.
+    assert checked >= (12 if has_seaweedfs(rendered) else 8)
 
 
 def test_no_configmap_holds_a_credential(rendered: Render) -> None:
@@ -214,7 +218,7 @@ def test_values_defaults_hold_no_credentials() -> None:
 
 def test_every_deployment_has_probes_and_resources(rendered: Render) -> None:
     workloads = rendered.of_kind("Deployment") + rendered.of_kind("ServingRuntime")
-    assert len(workloads) == 4
+    assert len(workloads) == (4 if has_seaweedfs(rendered) else 3)
     for workload in workloads:
         spec = workload["spec"]
         pod = spec["template"]["spec"] if "template" in spec else spec
@@ -354,21 +358,57 @@ def test_serving_runtime_runs_the_predictor_with_kserve_arguments(
     assert api_key["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
-def test_network_policies_fence_predictors_and_minio(rendered: Render) -> None:
+def has_seaweedfs(rendered: Render) -> bool:
+    return any(
+        d["metadata"]["name"].endswith("seaweedfs") for d in rendered.of_kind("Service")
+    )
+
+
+def test_network_policies_fence_predictors_and_seaweedfs(rendered: Render) -> None:
     policies = rendered.of_kind("NetworkPolicy")
-    assert len(policies) == 2
+    assert len(policies) == (2 if has_seaweedfs(rendered) else 1)
     by_target = {}
     for policy in policies:
         selector = policy["spec"]["podSelector"]
-        key = "predictors" if "matchExpressions" in selector else "minio"
+        key = "predictors" if "matchExpressions" in selector else "seaweedfs"
         by_target[key] = policy["spec"]["ingress"]
     sources = str(by_target["predictors"])
     assert "riskserve-app" in sources and "istio-system" in sources
     assert "knative-serving" in sources
-    minio_sources = str(by_target["minio"])
-    for client in ("training", "mlflow|registry", "inferenceservice"):
-        assert re.search(client, minio_sources), client
-    assert by_target["minio"][0]["ports"] == [{"port": 9000, "protocol": "TCP"}]
+    if not has_seaweedfs(rendered):
+        return
+    store_sources = str(by_target["seaweedfs"])
+    for client in ("training", "mlflow|registry", "inferenceservice", "create-bucket"):
+        assert re.search(client, store_sources), client
+    assert by_target["seaweedfs"][0]["ports"] == [{"port": 8333, "protocol": "TCP"}]
+
+
+def test_no_minio_anywhere(rendered: Render) -> None:
+    """MinIO is archived: no image, name or setting of it is rendered."""
+    text = yaml.safe_dump_all(rendered.documents)
+    assert not re.search("minio", text, re.IGNORECASE), re.findall(
+        r".{40}minio.{40}", text, re.IGNORECASE
+    )[:3]
+
+
+def test_s3_endpoint_follows_the_store(rendered: Render) -> None:
+    """The clients' S3 endpoint is the in-cluster SeaweedFS when it is rendered, and
+    the external S3 otherwise; the storage-initializer annotations agree."""
+    endpoints = {
+        e["value"]
+        for _, e in env_entries(rendered)
+        if e["name"] in {"MLFLOW_S3_ENDPOINT_URL", "S3_ENDPOINT"}
+    }
+    if has_seaweedfs(rendered):
+        assert endpoints and all(":8333" in e and "seaweedfs" in e for e in endpoints)
+    else:
+        assert endpoints == {"https://s3.us-east-1.amazonaws.com"}
+    for secret in rendered.of_kind("Secret"):
+        annotation = (secret["metadata"].get("annotations") or {}).get(
+            "serving.kserve.io/s3-endpoint"
+        )
+        if annotation:
+            assert any(annotation in e for e in endpoints), (annotation, endpoints)
 
 
 def test_app_points_at_the_inference_services(rendered: Render) -> None:

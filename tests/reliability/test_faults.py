@@ -118,7 +118,7 @@ def test_s3_down_while_a_new_revision_loads(tmp_path, rel_models, s3_fault, ledg
         platform.start()
         apply_yaml(platform.settings, isvc_yaml("fraud", rel_models["fraud-v1"]))
         wait_ready(platform.settings, ["fraud"], 60)
-        s3_process.stop()  # S3 goes away
+        s3_process.stop(grace=2)  # S3 goes away (throwaway data: SIGKILL after 2 s)
 
         apply_yaml(platform.settings, isvc_yaml("fraud", "s3://models/v2", canary=50))
         served: collections.Counter = collections.Counter()

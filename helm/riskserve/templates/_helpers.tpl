@@ -22,18 +22,18 @@ the release name already contains it. */}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Name of one part: include "riskserve.componentName" (list $ "minio") */}}
+{{/* Name of one part: include "riskserve.componentName" (list $ "seaweedfs") */}}
 {{- define "riskserve.componentName" -}}
 {{- printf "%s-%s" (include "riskserve.fullname" (index . 0)) (index . 1) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Selector labels of one part: (dict "ctx" $ "name" "minio") */}}
+{{/* Selector labels of one part: (dict "ctx" $ "name" "seaweedfs") */}}
 {{- define "riskserve.selectorLabels" -}}
 app.kubernetes.io/name: {{ .name | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* All labels of one part: (dict "ctx" $ "name" "minio" "component" "storage") */}}
+{{/* All labels of one part: (dict "ctx" $ "name" "seaweedfs" "component" "storage") */}}
 {{- define "riskserve.labels" -}}
 helm.sh/chart: {{ include "riskserve.chart" .ctx }}
 {{ include "riskserve.selectorLabels" . }}
@@ -49,12 +49,15 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- printf "%s:%s" $image.repository (default (index . 0).Chart.AppVersion $image.tag) }}
 {{- end }}
 
-{{/* host:port of the S3 endpoint: the in-chart MinIO unless s3.endpoint is set. */}}
+{{/* host:port of the S3 endpoint: the in-chart SeaweedFS when seaweedfs.enabled,
+else the external s3.endpoint (required then). */}}
 {{- define "riskserve.s3Endpoint" -}}
-{{- if .Values.s3.endpoint }}
+{{- if .Values.seaweedfs.enabled }}
+{{- printf "%s.%s.svc.cluster.local:8333" (include "riskserve.componentName" (list . "seaweedfs")) .Release.Namespace }}
+{{- else if .Values.s3.endpoint }}
 {{- .Values.s3.endpoint }}
 {{- else }}
-{{- printf "%s.%s.svc.cluster.local:9000" (include "riskserve.componentName" (list . "minio")) .Release.Namespace }}
+{{- fail "set s3.endpoint (host:port of your S3: AWS, Ceph RGW, SeaweedFS, ...) or seaweedfs.enabled=true" }}
 {{- end }}
 {{- end }}
 
