@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--candidates",
         help="comma-separated candidates to compete (default: all of the kind: "
-        + "; ".join(f"{kind}: {','.join(names)}" for kind, names in _CANDIDATES.items())
+        + "; ".join(
+            f"{kind}: {','.join(names)}" for kind, names in _candidate_names().items()
+        )
         + ")",
     )
     parser.add_argument(
@@ -100,20 +102,18 @@ def _candidate_names() -> dict[str, list[str]]:
     return {kind: list(names) for kind, names in REGISTRY.items()}
 
 
-_CANDIDATES = _candidate_names()
-
-
 def parse_candidates(kind: str, text: str | None) -> list[str]:
     """The requested candidates, in order, without repeats; ValueError names the
     unknown ones."""
     if text is None:
         return []
     requested = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in requested if n not in _CANDIDATES[kind]]
+    known = _candidate_names()[kind]
+    unknown = [n for n in requested if n not in known]
     if unknown or not requested:
         raise ValueError(
             f"unknown candidate {', '.join(map(repr, unknown)) or repr(text)} for "
-            f"{kind}; choose from {','.join(_CANDIDATES[kind])}"
+            f"{kind}; choose from {','.join(known)}"
         )
     return requested
 
