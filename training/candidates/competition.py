@@ -21,6 +21,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from model.specs import ModelSpec
 from training import candidates
+from training.candidates.base import CandidateError
 from training.candidates.search import Metric, SearchResult, tune
 
 PRIMARY_METRIC: dict[str, tuple[str, Metric]] = {
@@ -173,7 +174,8 @@ def run_candidate(
         )
     except Exception as exc:  # named in one line; the others still compete
         first = (str(exc).strip().splitlines() or [""])[0]
-        entry.error = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        named = first and not isinstance(exc, CandidateError)
+        entry.error = f"{type(exc).__name__}: {first}" if named else first
         say(f"candidate {name} failed and is out of the competition: {entry.error}")
         return entry
     cv = entry.search

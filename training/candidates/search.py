@@ -24,7 +24,8 @@ from training.candidates.base import Candidate, CandidateError
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Our own one line per trial says what happened; Optuna would add a traceback.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 @dataclass
@@ -133,7 +134,7 @@ def tune(
     best = _best(study)
     if best is None:
         raise CandidateError(
-            f"no trial could be fitted ({errors[0] if errors else 'unknown error'})"
+            f"no trial could be fitted: {errors[0] if errors else 'unknown error'}"
         )
     states = [t.state for t in study.trials]
     return SearchResult(
