@@ -22,7 +22,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from model.specs import ModelSpec
 from training import candidates
 from training.candidates.base import CandidateError
-from training.candidates.search import Metric, SearchResult, tune
+from training.candidates.search import Metric, SearchResult, has_search_space, tune
 
 PRIMARY_METRIC: dict[str, tuple[str, Metric]] = {
     "fraud": ("pr_auc", average_precision_score),
@@ -204,11 +204,19 @@ def compete(
     fixed: dict[str, dict[str, Any]],
     say: Callable[[str], None],
 ) -> tuple[Entry, list[Entry]]:
-    """(winner, every entry). The budget is shared evenly by the candidates."""
-    share = budget_s / len(names)
+    """(winner, every entry). The budget is shared evenly by the candidates that
+    have something to tune."""
+    rows = len(splits.train_y) + len(splits.valid_y)
+    tunable = {
+        name
+        for name in names
+        if has_search_space(candidates.create(kind, name, spec, seed), rows)
+    }
+    share = budget_s / max(len(tunable), 1)
     entries = []
     for i, name in enumerate(names, start=1):
-        say(f"candidate {i}/{len(names)}: {name} (search budget {share:.0f} s)")
+        budget_text = f"search budget {share:.0f} s" if name in tunable else "no search"
+        say(f"candidate {i}/{len(names)}: {name} ({budget_text})")
         entries.append(
             run_candidate(
                 kind, name, spec, splits, share, folds, seed, fixed.get(name, {}), say
