@@ -193,6 +193,13 @@ def run_candidate(
     return entry
 
 
+def _tunable(kind: str, name: str, spec: ModelSpec, seed: int, rows: int) -> bool:
+    try:
+        return has_search_space(candidates.create(kind, name, spec, seed), rows)
+    except Exception:  # it fails again, and is named, when its turn comes
+        return True
+
+
 def compete(
     kind: str,
     names: list[str],
@@ -207,11 +214,7 @@ def compete(
     """(winner, every entry). The budget is shared evenly by the candidates that
     have something to tune."""
     rows = len(splits.train_y) + len(splits.valid_y)
-    tunable = {
-        name
-        for name in names
-        if has_search_space(candidates.create(kind, name, spec, seed), rows)
-    }
+    tunable = {name for name in names if _tunable(kind, name, spec, seed, rows)}
     share = budget_s / max(len(tunable), 1)
     entries = []
     for i, name in enumerate(names, start=1):
