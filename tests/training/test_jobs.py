@@ -234,8 +234,8 @@ def test_champion_challenger(registered_models, client, mlflow_server, train_job
 
     # Hand the title to the weak version; a better model must win it back.
     client.set_registered_model_alias("fraud", "champion", weak_version)
-    strong = ["fraud", "--rows", "20000", "--epochs", "5", "--promote-if-better"]
-    job = train_job(strong, mlflow_server)
+    strong = ["fraud", "--rows", "20000", "--epochs", "5", "--budget", "5"]
+    job = train_job([*strong, "--promote-if-better"], mlflow_server, timeout=600)
     assert job.code == 0, job.stderr
     new_champion = client.get_model_version_by_alias("fraud", "champion").version
     assert new_champion not in (weak_version, champion)
