@@ -20,7 +20,6 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from model.data import data_hash
-from model.specs import ModelSpec
 from training import candidates
 from training.candidates.calibration import PlattCalibration, calibrate
 from training.candidates.competition import (
@@ -32,6 +31,7 @@ from training.candidates.competition import (
     compete,
     format_table,
     lift_curve,
+    onnx_feeds,
 )
 from training.dataset import JobConfig, LoadedData
 from training.decision_graph import (
@@ -97,17 +97,6 @@ def split(features: pd.DataFrame, target: pd.Series, seed: int):
         rest_x, rest_y, test_size=0.50, stratify=rest_y, random_state=seed
     )
     return train_x, train_y, valid_x, valid_y, test_x, test_y
-
-
-def onnx_feeds(spec: ModelSpec, features: pd.DataFrame) -> dict[str, np.ndarray]:
-    feeds = {}
-    for feature in spec.features:
-        column = features[feature.name]
-        if feature.kind == "categorical":
-            feeds[feature.name] = column.astype(str).to_numpy(object).reshape(-1, 1)
-        else:
-            feeds[feature.name] = column.to_numpy(np.float32).reshape(-1, 1)
-    return feeds
 
 
 def run_onnx(
