@@ -68,6 +68,7 @@ def tune(
     seed: int,
     say: Callable[[str], None],
     fixed: dict[str, Any] | None = None,
+    max_trials: int | None = None,
 ) -> SearchResult:
     """The best params found for the candidate `make()` builds, with its fold scores.
 
@@ -127,6 +128,7 @@ def tune(
     study.optimize(
         objective,
         timeout=budget_s,
+        n_trials=max_trials,
         catch=(Exception,),
         callbacks=[report],
         gc_after_trial=True,
