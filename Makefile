@@ -38,6 +38,7 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.model_latency
 
 reliability: install tools
 	$(BIN)/python -m pytest -q -m reliability --reliability-full tests/reliability

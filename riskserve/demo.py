@@ -110,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                 say(message)
         wait_ready(settings, ["fraud", "credit"], settings.predictor_ready_timeout_s)
 
-        train("fraud", env, ["--rows", str(args.fraud_rows), "--seed", "7"])
+        # The canary is the gradient-boosting candidate alone: a different model
+        # family against the competition's winner, and a shorter wait.
+        train(
+            "fraud",
+            env,
+            ["--rows", str(args.fraud_rows), "--seed", "7", "--candidates", "gbm"],
+        )
         rollout = Rollout(LocalBackend(settings), rollout_settings, say=say)
         rollout.start("fraud", "models:/fraud@challenger", 20)
         wait_ready(settings, ["fraud"], settings.predictor_ready_timeout_s)

@@ -76,7 +76,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--drop", nargs="*", default=[], help="with --target: leave these columns out"
     )
+    parser.add_argument(
+        "--candidates",
+        help="comma-separated candidates to compete (default: all of the kind: "
+        + "; ".join(
+            f"{kind}: {','.join(names)}" for kind, names in _candidate_names().items()
+        )
+        + ")",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="seconds of hyperparameter search, shared by the candidates (default: "
+        "20 s per million feature values, 10 s to 600 s)",
+    )
+    parser.add_argument(
+        "--folds", type=int, default=3, help="stratified CV folds of the search"
+    )
     return parser
+
+
+def _candidate_names() -> dict[str, list[str]]:
+    from training.candidates import REGISTRY
+
+    return {kind: list(names) for kind, names in REGISTRY.items()}
+
+
+def parse_candidates(kind: str, text: str | None) -> list[str]:
+    """The requested candidates, in order, without repeats; ValueError names the
+    unknown ones."""
+    if text is None:
+        return []
+    requested = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    known = _candidate_names()[kind]
+    unknown = [n for n in requested if n not in known]
+    if unknown or not requested:
+        raise ValueError(
+            f"unknown candidate {', '.join(map(repr, unknown)) or repr(text)} for "
+            f"{kind}; choose from {','.join(known)}"
+        )
+    return requested
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         return fail(args.kind, f"--rows must be at least 50, got {args.rows}", 2)
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         return fail(args.kind, "--target-precision must be between 0 and 1", 2)
+
+    if args.budget is not None and not args.budget > 0:
+        return fail(
+            args.kind, f"--budget must be more than 0 seconds, got {args.budget:g}", 2
+        )
+    if args.folds < 2:
+        return fail(args.kind, f"--folds must be at least 2, got {args.folds}", 2)
+    try:
+        requested = parse_candidates(args.kind, args.candidates)
+    except ValueError as exc:
+        return fail(args.kind, str(exc), 2)
 
     from training.dataset import JobConfig, load_data
     from training.decision_graph import ScoreScaling
@@ -105,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         categorical=args.categorical,
         numeric=args.numeric,
         drop=args.drop,
+        candidates=requested,
+        budget=args.budget,
+        folds=args.folds,
     )
     print(f"[{config.name}] loading data", flush=True)
     try:
@@ -119,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.exceptions import MlflowException
 
+    from training.candidates.competition import CompetitionError
     from training.job import ParityError, run
     from training.registry import RegistryError
     from training.settings import TrainingSettings
 
     try:
         result = run(config, TrainingSettings(), data)
-    except (RegistryError, ParityError) as exc:
+    except (RegistryError, ParityError, CompetitionError) as exc:
         return fail(config.name, f"{exc}; nothing was registered", 1)
     except MlflowException as exc:
         first = (
@@ -145,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"registered {result.model_name} v{result.version} "
-        f"(aliases: {', '.join(result.aliases)}): {key}; parity {result.parity:.1e}; "
+        f"(aliases: {', '.join(result.aliases)}): {result.winner}, {key}; parity {result.parity:.1e}; "
         f"see {result.ui_url}",
         flush=True,
     )

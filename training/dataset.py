@@ -42,6 +42,9 @@ class JobConfig:
     categorical: list[str] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
     drop: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)  # empty: all of the kind's
+    budget: float | None = None  # search seconds; None: scaled with the data
+    folds: int = 3
 
     @property
     def name(self) -> str:

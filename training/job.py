@@ -1,8 +1,9 @@
 """One training job, from data to a registered ONNX model version.
 
-Stages: data -> split -> train -> threshold -> ONNX export -> parity -> evaluate ->
-log to MLflow -> register -> aliases. Anything that fails before registering leaves
-the registry as it was.
+Stages: data -> split -> candidates (tuned, fitted, exported, compared) -> winner
+(calibrated when that helps) -> decision outputs -> parity -> evaluate -> log (a child
+run per candidate) -> register -> aliases. Anything that fails before registering
+leaves the registry as it was.
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ import onnxruntime as ort
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from model.data import (
-    data_hash,
+from model.data import data_hash
+from training import candidates
+from training.candidates.calibration import PlattCalibration, calibrate
+from training.candidates.competition import (
+    PRIMARY_METRIC,
+    Entry,
+    Splits,
+    calibration_plot,
+    comparison_table,
+    compete,
+    format_table,
+    lift_curve,
+    onnx_feeds,
 )
-from model.specs import ModelSpec
 from training.dataset import JobConfig, LoadedData
 from training.decision_graph import (
     add_credit_decision,
@@ -57,6 +68,7 @@ class JobResult:
     run_id: str
     parity: float
     ui_url: str
+    winner: str = ""
 
 
 def git_commit(settings: TrainingSettings) -> str:
@@ -87,17 +99,6 @@ def split(features: pd.DataFrame, target: pd.Series, seed: int):
     return train_x, train_y, valid_x, valid_y, test_x, test_y
 
 
-def onnx_feeds(spec: ModelSpec, features: pd.DataFrame) -> dict[str, np.ndarray]:
-    feeds = {}
-    for feature in spec.features:
-        column = features[feature.name]
-        if feature.kind == "categorical":
-            feeds[feature.name] = column.astype(str).to_numpy(object).reshape(-1, 1)
-        else:
-            feeds[feature.name] = column.to_numpy(np.float32).reshape(-1, 1)
-    return feeds
-
-
 def run_onnx(
     proto: onnx.ModelProto, feeds: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -113,9 +114,7 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
 
     progress = Progress(config.name)
     settings.apply_client_limits()
-
-    spec, features, target, source = data.spec, data.features, data.target, data.source
-    digest = data_hash(features, target)
+    spec, features, target = data.spec, data.features, data.target
 
     progress.stage(f"checking MLflow at {settings.mlflow_tracking_uri}")
     registry.check_reachable(settings.mlflow_tracking_uri, settings.registry_timeout_s)
@@ -123,82 +122,201 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         settings.mlflow_tracking_uri, settings.registry_timeout_s
     )
 
-    train_x, train_y, valid_x, valid_y, test_x, test_y = split(
-        features, target, config.seed
+    splits = Splits(*split(features, target, config.seed))
+    names = config.candidates or candidates.names(config.kind)
+    budget = config.budget or default_budget(len(target), len(spec.features))
+    progress.stage(
+        f"training {config.kind} candidates {', '.join(names)} on "
+        f"{len(splits.train_y)} rows (validation {len(splits.valid_y)}, holdout "
+        f"{len(splits.test_y)}); search budget {budget:.0f} s, {config.folds}-fold CV"
+    )
+    winner, entries = compete(
+        config.kind,
+        names,
+        spec,
+        splits,
+        budget,
+        config.folds,
+        config.seed,
+        {"dnn": {"epochs": config.epochs}},
+        progress.detail,
     )
     progress.stage(
-        f"training {config.kind} model on {len(train_y)} rows "
-        f"(validation {len(valid_y)}, holdout {len(test_y)})"
+        f"winner: {winner.name} ({PRIMARY_METRIC[config.kind][0]} "
+        f"{winner.valid_score:.4f} on validation)"
     )
-    if config.kind == "fraud":
-        from training.fraud_model import train_network
-
-        native = train_network(
-            spec,
-            train_x,
-            train_y,
-            valid_x,
-            valid_y,
-            config.epochs,
-            config.seed,
-            progress.detail,
-        )
-    else:
-        from training.credit_model import train_pipeline
-
-        native = train_pipeline(spec, train_x, train_y, config.seed)
-
-    valid_p = native.predict_proba(valid_x)
-    progress.stage("exporting to ONNX")
-    proto, probability_name = native.to_onnx()
-    if config.kind == "fraud":
-        threshold = choose_threshold(
-            valid_y.to_numpy(), valid_p, config.target_precision
-        )
-        proto = add_fraud_decision(proto, probability_name, None, threshold)
-        decision = {"threshold": threshold}
-    else:
-        proto = add_credit_decision(
-            proto, probability_name, 1, config.scaling, config.cutoff
-        )
-        decision = {
-            "cutoff": config.cutoff,
-            "base_score": config.scaling.base_score,
-            "base_odds": config.scaling.base_odds,
-            "pdo": config.scaling.pdo,
-        }
+    work_dir = Path(tempfile.mkdtemp(prefix=f"riskserve-{config.name}-"))
+    native = calibrate_winner(winner, splits, config, work_dir, progress)
+    proto, decision = decision_outputs(config, native, splits)
     commit = git_commit(settings)
-    version_guess = registry.next_version(config.name)
     metadata = {
         "model_kind": config.kind,
         "model_name": config.name,
-        "model_version": version_guess,
+        "model_version": registry.next_version(config.name),
         "features": ",".join(spec.feature_names),
-        "data_hash": digest,
+        "data_hash": data_hash(features, target),
         "git_commit": commit,
+        "candidate": winner.name,
         **{k: repr(float(v)) for k, v in decision.items()},
     }
     proto = finalize(set_metadata(proto, metadata))
+    valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
+    evaluation = evaluate(config, spec, proto, splits, work_dir, progress)
+    table = comparison_table(config.kind, entries, winner, splits.test_y)
+    evaluation.plots.append(lift_curve(entries, splits.test_y, work_dir, config.name))
+    evaluation.tables["comparison.csv"] = table
+    evaluation.metrics["parity_max_abs_diff"] = parity
 
+    champion_check = None
+    if config.promote_if_better:
+        progress.stage("scoring the current champion on the same holdout")
+        champion_check = registry.champion_pr_auc(
+            config.name,
+            evaluation.holdout_feeds,
+            splits.test_y.to_numpy(),
+            PROBABILITY_OUTPUT[config.kind],
+        )
+
+    progress.stage("logging the run and registering the model in MLflow")
+    run_id, version = log_and_register(
+        config,
+        data,
+        winner,
+        entries,
+        native,
+        proto,
+        decision,
+        commit,
+        evaluation,
+        valid_out,
+        splits,
+    )
+    is_champion, why = _decide_champion(
+        config, champion_check, evaluation.metrics["pr_auc"]
+    )
+    aliases = registry.set_aliases(config.name, version, is_champion)
+    progress.detail(why)
+    progress.detail("candidates compared (holdout columns for information only):")
+    for line in format_table(table).splitlines():
+        progress.detail("  " + line)
+    return JobResult(
+        model_name=config.name,
+        version=version,
+        aliases=aliases,
+        metrics=evaluation.metrics,
+        run_id=run_id,
+        parity=parity,
+        ui_url=registry.ui_url(settings.mlflow_tracking_uri, config.name, version),
+        winner=winner.name,
+    )
+
+
+def default_budget(rows: int, features: int) -> float:
+    """Seconds of search: 20 s per million feature values, 10 s to 600 s. About 30 s
+    for the demo's fraud data, a few minutes for a quarter of a million rows of 30
+    features."""
+    return float(min(600.0, max(10.0, rows * features / 50_000)))
+
+
+@dataclass
+class NativeModel:
+    """The winner as the job scores it natively: candidate, then calibration."""
+
+    entry: Entry
+    calibration: PlattCalibration | None
+    proto: onnx.ModelProto
+    probability: str
+    column: int | None
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        p = self.entry.candidate.predict_proba(x)
+        return self.calibration.apply(p) if self.calibration else p
+
+
+def calibrate_winner(
+    winner: Entry, splits: Splits, config: JobConfig, work_dir: Path, progress
+) -> NativeModel:
+    progress.stage("calibrating the winner on validation (kept if Brier improves)")
+    y = splits.valid_y.to_numpy()
+    result = calibrate(winner.valid_p, y, config.seed)
+    winner.extra["calibration_plot"] = calibration_plot(
+        y, winner.valid_p, result.out_of_fold, work_dir, config.name
+    )
+    winner.extra["brier_before"] = result.brier_before
+    winner.extra["brier_after"] = result.brier_after
+    proto, probability, column = winner.proto, winner.probability, winner.column
+    if result.calibration is None:
+        progress.detail(
+            f"calibration not kept: Brier {result.brier_before:.5f} -> "
+            f"{result.brier_after:.5f} (out of fold)"
+        )
+    else:
+        progress.detail(
+            f"calibrated (Platt): Brier {result.brier_before:.5f} -> "
+            f"{result.brier_after:.5f} (out of fold)"
+        )
+        proto, probability, column = result.calibration.append_to(
+            proto, probability, column
+        )
+    return NativeModel(winner, result.calibration, proto, probability, column)
+
+
+def decision_outputs(
+    config: JobConfig, native: NativeModel, splits: Splits
+) -> tuple[onnx.ModelProto, dict[str, float]]:
+    if config.kind == "fraud":
+        valid_p = native.predict_proba(splits.valid_x)
+        threshold = choose_threshold(
+            splits.valid_y.to_numpy(), valid_p, config.target_precision
+        )
+        proto = add_fraud_decision(
+            native.proto, native.probability, native.column, threshold
+        )
+        return proto, {"threshold": threshold}
+    proto = add_credit_decision(
+        native.proto, native.probability, native.column, config.scaling, config.cutoff
+    )
+    return proto, {
+        "cutoff": config.cutoff,
+        "base_score": config.scaling.base_score,
+        "base_odds": config.scaling.base_odds,
+        "pdo": config.scaling.pdo,
+    }
+
+
+def check_parity(config, spec, proto, native: NativeModel, splits: Splits, progress):
     progress.stage("checking ONNX parity with the native model on the validation set")
-    valid_out = run_onnx(proto, onnx_feeds(spec, valid_x))
+    valid_out = run_onnx(proto, onnx_feeds(spec, splits.valid_x))
+    valid_p = native.predict_proba(splits.valid_x)
     parity = float(np.max(np.abs(valid_out[PROBABILITY_OUTPUT[config.kind]] - valid_p)))
     if not parity <= PARITY_TOLERANCE:
         raise ParityError(
             f"ONNX and native probabilities differ by {parity:.2e} (> {PARITY_TOLERANCE:.0e})"
         )
     progress.detail(f"parity: max |onnx - native| = {parity:.2e}")
+    return valid_out, parity
 
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    plots: list[Path]
+    tables: dict[str, pd.DataFrame]
+    holdout_feeds: dict[str, np.ndarray]
+    work_dir: Path
+
+
+def evaluate(
+    config, spec, proto, splits: Splits, work_dir: Path, progress
+) -> Evaluation:
     progress.stage("evaluating on the holdout")
-    holdout_feeds = onnx_feeds(spec, test_x)
+    holdout_feeds = onnx_feeds(spec, splits.test_x)
     test_out = run_onnx(proto, holdout_feeds)
-    y_true = test_y.to_numpy()
+    y_true = splits.test_y.to_numpy()
     probability = test_out[PROBABILITY_OUTPUT[config.kind]]
     decided = test_out["is_fraud"] if config.kind == "fraud" else ~test_out["approved"]
     metrics = classification_metrics(y_true, probability, decided.astype(int))
-    metrics["parity_max_abs_diff"] = parity
     tables = {}
-    work_dir = Path(tempfile.mkdtemp(prefix=f"riskserve-{config.name}-"))
     plots = standard_plots(
         y_true, probability, decided.astype(int), work_dir, config.name
     )
@@ -208,24 +326,38 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         metrics["approval_rate"] = float(test_out["approved"].mean())
         plots += credit_plots(y_true, probability, scores, config.cutoff, work_dir)
         tables["score_bands.csv"] = score_bands(y_true, scores)
+    return Evaluation(metrics, plots, tables, holdout_feeds, work_dir)
 
-    champion_check = None
-    if config.promote_if_better:
-        progress.stage("scoring the current champion on the same holdout")
-        champion_check = registry.champion_pr_auc(
-            config.name, holdout_feeds, y_true, PROBABILITY_OUTPUT[config.kind]
-        )
 
-    progress.stage("logging the run and registering the model in MLflow")
+def log_and_register(
+    config: JobConfig,
+    data: LoadedData,
+    winner: Entry,
+    entries: list[Entry],
+    native: NativeModel,
+    proto: onnx.ModelProto,
+    decision: dict[str, float],
+    commit: str,
+    evaluation: Evaluation,
+    valid_out: dict[str, np.ndarray],
+    splits: Splits,
+) -> tuple[str, str]:
+    """One parent run (the winner's metrics, plots, comparison table, registered model)
+    with a child run per candidate. Registering is the last step: a failure before it
+    leaves runs, never a version."""
     import mlflow
 
+    from training import registry
+
+    spec = data.spec
     mlflow.set_experiment(config.experiment or config.name)
     tags = {
         **{k: repr(float(v)) for k, v in decision.items()},
         "features": ",".join(spec.feature_names),
-        "data_hash": digest,
+        "data_hash": data_hash(data.features, data.target),
         "git_commit": commit,
         "model_kind": config.kind,
+        "candidate": winner.name,
     }
     if config.kind == "credit":
         tags["score_scaling"] = (
@@ -233,38 +365,71 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         )
     params = {
         "model_kind": config.kind,
-        "data_source": source,
-        "rows": len(target),
+        "data_source": data.source,
+        "rows": len(data.target),
         "seed": config.seed,
         "features": spec.feature_names,
-        "data_hash": digest,
+        "data_hash": tags["data_hash"],
         "git_commit": commit,
+        "winner": winner.name,
+        "candidates": [e.name for e in entries],
+        "calibrated": native.calibration is not None,
         **decision,
     }
     if config.kind == "fraud":
         params["epochs"] = config.epochs
+    metrics = {
+        **evaluation.metrics,
+        f"valid_{PRIMARY_METRIC[config.kind][0]}": winner.valid_score,
+        "brier_valid_uncalibrated": winner.extra["brier_before"],
+        "brier_valid_calibrated_oof": winner.extra["brier_after"],
+    }
+    plots = [*evaluation.plots, winner.extra["calibration_plot"]]
     # Examples in the graph's own form (one [N, 1] tensor per feature), so MLflow's
     # ONNX flavor can run them when it validates the example.
-    example = {k: v[:5] for k, v in onnx_feeds(spec, valid_x.head(5)).items()}
+    example = {k: v[:5] for k, v in onnx_feeds(spec, splits.valid_x.head(5)).items()}
     example_out = {k: v[:5] for k, v in valid_out.items()}
-    with mlflow.start_run() as run:
-        registry.log_run_artifacts(params, metrics, plots, tables, work_dir)
+    with mlflow.start_run() as parent:
+        for entry in entries:
+            log_candidate_run(entry, config.kind)
+        registry.log_run_artifacts(
+            params, metrics, plots, evaluation.tables, evaluation.work_dir
+        )
         version = registry.log_and_register_onnx(
             proto, config.name, example, example_out, tags
         )
+    return parent.info.run_id, version
 
-    is_champion, why = _decide_champion(config, champion_check, metrics["pr_auc"])
-    aliases = registry.set_aliases(config.name, version, is_champion)
-    progress.detail(why)
-    return JobResult(
-        model_name=config.name,
-        version=version,
-        aliases=aliases,
-        metrics=metrics,
-        run_id=run.info.run_id,
-        parity=parity,
-        ui_url=registry.ui_url(settings.mlflow_tracking_uri, config.name, version),
-    )
+
+def log_candidate_run(entry: Entry, kind: str) -> None:
+    import mlflow
+
+    metric_name = PRIMARY_METRIC[kind][0]
+    with mlflow.start_run(run_name=entry.name, nested=True):
+        mlflow.set_tag("candidate", entry.name)
+        if entry.search is not None:
+            mlflow.log_params({k: str(v) for k, v in entry.search.params.items()})
+        if not entry.ok:
+            mlflow.set_tag("status", "failed")
+            mlflow.set_tag("error", entry.error[:5000])
+            return
+        mlflow.set_tag("status", "ok")
+        search = entry.search
+        values = {
+            f"valid_{metric_name}": entry.valid_score,
+            "fit_seconds": entry.fit_seconds,
+            "onnx_latency_us_per_row": entry.onnx_latency_us,
+            "parity_max_abs_diff": entry.parity,
+            "search_trials": search.trials,
+            "search_pruned": search.pruned,
+            "search_seconds": search.seconds,
+        }
+        if search.cv_scores:
+            values[f"cv_{metric_name}_mean"] = search.cv_mean
+            values[f"cv_{metric_name}_std"] = search.cv_std
+        mlflow.log_metrics(values)
+        for fold, score in enumerate(search.cv_scores):
+            mlflow.log_metric(f"cv_{metric_name}", score, step=fold)
 
 
 def _decide_champion(config: JobConfig, champion, pr_auc: float) -> tuple[bool, str]:

@@ -37,9 +37,16 @@ def run_job(args: list[str], env: dict[str, str], timeout: float = 300) -> JobRu
 @pytest.fixture(scope="session")
 def registered_models(mlflow_server):
     """Both models trained once on small synthetic data and registered."""
+    # A small search budget: the default trial of every candidate still runs in full.
     runs = {
-        "fraud": run_job(["fraud", "--rows", "20000", "--epochs", "5"], mlflow_server),
-        "credit": run_job(["credit", "--rows", "60000"], mlflow_server),
+        "fraud": run_job(
+            ["fraud", "--rows", "20000", "--epochs", "5", "--budget", "5"],
+            mlflow_server,
+            timeout=600,
+        ),
+        "credit": run_job(
+            ["credit", "--rows", "40000", "--budget", "5"], mlflow_server, timeout=600
+        ),
     }
     for kind, job in runs.items():
         assert job.code == 0, (

@@ -217,6 +217,8 @@ def test_champion_challenger(registered_models, client, mlflow_server, train_job
         "fraud",
         "--rows",
         "2000",
+        "--candidates",
+        "dnn",
         "--epochs",
         "1",
         "--seed",
@@ -232,8 +234,8 @@ def test_champion_challenger(registered_models, client, mlflow_server, train_job
 
     # Hand the title to the weak version; a better model must win it back.
     client.set_registered_model_alias("fraud", "champion", weak_version)
-    strong = ["fraud", "--rows", "20000", "--epochs", "5", "--promote-if-better"]
-    job = train_job(strong, mlflow_server)
+    strong = ["fraud", "--rows", "20000", "--epochs", "5", "--budget", "5"]
+    job = train_job([*strong, "--promote-if-better"], mlflow_server, timeout=600)
     assert job.code == 0, job.stderr
     new_champion = client.get_model_version_by_alias("fraud", "champion").version
     assert new_champion not in (weak_version, champion)
@@ -399,3 +401,63 @@ def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
         assert MlflowClient(url).search_registered_models() == []
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("kind", ["fraud", "credit"])
+def test_candidates_compete_as_child_runs(registered_models, client, kind):
+    """Each candidate is a child run with its params, CV scores, fit time and ONNX
+    latency; the parent holds the comparison table, the lift curve and the winner's
+    calibration plot, and the job prints the table at the end."""
+    version = client.get_model_version_by_alias(kind, "champion")
+    parent = client.get_run(version.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    expected = {"fraud": {"dnn", "gbm", "logreg"}, "credit": {"gbm", "logreg"}}[kind]
+    assert expected <= {c.data.tags["candidate"] for c in children}
+    metric = "pr_auc" if kind == "fraud" else "roc_auc"
+    for child in children:
+        assert child.data.tags["status"] == "ok"
+        assert child.data.metrics["fit_seconds"] > 0
+        assert child.data.metrics["onnx_latency_us_per_row"] > 0
+        assert child.data.metrics["parity_max_abs_diff"] <= 1e-5
+        assert 0.5 < child.data.metrics[f"valid_{metric}"] <= 1
+        if child.data.tags["candidate"] == "gbm":
+            assert child.data.params["num_leaves"]
+            assert 0.5 < child.data.metrics[f"cv_{metric}_mean"] <= 1
+            history = client.get_metric_history(child.info.run_id, f"cv_{metric}")
+            assert len(history) == 3  # one score per fold
+    winner = version.tags["candidate"]
+    best = max(children, key=lambda c: c.data.metrics[f"valid_{metric}"])
+    assert winner == best.data.tags["candidate"]  # chosen on validation
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/lift_curve.png", "plots/winner_calibration.png"} <= artifacts
+    table = pd.read_csv(
+        client.download_artifacts(parent.info.run_id, "evaluation/comparison.csv")
+    )
+    assert set(table["candidate"]) == expected | (set(table["candidate"]) - expected)
+    assert list(table.loc[table["status"] == "winner", "candidate"]) == [winner]
+    stdout = registered_models[kind].stdout
+    assert "candidates compared" in stdout
+    assert f"): {winner}, " in stdout  # the final line names the winner
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--candidates", "dnn,forest"], "unknown candidate 'forest' for fraud"),
+        (["--candidates", "scorecard"], "unknown candidate 'scorecard' for fraud"),
+        (["--budget", "0"], "--budget must be more than 0 seconds, got 0"),
+        (["--budget", "-5"], "--budget must be more than 0 seconds, got -5"),
+    ],
+)
+def test_bad_competition_options_exit_2_and_register_nothing(
+    registered_models, client, mlflow_server, train_job, args, expected
+):
+    before = (versions_of(client, "fraud"), aliases_of(client, "fraud"))
+    job = train_job(["fraud", "--rows", "500", *args], mlflow_server, timeout=60)
+    assert job.code == 2
+    lines = job.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], job.stderr
+    assert (versions_of(client, "fraud"), aliases_of(client, "fraud")) == before

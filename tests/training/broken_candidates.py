@@ -1,0 +1,13 @@
+"""Candidates that fail to fit, for the competition's failure tests (registered by the
+test into training.candidates.REGISTRY, as a new candidate would be)."""
+
+from __future__ import annotations
+
+from training.candidates.logreg import LogisticCandidate
+
+
+class SingularCandidate(LogisticCandidate):
+    name = "singular"
+
+    def fit(self, train_x, train_y, valid_x, valid_y, params) -> None:
+        raise ValueError("the design matrix is singular")

@@ -1,0 +1,323 @@
+"""The model competition: every candidate tuned, fitted, exported and checked the same
+way; the winner is the best on the validation split by the kind's primary metric.
+
+A candidate that fails (cannot be fitted, exported, or its graph does not reproduce it)
+is named in one line and drops out; the others still compete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from model.specs import ModelSpec
+from training import candidates
+from training.candidates.base import CandidateError
+from training.candidates.search import Metric, SearchResult, has_search_space, tune
+
+PRIMARY_METRIC: dict[str, tuple[str, Metric]] = {
+    "fraud": ("pr_auc", average_precision_score),
+    "credit": ("roc_auc", roc_auc_score),
+}
+PARITY_TOLERANCE = 1e-5
+LATENCY_ROWS = 200  # single-row calls timed for the latency per row
+
+
+class CompetitionError(RuntimeError):
+    """Every candidate failed; the message names each with its reason."""
+
+
+@dataclass
+class Splits:
+    train_x: pd.DataFrame
+    train_y: pd.Series
+    valid_x: pd.DataFrame
+    valid_y: pd.Series
+    test_x: pd.DataFrame
+    test_y: pd.Series
+
+
+@dataclass
+class Entry:
+    """One candidate's result. `error` is set when it dropped out."""
+
+    name: str
+    candidate: Any = None
+    search: SearchResult | None = None
+    fit_seconds: float = float("nan")
+    onnx_latency_us: float = float("nan")
+    valid_score: float = float("nan")
+    parity: float = float("nan")
+    proto: onnx.ModelProto | None = None
+    probability: str = ""
+    column: int | None = None
+    valid_p: np.ndarray | None = None
+    holdout_p: np.ndarray | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def onnx_feeds(spec: ModelSpec, x: pd.DataFrame) -> dict[str, np.ndarray]:
+    feeds = {}
+    for feature in spec.features:
+        column = x[feature.name]
+        if feature.kind == "categorical":
+            feeds[feature.name] = column.astype(str).to_numpy(object).reshape(-1, 1)
+        else:
+            feeds[feature.name] = column.to_numpy(np.float32).reshape(-1, 1)
+    return feeds
+
+
+def session(proto: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def graph_probability(
+    sess: ort.InferenceSession, name: str, column: int | None, feeds
+) -> np.ndarray:
+    (out,) = sess.run([name], feeds)
+    out = np.asarray(out)
+    return out[:, column] if column is not None else out.reshape(-1)
+
+
+def latency_per_row_us(
+    sess: ort.InferenceSession, name: str, feeds: dict[str, np.ndarray]
+) -> float:
+    """Median time of one single-row call, in microseconds."""
+    rows = next(iter(feeds.values())).shape[0]
+    calls = [
+        {k: v[i % rows : i % rows + 1] for k, v in feeds.items()}
+        for i in range(LATENCY_ROWS)
+    ]
+    for call in calls[:20]:
+        sess.run([name], call)
+    times = []
+    for call in calls:
+        started = time.perf_counter()
+        sess.run([name], call)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e6)
+
+
+def run_candidate(
+    kind: str,
+    name: str,
+    spec: ModelSpec,
+    splits: Splits,
+    budget_s: float,
+    folds: int,
+    seed: int,
+    fixed: dict[str, Any],
+    say: Callable[[str], None],
+) -> Entry:
+    """Tune, fit on train (validation for early stopping), export, check parity."""
+    metric_name, metric = PRIMARY_METRIC[kind]
+    entry = Entry(name)
+    try:
+        search_x = pd.concat([splits.train_x, splits.valid_x])
+        search_y = pd.concat([splits.train_y, splits.valid_y])
+        entry.search = tune(
+            lambda: candidates.create(kind, name, spec, seed),
+            spec,
+            search_x,
+            search_y,
+            metric,
+            folds,
+            budget_s,
+            seed,
+            lambda m: say(f"  {name} {m}"),
+            fixed,
+        )
+        candidate = candidates.create(kind, name, spec, seed)
+        started = time.monotonic()
+        candidate.fit(
+            splits.train_x,
+            splits.train_y,
+            splits.valid_x,
+            splits.valid_y,
+            entry.search.params,
+        )
+        entry.fit_seconds = time.monotonic() - started
+        entry.candidate = candidate
+        entry.valid_p = np.asarray(candidate.predict_proba(splits.valid_x), float)
+        entry.proto, entry.probability, entry.column = candidate.to_onnx()
+        sess = session(entry.proto)
+        valid_feeds = onnx_feeds(spec, splits.valid_x)
+        graph_p = graph_probability(sess, entry.probability, entry.column, valid_feeds)
+        entry.parity = float(np.max(np.abs(graph_p - entry.valid_p)))
+        if not entry.parity <= PARITY_TOLERANCE:
+            raise RuntimeError(
+                f"its ONNX graph differs from the native model by {entry.parity:.2e} "
+                f"(> {PARITY_TOLERANCE:.0e})"
+            )
+        entry.onnx_latency_us = latency_per_row_us(sess, entry.probability, valid_feeds)
+        entry.valid_score = float(metric(splits.valid_y.to_numpy(), entry.valid_p))
+        entry.holdout_p = graph_probability(
+            sess, entry.probability, entry.column, onnx_feeds(spec, splits.test_x)
+        )
+    except Exception as exc:  # named in one line; the others still compete
+        first = (str(exc).strip().splitlines() or [""])[0]
+        named = first and not isinstance(exc, CandidateError)
+        entry.error = f"{type(exc).__name__}: {first}" if named else first
+        say(f"candidate {name} failed and is out of the competition: {entry.error}")
+        return entry
+    cv = entry.search
+    cv_text = (
+        f"cv {metric_name} {cv.cv_mean:.4f} +- {cv.cv_std:.4f} "
+        f"({cv.trials} trials, {cv.pruned} pruned)"
+        if cv.cv_scores
+        else "no search space: fitted once with its defaults"
+    )
+    say(
+        f"  {name}: {cv_text}; validation {metric_name} {entry.valid_score:.4f}, "
+        f"fit {entry.fit_seconds:.1f} s, ONNX {entry.onnx_latency_us:.0f} us/row, "
+        f"parity {entry.parity:.1e}"
+    )
+    return entry
+
+
+def _tunable(kind: str, name: str, spec: ModelSpec, seed: int, rows: int) -> bool:
+    try:
+        return has_search_space(candidates.create(kind, name, spec, seed), rows)
+    except Exception:  # it fails again, and is named, when its turn comes
+        return True
+
+
+def compete(
+    kind: str,
+    names: list[str],
+    spec: ModelSpec,
+    splits: Splits,
+    budget_s: float,
+    folds: int,
+    seed: int,
+    fixed: dict[str, dict[str, Any]],
+    say: Callable[[str], None],
+) -> tuple[Entry, list[Entry]]:
+    """(winner, every entry). The budget is shared evenly by the candidates that
+    have something to tune."""
+    rows = len(splits.train_y) + len(splits.valid_y)
+    tunable = {name for name in names if _tunable(kind, name, spec, seed, rows)}
+    share = budget_s / max(len(tunable), 1)
+    entries = []
+    for i, name in enumerate(names, start=1):
+        budget_text = f"search budget {share:.0f} s" if name in tunable else "no search"
+        say(f"candidate {i}/{len(names)}: {name} ({budget_text})")
+        entries.append(
+            run_candidate(
+                kind, name, spec, splits, share, folds, seed, fixed.get(name, {}), say
+            )
+        )
+    standing = [e for e in entries if e.ok]
+    if not standing:
+        reasons = "; ".join(f"{e.name}: {e.error}" for e in entries)
+        raise CompetitionError(f"every candidate failed ({reasons})")
+    return max(standing, key=lambda e: e.valid_score), entries
+
+
+def comparison_table(
+    kind: str, entries: list[Entry], winner: Entry, test_y: pd.Series
+) -> pd.DataFrame:
+    metric_name, metric = PRIMARY_METRIC[kind]
+    rows = []
+    for e in entries:
+        row = {
+            "candidate": e.name,
+            "status": "winner" if e is winner else ("ok" if e.ok else "failed"),
+            f"cv_{metric_name}": e.search.cv_mean if e.search else float("nan"),
+            f"cv_{metric_name}_std": e.search.cv_std if e.search else float("nan"),
+            "trials": e.search.trials if e.search else 0,
+            f"valid_{metric_name}": e.valid_score,
+            f"holdout_{metric_name}": (
+                float(metric(test_y.to_numpy(), e.holdout_p))
+                if e.holdout_p is not None
+                else float("nan")
+            ),
+            "fit_seconds": e.fit_seconds,
+            "onnx_us_per_row": e.onnx_latency_us,
+            "parity": e.parity,
+            "error": e.error or "",
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    shown = table.drop(columns=["error"])
+    formats = {
+        column: (lambda v: f"{v:.1e}") if column == "parity" else (lambda v: f"{v:.4f}")
+        for column in shown.columns
+        if shown[column].dtype.kind == "f"
+    }
+    formats["fit_seconds"] = formats["onnx_us_per_row"] = lambda v: f"{v:.1f}"
+    return shown.to_string(index=False, formatters=formats)
+
+
+def lift_curve(
+    entries: list[Entry], test_y: pd.Series, out_dir: Path, title: str
+) -> Path:
+    """Cumulative lift on the holdout: the positive rate among the top q of rows by
+    score, over the overall rate, for every candidate that finished."""
+    from training.evaluation import _save as save_figure
+    from training.evaluation import plt
+
+    y = test_y.to_numpy()
+    base = max(float(y.mean()), 1e-12)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e in entries:
+        if e.holdout_p is None:
+            continue
+        order = np.argsort(-e.holdout_p, kind="stable")
+        caught = np.cumsum(y[order])
+        share = np.arange(1, len(y) + 1) / len(y)
+        ax.plot(share, caught / np.arange(1, len(y) + 1) / base, label=e.name)
+    ax.axhline(1.0, color="grey", linestyle="--", label="random")
+    ax.set(
+        xscale="log",
+        xlabel="share of holdout rows, highest score first",
+        ylabel="lift (positive rate / overall rate)",
+        title=f"{title}: cumulative lift on the holdout",
+    )
+    ax.legend()
+    return save_figure(fig, out_dir / "lift_curve.png")
+
+
+def calibration_plot(
+    y: np.ndarray, before: np.ndarray, after: np.ndarray, out_dir: Path, title: str
+) -> Path:
+    from sklearn.calibration import calibration_curve
+
+    from training.evaluation import _save as save_figure
+    from training.evaluation import plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    top = 0.0
+    for label, p in (("before", before), ("after (out of fold)", after)):
+        observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+        ax.plot(predicted, observed, "o-", label=label)
+        top = max(top, predicted.max(), observed.max())
+    ax.plot([0, top], [0, top], "--", color="grey", label="perfect")
+    ax.set(
+        xlabel="predicted probability",
+        ylabel="observed rate",
+        title=f"{title}: calibration on validation",
+    )
+    ax.legend()
+    return save_figure(fig, out_dir / "winner_calibration.png")

@@ -1,0 +1,63 @@
+"""The Keras DNN of the original fraud demo, as a candidate (imports TensorFlow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from model.specs import ModelSpec
+
+
+def _say(message: str) -> None:
+    print(f"    dnn{message}", flush=True)
+
+
+class DnnCandidate:
+    """Scaling in the graph, two dense layers, balanced class weights, early stopping
+    on the validation split. Its search space is empty: one fit costs about as much as
+    a whole GBM search, so the budget goes to the candidates that gain from tuning."""
+
+    name = "dnn"
+
+    def __init__(self, spec: ModelSpec, seed: int) -> None:
+        self.spec, self.seed = spec, seed
+        self.network = None
+
+    def fit(self, train_x, train_y, valid_x, valid_y, params: dict[str, Any]) -> None:
+        from training.fraud_model import train_network
+
+        if valid_x is None:  # early stopping needs held-out rows
+            train_x, valid_x, train_y, valid_y = train_test_split(
+                train_x,
+                train_y,
+                test_size=0.15,
+                stratify=train_y,
+                random_state=self.seed,
+            )
+        self.network = train_network(
+            self.spec,
+            train_x,
+            train_y,
+            valid_x,
+            valid_y,
+            int(params["epochs"]),
+            self.seed,
+            _say,
+        )
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        return self.network.predict_proba(x)
+
+    def to_onnx(self) -> tuple[onnx.ModelProto, str, int | None]:
+        proto, probability = self.network.to_onnx()
+        return proto, probability, None
+
+    def default_params(self, rows: int) -> dict[str, Any]:
+        return {"epochs": 10}
+
+    def search_space(self, trial, rows: int) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,154 @@
+"""Tuning one candidate: Optuna (TPE sampler, median pruning) over stratified k-fold
+cross-validation on train+validation, within a time budget.
+
+The candidate's default params are the first trial, so a search never ends worse than
+the defaults; pruning stops a trial after a fold whose running mean is below the median
+of earlier trials at the same fold. Optuna checks the budget between trials, so a trial
+that starts before the budget is spent runs to its end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from model.specs import ModelSpec
+from training.candidates.base import Candidate, CandidateError
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+# Our own one line per trial says what happened; Optuna would add a traceback.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@dataclass
+class SearchResult:
+    params: dict[str, Any]
+    cv_scores: list[float] = field(default_factory=list)
+    trials: int = 0
+    pruned: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def cv_mean(self) -> float:
+        return float(np.mean(self.cv_scores)) if self.cv_scores else float("nan")
+
+    @property
+    def cv_std(self) -> float:
+        return float(np.std(self.cv_scores)) if self.cv_scores else float("nan")
+
+
+def has_search_space(candidate: Candidate, rows: int) -> bool:
+    """False for a candidate whose search space is empty (nothing to tune)."""
+    try:
+        space = candidate.search_space(
+            optuna.trial.FixedTrial(candidate.default_params(rows)), rows
+        )
+    except ValueError:  # it suggests something its defaults do not name
+        return True
+    return bool(space)
+
+
+def tune(
+    make: Callable[[], Candidate],
+    spec: ModelSpec,
+    x: pd.DataFrame,
+    y: pd.Series,
+    metric: Metric,
+    folds: int,
+    budget_s: float,
+    seed: int,
+    say: Callable[[str], None],
+    fixed: dict[str, Any] | None = None,
+    max_trials: int | None = None,
+) -> SearchResult:
+    """The best params found for the candidate `make()` builds, with its fold scores.
+
+    Raises CandidateError when even the default params cannot be fitted."""
+    probe = make()
+    rows = len(y)
+    defaults = {**probe.default_params(rows), **(fixed or {})}
+    if not has_search_space(probe, rows):
+        return SearchResult(params=defaults)
+    folds = max(2, min(folds, int(y.sum()), int(len(y) - y.sum())))
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    errors: list[str] = []
+    fold_scores: dict[int, list[float]] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**probe.search_space(trial, rows), **(fixed or {})}
+        scores = []
+        for step, (fit_rows, score_rows) in enumerate(splits):
+            if trial.number > 0 and time.monotonic() > deadline:
+                raise optuna.TrialPruned()  # out of budget: stop at a fold boundary
+            candidate = make()
+            try:
+                candidate.fit(x.iloc[fit_rows], y.iloc[fit_rows], None, None, params)
+                p = candidate.predict_proba(x.iloc[score_rows])
+            except Exception as exc:  # a bad corner of the space; named, then skipped
+                errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+                raise
+            scores.append(metric(y.iloc[score_rows].to_numpy(), p))
+            trial.report(float(np.mean(scores)), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        fold_scores[trial.number] = scores
+        return float(np.mean(scores))
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            verdict = f"cv {trial.value:.4f}"
+        elif trial.state == optuna.trial.TrialState.PRUNED:
+            verdict = "pruned"
+        else:
+            verdict = f"failed ({errors[-1] if errors else 'unknown error'})"
+        best = _best(study)
+        best_text = f", best {best.value:.4f}" if best is not None else ""
+        say(f"trial {trial.number + 1}: {verdict} in {seconds:.1f} s{best_text}")
+        if trial.number == 0 and trial.state == optuna.trial.TrialState.FAIL:
+            study.stop()  # the defaults do not fit: the candidate is out
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
+    study.enqueue_trial(probe.default_params(rows))
+    started = time.monotonic()
+    deadline = started + budget_s
+    study.optimize(
+        objective,
+        timeout=budget_s,
+        n_trials=max_trials,
+        catch=(Exception,),
+        callbacks=[report],
+        gc_after_trial=True,
+    )
+    best = _best(study)
+    if best is None:
+        raise CandidateError(
+            f"no trial could be fitted: {errors[0] if errors else 'unknown error'}"
+        )
+    states = [t.state for t in study.trials]
+    return SearchResult(
+        params={**probe.default_params(rows), **best.params, **(fixed or {})},
+        cv_scores=fold_scores[best.number],
+        trials=len(study.trials),
+        pruned=states.count(optuna.trial.TrialState.PRUNED),
+        failed=states.count(optuna.trial.TrialState.FAIL),
+        seconds=time.monotonic() - started,
+    )
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return max(complete, key=lambda t: t.value) if complete else None
