@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_render import CHART, REPO, helm_template
 
 from serving.metrics import SCORE_BUCKETS
+from tests.k8s.k8s_render import CHART, REPO, helm_template
 
 PROMTOOL_TESTS = REPO / "tests" / "k8s" / "promtool" / "riskserve-alerts-tests.yml"
 MONITORING_ON = (

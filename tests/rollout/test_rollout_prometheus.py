@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_auto_rollout import Traffic, current
 
 from localplatform.client import apply_yaml, wait_ready
 from localplatform.processes import free_port
@@ -23,6 +22,7 @@ from rollout.prometheus import (
 )
 from rollout.settings import RolloutSettings
 from tests.localplatform.platform_helpers import isvc_yaml
+from tests.rollout.test_auto_rollout import Traffic, current
 
 pytestmark = pytest.mark.e2e
 
