@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from training import candidates
 from training.__main__ import main
 
-BROKEN = "broken_candidates:SingularCandidate"
+BROKEN = "tests.training.broken_candidates:SingularCandidate"
 
 
 @pytest.fixture
