@@ -7,6 +7,7 @@ ecosystem (S3, MLflow, KServe's TLS files) keep their own names.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -167,3 +168,10 @@ class ServingSettings(BaseSettings):
 def load_settings() -> tuple[ServingSettings, StorageSettings]:
     """Read both settings classes from the environment (once, at start)."""
     return ServingSettings(), StorageSettings()
+
+
+def worker_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment a `--workers N` parent hands its workers: its own, plus `extra`
+    (the multiprocess-metrics folder and the reuse-port flag, which the workers' own
+    settings then read)."""
+    return {**os.environ, **extra}

@@ -15,13 +15,14 @@ restarts as a whole rather than serving with fewer workers than asked.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+from serving.settings import worker_environment
 
 log = logging.getLogger("serving.workers")
 
@@ -47,7 +48,7 @@ def single_worker_argv(argv: list[str]) -> list[str]:
 
 def run_workers(argv: list[str], workers: int, metrics_root: str | None) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="riskserve-metrics-", dir=metrics_root)
-    env = {**os.environ, REUSE_PORT_ENV: "true", MULTIPROC_ENV: metrics_dir}
+    env = worker_environment({REUSE_PORT_ENV: "true", MULTIPROC_ENV: metrics_dir})
     command = [sys.executable, "-m", "serving", *single_worker_argv(argv)]
     children = [subprocess.Popen(command, env=env) for _ in range(workers)]
     log.info(
