@@ -39,8 +39,11 @@ def read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def binary_target(frame: pd.DataFrame, target: str, source: str) -> pd.Series:
-    """The target as 0/1; the positive class is 1/True/the larger of two values."""
+def binary_target(
+    frame: pd.DataFrame, target: str, source: str, positive: str | None = None
+) -> pd.Series:
+    """The target as 0/1. The positive class (the event: fraud, default) is `positive`
+    when given (compared as text), else 1/True, else the larger of the two values."""
     if target not in frame.columns:
         raise DataError(f"{source}: column {target!r} (the target) is missing")
     column = frame[target]
@@ -57,6 +60,15 @@ def binary_target(frame: pd.DataFrame, target: str, source: str) -> pd.Series:
             f"{source}: column {target!r} (the target) must have exactly two classes, "
             f"found {len(classes)} ({shown})"
         )
+    if positive is not None:
+        matches = [c for c in classes if str(c).strip() == positive.strip()]
+        if not matches:
+            raise DataError(
+                f"{source}: the positive class {positive!r} is not a value of column "
+                f"{target!r} (the target); its values are "
+                + ", ".join(repr(str(c)) for c in classes)
+            )
+        return (column == matches[0]).astype(np.int64)
     lowered = {str(c).strip().lower() for c in classes}
     if (
         lowered == {"0", "1"}

@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         "CSV (any schema) instead of the built-in one",
     )
     parser.add_argument(
+        "--positive",
+        help="with --target: the target's value that is the event (fraud, default), "
+        "e.g. bad or yes (default: 1 or true, else the larger of the two values)",
+    )
+    parser.add_argument(
         "--rows", type=int, help="rows of synthetic data when no --data"
     )
     parser.add_argument(
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.folds < 2:
         return fail(args.kind, f"--folds must be at least 2, got {args.folds}", 2)
+    if args.positive is not None and args.target is None:
+        return fail(args.kind, "--positive needs --target", 2)
     try:
         requested = parse_candidates(args.kind, args.candidates)
     except ValueError as exc:
@@ -143,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         kind=args.kind,
         data=args.data,
         target=args.target,
+        positive=args.positive,
         rows=args.rows or DEMO_ROWS[args.kind],
         experiment=args.experiment,
         model_name=args.model_name,

@@ -30,6 +30,7 @@ class JobConfig:
     kind: str  # "fraud" or "credit"
     data: Path | None = None
     target: str | None = None
+    positive: str | None = None  # the event class of --target; None: 1/True/larger
     rows: int = 20_000
     experiment: str | None = None
     model_name: str | None = None
@@ -72,7 +73,7 @@ def load_data(config: JobConfig) -> LoadedData:
         features, target = load_training_data(config.data, spec)
     else:
         frame = read_csv(config.data)
-        target = binary_target(frame, config.target, str(config.data))
+        target = binary_target(frame, config.target, str(config.data), config.positive)
         spec = infer_spec(
             frame,
             config.name,

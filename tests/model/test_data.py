@@ -4,7 +4,13 @@ and inferring a spec from any CSV."""
 import pandas as pd
 import pytest
 
-from model.data import DataError, infer_spec, load_training_data, read_csv
+from model.data import (
+    DataError,
+    binary_target,
+    infer_spec,
+    load_training_data,
+    read_csv,
+)
 from model.specs import FRAUD
 from model.synthetic import fraud_transactions
 
@@ -96,3 +102,24 @@ def test_infer_spec_rejects_unknown_override():
     frame = pd.DataFrame({"x": [1, 2], "y": [0, 1]})
     with pytest.raises(DataError, match="'nope'"):
         infer_spec(frame, "m", "y", categorical=["nope"])
+
+
+def test_the_event_class_is_named_or_follows_the_rule():
+    frame = pd.DataFrame({"status": ["good", "bad", "good", "bad", "good"]})
+    # Without --positive: the larger of the two values ("good"), which is why a
+    # good/bad target needs --positive bad.
+    assert binary_target(frame, "status", "f.csv").tolist() == [1, 0, 1, 0, 1]
+    named = binary_target(frame, "status", "f.csv", positive="bad")
+    assert named.tolist() == [0, 1, 0, 1, 0]
+    flags = pd.DataFrame({"fraud": [True, False, False]})
+    assert binary_target(flags, "fraud", "f.csv").tolist() == [1, 0, 0]
+
+
+def test_a_positive_class_that_is_not_in_the_target_is_one_clear_error():
+    frame = pd.DataFrame({"status": ["good", "bad", "good"]})
+    with pytest.raises(DataError) as error:
+        binary_target(frame, "status", "f.csv", positive="default")
+    assert str(error.value) == (
+        "f.csv: the positive class 'default' is not a value of column 'status' "
+        "(the target); its values are 'bad', 'good'"
+    )

@@ -318,7 +318,8 @@ def test_credit_from_another_schema_serves_the_contract(
         - 0.5 * np.log(income / 20000)
         + 0.8 * (employment == "student")
     )
-    defaulted = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    # "paid" sorts after "default": only --positive makes a default the event.
+    defaulted = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "default", "paid")
     frame = pd.DataFrame(
         {
             "applicant_id": [f"a{i}" for i in range(n)],
@@ -338,6 +339,8 @@ def test_credit_from_another_schema_serves_the_contract(
             str(path),
             "--target",
             "defaulted",
+            "--positive",
+            "default",
             "--model-name",
             "credit-custom",
         ],
@@ -450,6 +453,7 @@ def test_candidates_compete_as_child_runs(registered_models, client, kind):
         (["--candidates", "scorecard"], "unknown candidate 'scorecard' for fraud"),
         (["--budget", "0"], "--budget must be more than 0 seconds, got 0"),
         (["--budget", "-5"], "--budget must be more than 0 seconds, got -5"),
+        (["--positive", "bad"], "--positive needs --target"),
     ],
 )
 def test_bad_competition_options_exit_2_and_register_nothing(
