@@ -230,7 +230,9 @@ def start_mlflow(
             "1",
         ],
         log_path=state_dir / "logs" / "mlflow.log",
-        env=env,
+        # MLflow 3 starts a job runner and huey consumers (GenAI jobs) beside the
+        # server by default: four more processes that riskserve never uses.
+        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         pidfile=pidfile,
     ).start()
     url = f"http://{host}:{port}"
