@@ -172,6 +172,25 @@ def test_search_starts_from_the_defaults_and_keeps_the_best():
     assert result.cv_mean == pytest.approx(max(reported))
 
 
+def test_a_budget_smaller_than_one_cv_scores_the_defaults_on_one_fold():
+    spec, x, y = small_data("fraud", rows=1500)
+    seen = []
+    result = tune(
+        lambda: candidates.create("fraud", "gbm", spec, 0),
+        spec,
+        x,
+        y,
+        lambda t, p: float(np.mean((p > 0.5) == t)),
+        folds=3,
+        budget_s=1e-3,  # spent before the first fold ends
+        seed=0,
+        say=seen.append,
+    )
+    assert result.trials == 1 and len(result.cv_scores) == 1
+    assert result.params == DEFAULTS  # the defaults, never an untried point
+    assert seen == [seen[0]] and "on 1 of 3 folds (budget spent)" in seen[0]
+
+
 def test_calibration_fixes_distorted_probabilities_in_the_graph():
     rng = np.random.default_rng(0)
     true_p = rng.uniform(0.01, 0.6, 5000)
