@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,9 @@ from training.evaluation import (
     score_bands,
     standard_plots,
 )
+from training.candidates.scorecard import BINS_TENSOR
 from training.progress import Progress
+from training.reason_codes import CreditReasons, add_reason_codes, credit_reasons
 from training.settings import TrainingSettings
 
 PARITY_TOLERANCE = 1e-5
@@ -148,6 +150,16 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
     work_dir = Path(tempfile.mkdtemp(prefix=f"riskserve-{config.name}-"))
     native = calibrate_winner(winner, splits, config, work_dir, progress)
     proto, decision = decision_outputs(config, native, splits)
+    reasons = None
+    if config.kind == "credit":
+        reasons = add_credit_reasons(config, spec, entries, native, splits, progress)
+        proto = add_reason_codes(
+            proto,
+            reasons.table,
+            reasons.k,
+            reasons.with_points,
+            BINS_TENSOR if reasons.with_points else None,
+        )
     commit = git_commit(settings)
     metadata = {
         "model_kind": config.kind,
@@ -158,10 +170,15 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         "git_commit": commit,
         "candidate": winner.name,
         **{k: repr(float(v)) for k, v in decision.items()},
+        **(reasons.table.metadata(reasons.k) if reasons else {}),
     }
     proto = finalize(set_metadata(proto, metadata))
     valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
+    if reasons is not None:
+        check_reasons(reasons, splits, valid_out, progress)
     evaluation = evaluate(config, spec, proto, splits, work_dir, progress)
+    if reasons is not None:
+        log_scorecard(reasons, config, winner, native, evaluation)
     table = comparison_table(config.kind, entries, winner, splits.test_y)
     evaluation.plots.append(lift_curve(entries, splits.test_y, work_dir, config.name))
     evaluation.tables["comparison.csv"] = table
@@ -190,6 +207,7 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         evaluation,
         valid_out,
         splits,
+        reasons.table.tags(reasons.k) if reasons else {},
     )
     is_champion, why = _decide_champion(
         config, champion_check, evaluation.metrics["pr_auc"]
@@ -284,6 +302,89 @@ def decision_outputs(
     }
 
 
+def add_credit_reasons(
+    config: JobConfig,
+    spec,
+    entries: list[Entry],
+    native: NativeModel,
+    splits: Splits,
+    progress,
+) -> CreditReasons:
+    """The scorecard's reason codes for any credit winner. The scorecard is always
+    fitted: the competition's when it took part, else once here on the train split
+    with its defaults."""
+    from training.candidates.scorecard import ScorecardCandidate
+
+    fitted = next((e for e in entries if e.name == "scorecard" and e.ok), None)
+    if fitted is not None:
+        scorecard = fitted.candidate
+    else:
+        progress.stage("fitting the scorecard for reason codes (not in the competition)")
+        scorecard = ScorecardCandidate(spec, config.seed)
+        scorecard.fit(
+            splits.train_x,
+            splits.train_y,
+            splits.valid_x,
+            splits.valid_y,
+            scorecard.default_params(len(splits.train_y)),
+        )
+    is_scorecard = native.entry.candidate is scorecard
+    reasons = credit_reasons(
+        scorecard,
+        is_scorecard,
+        config.scaling.factor,
+        native.calibration,
+        config.reasons,
+    )
+    progress.stage(
+        f"reason codes: top {reasons.k} per row, "
+        + (
+            "exact (the scorecard's own points, feature_points output too)"
+            if is_scorecard
+            else f"the scorecard's beside {native.entry.name}'s PD (an approximation)"
+        )
+    )
+    return reasons
+
+
+def check_reasons(reasons: CreditReasons, splits: Splits, valid_out, progress) -> None:
+    bad = reasons.check(splits.valid_x, valid_out)
+    if bad:
+        raise ParityError(
+            f"the graph's reason codes differ from the scorecard's on {bad} "
+            "validation rows"
+        )
+    progress.detail("reason codes: the graph matches the scorecard on every row")
+
+
+def log_scorecard(
+    reasons: CreditReasons, config: JobConfig, winner: Entry, native, evaluation
+) -> None:
+    """The scorecard table (feature, bin, count, event rate, WoE, points) as CSV and
+    HTML, and the information value per feature (a table and one metric each)."""
+    scorecard = reasons.scorecard
+    calibration = native.calibration if winner.candidate is scorecard else None
+    table = scorecard.scorecard_table(
+        config.scaling.factor,
+        calibration.slope if calibration else 1.0,
+        calibration.intercept if calibration else 0.0,
+    )
+    ivs = scorecard.information_values()
+    evaluation.tables["scorecard.csv"] = table
+    evaluation.tables["information_value.csv"] = ivs
+    html = evaluation.work_dir / "scorecard.html"
+    html.write_text(
+        "<h2>Scorecard</h2>"
+        f"<p>credit_score = {config.scaling.offset:.4f} + the sum of points</p>"
+        + table.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+        + "<h2>Information value</h2>"
+        + ivs.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+    )
+    evaluation.documents.append(html)
+    for row in ivs.itertuples():
+        evaluation.metrics[f"iv_{row.feature}"] = float(row.iv)
+
+
 def check_parity(config, spec, proto, native: NativeModel, splits: Splits, progress):
     progress.stage("checking ONNX parity with the native model on the validation set")
     valid_out = run_onnx(proto, onnx_feeds(spec, splits.valid_x))
@@ -304,6 +405,7 @@ class Evaluation:
     tables: dict[str, pd.DataFrame]
     holdout_feeds: dict[str, np.ndarray]
     work_dir: Path
+    documents: list[Path] = field(default_factory=list)  # logged under evaluation/
 
 
 def evaluate(
@@ -341,6 +443,7 @@ def log_and_register(
     evaluation: Evaluation,
     valid_out: dict[str, np.ndarray],
     splits: Splits,
+    extra_tags: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """One parent run (the winner's metrics, plots, comparison table, registered model)
     with a child run per candidate. Registering is the last step: a failure before it
@@ -358,6 +461,7 @@ def log_and_register(
         "git_commit": commit,
         "model_kind": config.kind,
         "candidate": winner.name,
+        **(extra_tags or {}),
     }
     if config.kind == "credit":
         tags["score_scaling"] = (
@@ -393,7 +497,12 @@ def log_and_register(
         for entry in entries:
             log_candidate_run(entry, config.kind)
         registry.log_run_artifacts(
-            params, metrics, plots, evaluation.tables, evaluation.work_dir
+            params,
+            metrics,
+            plots,
+            evaluation.tables,
+            evaluation.work_dir,
+            evaluation.documents,
         )
         version = registry.log_and_register_onnx(
             proto, config.name, example, example_out, tags
