@@ -187,7 +187,12 @@ CREDIT = ModelSpec(
             for name, reason in _CREDIT_STATUS
         ),
         Feature(
-            "has_paid", "binary", "has paid before", 0, 1, reason="has paid before: {value}"
+            "has_paid",
+            "binary",
+            "has paid before",
+            0,
+            1,
+            reason="has paid before: {value}",
         ),
         Feature(
             "merchant_group",

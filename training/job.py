@@ -319,7 +319,9 @@ def add_credit_reasons(
     if fitted is not None:
         scorecard = fitted.candidate
     else:
-        progress.stage("fitting the scorecard for reason codes (not in the competition)")
+        progress.stage(
+            "fitting the scorecard for reason codes (not in the competition)"
+        )
         scorecard = ScorecardCandidate(spec, config.seed)
         scorecard.fit(
             splits.train_x,

@@ -50,6 +50,8 @@ class FeatureBins:
     counts: list[int] = field(default_factory=list)  # per bin, training rows
     events: list[int] = field(default_factory=list)
     woe: list[float] = field(default_factory=list)
+    minimum: float | None = None  # the spec's range, for the words of a bin
+    maximum: float | None = None
 
     @property
     def categorical(self) -> bool:
@@ -115,7 +117,7 @@ class FeatureBins:
             return [*values, "missing", "a category not seen in training"]
         edges = [-math.inf, *self.splits, math.inf]
         values = [
-            _range_text(self.kind, edges[i], edges[i + 1])
+            _range_text(self.kind, edges[i], edges[i + 1], self.minimum, self.maximum)
             for i in range(self.value_bins)
         ]
         return [*values, "missing"]
@@ -140,13 +142,20 @@ def _group_text(group: list[str]) -> str:
     return f"{', '.join(group[:GROUP_SHOWN])} or {len(group) - GROUP_SHOWN} others"
 
 
-def _range_text(kind: str, low: float, high: float) -> str:
-    """[low, high) in words; integer-valued kinds as whole numbers."""
+def _range_text(
+    kind: str, low: float, high: float, minimum: float | None, maximum: float | None
+) -> str:
+    """[low, high) in words; integer-valued kinds as whole numbers, within the
+    spec's range."""
     if kind == "binary":
         return "no" if math.isinf(low) else "yes" if math.isinf(high) else "0 or 1"
     if kind == "ordinal":
         first = None if math.isinf(low) else math.ceil(low)
         last = None if math.isinf(high) else math.ceil(high) - 1
+        if minimum is not None and math.isfinite(minimum):
+            first = max(first, math.ceil(minimum)) if first else math.ceil(minimum)
+        if maximum is not None and math.isfinite(maximum):
+            last = min(last, math.floor(maximum)) if last else math.floor(maximum)
         if first is not None and first == last:
             return str(first)
         if first is None:
@@ -188,7 +197,13 @@ def fit_feature(
 ) -> FeatureBins:
     from optbinning import OptimalBinning
 
-    bins = FeatureBins(feature.name, feature.kind, feature.reason_template)
+    bins = FeatureBins(
+        feature.name,
+        feature.kind,
+        feature.reason_template,
+        minimum=feature.minimum,
+        maximum=feature.maximum,
+    )
     if feature.kind == "categorical":
         x = column.astype(str).replace("", np.nan).to_numpy(object)
         dtype = "categorical"
@@ -239,6 +254,4 @@ def fit_bins(
 
 def woe_matrix(bins: list[FeatureBins], x: pd.DataFrame) -> np.ndarray:
     """[N, F]: the WoE of each row's bin, feature by feature."""
-    return np.column_stack(
-        [np.asarray(b.woe)[b.bin_index(x[b.name])] for b in bins]
-    )
+    return np.column_stack([np.asarray(b.woe)[b.bin_index(x[b.name])] for b in bins])

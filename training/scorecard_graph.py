@@ -52,7 +52,9 @@ class FlatBins:
     def total(self) -> int:
         return sum(b.n_bins for b in self.bins)
 
-    def table(self, per_feature: list[np.ndarray] | dict[str, np.ndarray]) -> np.ndarray:
+    def table(
+        self, per_feature: list[np.ndarray] | dict[str, np.ndarray]
+    ) -> np.ndarray:
         """One flat table from a per-bin array per feature (by order or by name)."""
         if isinstance(per_feature, dict):
             per_feature = [per_feature[b.name] for b in self.bins]
@@ -184,7 +186,9 @@ def add_lookup(
         )
     else:
         _const(graph, f"{out}_table", table, dtype)
-    graph.node.append(helper.make_node("Gather", [f"{out}_table", index], [out], axis=0))
+    graph.node.append(
+        helper.make_node("Gather", [f"{out}_table", index], [out], axis=0)
+    )
     return out
 
 

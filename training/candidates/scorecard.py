@@ -25,6 +25,10 @@ from training.scorecard_bins import FeatureBins, fit_bins, woe_matrix
 from training.scorecard_graph import FlatBins, add_bin_index, add_lookup
 
 PROBABILITY = "scorecard_probability"
+# Features below this information value are "not predictive" by the usual scorecard
+# rule of thumb: they stay out of the regression (their points are constant, so they
+# never cost points nor appear as a reason; a spurious bin of noise would).
+MIN_IV = 0.02
 BINS_TENSOR = "scorecard_bins"  # [N, F] flat bin index, reused by the reason codes
 
 
@@ -52,11 +56,13 @@ class ScorecardCandidate:
         )
         self.flat = FlatBins.of(bins)
         woe = woe_matrix(list(self.flat.bins), train_x)
-        model = LogisticRegression(
-            C=params["C"], max_iter=2000, random_state=self.seed
-        )
-        model.fit(woe, train_y.to_numpy())
-        self.coefficients = model.coef_[0].astype(np.float64)
+        used = np.array([b.iv >= MIN_IV for b in self.flat.bins])
+        if not used.any():
+            used[:] = True
+        model = LogisticRegression(C=params["C"], max_iter=2000, random_state=self.seed)
+        model.fit(woe[:, used], train_y.to_numpy())
+        self.coefficients = np.zeros(len(used))
+        self.coefficients[used] = model.coef_[0]
         self.intercept = float(model.intercept_[0])
         share = self.intercept / len(self.flat.bins)
         self.logit_parts = [
