@@ -33,6 +33,7 @@ from training.candidates.competition import (
     lift_curve,
     onnx_feeds,
 )
+from training.candidates.scorecard import BINS_TENSOR
 from training.dataset import JobConfig, LoadedData
 from training.decision_graph import (
     add_credit_decision,
@@ -48,7 +49,6 @@ from training.evaluation import (
     score_bands,
     standard_plots,
 )
-from training.candidates.scorecard import BINS_TENSOR
 from training.progress import Progress
 from training.reason_codes import CreditReasons, add_reason_codes, credit_reasons
 from training.settings import TrainingSettings
