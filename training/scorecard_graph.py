@@ -134,7 +134,10 @@ def add_bin_index(graph: onnx.GraphProto, flat: FlatBins, prefix: str) -> str:
                         _const(
                             graph,
                             f"{prefix}_missing_flat",
-                            [o + b.missing_bin for o, b in zip(offsets[:n], numeric, strict=True)],
+                            [
+                                o + b.missing_bin
+                                for o, b in zip(offsets[:n], numeric, strict=True)
+                            ],
                             np.int64,
                         ),
                         f"{prefix}_value_flat",

@@ -480,7 +480,9 @@ def test_credit_reason_codes_in_the_graph_metadata_tags_and_run(
     version = client.get_model_version_by_alias("credit", "champion")
     winner = version.tags["candidate"]
     assert metadata["reason_codes_k"] == "4" == version.tags["reason_codes_k"]
-    expected_method = "scorecard" if winner == "scorecard" else "scorecard_approximation"
+    expected_method = (
+        "scorecard" if winner == "scorecard" else "scorecard_approximation"
+    )
     assert metadata["reason_method"] == expected_method
     rows = json.loads(metadata["reason_table"])
     assert {r["feature"] for r in rows} == set(CREDIT.feature_names)
