@@ -114,10 +114,18 @@ def page(browser, app_server):
 
 
 @pytest.fixture(scope="session")
-def scorecard_app(app_models_dir, app_logs, fraud_predictor) -> AppProcess:
-    """The app over a scorecard credit model with reason codes (auth off)."""
+def scorecard_model():
+    """A fitted scorecard credit model with reason codes and points (ONNX)."""
     proto, _ = scorecard_credit_model()
-    write_onnx(proto, app_models_dir / "credit-scorecard")
+    return proto
+
+
+@pytest.fixture(scope="session")
+def scorecard_app(
+    scorecard_model, app_models_dir, app_logs, fraud_predictor
+) -> AppProcess:
+    """The app over a scorecard credit model with reason codes (auth off)."""
+    write_onnx(scorecard_model, app_models_dir / "credit-scorecard")
     predictor = start_predictor(
         app_logs, "app-credit-scorecard", "credit", app_models_dir / "credit-scorecard"
     )
