@@ -455,6 +455,7 @@ def test_candidates_compete_as_child_runs(registered_models, client, kind):
         (["--candidates", "scorecard"], "unknown candidate 'scorecard' for fraud"),
         (["--budget", "0"], "--budget must be more than 0 seconds, got 0"),
         (["--budget", "-5"], "--budget must be more than 0 seconds, got -5"),
+        (["--reasons", "0"], "--reasons must be at least 1, got 0"),
     ],
 )
 def test_bad_competition_options_exit_2_and_register_nothing(
