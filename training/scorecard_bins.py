@@ -217,23 +217,33 @@ def fit_feature(
         max_n_prebins=max_n_prebins,
         min_prebin_size=min_prebin_size,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        binning.fit(x, y)
-    if dtype == "categorical":
-        bins.groups = [[str(c) for c in group] for group in binning.splits]
-    else:
-        bins.splits = [float(s) for s in ceil_float32(np.asarray(binning.splits))]
-    table = binning.binning_table.build()
-    value_rows = table.iloc[: bins.value_bins]
-    missing_row = table.iloc[bins.value_bins + 1]  # after "Special"
-    bins.counts = [*value_rows["Count"].astype(int), int(missing_row["Count"])]
-    bins.events = [*value_rows["Event"].astype(int), int(missing_row["Event"])]
-    bins.woe = [*value_rows["WoE"].astype(float), float(missing_row["WoE"])]
-    if bins.categorical:
-        bins.counts.append(0)
-        bins.events.append(0)
-        bins.woe.append(0.0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            binning.fit(x, y)
+        if binning.status not in ("OPTIMAL", "FEASIBLE"):
+            raise ValueError(binning.status)
+        if dtype == "categorical":
+            bins.groups = [[str(c) for c in group] for group in binning.splits]
+        else:
+            bins.splits = [float(s) for s in ceil_float32(np.asarray(binning.splits))]
+    except Exception:  # e.g. a column with no values: one value bin, then missing
+        seen = column.astype(str)
+        bins.groups = [sorted(set(seen[seen != ""]))] if bins.categorical else []
+        bins.splits = []
+    # Counts and WoE from the bins as the graph applies them (float32 edges), with
+    # optbinning's WoE: ln(non-event share / event share), 0 where a bin lacks either.
+    index = bins.bin_index(column)
+    counts = np.bincount(index, minlength=bins.n_bins)
+    events = np.bincount(index, weights=y, minlength=bins.n_bins).astype(int)
+    nonevents = counts - events
+    woe = np.zeros(bins.n_bins)
+    both = (events > 0) & (nonevents > 0)
+    if events.sum() and nonevents.sum():
+        woe[both] = np.log(
+            (nonevents[both] / nonevents.sum()) / (events[both] / events.sum())
+        )
+    bins.counts, bins.events, bins.woe = counts.tolist(), events.tolist(), woe.tolist()
     return bins
 
 
