@@ -358,17 +358,22 @@ def test_credit_from_another_schema_serves_the_contract(
         "debt_ratio": "tensor(float)",
         "late_payments": "tensor(float)",
     }
-    assert [(o.name, o.type) for o in session.get_outputs()] == CONTRACT_OUTPUTS[
-        "credit"
-    ]
+    outputs = [(o.name, o.type) for o in session.get_outputs()]
+    assert outputs[:4] == CONTRACT_OUTPUTS["credit"]
+    assert outputs[4:] in ([], [("feature_points", "tensor(float)")])  # a scorecard
     feeds = {
         "monthly_income": np.array([[3000.0], [90000.0]], np.float32),
         "employment": np.array([["student"], ["salaried"]], dtype=object),
         "debt_ratio": np.array([[1.4], [0.1]], np.float32),
         "late_payments": np.array([[np.nan], [0.0]], np.float32),
     }
-    p, score, _ = session.run(None, feeds)
+    p, score, codes = session.run(
+        ["default_probability", "credit_score", "reason_codes"], feeds
+    )
     assert p[0] > p[1] and score[0] < score[1]  # the riskier applicant scores lower
+    # inferred features get a generated reason text: "<name in words> is <bin>"
+    assert codes[0, 0].startswith(("debt_ratio: debt ratio is ", "employment: "))
+    assert "debt_ratio: debt ratio is " in " ".join(codes[0])
 
 
 def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
