@@ -6,6 +6,7 @@ left without a reason."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import onnxruntime as ort
@@ -140,7 +141,7 @@ def test_hand_made_applicants_get_the_right_reasons_worst_first(fitted) -> None:
     assert not any(c.startswith("years_at_address") for c in codes.ravel())  # no IV
     second = [c.split(":")[0] for c in codes[1] if c]
     assert sorted(second[:2]) == ["channel", "income"]
-    assert codes[1, 0] == "income: monthly income is below 1,282" or (
+    assert re.fullmatch(r"income: monthly income is below [\d,]+", codes[1, 0]) or (
         codes[1, 0] == "channel: sales channel is phone"
     )
     assert "channel: sales channel is phone" in codes[1]

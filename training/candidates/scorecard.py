@@ -53,6 +53,8 @@ class ScorecardCandidate:
             train_y,
             params.get("max_n_prebins", 20),
             params["min_prebin_size"],
+            params.get("monotonic", True),
+            params.get("max_pvalue"),
         )
         self.flat = FlatBins.of(bins)
         woe = woe_matrix(list(self.flat.bins), train_x)
@@ -167,10 +169,11 @@ class ScorecardCandidate:
         )
 
     def default_params(self, rows: int) -> dict[str, Any]:
-        return {"C": 1.0, "min_prebin_size": 0.05}
+        return {"C": 1.0, "min_prebin_size": 0.02, "max_pvalue": None}
 
     def search_space(self, trial, rows: int) -> dict[str, Any]:
         return {
             "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
-            "min_prebin_size": trial.suggest_float("min_prebin_size", 0.02, 0.1),
+            "min_prebin_size": trial.suggest_float("min_prebin_size", 0.01, 0.1),
+            "max_pvalue": trial.suggest_categorical("max_pvalue", [None, 0.05]),
         }
