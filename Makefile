@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.model_latency
 	$(BIN)/python -m bench.credit_competition
+	$(BIN)/python -m bench.credit_reasons
 
 reliability: install tools
 	$(BIN)/python -m pytest -q -m reliability --reliability-full tests/reliability

@@ -40,6 +40,7 @@ class BatchOutcome:
     decision_name: str | None
     decisions: Counter = field(default_factory=Counter)
     served_by: Counter = field(default_factory=Counter)
+    first_reasons: Counter = field(default_factory=Counter)  # declined rows'
 
     @property
     def scored(self) -> int:
@@ -168,6 +169,9 @@ def score_csv(
                 outcome.scores.append(float(outputs[score_name]))
             if decision_name is not None:
                 outcome.decisions[bool(outputs[decision_name])] += 1
+            codes = outputs.get("reason_codes")
+            if codes and codes[0] and outputs.get("approved") is False:
+                outcome.first_reasons[str(codes[0]).partition(": ")[0]] += 1
             outcome.served_by[(row.version, row.revision or "not reported")] += 1
     return outcome
 
@@ -201,6 +205,8 @@ def _attach(result: InferenceResult, chunk: Sequence[_Row]) -> None:
 def _cell(value: object) -> object:
     if value is None:
         return ""
+    if isinstance(value, list):  # an [N, K] output: reason codes, points per feature
+        return " | ".join(str(_cell(v)) for v in value if v not in ("", None))
     if isinstance(value, float):
         return f"{value:.6g}"
     return value

@@ -169,7 +169,57 @@ def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
         f'<div style="color:#555;font-size:0.85em">Scale: {base_score:g} points at '
         f"{base_odds:g}:1 odds of repaying; every {pdo:g} points double the odds.</div>"
         f'<div class="rs-decision" style="font-size:1.1em;margin-top:6px">'
-        f"Decision: {verdict}{at}</div>{_served_by(result)}</div>"
+        f"Decision: {verdict}{at}</div>"
+        f"{reasons_html(result, approved)}{points_chart_html(result, metadata)}"
+        f"{_served_by(result)}</div>"
+    )
+
+
+def reasons_html(result: InferenceResult, approved: bool) -> str:
+    """The model's reason codes (`feature: reason`), worst first. Under a decline they
+    are the reasons for it; an approved applicant's say what held the score down."""
+    codes = [str(c) for c in (result.outputs.get("reason_codes") or [[]])[0] if c]
+    if not codes:
+        return ""
+    title = "Reasons for the decline" if not approved else "What held the score down"
+    items = "".join(
+        f'<li class="rs-reason"><b>{escape(code.partition(": ")[0])}</b>: '
+        f"{escape(code.partition(': ')[2])}</li>"
+        for code in codes
+    )
+    return (
+        f'<div class="rs-reasons" style="margin-top:6px"><div style="font-weight:bold;'
+        f'color:{RED if not approved else "#555"}">{title}</div>'
+        f'<ol style="margin:4px 0 0 18px;padding:0">{items}</ol></div>'
+    )
+
+
+def points_chart_html(result: InferenceResult, metadata: ModelMetadata) -> str:
+    """A scorecard's points per feature (`feature_points`, columns named by the
+    `reason_features` metadata) as horizontal bars, highest first."""
+    points = (result.outputs.get("feature_points") or [None])[0]
+    names = [n for n in metadata.parameters.get("reason_features", "").split(",") if n]
+    if not points or len(names) != len(points):
+        return ""
+    pairs = sorted(
+        zip(names, (float(p) for p in points), strict=True), key=lambda p: -p[1]
+    )
+    top = max((abs(p) for _, p in pairs), default=0.0) or 1.0
+    rows = "".join(
+        f'<div class="rs-points-row" style="display:flex;align-items:center;gap:6px;'
+        f'font-size:0.8em"><div style="width:42%;text-align:right;overflow:hidden;'
+        f'white-space:nowrap" title="{escape(name)}">{escape(name)}</div>'
+        f'<div style="flex:1;background:#f3f3f3;height:12px;position:relative">'
+        f'<div style="height:100%;width:{abs(value) / top * 100:.1f}%;'
+        f'background:{GREEN if value >= 0 else RED}"></div></div>'
+        f'<div class="rs-points-value" style="width:48px">{value:.1f}</div></div>'
+        for name, value in pairs
+    )
+    return (
+        '<div class="rs-points" style="margin-top:8px"><div style="font-weight:bold">'
+        "Scorecard points per feature</div>"
+        f'<div style="color:#555;font-size:0.8em">credit score = offset + the sum of '
+        f"these points ({sum(p for _, p in pairs):.1f})</div>{rows}</div>"
     )
 
 

@@ -168,6 +168,14 @@ def batch_summary_html(kind: str, outcome: BatchOutcome, shown: int = 50) -> str
             f"<b>{outcome.decisions[False]}</b> declined"
         )
     lines.append(f"<b>{len(outcome.bad_rows)}</b> bad rows not scored")
+    if outcome.first_reasons:
+        lines.append(
+            "first reason of the declines: "
+            + ", ".join(
+                f"{_escape(name)} ({count})"
+                for name, count in outcome.first_reasons.most_common(3)
+            )
+        )
     served = ", ".join(
         f"version {version} / {revision}: {count}"
         for (version, revision), count in outcome.served_by.most_common()

@@ -89,7 +89,8 @@ class ModelMetadata:
 
 @dataclass(frozen=True)
 class InferenceResult:
-    """The outputs of one inference call, one list per output, one value per row."""
+    """The outputs of one inference call, one list per output, one value per row (a
+    list of K values per row for an [N, K] output such as `reason_codes`)."""
 
     model_name: str
     model_version: str
@@ -249,7 +250,7 @@ def parse_response(body: object, revision: str | None) -> InferenceResult:
         data = item["data"]
         if not isinstance(data, list):
             raise ValueError(f"output {item['name']!r} has no data list")
-        outputs[str(item["name"])] = _flatten(data)
+        outputs[str(item["name"])] = _rows(_flatten(data), item.get("shape"))
     return InferenceResult(
         model_name=str(body.get("model_name", "")),
         model_version=str(body.get("model_version", "")),
@@ -266,6 +267,17 @@ def _number(value: object) -> float | None:
         return float(value)
     number = float(value)  # type: ignore[arg-type]
     return number if math.isfinite(number) else None
+
+
+def _rows(values: list, shape: object) -> list:
+    """One value per row; an [N, K] output (K > 1, e.g. `reason_codes`) gives one
+    list of K values per row."""
+    if isinstance(shape, list) and len(shape) == 2 and shape[1] not in (0, 1):
+        width = int(shape[1])
+        if len(values) != int(shape[0]) * width:
+            raise ValueError(f"shape {shape} does not match {len(values)} values")
+        return [values[i : i + width] for i in range(0, len(values), width)]
+    return values
 
 
 def _flatten(data: list) -> list:

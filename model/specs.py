@@ -21,6 +21,19 @@ class Feature:
     maximum: float | None = None
     categories: tuple[str, ...] = ()
     nullable: bool = False
+    reason: str = ""
+    """Adverse-action reason text, with `{value}` where the applicant's value (or its
+    bin) goes, e.g. `worst status in the last 3 months is {value}`. Empty: generated
+    from the description or the name (`reason_template`)."""
+
+    @property
+    def reason_template(self) -> str:
+        """The reason text: the spec's own, else `<description or name> is {value}`
+        (what features inferred from an arbitrary CSV get)."""
+        if self.reason:
+            return self.reason
+        subject = self.description or self.name.replace("_", " ")
+        return f"{subject} is {{value}}"
 
     @property
     def tensor_datatype(self) -> str:
@@ -114,18 +127,34 @@ _CREDIT_NUMERIC = (
     ("num_arch_ok_0_12m", "archived invoices paid on time in 12 months"),
     ("account_amount_added_12_24m", "amount added 12 to 24 months ago"),
 )
+# (name, adverse-action reason text: `{value}` is the applicant's status or its bin)
 _CREDIT_STATUS = (
-    "account_status",
-    "account_worst_status_0_3m",
-    "account_worst_status_3_6m",
-    "account_worst_status_6_12m",
-    "account_worst_status_12_24m",
-    "status_last_archived_0_24m",
-    "status_2nd_last_archived_0_24m",
-    "status_3rd_last_archived_0_24m",
-    "status_max_archived_0_6_months",
-    "status_max_archived_0_12_months",
-    "status_max_archived_0_24_months",
+    ("account_status", "current account status is {value}"),
+    ("account_worst_status_0_3m", "worst status in the last 3 months is {value}"),
+    ("account_worst_status_3_6m", "worst status 3 to 6 months ago is {value}"),
+    ("account_worst_status_6_12m", "worst status 6 to 12 months ago is {value}"),
+    ("account_worst_status_12_24m", "worst status 12 to 24 months ago is {value}"),
+    ("status_last_archived_0_24m", "status of the last archived invoice is {value}"),
+    (
+        "status_2nd_last_archived_0_24m",
+        "status of the 2nd last archived invoice is {value}",
+    ),
+    (
+        "status_3rd_last_archived_0_24m",
+        "status of the 3rd last archived invoice is {value}",
+    ),
+    (
+        "status_max_archived_0_6_months",
+        "worst archived status in 6 months is {value}",
+    ),
+    (
+        "status_max_archived_0_12_months",
+        "worst archived status in 12 months is {value}",
+    ),
+    (
+        "status_max_archived_0_24_months",
+        "worst archived status in 24 months is {value}",
+    ),
 )
 
 CREDIT = ModelSpec(
@@ -141,21 +170,36 @@ CREDIT = ModelSpec(
                 0.0 if name != "time_hours" else 0.0,
                 24.0 if name == "time_hours" else None,
                 nullable=True,
+                reason=f"{desc} is {{value}}",
             )
             for name, desc in _CREDIT_NUMERIC
         ),
         *(
             Feature(
-                name, "ordinal", "status code 1 (good) to 4 (bad)", 1, 4, nullable=True
+                name,
+                "ordinal",
+                "status code 1 (good) to 4 (bad)",
+                1,
+                4,
+                nullable=True,
+                reason=reason,
             )
-            for name in _CREDIT_STATUS
+            for name, reason in _CREDIT_STATUS
         ),
-        Feature("has_paid", "binary", "has paid before", 0, 1),
+        Feature(
+            "has_paid",
+            "binary",
+            "has paid before",
+            0,
+            1,
+            reason="has paid before: {value}",
+        ),
         Feature(
             "merchant_group",
             "categorical",
             "merchant group of the purchase",
             categories=MERCHANT_GROUPS,
+            reason="merchant group is {value}",
         ),
     ),
     outputs=CREDIT_OUTPUTS,

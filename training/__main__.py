@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--folds", type=int, default=3, help="stratified CV folds of the search"
     )
+    parser.add_argument(
+        "--reasons",
+        type=int,
+        default=4,
+        metavar="K",
+        help="credit: adverse-action reason codes per row, the reason_codes output "
+        "[-1, K] (default 4)",
+    )
     return parser
 
 
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(args.kind, f"--folds must be at least 2, got {args.folds}", 2)
     if args.positive is not None and args.target is None:
         return fail(args.kind, "--positive needs --target", 2)
+    if args.reasons < 1:
+        return fail(args.kind, f"--reasons must be at least 1, got {args.reasons}", 2)
     try:
         requested = parse_candidates(args.kind, args.candidates)
     except ValueError as exc:
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates=requested,
         budget=args.budget,
         folds=args.folds,
+        reasons=args.reasons,
     )
     print(f"[{config.name}] loading data", flush=True)
     try:

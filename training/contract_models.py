@@ -146,6 +146,47 @@ def credit_model(version: str | None = "7") -> onnx.ModelProto:
     )
 
 
+def scorecard_credit_model(rows: int = 20_000, seed: int = 5):
+    """A real scorecard fitted on synthetic credit data (a few seconds), exported as a
+    credit job exports a scorecard winner: decision, reason codes (K = 4) and points
+    per feature, with the reason table in its metadata. Returns (model, scaling)."""
+    from model.specs import CREDIT
+    from model.synthetic import generate
+    from training.candidates.scorecard import BINS_TENSOR, ScorecardCandidate
+    from training.decision_graph import (
+        ScoreScaling,
+        add_credit_decision,
+        finalize,
+        set_metadata,
+    )
+    from training.reason_codes import add_reason_codes, credit_reasons
+
+    frame = generate("credit", rows, seed)
+    scorecard = ScorecardCandidate(CREDIT, seed)
+    scorecard.fit(
+        frame[CREDIT.feature_names],
+        frame[CREDIT.target].astype(int),
+        None,
+        None,
+        scorecard.default_params(rows),
+    )
+    scaling = ScoreScaling()
+    proto, probability, column = scorecard.to_onnx()
+    proto = add_credit_decision(proto, probability, column, scaling, 560.0)
+    reasons = credit_reasons(scorecard, True, scaling.factor, None, 4)
+    proto = add_reason_codes(proto, reasons.table, 4, True, BINS_TENSOR)
+    metadata = {
+        "model_version": "9",
+        "model_kind": "credit",
+        "cutoff": "560.0",
+        "base_score": "600.0",
+        "base_odds": "50.0",
+        "pdo": "20.0",
+        **reasons.table.metadata(4),
+    }
+    return finalize(set_metadata(proto, metadata)), scaling
+
+
 def write_onnx(
     model: onnx.ModelProto, folder: Path, filename: str = "model.onnx"
 ) -> Path:

@@ -46,6 +46,7 @@ class JobConfig:
     candidates: list[str] = field(default_factory=list)  # empty: all of the kind's
     budget: float | None = None  # search seconds; None: scaled with the data
     folds: int = 3
+    reasons: int = 4  # credit: reason codes per row (K of reason_codes [-1, K])
 
     @property
     def name(self) -> str:

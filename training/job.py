@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from training.candidates.competition import (
     lift_curve,
     onnx_feeds,
 )
+from training.candidates.scorecard import BINS_TENSOR
 from training.dataset import JobConfig, LoadedData
 from training.decision_graph import (
     add_credit_decision,
@@ -49,6 +50,8 @@ from training.evaluation import (
     standard_plots,
 )
 from training.progress import Progress
+from training.reason_codes import CreditReasons, add_reason_codes
+from training.reason_stage import add_credit_reasons, log_scorecard
 from training.settings import TrainingSettings
 
 PARITY_TOLERANCE = 1e-5
@@ -148,6 +151,16 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
     work_dir = Path(tempfile.mkdtemp(prefix=f"riskserve-{config.name}-"))
     native = calibrate_winner(winner, splits, config, work_dir, progress)
     proto, decision = decision_outputs(config, native, splits)
+    reasons = None
+    if config.kind == "credit":
+        reasons = add_credit_reasons(config, spec, entries, native, splits, progress)
+        proto = add_reason_codes(
+            proto,
+            reasons.table,
+            reasons.k,
+            reasons.with_points,
+            BINS_TENSOR if reasons.with_points else None,
+        )
     commit = git_commit(settings)
     metadata = {
         "model_kind": config.kind,
@@ -158,10 +171,15 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         "git_commit": commit,
         "candidate": winner.name,
         **{k: repr(float(v)) for k, v in decision.items()},
+        **(reasons.table.metadata(reasons.k) if reasons else {}),
     }
     proto = finalize(set_metadata(proto, metadata))
     valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
+    if reasons is not None:
+        check_reasons(reasons, splits, valid_out, progress)
     evaluation = evaluate(config, spec, proto, splits, work_dir, progress)
+    if reasons is not None:
+        log_scorecard(reasons, config, winner, native, evaluation)
     table = comparison_table(config.kind, entries, winner, splits.test_y)
     evaluation.plots.append(lift_curve(entries, splits.test_y, work_dir, config.name))
     evaluation.tables["comparison.csv"] = table
@@ -190,6 +208,7 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         evaluation,
         valid_out,
         splits,
+        reasons.table.tags(reasons.k) if reasons else {},
     )
     is_champion, why = _decide_champion(
         config, champion_check, evaluation.metrics["pr_auc"]
@@ -284,6 +303,16 @@ def decision_outputs(
     }
 
 
+def check_reasons(reasons: CreditReasons, splits: Splits, valid_out, progress) -> None:
+    bad = reasons.check(splits.valid_x, valid_out)
+    if bad:
+        raise ParityError(
+            f"the graph's reason codes differ from the scorecard's on {bad} "
+            "validation rows"
+        )
+    progress.detail("reason codes: the graph matches the scorecard on every row")
+
+
 def check_parity(config, spec, proto, native: NativeModel, splits: Splits, progress):
     progress.stage("checking ONNX parity with the native model on the validation set")
     valid_out = run_onnx(proto, onnx_feeds(spec, splits.valid_x))
@@ -304,6 +333,7 @@ class Evaluation:
     tables: dict[str, pd.DataFrame]
     holdout_feeds: dict[str, np.ndarray]
     work_dir: Path
+    documents: list[Path] = field(default_factory=list)  # logged under evaluation/
 
 
 def evaluate(
@@ -341,6 +371,7 @@ def log_and_register(
     evaluation: Evaluation,
     valid_out: dict[str, np.ndarray],
     splits: Splits,
+    extra_tags: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """One parent run (the winner's metrics, plots, comparison table, registered model)
     with a child run per candidate. Registering is the last step: a failure before it
@@ -358,6 +389,7 @@ def log_and_register(
         "git_commit": commit,
         "model_kind": config.kind,
         "candidate": winner.name,
+        **(extra_tags or {}),
     }
     if config.kind == "credit":
         tags["score_scaling"] = (
@@ -393,7 +425,12 @@ def log_and_register(
         for entry in entries:
             log_candidate_run(entry, config.kind)
         registry.log_run_artifacts(
-            params, metrics, plots, evaluation.tables, evaluation.work_dir
+            params,
+            metrics,
+            plots,
+            evaluation.tables,
+            evaluation.work_dir,
+            evaluation.documents,
         )
         version = registry.log_and_register_onnx(
             proto, config.name, example, example_out, tags

@@ -123,6 +123,7 @@ def log_run_artifacts(
     files: list[Path],
     tables: dict[str, pd.DataFrame],
     work_dir: Path,
+    documents: list[Path] = (),
 ) -> None:
     mlflow.log_params(
         {
@@ -136,6 +137,8 @@ def log_run_artifacts(
     for name, table in tables.items():
         path = work_dir / name
         table.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="evaluation")
+    for path in documents:
         mlflow.log_artifact(str(path), artifact_path="evaluation")
 
 

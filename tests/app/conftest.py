@@ -15,7 +15,12 @@ from tests.app.app_processes import (
     start_app,
 )
 from tests.serving.predictor_helpers import Predictor, start_predictor
-from training.contract_models import credit_model, fraud_model, write_onnx
+from training.contract_models import (
+    credit_model,
+    fraud_model,
+    scorecard_credit_model,
+    write_onnx,
+)
 
 
 @pytest.fixture(scope="session")
@@ -104,5 +109,46 @@ def page(browser, app_server):
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(app_server.url)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def scorecard_model():
+    """A fitted scorecard credit model with reason codes and points (ONNX)."""
+    proto, _ = scorecard_credit_model()
+    return proto
+
+
+@pytest.fixture(scope="session")
+def scorecard_app(
+    scorecard_model, app_models_dir, app_logs, fraud_predictor
+) -> AppProcess:
+    """The app over a scorecard credit model with reason codes (auth off)."""
+    write_onnx(scorecard_model, app_models_dir / "credit-scorecard")
+    predictor = start_predictor(
+        app_logs, "app-credit-scorecard", "credit", app_models_dir / "credit-scorecard"
+    )
+    app = start_app(
+        app_logs,
+        {
+            "RISKSERVE_APP_FRAUD_URL": fraud_predictor.url,
+            "RISKSERVE_APP_CREDIT_URL": predictor.url,
+            "RISKSERVE_APP_BATCH_SIZE": "4",
+        },
+    )
+    yield app
+    app.stop()
+    predictor.stop()
+
+
+@pytest.fixture
+def scorecard_page(browser, scorecard_app):
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 1400}, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(scorecard_app.url)
     yield page
     context.close()

@@ -39,7 +39,13 @@ def onnx_probability(candidate: Candidate, spec, x: pd.DataFrame) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("kind", "name"),
-    [("fraud", "gbm"), ("fraud", "logreg"), ("credit", "gbm"), ("credit", "logreg")],
+    [
+        ("fraud", "gbm"),
+        ("fraud", "logreg"),
+        ("credit", "gbm"),
+        ("credit", "logreg"),
+        ("credit", "scorecard"),
+    ],
 )
 def test_candidate_meets_the_contract_with_exact_parity(kind, name):
     spec, x, y = small_data(kind)

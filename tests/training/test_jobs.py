@@ -22,6 +22,7 @@ CONTRACT_OUTPUTS = {
         ("default_probability", "tensor(float)"),
         ("credit_score", "tensor(float)"),
         ("approved", "tensor(bool)"),
+        ("reason_codes", "tensor(string)"),
     ],
 }
 
@@ -107,6 +108,8 @@ def test_onnx_follows_the_contract(registered_models, client, kind, tmp_path):
         assert inputs[feature.name][0] == kind_type
         assert inputs[feature.name][1][1] == 1
     outputs = [(o.name, o.type) for o in session.get_outputs()]
+    if ("feature_points", "tensor(float)") in outputs:  # a scorecard winner
+        outputs.remove(("feature_points", "tensor(float)"))
     assert outputs == CONTRACT_OUTPUTS[kind]
     metadata = {p.key: p.value for p in proto.metadata_props}
     assert metadata["model_kind"] == kind
@@ -155,7 +158,9 @@ def test_credit_score_follows_the_design_scaling(registered_models, client, tmp_
     }  # every numeric value missing: normal input, imputed in the graph
     feeds["has_paid"] = np.ones((rows, 1), np.float32)
     feeds["merchant_group"] = np.array([["Entertainment"]] * rows, dtype=object)
-    p, score, approved = session.run(None, feeds)
+    p, score, approved = session.run(
+        ["default_probability", "credit_score", "approved"], feeds
+    )
     assert np.all((p > 0) & (p < 1))
     factor = 20 / np.log(2)
     expected = 600 - factor * np.log(50) + factor * np.log((1 - p) / p)
@@ -356,17 +361,22 @@ def test_credit_from_another_schema_serves_the_contract(
         "debt_ratio": "tensor(float)",
         "late_payments": "tensor(float)",
     }
-    assert [(o.name, o.type) for o in session.get_outputs()] == CONTRACT_OUTPUTS[
-        "credit"
-    ]
+    outputs = [(o.name, o.type) for o in session.get_outputs()]
+    assert outputs[:4] == CONTRACT_OUTPUTS["credit"]
+    assert outputs[4:] in ([], [("feature_points", "tensor(float)")])  # a scorecard
     feeds = {
         "monthly_income": np.array([[3000.0], [90000.0]], np.float32),
         "employment": np.array([["student"], ["salaried"]], dtype=object),
         "debt_ratio": np.array([[1.4], [0.1]], np.float32),
         "late_payments": np.array([[np.nan], [0.0]], np.float32),
     }
-    p, score, _ = session.run(None, feeds)
+    p, score, codes = session.run(
+        ["default_probability", "credit_score", "reason_codes"], feeds
+    )
     assert p[0] > p[1] and score[0] < score[1]  # the riskier applicant scores lower
+    # inferred features get a generated reason text: "<name in words> is <bin>"
+    assert codes[0, 0].startswith(("debt_ratio: debt ratio is ", "employment: "))
+    assert "debt_ratio: debt ratio is " in " ".join(codes[0])
 
 
 def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
@@ -454,6 +464,7 @@ def test_candidates_compete_as_child_runs(registered_models, client, kind):
         (["--budget", "0"], "--budget must be more than 0 seconds, got 0"),
         (["--budget", "-5"], "--budget must be more than 0 seconds, got -5"),
         (["--positive", "bad"], "--positive needs --target"),
+        (["--reasons", "0"], "--reasons must be at least 1, got 0"),
     ],
 )
 def test_bad_competition_options_exit_2_and_register_nothing(
@@ -465,3 +476,64 @@ def test_bad_competition_options_exit_2_and_register_nothing(
     lines = job.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], job.stderr
     assert (versions_of(client, "fraud"), aliases_of(client, "fraud")) == before
+
+
+def test_credit_reason_codes_in_the_graph_metadata_tags_and_run(
+    registered_models, client, tmp_path
+):
+    """Every credit winner carries reason codes; the reason table is in the ONNX
+    metadata and the version tags; the run has the scorecard table and the IVs."""
+    import json
+
+    proto = download_onnx(client, "credit", "champion", tmp_path)
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    version = client.get_model_version_by_alias("credit", "champion")
+    winner = version.tags["candidate"]
+    assert metadata["reason_codes_k"] == "4" == version.tags["reason_codes_k"]
+    expected_method = (
+        "scorecard" if winner == "scorecard" else "scorecard_approximation"
+    )
+    assert metadata["reason_method"] == expected_method
+    rows = json.loads(metadata["reason_table"])
+    assert {r["feature"] for r in rows} == set(CREDIT.feature_names)
+    assert any(
+        r["code"].startswith("account_worst_status_0_3m: worst status in the last 3 ")
+        for r in rows
+    )
+    assert version.tags["reason_table.account_status"].count(" => ") >= 3
+    session = ort.InferenceSession(proto.SerializeToString())
+    frame = __import__("model.synthetic", fromlist=["generate"]).generate(
+        "credit", 400, 11
+    )
+    feeds = {
+        f.name: (
+            frame[f.name].astype(str).to_numpy(object).reshape(-1, 1)
+            if f.kind == "categorical"
+            else frame[f.name].to_numpy(np.float32).reshape(-1, 1)
+        )
+        for f in CREDIT.features
+    }
+    approved, codes = session.run(["approved", "reason_codes"], feeds)
+    assert codes.shape == (400, 4)
+    assert (codes[~approved, 0] != "").all()
+    listed = [c for c in codes.ravel() if c]
+    assert listed and all(c.split(": ")[0] in CREDIT.feature_names for c in listed)
+    run = client.get_run(version.run_id)
+    parent = run.data.tags.get("mlflow.parentRunId") or run.info.run_id
+    evaluation = {a.path for a in client.list_artifacts(parent, "evaluation")}
+    assert {
+        "evaluation/scorecard.csv",
+        "evaluation/scorecard.html",
+        "evaluation/information_value.csv",
+    } <= evaluation
+    table = pd.read_csv(client.download_artifacts(parent, "evaluation/scorecard.csv"))
+    assert list(table.columns[:6]) == [
+        "feature",
+        "bin",
+        "count",
+        "event_rate",
+        "woe",
+        "points",
+    ]
+    metrics = client.get_run(parent).data.metrics
+    assert metrics["iv_account_status"] > 0

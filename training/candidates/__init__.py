@@ -21,6 +21,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "credit": {
         "logreg": "training.candidates.logreg:CalibratedLogisticCandidate",
         "gbm": "training.candidates.gbm:GbmCandidate",
+        "scorecard": "training.candidates.scorecard:ScorecardCandidate",
     },
 }
 
