@@ -49,6 +49,7 @@ from training.evaluation import (
     standard_plots,
 )
 from training.progress import Progress
+from training.reference_profile import log_reference_profile
 from training.settings import TrainingSettings
 
 PARITY_TOLERANCE = 1e-5
@@ -395,6 +396,7 @@ def log_and_register(
         registry.log_run_artifacts(
             params, metrics, plots, evaluation.tables, evaluation.work_dir
         )
+        tags |= log_reference_profile(config, proto, splits, evaluation, decision)
         version = registry.log_and_register_onnx(
             proto, config.name, example, example_out, tags
         )

@@ -1,0 +1,336 @@
+"""Reading the inference log the predictor writes (serving/inference_log.py) back into
+columns: `<root>/<model>/<YYYY-MM-DD>/*.jsonl` in a folder or under an S3 prefix, one
+JSON record per request, each input and output a column of that request's rows.
+
+Only the day folders that overlap the window are listed. Lines that are not a record
+(torn, truncated, hand-edited) are counted and named, never fatal. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from monitoring.settings import MonitorSettings
+
+DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NAMED_CORRUPT_LINES = 20
+
+
+class BadInput(ValueError):
+    """The log cannot be analysed as asked (exit 2); the message says why."""
+
+
+@dataclass
+class LogWindow:
+    since: dt.datetime
+    until: dt.datetime
+
+    def days(self) -> set[str]:
+        day, last = self.since.date(), self.until.date()
+        out = set()
+        while day <= last:
+            out.add(day.isoformat())
+            day += dt.timedelta(days=1)
+        return out
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "since": self.since.isoformat(timespec="seconds"),
+            "until": self.until.isoformat(timespec="seconds"),
+        }
+
+
+@dataclass
+class LogData:
+    """The rows of one model in a window, as columns."""
+
+    model: str
+    timestamps: np.ndarray  # float64 epoch seconds, per row
+    versions: np.ndarray  # str, per row
+    row_keys: np.ndarray  # request id (`id:i` for row i of a multi-row request)
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    files: int = 0
+    records: int = 0
+    corrupt_count: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    other_models: Counter = field(default_factory=Counter)
+
+    @property
+    def rows(self) -> int:
+        return len(self.timestamps)
+
+
+def parse_time(text: str, now: dt.datetime) -> dt.datetime:
+    """An ISO date/time (UTC unless it says otherwise), or `24h` / `7d` / `30m` ago."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mhd])", text.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return now - dt.timedelta(**{unit: float(match.group(1))})
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{text!r} is not a time: give an ISO time (2026-05-01T12:00) or an age "
+            "(24h, 7d)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class LocalLog:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.where = str(root)
+        if not self.root.is_dir():
+            raise BadInput(f"{root}: no such log folder")
+
+    def models(self) -> list[str]:
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and any(DAY_FOLDER.match(d.name) for d in p.iterdir())
+        )
+
+    def files(self, model: str, days: set[str]) -> Iterator[tuple[str, bytes]]:
+        folder = self.root / model
+        if not folder.is_dir():
+            return
+        for day in sorted(d for d in folder.iterdir() if d.name in days):
+            for path in sorted(day.glob("*.jsonl")):
+                yield str(path), path.read_bytes()
+
+
+class S3Log:
+    def __init__(self, uri: str, settings: MonitorSettings) -> None:
+        self.where = uri
+        self.bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        self.prefix = prefix.strip("/")
+        self.client = settings.s3_client()
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def _list(self, prefix: str, delimiter: str | None = None):
+        paginator = self.client.get_paginator("list_objects_v2")
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        try:
+            yield from paginator.paginate(**kwargs)
+        except Exception as exc:  # botocore's errors: say which log, not a trace
+            raise BadInput(f"cannot list {self.where}: {exc}") from None
+
+    def models(self) -> list[str]:
+        base = self._key() + "/" if self.prefix else ""
+        names = []
+        for page in self._list(base, "/"):
+            for entry in page.get("CommonPrefixes", []):
+                names.append(entry["Prefix"][len(base) :].strip("/"))
+        return sorted(names)
+
+    def files(self, model: str, days: set[str]) -> Iterator[tuple[str, bytes]]:
+        for day in sorted(days):
+            for page in self._list(self._key(model, day) + "/"):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if key.endswith(".jsonl"):
+                        body = self.client.get_object(Bucket=self.bucket, Key=key)
+                        yield f"s3://{self.bucket}/{key}", body["Body"].read()
+
+
+def open_log(uri: str, settings: MonitorSettings) -> LocalLog | S3Log:
+    return S3Log(uri, settings) if uri.startswith("s3://") else LocalLog(Path(uri))
+
+
+class _Columns:
+    """Per-column lists for one file, turned into arrays at its end (bounded memory)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list] = {}
+
+    def add(self, name: str, values: list, before: int) -> None:
+        column = self.values.get(name)
+        if column is None:
+            column = self.values[name] = [None] * before
+        elif len(column) < before:
+            column.extend([None] * (before - len(column)))
+        column.extend(values)
+
+
+def _as_array(values: list) -> np.ndarray:
+    try:
+        return np.asarray(
+            [np.nan if v is None else v for v in values], dtype=np.float64
+        )
+    except (TypeError, ValueError):
+        return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+
+
+def read_log(
+    log: LocalLog | S3Log,
+    model: str,
+    window: LogWindow,
+    progress=None,
+) -> LogData:
+    """The rows of `model` logged inside `window`. A 2-D input (one [N, F] tensor)
+    becomes columns `NAME#0` ... `NAME#F-1` (see `named_inputs`)."""
+    found = log.models()
+    if model not in found:
+        if found:
+            raise BadInput(
+                f"{log.where} holds no log of model {model!r}; it holds "
+                f"{', '.join(found)}"
+            )
+        return _empty(model)
+    since, until = window.since.timestamp(), window.until.timestamp()
+    chunks: list[dict[str, np.ndarray]] = []
+    data = _empty(model)
+    for where, payload in log.files(model, window.days()):
+        data.files += 1
+        if progress and data.files % 200 == 0:
+            progress(f"read {data.files} files, {data.records} records")
+        chunk = _parse_file(where, payload, model, since, until, data)
+        if chunk:
+            chunks.append(chunk)
+    if data.other_models and not chunks:
+        raise BadInput(
+            f"the log of {model!r} at {log.where} holds records of "
+            f"{', '.join(sorted(data.other_models))}, none of {model!r}"
+        )
+    if not chunks:
+        return data
+    names = {n for c in chunks for n in c}
+    columns = {}
+    for name in names:
+        parts = []
+        for chunk in chunks:
+            part = chunk.get(name)
+            if part is None:
+                n = len(chunk["__time"])
+                part = np.full(n, np.nan)
+            parts.append(part)
+        if any(p.dtype == object for p in parts):
+            parts = [
+                p
+                if p.dtype == object
+                else np.where(np.isnan(p), "", p.astype(str)).astype(object)
+                for p in parts
+            ]
+        columns[name] = np.concatenate(parts)
+    data.timestamps = columns.pop("__time")
+    data.versions = columns.pop("__version")
+    data.row_keys = columns.pop("__key")
+    data.inputs = {k[3:]: v for k, v in columns.items() if k.startswith("in:")}
+    data.outputs = {k[4:]: v for k, v in columns.items() if k.startswith("out:")}
+    return data
+
+
+def _empty(model: str) -> LogData:
+    empty = np.asarray([], dtype=object)
+    return LogData(model, np.asarray([], dtype=np.float64), empty, empty, {}, {})
+
+
+def _parse_file(where, payload, model, since, until, data):
+    times: list[float] = []
+    versions: list[str] = []
+    keys: list[str] = []
+    columns = _Columns()
+    for number, line in enumerate(payload.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            stamp = dt.datetime.fromisoformat(record["timestamp"]).timestamp()
+            name = record["model_name"]
+            inputs, outputs = record["inputs"], record["outputs"]
+            if not isinstance(inputs, dict) or not isinstance(outputs, dict):
+                raise TypeError("inputs and outputs must be objects")
+            if name != model:
+                data.other_models[name] += 1
+                continue
+            if not since <= stamp < until:
+                continue
+            rows, flat = _record_columns(inputs, outputs)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            data.corrupt_count += 1
+            if len(data.corrupt) < NAMED_CORRUPT_LINES:
+                reason = str(exc).splitlines()[0][:120] if str(exc) else "unreadable"
+                data.corrupt.append(f"{where}:{number}: {reason}")
+            continue
+        before = len(times)
+        for column, values in flat.items():
+            columns.add(column, values, before)
+        data.records += 1
+        times.extend([stamp] * rows)
+        versions.extend([str(record.get("model_version", ""))] * rows)
+        rid = str(record.get("request_id", ""))
+        keys.extend([rid] if rows == 1 else [f"{rid}:{i}" for i in range(rows)])
+    if not times:
+        return None
+    chunk = {
+        "__time": np.asarray(times, dtype=np.float64),
+        "__version": np.asarray(versions, dtype=object),
+        "__key": np.asarray(keys, dtype=object),
+    }
+    for column, values in columns.values.items():
+        if len(values) < len(times):
+            values.extend([None] * (len(times) - len(values)))
+        chunk[column] = _as_array(values)
+    return chunk
+
+
+def _record_columns(inputs: dict, outputs: dict):
+    """One record's columns (`in:NAME`, `out:NAME`) and its row count; ValueError when
+    the columns disagree on the row count."""
+    flat: dict[str, list] = {}
+    for name, values in inputs.items():
+        values = values if isinstance(values, list) else [values]
+        if values and isinstance(values[0], list):
+            width = len(values[0])
+            if len(values[0]) == 1:
+                values = [v[0] for v in values]
+            else:
+                # One [N, F] tensor: its columns, named by the reference's feature
+                # order once the version (and so its profile) is known.
+                for i in range(width):
+                    flat[f"in:{name}#{i}"] = [v[i] for v in values]
+                continue
+        flat[f"in:{name}"] = values
+    for name, values in outputs.items():
+        values = values if isinstance(values, list) else [values]
+        if values and isinstance(values[0], list):
+            continue  # reason codes: not a distribution to watch
+        flat[f"out:{name}"] = values
+    lengths = {len(v) for v in flat.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"columns of different lengths {sorted(lengths)}")
+    return lengths.pop(), flat
+
+
+def named_inputs(
+    inputs: dict[str, np.ndarray], features: list[str]
+) -> dict[str, np.ndarray]:
+    """The inputs by feature name: a 2-D tensor's columns take the features' declared
+    order, as the predictor reads such a tensor."""
+    if all(f in inputs for f in features):
+        return inputs
+    wide = sorted({k.rpartition("#")[0] for k in inputs if "#" in k})
+    for name in wide:
+        columns = [f"{name}#{i}" for i in range(len(features))]
+        if (
+            all(c in inputs for c in columns)
+            and f"{name}#{len(features)}" not in inputs
+        ):
+            named = dict(inputs)
+            for feature, column in zip(features, columns, strict=True):
+                named.setdefault(feature, inputs[column])
+            return named
+    return inputs
