@@ -150,26 +150,11 @@ def open_log(uri: str, settings: MonitorSettings) -> LocalLog | S3Log:
     return S3Log(uri, settings) if uri.startswith("s3://") else LocalLog(Path(uri))
 
 
-class _Columns:
-    """Per-column lists for one file, turned into arrays at its end (bounded memory)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list] = {}
-
-    def add(self, name: str, values: list, before: int) -> None:
-        column = self.values.get(name)
-        if column is None:
-            column = self.values[name] = [None] * before
-        elif len(column) < before:
-            column.extend([None] * (before - len(column)))
-        column.extend(values)
-
-
 def _as_array(values: list) -> np.ndarray:
+    """Numbers (and booleans) as float64 with None as NaN, a 2-D column as 2-D;
+    anything else as strings ("" for None)."""
     try:
-        return np.asarray(
-            [np.nan if v is None else v for v in values], dtype=np.float64
-        )
+        return np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
         return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
 
@@ -239,10 +224,7 @@ def _empty(model: str) -> LogData:
 
 
 def _parse_file(where, payload, model, since, until, data):
-    times: list[float] = []
-    versions: list[str] = []
-    keys: list[str] = []
-    columns = _Columns()
+    kept = []
     for number, line in enumerate(payload.splitlines(), start=1):
         if not line.strip():
             continue
@@ -258,61 +240,64 @@ def _parse_file(where, payload, model, since, until, data):
                 continue
             if not since <= stamp < until:
                 continue
-            rows, flat = _record_columns(inputs, outputs)
+            rows = _rows(inputs, outputs)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             data.corrupt_count += 1
             if len(data.corrupt) < NAMED_CORRUPT_LINES:
                 reason = str(exc).splitlines()[0][:120] if str(exc) else "unreadable"
                 data.corrupt.append(f"{where}:{number}: {reason}")
             continue
-        before = len(times)
-        for column, values in flat.items():
-            columns.add(column, values, before)
         data.records += 1
-        times.extend([stamp] * rows)
-        versions.extend([str(record.get("model_version", ""))] * rows)
         rid = str(record.get("request_id", ""))
-        keys.extend([rid] if rows == 1 else [f"{rid}:{i}" for i in range(rows)])
-    if not times:
+        kept.append(
+            (stamp, str(record.get("model_version", "")), rid, rows, inputs, outputs)
+        )
+    if not kept:
         return None
     chunk = {
-        "__time": np.asarray(times, dtype=np.float64),
-        "__version": np.asarray(versions, dtype=object),
-        "__key": np.asarray(keys, dtype=object),
+        "__time": np.asarray([t for r in kept for t in [r[0]] * r[3]], np.float64),
+        "__version": np.asarray([v for r in kept for v in [r[1]] * r[3]], object),
+        "__key": np.asarray(
+            [
+                k
+                for r in kept
+                for k in ([r[2]] if r[3] == 1 else [f"{r[2]}:{i}" for i in range(r[3])])
+            ],
+            object,
+        ),
     }
-    for column, values in columns.values.items():
-        if len(values) < len(times):
-            values.extend([None] * (len(times) - len(values)))
-        chunk[column] = _as_array(values)
+    for side, index in (("in", 4), ("out", 5)):
+        names = dict.fromkeys(k for r in kept for k in r[index])
+        for name in names:
+            values = [v for r in kept for v in (r[index].get(name) or [None] * r[3])]
+            array = _as_array(values)
+            if array.ndim == 2 and array.shape[1] == 1:
+                array = array[:, 0]
+            if array.ndim == 2:
+                if side == "out":
+                    continue  # reason codes: not a distribution to watch
+                # One [N, F] tensor: its columns, named by the reference's feature
+                # order once the version (and so its profile) is known.
+                for i in range(array.shape[1]):
+                    chunk[f"in:{name}#{i}"] = array[:, i]
+                continue
+            chunk[f"{side}:{name}"] = array
     return chunk
 
 
-def _record_columns(inputs: dict, outputs: dict):
-    """One record's columns (`in:NAME`, `out:NAME`) and its row count; ValueError when
-    the columns disagree on the row count."""
-    flat: dict[str, list] = {}
-    for name, values in inputs.items():
-        values = values if isinstance(values, list) else [values]
-        if values and isinstance(values[0], list):
-            width = len(values[0])
-            if len(values[0]) == 1:
-                values = [v[0] for v in values]
-            else:
-                # One [N, F] tensor: its columns, named by the reference's feature
-                # order once the version (and so its profile) is known.
-                for i in range(width):
-                    flat[f"in:{name}#{i}"] = [v[i] for v in values]
-                continue
-        flat[f"in:{name}"] = values
-    for name, values in outputs.items():
-        values = values if isinstance(values, list) else [values]
-        if values and isinstance(values[0], list):
-            continue  # reason codes: not a distribution to watch
-        flat[f"out:{name}"] = values
-    lengths = {len(v) for v in flat.values()}
-    if len(lengths) != 1:
-        raise ValueError(f"columns of different lengths {sorted(lengths)}")
-    return lengths.pop(), flat
+def _rows(inputs: dict, outputs: dict) -> int:
+    """The record's row count; ValueError when its columns disagree on it."""
+    rows = None
+    for values in (*inputs.values(), *outputs.values()):
+        if not isinstance(values, list):
+            raise TypeError("a column is not a list")
+        if rows is None:
+            rows = len(values)
+        elif len(values) != rows:
+            raise ValueError(f"columns of {rows} and {len(values)} rows")
+    if not rows:
+        raise ValueError("a record without rows")
+    return rows
 
 
 def named_inputs(
