@@ -43,7 +43,7 @@ SENSITIVITY = (1.1, 1.25, 1.5, 2.0, 3.0)
 def score(frame: pd.DataFrame) -> np.ndarray:
     z = (
         0.8 * np.log1p(frame["ratio_to_median_purchase_price"].to_numpy())
-        + 0.3 * np.log1p(frame["distance_from_home"].to_numpy())
+        + 0.3 * np.log1p(frame["distance_from_home"].clip(lower=0).to_numpy())
         - 1.5 * frame["used_chip"].to_numpy()
         + frame["online_order"].to_numpy()
         - 3.0

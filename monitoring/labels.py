@@ -91,7 +91,11 @@ def realised(
             f"{', '.join(sorted(data.inputs)) or 'no inputs'}"
         )
     log = pd.DataFrame(
-        {"key": keys, "version": data.versions.astype(str), "time": data.timestamps}
+        {
+            "key": keys,
+            "version": data.versions.astype(str),
+            "served_at": data.timestamps,
+        }
     )
     for name, values in data.outputs.items():
         log[name] = values
@@ -103,7 +107,7 @@ def realised(
     )
     if joined.empty:
         return result
-    week = pd.to_datetime(joined["time"], unit="s", utc=True).dt.strftime("%G-W%V")
+    week = pd.to_datetime(joined["served_at"], unit="s", utc=True).dt.strftime("%G-W%V")
     joined["week"] = week
     fraud = "fraud_probability" in joined
     score = "fraud_probability" if fraud else "default_probability"

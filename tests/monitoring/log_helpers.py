@@ -21,7 +21,7 @@ def fraud_score(frame: pd.DataFrame) -> np.ndarray:
     """A stand-in fraud score that moves with its inputs (so drifted inputs move it)."""
     z = (
         0.8 * np.log1p(frame["ratio_to_median_purchase_price"].to_numpy())
-        + 0.3 * np.log1p(frame["distance_from_home"].to_numpy())
+        + 0.3 * np.log1p(frame["distance_from_home"].clip(lower=0).to_numpy())
         - 1.5 * frame["used_chip"].to_numpy()
         + 1.0 * frame["online_order"].to_numpy()
         - 3.0
