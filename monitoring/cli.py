@@ -60,6 +60,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--textfile", type=Path, help="write the Prometheus gauges to this file"
     )
+    parser.add_argument(
+        "--push",
+        metavar="URL",
+        help="push the gauges to this Prometheus Pushgateway (what a CronJob does)",
+    )
 
 
 def drift_parser() -> argparse.ArgumentParser:
@@ -127,9 +132,8 @@ def labels_parser() -> argparse.ArgumentParser:
     _common(parser)
     parser.add_argument(
         "--labels",
-        type=Path,
         required=True,
-        help="CSV or Parquet: the key column, label (0/1) and time",
+        help="CSV or Parquet (a file or s3:// URI): the key column, label (0/1), time",
     )
     parser.add_argument(
         "--key",
@@ -199,6 +203,21 @@ def _read(args, settings: MonitorSettings):
     return log, window, data
 
 
+def _gauges(args, record) -> None:
+    if not (args.textfile or args.push):
+        return
+    from monitoring.gauges import MonitorGauges
+
+    gauges = record(MonitorGauges())
+    if args.textfile:
+        gauges.write(args.textfile)
+    if args.push:
+        try:
+            gauges.push(args.push, args.model)
+        except OSError as exc:  # the pass's result stands; say the push failed
+            say(f"could not push the gauges to {args.push}: {exc}")
+
+
 def run_drift(args, settings: MonitorSettings) -> int:
     log, window, data = _read(args, settings)
     references = References(
@@ -215,10 +234,7 @@ def run_drift(args, settings: MonitorSettings) -> int:
     report = None
     if analysis.rows and not args.no_report:
         report = write_report(analysis, log, settings, args)
-    if args.textfile:
-        from monitoring.gauges import MonitorGauges
-
-        MonitorGauges().record(analysis).write(args.textfile)
+    _gauges(args, lambda g: g.record(analysis))
     if args.json:
         from monitoring.report import to_json
 
@@ -330,9 +346,14 @@ def _log_run(analysis: Analysis, text: str, name: str, settings) -> None:
 
 
 def run_labels(args, settings: MonitorSettings) -> int:
-    from monitoring.labels import labels_summary, read_labels, realised
+    import tempfile
 
-    labels = read_labels(args.labels, args.key)
+    from monitoring.labels import fetch_labels, labels_summary, read_labels, realised
+
+    with tempfile.TemporaryDirectory(prefix="riskserve-labels-") as folder:
+        labels = read_labels(
+            fetch_labels(args.labels, settings, Path(folder)), args.key
+        )
     if args.since is None:
         args.since = "30d"  # labels arrive late: look further back than drift does
     _, _, data = _read(args, settings)
@@ -345,10 +366,7 @@ def run_labels(args, settings: MonitorSettings) -> int:
     result = realised(
         data, labels, args.key, references, settings.metric_drop_threshold
     )
-    if args.textfile:
-        from monitoring.gauges import MonitorGauges
-
-        MonitorGauges().record_labels(result).write(args.textfile)
+    _gauges(args, lambda g: g.record_labels(result))
     if args.json:
         import json
 

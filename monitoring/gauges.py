@@ -7,7 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    push_to_gateway,
+    write_to_textfile,
+)
 
 from monitoring.analysis import Analysis
 from monitoring.labels import LabelResult
@@ -109,6 +114,15 @@ class MonitorGauges:
             )
         self.last_run.labels(result.model).set(time.time())
         return self
+
+    def push(self, url: str, model: str) -> None:
+        """To a Pushgateway (a CronJob lives too briefly to be scraped)."""
+        push_to_gateway(
+            url,
+            job="riskserve-monitor",
+            grouping_key={"model": model},
+            registry=self.registry,
+        )
 
     def write(self, path: Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,19 @@ class LabelResult:
         }
 
 
+def fetch_labels(uri: str, settings, folder: Path) -> Path:
+    """A local copy of an `s3://` labels file (the cluster's CronJob reads them there)."""
+    if not str(uri).startswith("s3://"):
+        return Path(uri)
+    bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+    local = folder / Path(key).name
+    try:
+        settings.s3_client().download_file(bucket, key, str(local))
+    except Exception as exc:  # botocore's errors: name the file, not a trace
+        raise BadInput(f"cannot read the labels at {uri}: {exc}") from None
+    return local
+
+
 def read_labels(path: Path, key: str) -> pd.DataFrame:
     """Key, label (0/1) and time columns of a CSV or Parquet file."""
     path = Path(path)
