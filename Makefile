@@ -39,6 +39,7 @@ demo: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.model_latency
+	$(BIN)/python -m bench.monitoring
 
 reliability: install tools
 	$(BIN)/python -m pytest -q -m reliability --reliability-full tests/reliability

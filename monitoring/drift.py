@@ -4,13 +4,15 @@ two-sample test suited to the type (Kolmogorov-Smirnov against the profile's sam
 numbers, chi-square on the counts for categories), the missing rate, out-of-range values
 and categories never seen in training.
 
-Hand-written on numpy and scipy rather than Evidently's drift presets: measured on
-1,000,000 logged fraud rows, Evidently's DataDriftPreset took 41.6 s for the drift
-table alone (this module: under 1 s of the whole 20 s analysis, most of which is
-reading the log), its 0.7 line pins pandas below the 2.3 this project runs, and it
-tests each feature with a p-value only, which flags most features of a million-row
-window for differences too small to matter; here a feature drifts when the shift is
-both large (PSI) and not chance (p-value). See bench/monitoring.py.
+Hand-written on numpy and scipy rather than Evidently's drift presets, measured:
+Evidently 0.7.23's DataDriftPreset (with this project's pandas 2.3) took 19.7 s and
+676 MB for the drift table of 1,000,000 rows x 8 columns against 140,000 reference
+rows on this 2-core machine, data already in memory; this module judges the same
+million rows in a few seconds (bench/monitoring.py prints both phases). And Evidently
+needs the raw reference rows, where the profile stored with each version is tens of kB
+of bins and a sample; and its per-column p-value flags most features of a million-row
+window for differences too small to matter, where here a column drifts when the shift
+is both large (PSI) and not chance (p-value).
 """
 
 from __future__ import annotations
