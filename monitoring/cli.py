@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from model.reference_profile import ReferenceProfile
 from monitoring.analysis import Analysis, analyse
 from monitoring.drift import Thresholds
@@ -422,7 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         argv[1:] if labels else argv
     )
     try:
-        settings = MonitorSettings()
+        try:
+            settings = MonitorSettings()
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(map(str, problem["loc"])).upper()
+            raise BadInput(
+                f"setting RISKSERVE_MONITOR_{where}: {problem['msg']}"
+            ) from None
         if labels:
             return run_labels(args, settings)
         if args.on_drift == "retrain" and args.data is None:

@@ -61,7 +61,6 @@ def write_log(
 ) -> list[str]:
     """Log `frame` as requests spread over `seconds` from `start`; the request ids."""
     start = time.time() - seconds - 60 if start is None else start
-    spec = get_spec("fraud") if model == "fraud" else None
     scores = fraud_score(frame) if scores is None else scores
     writer = InferenceLog(str(root), StorageSettings(), batch_size=records_per_file)
     batch: list[InferenceRecord] = []
@@ -73,16 +72,35 @@ def write_log(
         inputs = []
         for name, values in columns.items():
             part = values[first:last]
-            if spec is not None or part.dtype != object:
+            text = part.dtype == object
+            if not text:
                 part = part.astype(np.float32)
             inputs.append(
-                InputTensor(name, "FP32", (last - first, 1), part.reshape(-1, 1))
+                InputTensor(
+                    name,
+                    "BYTES" if text else "FP32",
+                    (last - first, 1),
+                    part.reshape(-1, 1),
+                )
             )
         probability = scores[first:last]
-        outputs = [
-            OutputTensor("fraud_probability", "FP32", probability),
-            OutputTensor("is_fraud", "BOOL", probability > 0.5),
-        ]
+        outputs = (
+            [
+                OutputTensor("fraud_probability", "FP32", probability),
+                OutputTensor("is_fraud", "BOOL", probability > 0.5),
+            ]
+            if model == "fraud"
+            else [
+                OutputTensor("default_probability", "FP32", probability),
+                OutputTensor(
+                    "credit_score",
+                    "FP32",
+                    (600 - 28.85 * np.log(50 * probability / (1 - probability))).astype(
+                        np.float32
+                    ),
+                ),
+            ]
+        )
         request_id = f"req-{version}-{i}"
         ids.append(request_id)
         stamp = start + seconds * first / max(n, 1)
@@ -97,3 +115,19 @@ def write_log(
     if batch:
         writer._write(batch)
     return ids
+
+
+def credit_features(rows: int, seed: int) -> pd.DataFrame:
+    from model.data import validate
+
+    spec = get_spec("credit")
+    return validate(generate("credit", rows, seed), spec, "synthetic")
+
+
+def credit_score_stand_in(frame: pd.DataFrame) -> np.ndarray:
+    z = (
+        -4.0
+        + 0.5 * frame["account_status"].fillna(1).to_numpy()
+        - 0.3 * frame["has_paid"].to_numpy()
+    )
+    return (1 / (1 + np.exp(-z))).astype(np.float32)

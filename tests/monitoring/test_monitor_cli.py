@@ -342,6 +342,12 @@ def test_gauges_go_to_a_textfile(tmp_path, capsys, profile_file):
     assert "riskserve_monitor_drifted_columns" in text
 
 
+def test_a_bad_threshold_setting_exits_2_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RISKSERVE_MONITOR_P_VALUE_THRESHOLD", "5")
+    code, _, err = monitor(capsys, "fraud", "--log", str(tmp_path))
+    assert code == 2 and "RISKSERVE_MONITOR_P_VALUE_THRESHOLD" in err
+
+
 def test_bad_times_and_a_missing_log_exit_2(tmp_path, capsys, profile_file):
     code, _, err = monitor(capsys, "fraud", "--log", str(tmp_path / "nowhere"))
     assert code == 2 and "no such log folder" in err
@@ -429,3 +435,44 @@ def test_monitoring_imports_no_training_tensorflow_or_server():
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_credit_categories_and_missing_values_are_judged_by_type(tmp_path, capsys):
+    from model.reference_profile import build_profile
+    from tests.monitoring.log_helpers import credit_features, credit_score_stand_in
+
+    reference = credit_features(30_000, seed=0)
+    build_profile(
+        "credit",
+        "1",
+        reference,
+        outputs={"default_probability": credit_score_stand_in(reference)},
+        categorical={"merchant_group"},
+    ).save(tmp_path / "profile.json")
+    live = credit_features(8_000, seed=1)
+    live.loc[live.index[:4_000], "merchant_group"] = "Intangible products"
+    live.loc[live.index[:5], "merchant_group"] = "Spaceships"
+    write_log(
+        tmp_path / "log", live, model="credit", scores=credit_score_stand_in(live)
+    )
+    code, out, err = monitor(
+        capsys,
+        "credit",
+        "--log",
+        str(tmp_path / "log"),
+        "--reference-data",
+        str(tmp_path / "profile.json"),
+        "--json",
+        "--no-report",
+    )
+    result = json.loads(out)
+    by_name = {f["name"]: f for f in result["features"]}
+    assert code == 3, err
+    merchant = by_name["merchant_group"]
+    assert merchant["test"] == "chi2" and merchant["drifted"]
+    assert merchant["unseen_categories"] == {"Spaceships": 5}
+    status = by_name["account_status"]
+    assert status["kind"] == "categorical"  # status codes 1-4: frequencies
+    assert 0.3 < status["missing_rate"] < 0.8 and not status["drifted"]
+    assert by_name["max_paid_inv_0_24m"]["test"] == "ks"
+    assert result["drifted"] == ["merchant_group"]
