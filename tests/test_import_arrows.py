@@ -109,6 +109,10 @@ def test_every_product_folder_is_a_known_room() -> None:
         ("bench", "tests.serving.predictor_helpers", False),
         ("tests", "bench.runner", False),
         ("app", "serving.model", False),
+        ("monitoring", "model.reference_profile", True),
+        ("monitoring", "training.job", False),
+        ("monitoring", "serving.inference_log", False),
+        ("monitoring", "riskserve.cli", False),
     ],
 )
 def test_the_checker_tells_a_wrong_arrow(
