@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - began
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = usage.ru_maxrss / 1024
+    cpu_s = usage.ru_utime + usage.ru_stime
     if done.returncode not in (0, 3):
         print(done.stderr, file=sys.stderr)
         return 1
@@ -152,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"[bench] monitor on {result['rows']} rows: {seconds:.1f} s, peak {peak_mb:.0f} MB "
         f"(targets: < 60 s, < 2048 MB); exit {done.returncode}"
+    )
+    # Wall time depends on what else runs on the machine's 2 cores: say how busy.
+    load = os.getloadavg()[0]
+    print(
+        f"[bench] its CPU time {cpu_s:.1f} s; load average {load:.1f} on {os.cpu_count()} cores"
     )
     print(f"[bench] flagged: {', '.join(flagged) or 'nothing'}")
     began = time.perf_counter()

@@ -23,7 +23,8 @@ from rollout.controller import LocalBackend, Rollout, resolve_model
 from rollout.settings import RolloutSettings
 from tests.localplatform.platform_helpers import FRAUD_FEATURES, Platform, isvc_yaml
 
-pytestmark = pytest.mark.e2e
+# Two training jobs and an automatic rollout: minutes, more on a busy machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTERED = "fraud-loop"  # its own registered model: other tests' aliases stay put
@@ -95,7 +96,7 @@ def served(mlflow_server, tmp_path):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1500,
         check=False,
     )
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
@@ -161,7 +162,7 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
     # The canary is judged on live traffic: keep (drifted) requests coming.
     with DriftedTraffic(platform.settings.gateway_url):
         loop = subprocess.run(
-            command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+            command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800
         )
     output = loop.stdout + loop.stderr
     print(output[-4000:])
