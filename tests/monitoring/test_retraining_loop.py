@@ -81,7 +81,9 @@ class DriftedTraffic:
 @pytest.fixture
 def served(mlflow_server, tmp_path):
     """fraud-loop v1 trained, registered and served with the inference log on."""
-    env = {**os.environ, **mlflow_server}
+    # A busy machine: the fresh MLflow server may take more than the default 10 s to
+    # answer its first artifact listing.
+    env = {**os.environ, **mlflow_server, "RISKSERVE_TRAINING_REGISTRY_TIMEOUT_S": "60"}
     job = subprocess.run(
         [
             sys.executable,
@@ -135,6 +137,7 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
         **mlflow_server,
         **platform.env,
         "RISKSERVE_ROLLOUT_MIN_REQUESTS": "10",
+        "RISKSERVE_TRAINING_REGISTRY_TIMEOUT_S": "60",
         "RISKSERVE_ROLLOUT_P99_SLACK_MS": "50",
     }
     log_before = {p for p in (tmp_path / "log").rglob("*") if p.is_file()}

@@ -27,6 +27,13 @@ def version_of(job) -> str:
     return re.search(r"registered \w+ v(\d+)", job.stdout).group(1)
 
 
+@pytest.fixture(autouse=True)
+def mlflow_env(mlflow_server, monkeypatch):
+    """This process resolves `models:/` too: point its registry at the server."""
+    for key, value in mlflow_server.items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.fixture(scope="module")
 def client(mlflow_server):
     return MlflowClient(mlflow_server["MLFLOW_TRACKING_URI"])
