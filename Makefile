@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python -m bench.model_latency
 	$(BIN)/python -m bench.credit_competition
 	$(BIN)/python -m bench.credit_reasons
+	$(BIN)/python -m bench.monitoring
 
 reliability: install tools
 	$(BIN)/python -m pytest -q -m reliability --reliability-full tests/reliability

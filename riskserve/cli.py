@@ -68,6 +68,12 @@ def _app(argv: list[str]) -> int:
     return main(argv)
 
 
+def _monitor(argv: list[str]) -> int:
+    from monitoring.cli import main
+
+    return main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from riskserve.demo import main
 
@@ -84,6 +90,7 @@ COMMANDS = {
     "down": (_platform("down"), "stop the local platform and its predictors"),
     "rollout": (_rollout, "canary rollouts: start, promote, rollback, status"),
     "app": (_app, "the Gradio analyst app on port 7860"),
+    "monitor": (_monitor, "drift and late-label performance from the inference log"),
     "demo": (_demo, "run the whole platform on this machine"),
 }
 

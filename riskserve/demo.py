@@ -2,7 +2,9 @@
 
 Starts MLflow, trains and registers both models, deploys the `fraud` and `credit`
 InferenceServices on the local platform, trains a second fraud version and starts it
-as a 20% canary, starts the analyst app, prints every URL, and on Ctrl-C stops
+as a 20% canary, sends fraud traffic (its last third drifted) with the inference
+log on and runs the drift monitor on it (printing the command and the report file),
+starts the analyst app, prints every URL, and on Ctrl-C stops
 everything it started (and only that).
 """
 
@@ -29,6 +31,7 @@ from rollout.controller import LocalBackend, Rollout, resolve_model
 from rollout.settings import RolloutSettings
 
 APP_PORT = 7860
+TRAFFIC_REQUESTS = 600  # 5 rows each; the last third is the drifted slice
 
 
 def say(message: str) -> None:
@@ -59,6 +62,61 @@ def isvc(name: str, storage_uri: str) -> str:
         "spec:\n  predictor:\n    model:\n      modelFormat:\n        name: onnx\n"
         f"      protocolVersion: v2\n      storageUri: {storage_uri}\n"
     )
+
+
+def send_traffic(gateway: str, requests: int) -> None:
+    """Fraud requests through the gateway; the last third with purchases three times
+    the customer's median: a drifted slice for the monitor to find."""
+    import httpx
+
+    from model.specs import get_spec
+    from model.synthetic import generate
+
+    names = get_spec("fraud").feature_names
+    rows = generate("fraud", requests * 5, seed=11)[names]
+    drifted = rows.index >= len(rows) * 2 // 3
+    rows.loc[drifted, "ratio_to_median_purchase_price"] *= 3.0
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        for i in range(requests):
+            part = rows.iloc[i * 5 : i * 5 + 5]
+            body = {
+                "inputs": [
+                    {
+                        "name": n,
+                        "shape": [5, 1],
+                        "datatype": "FP32",
+                        "data": part[n].astype(float).tolist(),
+                    }
+                    for n in names
+                ]
+            }
+            client.post("/v2/models/fraud/infer", json=body).raise_for_status()
+
+
+def run_monitor(log_dir: str, env: dict[str, str]) -> None:
+    """The monitor on the demo's traffic: the command is printed, then run."""
+    command = ["riskserve", "monitor", "fraud", "--log", log_dir]
+    say("monitoring the traffic: " + " ".join(command))
+    result = subprocess.run(
+        [sys.executable, "-m", "monitoring", *command[2:]],
+        env={**inherited_environment(), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(result.stdout, end="", flush=True)
+    if result.returncode not in (0, 3):
+        say(f"the monitor failed (exit {result.returncode}): {result.stderr[-500:]}")
+        return
+    report = next(
+        (
+            line.split(": ", 1)[1]
+            for line in result.stdout.splitlines()
+            if line.startswith("report: ")
+        ),
+        None,
+    )
+    say(f"drift report: {report}" if report else "the monitor wrote no report")
 
 
 def _interrupt(signum, frame):
@@ -97,7 +155,16 @@ def main(argv: list[str] | None = None) -> int:
         train("credit", env, ["--rows", str(args.credit_rows)])
 
         say(f"starting the local platform (gateway {settings.gateway_url})")
-        platform_started = start_daemon(settings, env)
+        # Every predictor writes the inference log the monitor reads.
+        log_dir = str(settings.state_dir / "inference-log")
+        platform_started = start_daemon(
+            settings,
+            {
+                **env,
+                "RISKSERVE_SERVING_INFERENCE_LOG_URI": log_dir,
+                "RISKSERVE_SERVING_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
+            },
+        )
         rollout_settings = RolloutSettings(
             mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
@@ -120,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         rollout = Rollout(LocalBackend(settings), rollout_settings, say=say)
         rollout.start("fraud", "models:/fraud@challenger", 20)
         wait_ready(settings, ["fraud"], settings.predictor_ready_timeout_s)
+
+        say(f"sending {TRAFFIC_REQUESTS} fraud requests (the last third drifted)")
+        send_traffic(settings.gateway_url, TRAFFIC_REQUESTS)
+        time.sleep(1.5)  # the inference log's last batch is written
+        run_monitor(log_dir, env)
 
         if not args.no_app:
             say(f"starting the analyst app on http://{settings.host}:{APP_PORT}")
@@ -145,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  v2 gateway           {gateway}/v2/models/fraud/infer, {gateway}/v2/models/credit/infer\n"
             f"  platform status      riskserve status   (or {gateway}/platform/status)\n"
             f"  canary               fraud: 20% to the new version; riskserve rollout status fraud\n"
+            f"  drift monitor        riskserve monitor fraud --log {log_dir}\n"
             + (
                 f"  analyst app          http://{settings.host}:{APP_PORT}\n"
                 if app

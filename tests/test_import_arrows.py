@@ -12,7 +12,15 @@ import pytest
 pytestmark = pytest.mark.inprocess
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = ("model", "serving", "localplatform", "rollout", "training", "app")
+PRODUCT = (
+    "model",
+    "serving",
+    "localplatform",
+    "rollout",
+    "training",
+    "app",
+    "monitoring",
+)
 EVERYTHING = (*PRODUCT, "riskserve")
 # The rooms a room may import (by top-level package, or a single module of another).
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -32,6 +40,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "training": ("training", "model"),
     "app": ("app", "model"),
+    # Drift and late labels: the shared profile schema; the inference-log format is
+    # read as data, and retraining and rollouts run as commands, never imported.
+    "monitoring": ("monitoring", "model"),
     "riskserve": EVERYTHING,
     "bench": ("bench", *EVERYTHING),
     "tests": ("tests", *EVERYTHING),
@@ -98,6 +109,10 @@ def test_every_product_folder_is_a_known_room() -> None:
         ("bench", "tests.serving.predictor_helpers", False),
         ("tests", "bench.runner", False),
         ("app", "serving.model", False),
+        ("monitoring", "model.reference_profile", True),
+        ("monitoring", "training.job", False),
+        ("monitoring", "serving.inference_log", False),
+        ("monitoring", "riskserve.cli", False),
     ],
 )
 def test_the_checker_tells_a_wrong_arrow(

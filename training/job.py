@@ -52,6 +52,7 @@ from training.evaluation import (
 from training.progress import Progress
 from training.reason_codes import CreditReasons, add_reason_codes
 from training.reason_stage import add_credit_reasons, log_scorecard
+from training.reference_profile import log_reference_profile
 from training.settings import TrainingSettings
 
 PARITY_TOLERANCE = 1e-5
@@ -432,6 +433,7 @@ def log_and_register(
             evaluation.work_dir,
             evaluation.documents,
         )
+        tags |= log_reference_profile(config, proto, splits, evaluation, decision)
         version = registry.log_and_register_onnx(
             proto, config.name, example, example_out, tags
         )

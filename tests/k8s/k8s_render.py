@@ -42,6 +42,10 @@ CONFIGURATIONS: dict[str, tuple[Path, Path]] = {
         CHART / "ci" / "production-values.yaml",
         MANIFESTS / "overlays" / "production",
     ),
+    "drift-monitor": (
+        CHART / "ci" / "drift-monitor-values.yaml",
+        MANIFESTS / "overlays" / "drift-monitor",
+    ),
 }
 KSERVE_KINDS = {"InferenceService", "ServingRuntime", "ClusterServingRuntime"}
 

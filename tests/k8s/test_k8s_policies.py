@@ -154,9 +154,9 @@ def test_no_configmap_holds_a_credential(rendered: Render) -> None:
 
 def test_secrets_only_in_throwaway_configurations(rendered: Render) -> None:
     """Only dev and local-s3 render a Secret, and only with placeholder keys;
-    default and production expect the operator to create the Secrets."""
+    default, production and drift-monitor expect the operator to create the Secrets."""
     secrets = rendered.of_kind("Secret")
-    if rendered.configuration in {"default", "production"}:
+    if rendered.configuration in {"default", "production", "drift-monitor"}:
         assert not secrets
         return
     assert [s["metadata"]["name"] for s in secrets] == ["riskserve-s3"]

@@ -1,0 +1,7 @@
+"""`python -m monitoring` (also `riskserve monitor`)."""
+
+import sys
+
+from monitoring.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""The monitor's settings: read from the environment once, at start.
+
+Its own settings carry the prefix `RISKSERVE_MONITOR_`; S3 and MLflow keep the
+ecosystem's standard variable names (as the predictor and KServe use them).
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MonitorSettings(BaseSettings):
+    """Where the log is, the drift and degradation thresholds, where results go."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKSERVE_MONITOR_", extra="ignore")
+
+    log_uri: str | None = None
+    """The inference log's root: a folder or `s3://bucket/prefix` (the predictors'
+    RISKSERVE_SERVING_INFERENCE_LOG_URI). `--log` overrides it."""
+
+    window: str = "24h"
+    """The window read when no --since is given: the last N hours (`24h`) or days
+    (`7d`)."""
+
+    psi_threshold: float = Field(default=0.2, gt=0)
+    """A feature or score drifted when its PSI reaches this (0.1: watch, 0.2: act)..."""
+
+    p_value_threshold: float = Field(default=0.01, gt=0, lt=1)
+    """...and its test (KS for numbers, chi-square for categories) is below this: the
+    shift is both large and not chance."""
+
+    missing_rate_threshold: float = Field(default=0.1, gt=0, le=1)
+    """A feature also drifted when its missing rate moved by this much (absolute)."""
+
+    metric_drop_threshold: float = Field(default=0.05, gt=0, lt=1)
+    """Degraded when a realised metric (PR-AUC, ROC-AUC) falls this far (absolute)
+    below the same metric on the training holdout."""
+
+    min_rows: int = Field(default=500, ge=1)
+    """Fewer rows than this for a version: reported, never judged (too few to tell)."""
+
+    experiment: str = "monitoring"
+    """The MLflow experiment of monitoring runs (the report is their artifact)."""
+
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "MLFLOW_TRACKING_URI", "RISKSERVE_MONITOR_MLFLOW_TRACKING_URI"
+        ),
+    )
+    """The MLflow server holding the versions' reference profiles (MLflow's own
+    variable keeps its name)."""
+
+    mlflow_timeout_s: float = 10.0
+    """Seconds one call to MLflow may take."""
+
+    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+    """S3 endpoint of an `s3://` log (SeaweedFS, Ceph RGW, ...); AWS if unset."""
+
+    s3_verify_ssl: bool = Field(default=True, alias="S3_VERIFY_SSL")
+    """`0` to skip TLS certificate checks against the S3 endpoint."""
+
+    aws_access_key_id: SecretStr | None = Field(default=None, alias="AWS_ACCESS_KEY_ID")
+    """S3 access key; unset: boto3's own credential chain."""
+
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, alias="AWS_SECRET_ACCESS_KEY"
+    )
+    """S3 secret key."""
+
+    aws_default_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION")
+    )
+    """S3 region."""
+
+    def s3_client(self):
+        import boto3
+
+        kwargs: dict[str, object] = {"verify": self.s3_verify_ssl}
+        if self.aws_endpoint_url:
+            kwargs["endpoint_url"] = self.aws_endpoint_url
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            kwargs["aws_access_key_id"] = self.aws_access_key_id.get_secret_value()
+            kwargs["aws_secret_access_key"] = (
+                self.aws_secret_access_key.get_secret_value()
+            )
+        if self.aws_default_region:
+            kwargs["region_name"] = self.aws_default_region
+        return boto3.client("s3", **kwargs)
