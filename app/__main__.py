@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from app.settings import SettingsError, load_settings
@@ -25,6 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def close_on_sigterm(demo) -> None:
+    """Stop serving on SIGTERM (`docker stop`, Kubernetes ending the pod).
+
+    In the container image Python is PID 1, for which the kernel has no default action
+    for SIGTERM: without a handler the app ignores it and is killed after the grace
+    period. Closing the server ends `launch()`, so the app exits 0 at once.
+    """
+
+    def close(signum: int, frame: object) -> None:
+        print("riskserve app: SIGTERM received, stopping", flush=True)
+        demo.close()
+
+    signal.signal(signal.SIGTERM, close)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
@@ -41,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui import build_app  # Gradio takes seconds to import: only when needed
 
     demo = build_app(settings)
+    close_on_sigterm(demo)
     print(f"riskserve app: http://{settings.host}:{settings.port}", flush=True)
     try:
         demo.launch(
