@@ -9,7 +9,9 @@
   .pypirc, .git-credentials, .docker/config.json, .kube/config, SSH keys), a private
   key or an AWS access key id in a file of the image's own (outside third-party
   packages), and anything under /etc/ssl/private;
-- first_party: the riskserve packages installed (a lean image ships only its own).
+- first_party: the riskserve packages installed (a lean image ships only its own). A
+  top-level `tests` package is not one of them: tf2onnx ships its own under that name;
+  this repository's tests are found by their paths.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ FIRST_PARTY = (
     "app",
     "riskserve",
     "bench",
-    "tests",
 )
 GENERIC = {"tests/__init__.py", "tests/conftest.py"}
 

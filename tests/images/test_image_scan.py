@@ -27,6 +27,7 @@ def test_a_clean_image_has_no_finding(tmp_path: Path) -> None:
             f"{SITE}/serving/__init__.py": "",
             f"{SITE}/numpy/tests/test_core.py": "",
             f"{SITE}/numpy/conftest.py": "",
+            f"{SITE}/tests/test_convert.py": "",  # tf2onnx's own tests package
             f"{SITE}/mlflow/tensorflow/__init__.py": "",
             "etc/passwd": "root:x:0:0::/root:/bin/sh\n",
         },
