@@ -12,7 +12,8 @@ from localplatform.processes import free_port
 from tests.images.containers import Container
 from tests.images.scanning import scan_image
 
-pytestmark = pytest.mark.images
+# The first test of a session without the image waits for its build.
+pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
 
 def wait_page(url: str, container: Container, timeout: float = 120) -> float:

@@ -13,7 +13,8 @@ from tests.images.containers import REPO_ROOT, Container, engine
 from tests.images.scanning import scan_image
 from tests.images.serving_container import kserve_args, wait_ready
 
-pytestmark = pytest.mark.images
+# The first test of a session without the image waits for its build.
+pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
 REQUEST = REPO_ROOT / "tests" / "testdata" / "serving" / "fraud_infer_request.json"
 
