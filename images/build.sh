@@ -23,6 +23,8 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)"
 prefix="${RISKSERVE_IMAGE_PREFIX:-ghcr.io/riskserve/riskserve-}"
 tag="${RISKSERVE_IMAGE_TAG:-$version}"
 engine="$("$ENGINE" --which)"
+logs="${RISKSERVE_CONTAINERS_DIR:-$REPO/.riskserve/containers}"
+mkdir -p "$logs"
 
 "$HERE/base_image.sh"
 
@@ -33,10 +35,9 @@ if [[ "$engine" == podman ]]; then
 fi
 for name in "${names[@]}"; do
 	image="$prefix$name:$tag"
-	echo ">> building $image with $engine (log: .riskserve/containers/build-$name.log)"
+	log="$logs/build-$name.log"
+	echo ">> building $image with $engine (log: $log)"
 	started=$SECONDS
-	log="$REPO/.riskserve/containers/build-$name.log"
-	mkdir -p "$(dirname "$log")"
 	if ! "$ENGINE" build "${extra[@]}" -f "$name/Dockerfile" -t "$image" . >"$log" 2>&1; then
 		echo "images/build.sh: building $image failed; the end of $log:" >&2
 		tail -n 15 "$log" >&2
