@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools/bin
 
-.PHONY: install test test-fast lint format demo bench reliability tools prometheus services-up services-down clean
+.PHONY: install test test-fast lint format demo bench reliability tools prometheus images image-tools services-up services-down clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
 	@touch $(STAMP)
 
-test: install tools prometheus
+test: install tools prometheus image-tools
 	$(BIN)/python -m pytest -q
 
 # The in-process layer only (no server process started): seconds, for every edit.
@@ -28,6 +28,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck
 
 format: install
 	$(BIN)/ruff format .
@@ -66,6 +67,23 @@ prometheus:
 		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends prometheus || \
 		command -v promtool >/dev/null; \
+	fi
+
+# The three images (serving, app, training), with docker where a Docker engine answers,
+# podman otherwise (store under .riskserve/containers); the base image is pulled, or
+# made locally with debootstrap where no container registry is reachable.
+images: image-tools
+	images/build.sh
+
+# podman, runc and debootstrap from Debian, when no Docker engine answers and one of
+# them is missing.
+image-tools:
+	@if command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; then :; \
+	elif command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null; then :; else \
+		echo ">> installing podman, runc and debootstrap (apt-get)"; \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) apt-get update -qq && \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends podman runc debootstrap; \
 	fi
 
 clean:

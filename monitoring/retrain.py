@@ -1,6 +1,10 @@
 """The retraining loop: on drift, run the training job (`--promote-if-better`), then,
 with `--rollout auto`, an automatic canary of the new challenger.
 
+With a rollout, the training job registers the new version as `challenger` and leaves
+`champion` alone: the rollout moves `champion` when it promotes, so a canary its gates
+roll back never leaves the alias naming a version that serves no traffic.
+
 Both run as child processes by their command lines (`python -m training`, `python -m
 riskserve rollout`), never imported: monitoring stays out of the training room (and so
 TensorFlow), and each step prints its own progress and exit code, as a person would run
@@ -20,8 +24,9 @@ class RetrainError(RuntimeError):
 
 
 def training_command(
-    kind: str, registered_model: str, data: Path, extra: list[str]
+    kind: str, registered_model: str, data: Path, extra: list[str], rollout: bool
 ) -> list[str]:
+    promote = [] if rollout else ["--promote-if-better"]
     return [
         sys.executable,
         "-m",
@@ -31,7 +36,7 @@ def training_command(
         str(data),
         "--model-name",
         registered_model,
-        "--promote-if-better",
+        *promote,
         *extra,
     ]
 
@@ -65,7 +70,9 @@ def run_loop(
     rolled the canary back. RetrainError when a step could not run."""
     if not Path(data).is_file():
         raise RetrainError(f"--data {data}: no such file")
-    command = training_command(kind, registered_model, data, training_args or [])
+    command = training_command(
+        kind, registered_model, data, training_args or [], rollout
+    )
     say("retraining: " + " ".join(command[1:]))
     code = subprocess.run(command, check=False).returncode
     if code != 0:

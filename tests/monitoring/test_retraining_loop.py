@@ -1,6 +1,7 @@
 """The whole loop on real processes: train -> serve with the inference log on ->
 drifted traffic -> `riskserve monitor --on-drift retrain --rollout auto` -> a new
-version trained with --promote-if-better -> an automatic canary of it, judged."""
+version trained as challenger -> an automatic canary of it, judged; `champion` names
+the version that serves afterwards, promoted or rolled back."""
 
 from __future__ import annotations
 
@@ -198,3 +199,5 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
     challenger = client.get_model_version_by_alias(REGISTERED, "challenger")
     assert challenger.version == "2"
     assert json.loads(json.dumps(challenger.tags))["reference_profile"]
+    champion = client.get_model_version_by_alias(REGISTERED, "champion")
+    assert champion.version == ("2" if decided.group(0).endswith("promoted") else "1")

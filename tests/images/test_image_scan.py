@@ -1,0 +1,75 @@
+"""The image scanner finds what the image tests assert is absent (a scanner that finds
+nothing would pass them all)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.images.image_scan import scan
+
+pytestmark = pytest.mark.inprocess
+
+SITE = "opt/venv/lib/python3.11/site-packages"
+
+
+def plant(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_a_clean_image_has_no_finding(tmp_path: Path) -> None:
+    plant(
+        tmp_path,
+        {
+            f"{SITE}/serving/__init__.py": "",
+            f"{SITE}/numpy/tests/test_core.py": "",
+            f"{SITE}/numpy/conftest.py": "",
+            f"{SITE}/tests/test_convert.py": "",  # tf2onnx's own tests package
+            f"{SITE}/mlflow/tensorflow/__init__.py": "",
+            "etc/passwd": "root:x:0:0::/root:/bin/sh\n",
+        },
+    )
+    found = scan(tmp_path, ["tests/serving/test_rest.py", "tests/conftest.py"])
+    assert found == {
+        "tensorflow": [],
+        "git": [],
+        "tests": [],
+        "credentials": [],
+        "first_party": ["serving"],
+    }
+
+
+def test_every_kind_of_leak_is_found(tmp_path: Path) -> None:
+    key_id = "AKIA" + "ABCDEFGHIJKLMNOP"
+    plant(
+        tmp_path,
+        {
+            f"{SITE}/tensorflow/__init__.py": "",
+            f"{SITE}/tensorflow_cpu-2.20.0.dist-info/METADATA": "",
+            f"{SITE}/app/__init__.py": "",
+            f"{SITE}/model/__init__.py": "",
+            "src/.git/HEAD": "ref: refs/heads/main\n",
+            "src/tests/serving/test_rest.py": "",
+            "tmp/.aws/credentials": "[default]\n",
+            "opt/venv/settings.env": f"AWS_ACCESS_KEY_ID={key_id}\n",
+            "etc/ssl/private/server.key": "",
+            "root/deploy.pem": "-----BEGIN RSA PRIVATE KEY-----\n",
+        },
+    )
+    found = scan(tmp_path, ["tests/serving/test_rest.py"])
+    assert sorted(found["tensorflow"]) == [
+        f"/{SITE}/tensorflow",
+        f"/{SITE}/tensorflow_cpu-2.20.0.dist-info",
+    ]
+    assert found["git"] == ["/src/.git"]
+    assert found["tests"] == ["/src/tests/serving/test_rest.py"]
+    assert sorted(found["credentials"]) == [
+        "/etc/ssl/private/server.key",
+        "/opt/venv/settings.env",
+        "/root/deploy.pem",
+        "/tmp/.aws/credentials",
+    ]
+    assert found["first_party"] == ["app", "model"]
