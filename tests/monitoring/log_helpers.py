@@ -99,6 +99,16 @@ def write_log(
                         np.float32
                     ),
                 ),
+                # The credit graph's [N, K] reason codes, as the predictor logs them.
+                OutputTensor(
+                    "reason_codes",
+                    "BYTES",
+                    np.array(
+                        [["account_status: status 3", "has_paid: 0", "", ""]]
+                        * (last - first),
+                        dtype=object,
+                    ),
+                ),
             ]
         )
         request_id = f"req-{version}-{i}"
