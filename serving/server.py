@@ -126,22 +126,8 @@ async def serve(
         ThreadPoolExecutor(max(1, args.max_threads), thread_name_prefix="infer")
     )
 
-    grpc_server = None
-    if args.enable_grpc:
-        from serving.grpc_server import create_server
-
-        grpc_server = create_server(
-            dataplane,
-            args.grpc_port,
-            max(
-                args.grpc_max_receive_message_length, args.grpc_max_send_message_length
-            ),
-            revision=settings.revision,
-            host="[::]" if settings.host in ("0.0.0.0", "::") else settings.host,
-        )
-        await grpc_server.start()
-
     exit_code = 0
+    grpc_server = None
 
     def load() -> None:
         dataplane.model = load_model(args.model_name, args.model_dir, settings, storage)
@@ -165,13 +151,41 @@ async def serve(
                     "model_name": dataplane.model.name,
                     "model_version": dataplane.model.version,
                     "http_port": args.http_port,
-                    "grpc_port": args.grpc_port if grpc_server else None,
+                    "grpc_port": args.grpc_port if args.enable_grpc else None,
                     "auth": dataplane.auth_enabled,
                     "inference_log": settings.inference_log_uri,
                 },
             )
 
-    loading = asyncio.create_task(load_in_background())
+    if settings.reuse_port:
+        # With --workers N every worker listens on the same ports (SO_REUSEPORT): one
+        # that listened while loading would take its share of connections and answer
+        # 503 after another worker's readiness said yes. So a worker joins the ports
+        # only once its model is loaded (the others serve meanwhile).
+        await load_in_background()
+        if exit_code:
+            if inference_log is not None:
+                await loop.run_in_executor(None, inference_log.close)
+            return exit_code
+    if args.enable_grpc:
+        from serving.grpc_server import create_server
+
+        grpc_server = create_server(
+            dataplane,
+            args.grpc_port,
+            max(
+                args.grpc_max_receive_message_length, args.grpc_max_send_message_length
+            ),
+            revision=settings.revision,
+            host="[::]" if settings.host in ("0.0.0.0", "::") else settings.host,
+        )
+        await grpc_server.start()
+
+    loading = (
+        asyncio.create_task(asyncio.sleep(0))  # loaded above
+        if settings.reuse_port
+        else asyncio.create_task(load_in_background())
+    )
     # uvicorn re-raises the SIGTERM it caught once it has stopped; a no-op handler
     # lets the cleanup below (gRPC drain, inference log flush) run first.
     for handled in (signal.SIGTERM, signal.SIGINT):

@@ -41,7 +41,11 @@ def test_dockerfile_is_slim_non_root_and_installs_dependencies_first(
     installs = [
         i
         for i, (op, arg) in enumerate(steps)
-        if op == "RUN" and f"'.[{IMAGES[component]}]'" in arg
+        if op == "RUN"
+        and any(
+            IMAGES[component] in extras.split(",")
+            for extras in re.findall(r"'\.\[([^\]]*)\]'", arg)
+        )
     ]
     assert installs, f"{component}: no pip install of the [{component}] extra"
     assert installs[0] < min(source_copies), "source copied before dependencies"

@@ -440,7 +440,12 @@ def test_candidates_compete_as_child_runs(registered_models, client, kind):
             assert child.data.params["num_leaves"]
             assert 0.5 < child.data.metrics[f"cv_{metric}_mean"] <= 1
             history = client.get_metric_history(child.info.run_id, f"cv_{metric}")
-            assert len(history) == 3  # one score per fold
+            # One score per fold finished: all 3, or fewer when the defaults' CV
+            # outran the search budget (it stops at a fold boundary).
+            assert 1 <= len(history) <= 3
+            assert np.mean([m.value for m in history]) == pytest.approx(
+                child.data.metrics[f"cv_{metric}_mean"]
+            )
     winner = version.tags["candidate"]
     best = max(children, key=lambda c: c.data.metrics[f"valid_{metric}"])
     assert winner == best.data.tags["candidate"]  # chosen on validation
