@@ -34,8 +34,11 @@ APP_PORT = 7860
 TRAFFIC_REQUESTS = 600  # 5 rows each; the last third is the drifted slice
 
 
+STARTED = time.monotonic()
+
+
 def say(message: str) -> None:
-    print(f"[demo] {message}", flush=True)
+    print(f"[demo {time.monotonic() - STARTED:5.0f}s] {message}", flush=True)
 
 
 def train(kind: str, env: dict[str, str], extra: list[str]) -> None:
@@ -133,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraud-rows", type=int, default=200_000)
     parser.add_argument("--credit-rows", type=int, default=90_000)
     parser.add_argument(
+        "--budget",
+        type=float,
+        default=10.0,
+        help="search seconds of each of the demo's training jobs (short, so the demo "
+        "is up in minutes; a job's own default scales with its data)",
+    )
+    parser.add_argument(
         "--no-app", action="store_true", help="do not start the analyst app"
     )
     parser.add_argument(
@@ -151,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     app: ManagedProcess | None = None
     try:
         env = local_services.up(settings, args.s3, say=say)
-        train("fraud", env, ["--rows", str(args.fraud_rows)])
-        train("credit", env, ["--rows", str(args.credit_rows)])
+        budget = ["--budget", f"{args.budget:g}"]
+        train("fraud", env, ["--rows", str(args.fraud_rows), *budget])
+        train("credit", env, ["--rows", str(args.credit_rows), *budget])
 
         say(f"starting the local platform (gateway {settings.gateway_url})")
         # Every predictor writes the inference log the monitor reads.
@@ -177,22 +188,6 @@ def main(argv: list[str] | None = None) -> int:
                 say(message)
         wait_ready(settings, ["fraud", "credit"], settings.predictor_ready_timeout_s)
 
-        # The canary is the gradient-boosting candidate alone: a different model
-        # family against the competition's winner, and a shorter wait.
-        train(
-            "fraud",
-            env,
-            ["--rows", str(args.fraud_rows), "--seed", "7", "--candidates", "gbm"],
-        )
-        rollout = Rollout(LocalBackend(settings), rollout_settings, say=say)
-        rollout.start("fraud", "models:/fraud@challenger", 20)
-        wait_ready(settings, ["fraud"], settings.predictor_ready_timeout_s)
-
-        say(f"sending {TRAFFIC_REQUESTS} fraud requests (the last third drifted)")
-        send_traffic(settings.gateway_url, TRAFFIC_REQUESTS)
-        time.sleep(1.5)  # the inference log's last batch is written
-        run_monitor(log_dir, env)
-
         if not args.no_app:
             say(f"starting the analyst app on http://{settings.host}:{APP_PORT}")
             app = ManagedProcess(
@@ -205,14 +200,40 @@ def main(argv: list[str] | None = None) -> int:
                     "RISKSERVE_APP_HOST": settings.host,
                     "GRADIO_ANALYTICS_ENABLED": "False",
                 },
-            ).start()
+            ).start()  # its imports run while the canary trains
+
+        # The canary is the gradient-boosting candidate alone: a different model
+        # family against the competition's winner, and a shorter wait.
+        train(
+            "fraud",
+            env,
+            [
+                "--rows",
+                str(args.fraud_rows),
+                "--seed",
+                "7",
+                "--candidates",
+                "gbm",
+                *budget,
+            ],
+        )
+        rollout = Rollout(LocalBackend(settings), rollout_settings, say=say)
+        rollout.start("fraud", "models:/fraud@challenger", 20)
+        wait_ready(settings, ["fraud"], settings.predictor_ready_timeout_s)
+
+        say(f"sending {TRAFFIC_REQUESTS} fraud requests (the last third drifted)")
+        send_traffic(settings.gateway_url, TRAFFIC_REQUESTS)
+        time.sleep(1.5)  # the inference log's last batch is written
+        run_monitor(log_dir, env)
+
+        if app is not None:
             app.wait_ready(f"http://{settings.host}:{APP_PORT}/", timeout=120)
 
         for line in summary_lines(platform_status(settings)):
             say(line)
         gateway = settings.gateway_url
         print(
-            "\n[demo] riskserve is up:\n"
+            f"\n[demo] riskserve is up, {time.monotonic() - STARTED:.0f} s after the start:\n"
             f"  MLflow UI            {settings.mlflow_url}  (models: {settings.mlflow_url}/#/models)\n"
             f"  v2 gateway           {gateway}/v2/models/fraud/infer, {gateway}/v2/models/credit/infer\n"
             f"  platform status      riskserve status   (or {gateway}/platform/status)\n"
