@@ -17,10 +17,18 @@ from training.contract_models import fraud_model, write_onnx
 def built(request):
     """A function: build(name) -> image reference, built at most once this session."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     done: dict[str, str] = {}
 
     def progress(line: str) -> None:
-        if reporter is not None:
+        # A cold build takes minutes: its lines reach the terminal as they come, past
+        # pytest's capture of the fixture's output.
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(f"[images] {line}")
+            return
+        with capture.global_and_fixture_disabled():
             reporter.write_line(f"[images] {line}")
 
     def need(name: str) -> str:
