@@ -11,11 +11,14 @@
   packages), and anything under /etc/ssl/private;
 - first_party: the riskserve packages installed (a lean image ships only its own). A
   top-level `tests` package is not one of them: tf2onnx ships its own under that name;
-  this repository's tests are found by their paths.
+  this repository's tests are found by their paths;
+- broken_commands: a console script of riskserve's in the image's bin folder whose
+  package the image does not ship (it would fail with ModuleNotFoundError).
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -42,6 +45,7 @@ FIRST_PARTY = (
     "localplatform",
     "rollout",
     "training",
+    "monitoring",
     "app",
     "riskserve",
     "bench",
@@ -60,6 +64,7 @@ def scan(root: Path, test_suffixes: list[str]) -> dict[str, list[str]]:
         "tests": [],
         "credentials": [],
         "first_party": [],
+        "broken_commands": [],
     }
     suffixes = [
         "/" + s for s in test_suffixes if s not in GENERIC and "__init__" not in s
@@ -73,6 +78,7 @@ def scan(root: Path, test_suffixes: list[str]) -> dict[str, list[str]]:
             else:
                 third_party.add(entry)
     found["first_party"].sort()
+    found["broken_commands"] = broken_commands(root, site, found["first_party"])
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         rel = "/" + str(here.relative_to(root)).lstrip(".")
@@ -112,6 +118,26 @@ def scan(root: Path, test_suffixes: list[str]) -> dict[str, list[str]]:
                 d for d in dirnames if not d.lower().startswith("tensorflow")
             ]
     return found
+
+
+def broken_commands(root: Path, site: list[Path], shipped: list[str]) -> list[str]:
+    """riskserve's console scripts present in the venv's bin whose module's package
+    is not in the image."""
+    broken = []
+    for sp in site:
+        for entry_points in sp.glob("riskserve-*.dist-info/entry_points.txt"):
+            parser = configparser.ConfigParser(delimiters=("=",))
+            parser.read(entry_points)
+            if not parser.has_section("console_scripts"):
+                continue
+            for name, target in parser.items("console_scripts"):
+                module = target.split(":", 1)[0].strip()
+                script = sp.parents[2] / "bin" / name
+                if script.exists() and module.split(".")[0] not in shipped:
+                    broken.append(
+                        f"/{script.relative_to(root)} ({module} is not in the image)"
+                    )
+    return sorted(broken)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,4 @@ def test_app_image_has_no_tensorflow_nor_secret(app_image) -> None:
     assert found["tensorflow"] == []
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []
+    assert found["broken_commands"] == []

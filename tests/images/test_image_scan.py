@@ -12,6 +12,7 @@ from tests.images.image_scan import scan
 pytestmark = pytest.mark.inprocess
 
 SITE = "opt/venv/lib/python3.11/site-packages"
+ENTRY_POINTS = "[console_scripts]\nriskserve = riskserve.cli:main\n"
 
 
 def plant(root: Path, files: dict[str, str]) -> None:
@@ -25,6 +26,7 @@ def test_a_clean_image_has_no_finding(tmp_path: Path) -> None:
         tmp_path,
         {
             f"{SITE}/serving/__init__.py": "",
+            f"{SITE}/riskserve-0.1.0.dist-info/entry_points.txt": ENTRY_POINTS,
             f"{SITE}/numpy/tests/test_core.py": "",
             f"{SITE}/numpy/conftest.py": "",
             f"{SITE}/tests/test_convert.py": "",  # tf2onnx's own tests package
@@ -39,6 +41,7 @@ def test_a_clean_image_has_no_finding(tmp_path: Path) -> None:
         "tests": [],
         "credentials": [],
         "first_party": ["serving"],
+        "broken_commands": [],
     }
 
 
@@ -51,6 +54,8 @@ def test_every_kind_of_leak_is_found(tmp_path: Path) -> None:
             f"{SITE}/tensorflow_cpu-2.20.0.dist-info/METADATA": "",
             f"{SITE}/app/__init__.py": "",
             f"{SITE}/model/__init__.py": "",
+            f"{SITE}/riskserve-0.1.0.dist-info/entry_points.txt": ENTRY_POINTS,
+            "opt/venv/bin/riskserve": "#!/opt/venv/bin/python\n",
             "src/.git/HEAD": "ref: refs/heads/main\n",
             "src/tests/serving/test_rest.py": "",
             "tmp/.aws/credentials": "[default]\n",
@@ -74,3 +79,6 @@ def test_every_kind_of_leak_is_found(tmp_path: Path) -> None:
         "/tmp/.aws/credentials",
     ]
     assert found["first_party"] == ["app", "model"]
+    assert found["broken_commands"] == [
+        "/opt/venv/bin/riskserve (riskserve.cli is not in the image)"
+    ]

@@ -85,3 +85,4 @@ def test_serving_image_is_lean_and_holds_no_secret(serving_image) -> None:
     assert found["tensorflow"] == []
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []
+    assert found["broken_commands"] == []

@@ -26,6 +26,20 @@ def test_the_training_image_runs_its_help(training_image) -> None:
     assert "--promote-if-better" in result.stdout
 
 
+def test_the_drift_cronjobs_command_and_the_cli_run_in_the_training_image(
+    training_image,
+) -> None:
+    # The chart's drift-monitor CronJob runs `python -m monitoring` in this image.
+    monitor = run_once(
+        training_image, RESTRICTED, ["python", "-m", "monitoring", "--help"]
+    )
+    assert monitor.returncode == 0, monitor.stderr[-2000:]
+    assert "--reference-data" in monitor.stdout
+    cli = run_once(training_image, RESTRICTED, ["riskserve", "--help"])
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "train" in cli.stdout and "monitor" in cli.stdout
+
+
 def test_a_tiny_training_run_in_the_image_registers_a_model(
     training_image, mlflow_server
 ) -> None:
@@ -74,7 +88,8 @@ def test_a_tiny_training_run_in_the_image_registers_a_model(
 
 def test_the_training_image_has_tensorflow_and_no_secret(training_image) -> None:
     found = scan_image(training_image)
-    assert found["first_party"] == ["model", "riskserve", "training"]
+    assert found["first_party"] == ["model", "monitoring", "riskserve", "training"]
     assert any("/tensorflow" in p for p in found["tensorflow"])
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []
+    assert found["broken_commands"] == []
