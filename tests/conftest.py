@@ -11,7 +11,6 @@ from localplatform.processes import free_port
 from riskserve.services import S3Endpoint, start_mlflow, start_s3
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
 
 # Test-only credentials of the loopback SeaweedFS, which enforces them.
 TEST_ACCESS_KEY = "riskserve-test"

@@ -1,4 +1,5 @@
-"""Regenerate the v2 gRPC stubs from the shared protocol spec (needs grpcio-tools)."""
+"""Regenerate the v2 gRPC stubs from KServe's protocol spec, kept in
+third_party/kserve/ (needs grpcio-tools)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent
-SPEC = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol" / "grpc_predict_v2.proto"
+SPEC = (
+    REPO_ROOT
+    / "third_party"
+    / "kserve"
+    / "open-inference-protocol"
+    / "grpc_predict_v2.proto"
+)
 GENERATED = ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py")
 
 

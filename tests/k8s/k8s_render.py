@@ -22,11 +22,10 @@ import yaml
 from localplatform.isvc_schema import close_schema  # the platform's own, so both agree
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 TOOLS = REPO / ".tools" / "bin"
 CHART = REPO / "helm" / "riskserve"
 MANIFESTS = REPO / "manifests"
-CRDS = SHARED / "kserve" / "crds"
+CRDS = REPO / "third_party" / "kserve" / "crds"
 RELEASE = "riskserve"
 NAMESPACE = "riskserve"
 
@@ -151,9 +150,9 @@ def kserve_validator(api_version: str, kind: str) -> jsonschema.Draft7Validator:
 
 @cache
 def kserve_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> closed schema, from ../shared/kserve/crds."""
+    """(apiVersion, kind) -> closed schema, from third_party/kserve/crds."""
     if not CRDS.is_dir():
-        pytest.fail(f"{CRDS} is missing: shared/ must sit beside the repo")
+        pytest.fail(f"{CRDS} is missing")
     schemas = {}
     for path in sorted(CRDS.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())

@@ -2,7 +2,7 @@
 
 Built-in kinds: against the Kubernetes OpenAPI schemas (kubernetes-validate,
 strict) at the oldest version the chart declares and at kubectl's version.
-KServe kinds: against the CRDs' openAPIV3Schema in ../shared/kserve/crds, with
+KServe kinds: against the CRDs' openAPIV3Schema in third_party/kserve/crds, with
 unknown fields rejected.
 """
 

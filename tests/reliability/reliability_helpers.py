@@ -18,7 +18,7 @@ from tests.reliability.load_generator import Sample
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOAD_GENERATOR = Path(__file__).with_name("load_generator.py")
-SPEC_DIR = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol"
+SPEC_DIR = REPO_ROOT / "third_party" / "kserve" / "open-inference-protocol"
 
 
 # -- the two passes --------------------------------------------------------------------

@@ -12,7 +12,7 @@ import httpx
 from localplatform.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_DIR = REPO_ROOT.parent / "shared" / "kserve" / "open-inference-protocol"
+SPEC_DIR = REPO_ROOT / "third_party" / "kserve" / "open-inference-protocol"
 TESTDATA = REPO_ROOT / "tests" / "testdata" / "serving"
 API_KEY = "test-key-not-a-secret"
 REVISION = "fraud-predictor-00003"
