@@ -17,7 +17,12 @@ pytestmark = pytest.mark.k8s
 
 VALUES = CHART / "ci" / "drift-monitor-values.yaml"
 PROMTOOL_TESTS = REPO / "tests" / "k8s" / "promtool" / "drift-alerts-tests.yml"
-RULE_ON = ("--set", "driftMonitor.prometheusRule.enabled=true")
+RULE_ON = (
+    "--set",
+    "driftMonitor.prometheusRule.enabled=true",
+    "--set",
+    "driftMonitor.pushgatewayUrl=http://pushgateway.monitoring:9091",
+)
 
 
 def of_kind(documents, kind: str) -> list[dict]:

@@ -85,6 +85,12 @@ def test_helm_lint_strict(values: Path) -> None:
         (["--set", "models.credit.timeout=0"], "timeout"),
         # External S3 is the default: without an endpoint there is no store.
         (["--set", "s3.endpoint="], "s3.endpoint"),
+        # Drift alerts with nowhere for the monitor's gauges to go would never fire.
+        (
+            ["--set", "driftMonitor.enabled=true"]
+            + ["--set", "driftMonitor.prometheusRule.enabled=true"],
+            "driftMonitor.pushgatewayUrl",
+        ),
     ],
 )
 def test_chart_rejects_bad_values(overrides: list[str], message: str) -> None:
