@@ -64,7 +64,15 @@ def test_cronjobs_take_schedule_window_and_thresholds_from_values() -> None:
     assert set(cronjobs) == {
         "riskserve-fraud-drift-monitor",
         "riskserve-credit-drift-monitor",
+        "riskserve-fraud-label-monitor",
+        "riskserve-credit-label-monitor",
     }
+    for model in ("fraud", "credit"):
+        labels = cronjobs[f"riskserve-{model}-label-monitor"]
+        assert labels["spec"]["schedule"] == "*/30 * * * *"
+        assert container(labels)["args"][-1] == (
+            "--push=http://pushgateway.monitoring:9091"
+        )
     for model in ("fraud", "credit"):
         cronjob = cronjobs[f"riskserve-{model}-drift-monitor"]
         assert cronjob["spec"]["schedule"] == "*/30 * * * *"
@@ -89,7 +97,11 @@ def test_cronjobs_take_schedule_window_and_thresholds_from_values() -> None:
 
 def test_late_labels_get_a_cronjob_of_their_own_when_given() -> None:
     documents = helm_template(
-        VALUES, "--set", "driftMonitor.labels.fraud=s3://labels/fraud/outcomes.parquet"
+        VALUES,
+        "--set",
+        "driftMonitor.labels.fraud=s3://labels/fraud/outcomes.parquet",
+        "--set",
+        "driftMonitor.labels.credit=",
     )
     names = {d["metadata"]["name"] for d in of_kind(documents, "CronJob")}
     assert "riskserve-fraud-label-monitor" in names
@@ -133,6 +145,31 @@ def test_bad_drift_values_are_rejected(override: str, message: str) -> None:
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_kustomize_and_helm_run_the_same_monitor_passes() -> None:
+    def passes(source: str) -> dict[str, list[str]]:
+        return {
+            d["metadata"]["name"].removeprefix("riskserve-"): container(d)["args"]
+            for d in render(source, "drift-monitor").of_kind("CronJob")
+        }
+
+    helm, kustomize = passes("helm"), passes("kustomize")
+    assert set(helm) == {
+        f"{model}-{kind}-monitor"
+        for model in ("fraud", "credit")
+        for kind in ("drift", "label")
+    }
+    assert kustomize == helm
+    assert helm["credit-label-monitor"] == [
+        "python",
+        "-m",
+        "monitoring",
+        "labels",
+        "credit",
+        "--log=s3://mlflow/inference-log",
+        "--labels=s3://mlflow/labels/credit.csv",
+    ]
 
 
 @pytest.mark.parametrize("source", ["helm", "kustomize"])
