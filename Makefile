@@ -61,12 +61,13 @@ tools:
 # skipped when both are present. The package's postinst may fail to start a service
 # where there is no init system: harmless, the tests start their own on loopback.
 prometheus:
-	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; else \
-		echo ">> installing prometheus (apt-get)"; \
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null \
+		&& command -v prometheus-pushgateway >/dev/null; then :; else \
+		echo ">> installing prometheus and prometheus-pushgateway (apt-get)"; \
 		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) apt-get update -qq && \
 		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends prometheus || \
-		command -v promtool >/dev/null; \
+			apt-get install -y -qq --no-install-recommends prometheus prometheus-pushgateway || \
+		(command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null); \
 	fi
 
 # The three images (serving, app, training), with docker where a Docker engine answers,

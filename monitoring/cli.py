@@ -205,7 +205,7 @@ def _read(args, settings: MonitorSettings):
     return log, window, data
 
 
-def _gauges(args, record) -> None:
+def _gauges(args, kind: str, record) -> None:
     if not (args.textfile or args.push):
         return
     from monitoring.gauges import MonitorGauges
@@ -215,7 +215,7 @@ def _gauges(args, record) -> None:
         gauges.write(args.textfile)
     if args.push:
         try:
-            gauges.push(args.push, args.model)
+            gauges.push(args.push, args.model, kind)
         except OSError as exc:  # the pass's result stands; say the push failed
             say(f"could not push the gauges to {args.push}: {exc}")
 
@@ -236,7 +236,7 @@ def run_drift(args, settings: MonitorSettings) -> int:
     report = None
     if analysis.rows and not args.no_report:
         report = write_report(analysis, log, settings, args)
-    _gauges(args, lambda g: g.record(analysis))
+    _gauges(args, "drift", lambda g: g.record(analysis))
     if args.json:
         from monitoring.report import to_json
 
@@ -372,7 +372,7 @@ def run_labels(args, settings: MonitorSettings) -> int:
     result = realised(
         data, labels, args.key, references, settings.metric_drop_threshold
     )
-    _gauges(args, lambda g: g.record_labels(result))
+    _gauges(args, "labels", lambda g: g.record_labels(result))
     if args.json:
         import json
 

@@ -115,12 +115,14 @@ class MonitorGauges:
         self.last_run.labels(result.model).set(time.time())
         return self
 
-    def push(self, url: str, model: str) -> None:
-        """To a Pushgateway (a CronJob lives too briefly to be scraped)."""
+    def push(self, url: str, model: str, kind: str) -> None:
+        """To a Pushgateway (a CronJob lives too briefly to be scraped). A push
+        replaces its whole group, so each kind of pass (`drift`, `labels`) has a group
+        of its own per model: the labels pass must not erase the drift gauges."""
         push_to_gateway(
             url,
             job="riskserve-monitor",
-            grouping_key={"model": model},
+            grouping_key={"model": model, "pass": kind},
             registry=self.registry,
         )
 
