@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.k8s_render import CHART, REPO, helm_template, render, run, tool
+from tests.k8s.k8s_render import (
+    CHART,
+    NAMESPACE,
+    REPO,
+    helm_template,
+    render,
+    run,
+    tool,
+)
 
 pytestmark = pytest.mark.k8s
 
@@ -147,10 +155,20 @@ def test_bad_drift_values_are_rejected(override: str, message: str) -> None:
     assert message in result.stderr
 
 
+def push_target(arg: str) -> str:
+    """--push=URL -> --push=<the Service's name without the release prefix>."""
+    if not arg.startswith("--push="):
+        return arg
+    host = arg.removeprefix("--push=http://").split(":")[0].split(".")[0]
+    return "--push=" + host.removeprefix("riskserve-")
+
+
 def test_kustomize_and_helm_run_the_same_monitor_passes() -> None:
     def passes(source: str) -> dict[str, list[str]]:
         return {
-            d["metadata"]["name"].removeprefix("riskserve-"): container(d)["args"]
+            d["metadata"]["name"].removeprefix("riskserve-"): [
+                push_target(a) for a in container(d)["args"]
+            ]
             for d in render(source, "drift-monitor").of_kind("CronJob")
         }
 
@@ -169,6 +187,56 @@ def test_kustomize_and_helm_run_the_same_monitor_passes() -> None:
         "credit",
         "--log=s3://mlflow/inference-log",
         "--labels=s3://mlflow/labels/credit.csv",
+        "--push=pushgateway",
+    ]
+
+
+@pytest.mark.parametrize("source", ["helm", "kustomize"])
+def test_the_monitor_pushes_to_the_pushgateway_deployed_beside_it(source: str) -> None:
+    rendered = render(source, "drift-monitor")
+    (service,) = [
+        d
+        for d in rendered.of_kind("Service")
+        if d["metadata"]["name"].endswith("pushgateway")
+    ]
+    (deployment,) = [
+        d
+        for d in rendered.of_kind("Deployment")
+        if d["metadata"]["name"] == service["metadata"]["name"]
+    ]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 9091
+    (gateway,) = pod["spec"]["containers"]
+    assert gateway["image"] == "docker.io/prom/pushgateway:v1.11.1"
+    # In memory: nothing to write on a read-only root filesystem.
+    assert "--persistence.file=" in gateway["args"]
+    host = service["metadata"]["name"]
+    if source == "helm":  # the chart names the Service by its full DNS name
+        host += f".{NAMESPACE}.svc.cluster.local"
+    for cronjob in rendered.of_kind("CronJob"):
+        pushes = [a for a in container(cronjob)["args"] if a.startswith("--push=")]
+        assert pushes == [f"--push=http://{host}:9091"], cronjob["metadata"]["name"]
+
+
+def test_drift_alerts_scrape_the_in_chart_pushgateway_with_its_labels() -> None:
+    documents = helm_template(
+        VALUES, "--set", "driftMonitor.prometheusRule.enabled=true"
+    )
+    monitors = [
+        d
+        for d in of_kind(documents, "PodMonitor")
+        if d["metadata"]["name"].endswith("pushgateway")
+    ]
+    (monitor,) = monitors
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["honorLabels"] is True and endpoint["port"] == "http"
+    # Without the rule (and so perhaps without the Operator's CRDs): no PodMonitor.
+    assert not [
+        d
+        for d in of_kind(helm_template(VALUES), "PodMonitor")
+        if d["metadata"]["name"].endswith("pushgateway")
     ]
 
 
@@ -258,6 +326,18 @@ def test_kustomize_component_holds_the_charts_drift_rule() -> None:
     out = run(
         tool("kubectl"), "kustomize", REPO / "manifests" / "components" / "drift-alerts"
     )
-    (rule,) = [d for d in yaml.safe_load_all(out) if d]
-    assert rule["kind"] == "PrometheusRule"
+    documents = [d for d in yaml.safe_load_all(out) if d]
+    (rule,) = [d for d in documents if d["kind"] == "PrometheusRule"]
     assert rule["spec"] == drift_rule()["spec"]
+    # ...and scrapes the Pushgateway of components/pushgateway, keeping pushed labels.
+    (monitor,) = [d for d in documents if d["kind"] == "PodMonitor"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["honorLabels"] is True and endpoint["port"] == "http"
+    gateway = run(
+        tool("kubectl"), "kustomize", REPO / "manifests" / "components" / "pushgateway"
+    )
+    (deployment,) = [
+        d for d in yaml.safe_load_all(gateway) if d and d["kind"] == "Deployment"
+    ]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()

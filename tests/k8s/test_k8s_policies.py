@@ -218,7 +218,7 @@ def test_values_defaults_hold_no_credentials() -> None:
 
 def test_every_deployment_has_probes_and_resources(rendered: Render) -> None:
     workloads = rendered.of_kind("Deployment") + rendered.of_kind("ServingRuntime")
-    assert len(workloads) == (4 if has_seaweedfs(rendered) else 3)
+    assert len(workloads) == 3 + has_seaweedfs(rendered) + has_pushgateway(rendered)
     for workload in workloads:
         spec = workload["spec"]
         pod = spec["template"]["spec"] if "template" in spec else spec
@@ -277,10 +277,10 @@ def test_images_are_pinned(rendered: Render) -> None:
 def test_kustomize_sets_images_only_through_images_field() -> None:
     """Resource YAML names images by a logical name; only a kustomization's
     `images:` says which registry and tag."""
-    kustomization = yaml.safe_load(
-        (MANIFESTS / "base" / "kustomization.yaml").read_text()
-    )
-    logical = {entry["name"] for entry in kustomization["images"]}
+    logical = set()
+    for path in [MANIFESTS / "base", *(MANIFESTS / "components").iterdir()]:
+        kustomization = yaml.safe_load((path / "kustomization.yaml").read_text())
+        logical |= {entry["name"] for entry in kustomization.get("images", [])}
     used = set()
     for path in MANIFESTS.rglob("*.yaml"):
         if path.name == "kustomization.yaml":
@@ -289,8 +289,9 @@ def test_kustomize_sets_images_only_through_images_field() -> None:
             used.add(match[1])
             assert match[1] in logical, f"{path}: image {match[1]}"
     assert used == logical
-    rendered = {image for _, image in images(render("kustomize", "default"))}
-    assert not rendered & logical, rendered
+    for configuration in ("default", "drift-monitor"):
+        rendered = {image for _, image in images(render("kustomize", configuration))}
+        assert not rendered & logical, rendered
 
 
 def test_helm_templates_take_images_only_from_values() -> None:
@@ -361,6 +362,13 @@ def test_serving_runtime_runs_the_predictor_with_kserve_arguments(
 def has_seaweedfs(rendered: Render) -> bool:
     return any(
         d["metadata"]["name"].endswith("seaweedfs") for d in rendered.of_kind("Service")
+    )
+
+
+def has_pushgateway(rendered: Render) -> bool:
+    return any(
+        d["metadata"]["name"].endswith("pushgateway")
+        for d in rendered.of_kind("Service")
     )
 
 

@@ -130,9 +130,14 @@ def test_every_render_has_documents(rendered: Render) -> None:
     kinds = Counter(d["kind"] for d in rendered.documents)
     assert kinds["InferenceService"] == 2, kinds
     assert kinds["ServingRuntime"] == 1, kinds
-    # MLflow, the app, and SeaweedFS with its bucket Job unless the S3 is external.
+    # MLflow, the app, SeaweedFS with its bucket Job unless the S3 is external, and the
+    # drift monitor's Pushgateway where it is deployed.
     store = any(d["metadata"]["name"].endswith("seaweedfs") for d in rendered.documents)
-    assert kinds["Deployment"] == (3 if store else 2), kinds
+    gateway = any(
+        d["metadata"]["name"].endswith("pushgateway")
+        for d in rendered.of_kind("Service")
+    )
+    assert kinds["Deployment"] == 2 + store + gateway, kinds
     assert kinds["Job"] == (3 if store else 2), kinds
 
 

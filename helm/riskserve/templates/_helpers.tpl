@@ -112,3 +112,14 @@ securityContext:
 - name: tmp
   emptyDir: {}
 {{- end }}
+
+{{/* Where the drift monitor's passes push their gauges: driftMonitor.pushgatewayUrl,
+else the in-chart Pushgateway when driftMonitor.pushgateway.enabled, else "". */}}
+{{- define "riskserve.pushgatewayUrl" -}}
+{{- $dm := .Values.driftMonitor }}
+{{- if $dm.pushgatewayUrl }}
+{{- $dm.pushgatewayUrl }}
+{{- else if $dm.pushgateway.enabled }}
+{{- printf "http://%s.%s.svc.cluster.local:9091" (include "riskserve.componentName" (list . "pushgateway")) .Release.Namespace }}
+{{- end }}
+{{- end }}
