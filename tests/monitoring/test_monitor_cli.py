@@ -49,6 +49,22 @@ def monitor(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def judge(
+    capsys, log: Path, reference: Path, model: str = "fraud"
+) -> tuple[int, str, str]:
+    """One drift pass of `model` over `log` against `reference`: JSON, no report."""
+    return monitor(
+        capsys,
+        model,
+        "--log",
+        str(log),
+        "--reference-data",
+        str(reference),
+        "--json",
+        "--no-report",
+    )
+
+
 def test_a_shifted_feature_is_flagged_and_the_others_are_not(
     tmp_path, capsys, profile_file
 ):
@@ -177,16 +193,7 @@ def test_a_missing_rate_jump_is_drift(tmp_path, capsys, profile_file):
     live = fraud_features(5_000, seed=4)
     live.loc[live.index[:2_000], "distance_from_last_transaction"] = np.nan
     write_log(tmp_path / "log", live)
-    code, out, _ = monitor(
-        capsys,
-        "fraud",
-        "--log",
-        str(tmp_path / "log"),
-        "--reference-data",
-        str(profile_file),
-        "--json",
-        "--no-report",
-    )
+    code, out, _ = judge(capsys, tmp_path / "log", profile_file)
     result = json.loads(out)
     entry = next(
         f for f in result["features"] if f["name"] == "distance_from_last_transaction"
@@ -201,16 +208,7 @@ def test_out_of_range_and_unseen_values_are_counted(tmp_path, capsys, profile_fi
     live.loc[live.index[:7], "distance_from_home"] = -5.0
     live.loc[live.index[:3], "used_chip"] = 7.0
     write_log(tmp_path / "log", live)
-    code, out, _ = monitor(
-        capsys,
-        "fraud",
-        "--log",
-        str(tmp_path / "log"),
-        "--reference-data",
-        str(profile_file),
-        "--json",
-        "--no-report",
-    )
+    code, out, _ = judge(capsys, tmp_path / "log", profile_file)
     by_name = {f["name"]: f for f in json.loads(out)["features"]}
     assert by_name["distance_from_home"]["out_of_range"] == 7
     assert by_name["used_chip"]["unseen_categories"] == {"7.0": 3}
@@ -223,16 +221,7 @@ def test_reference_data_csv_builds_the_profile(tmp_path, capsys):
     live = fraud_features(10_000, seed=8)
     live["distance_from_home"] *= 3
     write_log(tmp_path / "log", live)
-    code, out, err = monitor(
-        capsys,
-        "fraud",
-        "--log",
-        str(tmp_path / "log"),
-        "--reference-data",
-        str(tmp_path / "train.csv"),
-        "--json",
-        "--no-report",
-    )
+    code, out, err = judge(capsys, tmp_path / "log", tmp_path / "train.csv")
     assert code == 3, err
     result = json.loads(out)
     assert "distance_from_home" in result["drifted"]
@@ -246,16 +235,7 @@ def test_two_versions_are_each_judged_against_their_own_reference(
     shifted = fraud_features(3_000, seed=22)
     shifted["distance_from_home"] *= 4
     write_log(tmp_path / "log", shifted, version="2")
-    code, out, _ = monitor(
-        capsys,
-        "fraud",
-        "--log",
-        str(tmp_path / "log"),
-        "--reference-data",
-        str(profile_file),
-        "--json",
-        "--no-report",
-    )
+    code, out, _ = judge(capsys, tmp_path / "log", profile_file)
     result = json.loads(out)
     versions = {v["version"]: v for v in result["versions"]}
     assert code == 3
@@ -294,16 +274,7 @@ def test_a_two_d_input_is_read_in_the_declared_feature_order(
         for i in range(300)
     ]
     writer._write(records)
-    code, out, _ = monitor(
-        capsys,
-        "fraud",
-        "--log",
-        str(tmp_path / "log"),
-        "--reference-data",
-        str(profile_file),
-        "--json",
-        "--no-report",
-    )
+    code, out, _ = judge(capsys, tmp_path / "log", profile_file)
     result = json.loads(out)
     assert result["rows"] == 3_000
     assert len(result["features"]) == 7
@@ -455,15 +426,8 @@ def test_credit_categories_and_missing_values_are_judged_by_type(tmp_path, capsy
     write_log(
         tmp_path / "log", live, model="credit", scores=credit_score_stand_in(live)
     )
-    code, out, err = monitor(
-        capsys,
-        "credit",
-        "--log",
-        str(tmp_path / "log"),
-        "--reference-data",
-        str(tmp_path / "profile.json"),
-        "--json",
-        "--no-report",
+    code, out, err = judge(
+        capsys, tmp_path / "log", tmp_path / "profile.json", model="credit"
     )
     result = json.loads(out)
     by_name = {f["name"]: f for f in result["features"]}
