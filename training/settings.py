@@ -46,3 +46,13 @@ class TrainingSettings(BaseSettings):
 def quiet_tensorflow_logs() -> None:
     """Keep TensorFlow's C++ start-up banner off the job's console (unless set)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def passive_openmp_threads() -> None:
+    """OpenMP (LightGBM, scikit-learn's compiled parts) lets idle threads wait
+    passively unless the user set OMP_WAIT_POLICY. Its threads spin by default: on a
+    2-core machine with other work running, an 800-tree fit on 140,000 rows took 301 s
+    with 2 threads spinning, 31 s with 1 thread, and 14 s with 2 waiting passively.
+    The OpenMP runtime reads the variable once, when it is loaded, so the training
+    package calls this as it is imported."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
