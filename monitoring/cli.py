@@ -313,14 +313,11 @@ def write_report(analysis: Analysis, log, settings, args) -> str:
 
 
 def _log_run(analysis: Analysis, text: str, name: str, settings) -> None:
-    import os
     import tempfile
 
     import mlflow
 
-    # MLflow prints "View run ... at: URL" to stdout when a run ends, which would
-    # break `--json` (stdout holds the JSON object and nothing else).
-    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    settings.apply_mlflow_client()
     try:
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         mlflow.set_experiment(settings.experiment)

@@ -4,7 +4,6 @@ from a CSV (`--reference-data`) for a version registered before profiles existed
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -33,11 +32,7 @@ def _client(settings: MonitorSettings):
             "no MLflow server to read reference profiles from (set "
             "MLFLOW_TRACKING_URI), and no --reference-data CSV given"
         )
-    os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
-    os.environ.setdefault(
-        "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.mlflow_timeout_s))
-    )
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    settings.apply_mlflow_client()
     from mlflow import MlflowClient
 
     return MlflowClient(settings.mlflow_tracking_uri)

@@ -6,6 +6,8 @@ ecosystem's standard variable names (as the predictor and KServe use them).
 
 from __future__ import annotations
 
+import os
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -88,3 +90,15 @@ class MonitorSettings(BaseSettings):
         if self.aws_default_region:
             kwargs["region_name"] = self.aws_default_region
         return boto3.client("s3", **kwargs)
+
+    def apply_mlflow_client(self) -> None:
+        """MLflow's client reads its own variables: the tracking server, a bounded
+        wait (the user's values win), and no "View run ... at: URL" line on stdout,
+        which would break `--json` (stdout holds the JSON object and nothing else)."""
+        if self.mlflow_tracking_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
+        os.environ.setdefault(
+            "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.mlflow_timeout_s))
+        )
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
