@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from model.data import DataError
+from training.cutoff_policy import DEFAULT_POLICY, SCORE, parse_policy
 from training.progress import fail
 
 DEMO_ROWS = {"fraud": 200_000, "credit": 90_000}
@@ -56,10 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraud: lowest threshold reaching this precision (default: maximise F1)",
     )
     parser.add_argument(
+        "--cutoff-policy",
+        metavar="POLICY",
+        help="credit: how the cut-off score is chosen from the data: profit:GAIN:LOSS "
+        "(maximise expected profit per applicant), approval-rate:R, bad-rate:B (the "
+        "largest approval rate whose expected bad rate is at most B) or score:S "
+        f"(default {DEFAULT_POLICY}: a bad approved costs 5 times a good declined)",
+    )
+    parser.add_argument(
         "--cutoff",
         type=float,
-        default=560.0,
-        help="credit: approve at or above this score",
+        metavar="S",
+        help="credit: approve at or above this score; short for --cutoff-policy score:S",
     )
     parser.add_argument("--base-score", type=float, default=600.0)
     parser.add_argument("--base-odds", type=float, default=50.0)
@@ -152,6 +161,22 @@ def main(argv: list[str] | None = None) -> int:
         requested = parse_candidates(args.kind, args.candidates)
     except ValueError as exc:
         return fail(args.kind, str(exc), 2)
+    if args.cutoff is not None and args.cutoff_policy is not None:
+        return fail(
+            args.kind,
+            "give --cutoff or --cutoff-policy, not both (--cutoff S is short for "
+            "--cutoff-policy score:S)",
+            2,
+        )
+    try:
+        policy = parse_policy(
+            f"{SCORE}:{args.cutoff!r}"
+            if args.cutoff is not None
+            else args.cutoff_policy or DEFAULT_POLICY
+        )
+    except ValueError as exc:
+        option = "--cutoff" if args.cutoff is not None else "--cutoff-policy"
+        return fail(args.kind, f"{option}: {exc}", 2)
 
     from training.dataset import JobConfig, load_data
     from training.decision_graph import ScoreScaling
@@ -168,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         promote_if_better=args.promote_if_better,
         target_precision=args.target_precision,
-        cutoff=args.cutoff,
+        cutoff_policy=str(policy),
+        cutoff=policy.value if policy.kind == SCORE else JobConfig.cutoff,
         scaling=ScoreScaling(args.base_score, args.base_odds, args.pdo),
         categorical=args.categorical,
         numeric=args.numeric,

@@ -22,6 +22,7 @@ from model.data import (
 )
 from model.specs import ModelSpec, get_spec
 from model.synthetic import generate
+from training.cutoff_policy import DEFAULT_POLICY
 from training.decision_graph import ScoreScaling
 
 
@@ -38,7 +39,8 @@ class JobConfig:
     epochs: int = 10
     promote_if_better: bool = False
     target_precision: float | None = None
-    cutoff: float = 560.0
+    cutoff: float = 560.0  # the approval score; the job sets it from cutoff_policy
+    cutoff_policy: str = DEFAULT_POLICY  # training/cutoff_policy.py's forms
     scaling: ScoreScaling = field(default_factory=ScoreScaling)
     categorical: list[str] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
