@@ -41,7 +41,7 @@ def german_credit() -> tuple[object, pd.DataFrame, pd.Series]:
 def quality(seeds: int) -> tuple[list[float], list[float]]:
     from sklearn.metrics import roc_auc_score
 
-    from training.candidates.logreg import CalibratedLogisticCandidate
+    from training.candidates.logreg import UnweightedLogisticCandidate
     from training.candidates.scorecard import ScorecardCandidate
     from training.job import split
 
@@ -51,7 +51,7 @@ def quality(seeds: int) -> tuple[list[float], list[float]]:
         train_x, train_y, _, _, test_x, test_y = split(x, y, seed)
         for candidate, scores in (
             (ScorecardCandidate(spec, seed), scorecard_auc),
-            (CalibratedLogisticCandidate(spec, seed), logistic_auc),
+            (UnweightedLogisticCandidate(spec, seed), logistic_auc),
         ):
             candidate.fit(
                 train_x, train_y, None, None, candidate.default_params(len(train_y))
@@ -91,7 +91,7 @@ def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
     from model.synthetic import generate
     from training.candidates.competition import onnx_feeds
     from training.candidates.gbm import GbmCandidate
-    from training.candidates.logreg import CalibratedLogisticCandidate
+    from training.candidates.logreg import UnweightedLogisticCandidate
     from training.candidates.scorecard import BINS_TENSOR, ScorecardCandidate
     from training.decision_graph import ScoreScaling, add_credit_decision, finalize
     from training.job import split
@@ -103,7 +103,7 @@ def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
     scaling = ScoreScaling()
     scorecard = ScorecardCandidate(CREDIT, seed)
     fitted = {"scorecard": scorecard}
-    fitted["logreg"] = CalibratedLogisticCandidate(CREDIT, seed)
+    fitted["logreg"] = UnweightedLogisticCandidate(CREDIT, seed)
     fitted["gbm"] = GbmCandidate(CREDIT, seed)
     for name, candidate in fitted.items():
         print(f".. fitting {name} on {len(train_y)} synthetic credit rows", flush=True)

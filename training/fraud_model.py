@@ -38,6 +38,15 @@ class FraudNetwork:
         ]
         return self.model(inputs, training=False).numpy().reshape(-1)
 
+    def margin(self, features: pd.DataFrame) -> np.ndarray:
+        """The logit before the final sigmoid, in float64."""
+        logit = keras.Model(self.model.inputs, self.model.get_layer("logit").output)
+        inputs = [
+            features[name].to_numpy(np.float32).reshape(-1, 1)
+            for name in self.spec.feature_names
+        ]
+        return logit(inputs, training=False).numpy().reshape(-1).astype(np.float64)
+
     def to_onnx(self) -> tuple[onnx.ModelProto, str]:
         """The ONNX graph and the name of its [N, 1] probability output."""
         signature = [
@@ -118,7 +127,9 @@ def build_network(spec: ModelSpec, train: pd.DataFrame, seed: int) -> keras.Mode
     x = normalize(joined)
     x = keras.layers.Dense(64, activation="relu")(x)
     x = keras.layers.Dense(32, activation="relu")(x)
-    output = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    # The logit is its own layer so that calibration can work on the margin.
+    logit = keras.layers.Dense(1, name="logit")(x)
+    output = keras.layers.Activation("sigmoid", name="probability")(logit)
     model = keras.Model(inputs=inputs, outputs=output, name=f"{spec.name}_dnn")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=2e-3),

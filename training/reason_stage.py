@@ -17,7 +17,7 @@ def add_credit_reasons(
     progress,
 ) -> CreditReasons:
     """The scorecard's reason codes for any credit winner. The scorecard is always
-    fitted: the competition's when it took part, else once here on the train split
+    fitted: the competition's when it took part, else once here on train + validation
     with its defaults."""
     from training.candidates.scorecard import ScorecardCandidate
 
@@ -30,11 +30,11 @@ def add_credit_reasons(
         )
         scorecard = ScorecardCandidate(spec, config.seed)
         scorecard.fit(
-            splits.train_x,
-            splits.train_y,
-            splits.valid_x,
-            splits.valid_y,
-            scorecard.default_params(len(splits.train_y)),
+            splits.fit_x,
+            splits.fit_y,
+            None,
+            None,
+            scorecard.default_params(len(splits.fit_y)),
         )
     is_scorecard = native.entry.candidate is scorecard
     reasons = credit_reasons(

@@ -19,7 +19,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "logreg": "training.candidates.logreg:LogisticCandidate",
     },
     "credit": {
-        "logreg": "training.candidates.logreg:CalibratedLogisticCandidate",
+        "logreg": "training.candidates.logreg:UnweightedLogisticCandidate",
         "gbm": "training.candidates.gbm:GbmCandidate",
         "scorecard": "training.candidates.scorecard:ScorecardCandidate",
     },

@@ -54,9 +54,18 @@ class Candidate(Protocol):
         """1-D probability of the positive class, for raw features. Must equal the
         exported graph's probability within 1e-5 for inputs representable in FP32."""
 
+    def margin(self, x: pd.DataFrame) -> np.ndarray:
+        """1-D log-odds of the positive class (float64): `predict_proba` is its
+        sigmoid. Calibration and ranking work on it (see candidates/margin.py)."""
+
     def to_onnx(self) -> tuple[onnx.ModelProto, str, int | None]:
         """(graph, name of its probability tensor, column of the positive class or
         None when the tensor is [N] or [N, 1])."""
+
+    def onnx_margin(self, proto: onnx.ModelProto) -> str:
+        """The name of the [N] or [N, 1] log-odds tensor in `proto` (a graph this
+        candidate exported), adding the nodes that compute it where needed. Equal to
+        `margin` within about 1e-5."""
 
     def search_space(self, trial: optuna.Trial, rows: int) -> dict[str, Any]:
         """Params for one Optuna trial (`trial.suggest_*`), for data of `rows` rows."""

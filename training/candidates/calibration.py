@@ -1,10 +1,17 @@
-"""Calibrating the winner's probabilities on the validation split (Platt scaling).
+"""Calibrating the winner's probabilities (Platt scaling on the margin).
 
-p' = sigmoid(a * logit(p) + b), fitted by logistic regression on the validation
-predictions. It is kept only when it lowers the Brier score of out-of-fold predictions
-on the validation split (5-fold, so the calibrator never scores the rows it was fitted
-on). Monotone in p, so ranking metrics (PR-AUC, ROC-AUC) do not change; PDs and score
-bands then mean what they say. The same formula runs in the ONNX graph, in float32.
+p' = sigmoid(a * margin + b), where margin is the model's own log-odds (the candidate's
+`margin`, and its twin tensor in the graph), fitted by logistic regression on
+out-of-fold margins of the cross-validation, so the calibrator never sees a row scored
+by a model that was fitted on it. It is kept only when it lowers the Brier score of
+out-of-fold calibrated predictions (5-fold over those margins). Monotone, so ranking
+metrics do not change; PDs and score bands then mean what they say.
+
+Why the margin and not logit(p): the margin is a sum of leaf values or a dot product,
+equal in the float32 graph and the float64 model to about 1e-5; p is not. On real
+fraud data p sits within 1e-7 of 1, where one float32 step (6e-8) changes logit(p) by
+whole units, and a slope that maps those rows back into (0, 1) made the graph and the
+model disagree by 1e-3.
 """
 
 from __future__ import annotations
@@ -18,9 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
 
-# Keeps logit(p) finite; the same float32 bounds in numpy and in the graph.
-P_MIN = np.float32(1e-7)
-P_MAX = np.float32(1.0) - np.float32(1e-7)
+from training.candidates.margin import sigmoid
 
 
 @dataclass(frozen=True)
@@ -28,48 +33,33 @@ class PlattCalibration:
     slope: float
     intercept: float
 
-    def apply(self, p: np.ndarray) -> np.ndarray:
-        logit = _logit(p)
-        return 1.0 / (1.0 + np.exp(-(self.slope * logit + self.intercept)))
+    def apply(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (float64) from margins."""
+        return sigmoid(self.slope * np.asarray(margin, np.float64) + self.intercept)
 
     def append_to(
-        self, proto: onnx.ModelProto, probability: str, column: int | None
+        self, proto: onnx.ModelProto, margin: str
     ) -> tuple[onnx.ModelProto, str, int | None]:
-        """The graph with calibrated probabilities as a new [N] tensor."""
-        from training.decision_graph import _positive_probability
-
+        """The graph with calibrated probabilities as a new [N] tensor, computed from
+        the margin tensor `margin` ([N] or [N, 1])."""
         graph = proto.graph
-        _positive_probability(graph, probability, column, "uncalibrated_probability")
 
-        def const(name: str, value: float) -> str:
+        def const(name: str, value, dtype=np.float32) -> str:
             graph.initializer.append(
-                numpy_helper.from_array(np.array(value, np.float32), name)
+                numpy_helper.from_array(np.asarray(value, dtype), name)
             )
             return name
 
         graph.node.extend(
             [
                 helper.make_node(
-                    "Clip",
-                    [
-                        "uncalibrated_probability",
-                        const("calibration_p_min", P_MIN),
-                        const("calibration_p_max", P_MAX),
-                    ],
-                    ["calibration_p"],
+                    "Reshape",
+                    [margin, const("calibration_shape", [-1], np.int64)],
+                    ["calibration_margin"],
                 ),
-                helper.make_node(
-                    "Sub",
-                    [const("calibration_one", 1.0), "calibration_p"],
-                    ["calibration_q"],
-                ),
-                helper.make_node(
-                    "Div", ["calibration_p", "calibration_q"], ["calibration_odds"]
-                ),
-                helper.make_node("Log", ["calibration_odds"], ["calibration_logit"]),
                 helper.make_node(
                     "Mul",
-                    ["calibration_logit", const("calibration_slope", self.slope)],
+                    ["calibration_margin", const("calibration_slope", self.slope)],
                     ["calibration_scaled"],
                 ),
                 helper.make_node(
@@ -78,10 +68,10 @@ class PlattCalibration:
                         "calibration_scaled",
                         const("calibration_intercept", self.intercept),
                     ],
-                    ["calibration_linear"],
+                    ["calibration_logit"],
                 ),
                 helper.make_node(
-                    "Sigmoid", ["calibration_linear"], ["calibrated_probability"]
+                    "Sigmoid", ["calibration_logit"], ["calibrated_probability"]
                 ),
             ]
         )
@@ -93,36 +83,33 @@ class CalibrationResult:
     calibration: PlattCalibration | None
     brier_before: float
     brier_after: float
-    out_of_fold: np.ndarray  # calibrated validation probabilities, out of fold
+    out_of_fold: np.ndarray  # calibrated probabilities of the given rows, out of fold
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p32 = np.clip(np.asarray(p, np.float32), P_MIN, P_MAX)
-    return np.log(p32.astype(np.float64) / (1.0 - p32.astype(np.float64)))
-
-
-def _fit(logit: np.ndarray, y: np.ndarray) -> PlattCalibration:
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(logit.reshape(-1, 1), y)
+def _fit(margin: np.ndarray, y: np.ndarray) -> PlattCalibration:
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), y)
     return PlattCalibration(float(model.coef_[0, 0]), float(model.intercept_[0]))
 
 
-def calibrate(p: np.ndarray, y: np.ndarray, seed: int) -> CalibrationResult:
-    """Platt scaling fitted on (p, y), kept only if it lowers the out-of-fold Brier."""
+def calibrate(margin: np.ndarray, y: np.ndarray, seed: int) -> CalibrationResult:
+    """Platt scaling fitted on (margin, y), kept only if it lowers the out-of-fold
+    Brier score of the probabilities sigmoid(margin)."""
     y = np.asarray(y)
+    margin = np.asarray(margin, np.float64)
+    p = sigmoid(margin)
     before = float(brier_score_loss(y, p))
     folds = int(min(5, y.sum(), len(y) - y.sum()))
     if folds < 2:
-        return CalibrationResult(None, before, before, np.asarray(p))
-    logit = _logit(p)
+        return CalibrationResult(None, before, before, p)
     out_of_fold = np.empty(len(y))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for fit_rows, score_rows in splitter.split(logit, y):
-        fold = _fit(logit[fit_rows], y[fit_rows])
-        out_of_fold[score_rows] = fold.apply(np.asarray(p)[score_rows])
+    for fit_rows, score_rows in splitter.split(margin, y):
+        fold = _fit(margin[fit_rows], y[fit_rows])
+        out_of_fold[score_rows] = fold.apply(margin[score_rows])
     after = float(brier_score_loss(y, out_of_fold))
     if not after < before:
         return CalibrationResult(None, before, after, out_of_fold)
-    calibration = _fit(logit, y)
+    calibration = _fit(margin, y)
     if calibration.slope <= 0:  # would reverse the ranking: never a calibration
         return CalibrationResult(None, before, after, out_of_fold)
     return CalibrationResult(calibration, before, after, out_of_fold)

@@ -1,5 +1,12 @@
 """The model competition: every candidate tuned, fitted, exported and checked the same
-way; the winner is the best on the validation split by the kind's primary metric.
+way; the winner is the best by the kind's primary metric, cross-validated on train +
+validation with the same folds for every candidate (the folds every candidate
+finished within its budget), then refitted on train + validation.
+
+Why not the validation split: on real fraud data it holds about 60 positives, and one
+split's ranking of candidates that are 0.05 PR-AUC apart is mostly noise (a GBM at CV
+0.86 came out at 0.81 on validation, a logistic regression at CV 0.80 at 0.72). The
+holdout is kept for the figures that are reported, never for choosing.
 
 A candidate that fails (cannot be fitted, exported, or its graph does not reproduce it)
 is named in one line and drops out; the others still compete.
@@ -45,6 +52,16 @@ class Splits:
     test_x: pd.DataFrame
     test_y: pd.Series
 
+    @property
+    def fit_x(self) -> pd.DataFrame:
+        """Train + validation: the rows every candidate is cross-validated and
+        finally fitted on."""
+        return pd.concat([self.train_x, self.valid_x])
+
+    @property
+    def fit_y(self) -> pd.Series:
+        return pd.concat([self.train_y, self.valid_y])
+
 
 @dataclass
 class Entry:
@@ -55,12 +72,13 @@ class Entry:
     search: SearchResult | None = None
     fit_seconds: float = float("nan")
     onnx_latency_us: float = float("nan")
-    valid_score: float = float("nan")
+    cv_score: float = float("nan")  # mean over the folds every candidate finished
+    cv_std: float = float("nan")  # their spread
+    cv_folds: int = 0  # how many folds that is
     parity: float = float("nan")
     proto: onnx.ModelProto | None = None
     probability: str = ""
     column: int | None = None
-    valid_p: np.ndarray | None = None
     holdout_p: np.ndarray | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -127,17 +145,16 @@ def run_candidate(
     fixed: dict[str, Any],
     say: Callable[[str], None],
 ) -> Entry:
-    """Tune, fit on train (validation for early stopping), export, check parity."""
-    metric_name, metric = PRIMARY_METRIC[kind]
+    """Tune by CV on train + validation, refit there, export, check parity."""
+    _, metric = PRIMARY_METRIC[kind]
     entry = Entry(name)
     try:
-        search_x = pd.concat([splits.train_x, splits.valid_x])
-        search_y = pd.concat([splits.train_y, splits.valid_y])
+        fit_x, fit_y = splits.fit_x, splits.fit_y
         entry.search = tune(
             lambda: candidates.create(kind, name, spec, seed),
             spec,
-            search_x,
-            search_y,
+            fit_x,
+            fit_y,
             metric,
             folds,
             budget_s,
@@ -147,31 +164,24 @@ def run_candidate(
         )
         candidate = candidates.create(kind, name, spec, seed)
         started = time.monotonic()
-        candidate.fit(
-            splits.train_x,
-            splits.train_y,
-            splits.valid_x,
-            splits.valid_y,
-            entry.search.params,
-        )
+        candidate.fit(fit_x, fit_y, None, None, entry.search.params)
         entry.fit_seconds = time.monotonic() - started
         entry.candidate = candidate
-        entry.valid_p = np.asarray(candidate.predict_proba(splits.valid_x), float)
         entry.proto, entry.probability, entry.column = candidate.to_onnx()
         sess = session(entry.proto)
-        valid_feeds = onnx_feeds(spec, splits.valid_x)
-        graph_p = graph_probability(sess, entry.probability, entry.column, valid_feeds)
-        entry.parity = float(np.max(np.abs(graph_p - entry.valid_p)))
+        test_feeds = onnx_feeds(spec, splits.test_x)
+        entry.holdout_p = graph_probability(
+            sess, entry.probability, entry.column, test_feeds
+        )
+        native_p = np.asarray(candidate.predict_proba(splits.test_x), float)
+        entry.parity = float(np.max(np.abs(entry.holdout_p - native_p)))
         if not entry.parity <= PARITY_TOLERANCE:
             raise RuntimeError(
                 f"its ONNX graph differs from the native model by {entry.parity:.2e} "
-                f"(> {PARITY_TOLERANCE:.0e})"
+                f"(> {PARITY_TOLERANCE:.0e}) on the holdout, probabilities "
+                f"{native_p.min():.1e} to {native_p.max():.1e}"
             )
-        entry.onnx_latency_us = latency_per_row_us(sess, entry.probability, valid_feeds)
-        entry.valid_score = float(metric(splits.valid_y.to_numpy(), entry.valid_p))
-        entry.holdout_p = graph_probability(
-            sess, entry.probability, entry.column, onnx_feeds(spec, splits.test_x)
-        )
+        entry.onnx_latency_us = latency_per_row_us(sess, entry.probability, test_feeds)
     except Exception as exc:  # named in one line; the others still compete
         first = (str(exc).strip().splitlines() or [""])[0]
         named = first and not isinstance(exc, CandidateError)
@@ -179,18 +189,26 @@ def run_candidate(
         say(f"candidate {name} failed and is out of the competition: {entry.error}")
         return entry
     cv = entry.search
-    cv_text = (
-        f"cv {metric_name} {cv.cv_mean:.4f} +- {cv.cv_std:.4f} "
-        f"({cv.trials} trials, {cv.pruned} pruned)"
-        if cv.cv_scores
-        else "no search space: fitted once with its defaults"
-    )
     say(
-        f"  {name}: {cv_text}; validation {metric_name} {entry.valid_score:.4f}, "
-        f"fit {entry.fit_seconds:.1f} s, ONNX {entry.onnx_latency_us:.0f} us/row, "
+        f"  {name}: best cv {PRIMARY_METRIC[kind][0]} {cv.cv_mean:.4f} +- "
+        f"{cv.cv_std:.4f} on {len(cv.cv_scores)} folds ({cv.trials} trials, "
+        f"{cv.pruned} pruned); refitted on {len(fit_y)} rows in "
+        f"{entry.fit_seconds:.1f} s, ONNX {entry.onnx_latency_us:.0f} us/row, "
         f"parity {entry.parity:.1e}"
     )
     return entry
+
+
+def rank_on_common_folds(entries: list[Entry]) -> int:
+    """Sets every standing entry's `cv_score` to its mean over the first k folds,
+    k being the folds every one of them finished; returns k."""
+    standing = [e for e in entries if e.ok]
+    common = min(len(e.search.cv_scores) for e in standing)
+    for e in standing:
+        e.cv_folds = common
+        e.cv_score = float(np.mean(e.search.cv_scores[:common]))
+        e.cv_std = float(np.std(e.search.cv_scores[:common]))
+    return common
 
 
 def _tunable(kind: str, name: str, spec: ModelSpec, seed: int, rows: int) -> bool:
@@ -211,14 +229,18 @@ def compete(
     fixed: dict[str, dict[str, Any]],
     say: Callable[[str], None],
 ) -> tuple[Entry, list[Entry]]:
-    """(winner, every entry). The budget is shared evenly by the candidates that
-    have something to tune."""
+    """(winner, every entry). The budget is shared evenly by the candidates; one
+    with nothing to tune spends its share cross-validating its defaults."""
     rows = len(splits.train_y) + len(splits.valid_y)
     tunable = {name for name in names if _tunable(kind, name, spec, seed, rows)}
-    share = budget_s / max(len(tunable), 1)
+    share = budget_s / max(len(names), 1)
     entries = []
     for i, name in enumerate(names, start=1):
-        budget_text = f"search budget {share:.0f} s" if name in tunable else "no search"
+        budget_text = (
+            f"search budget {share:.0f} s"
+            if name in tunable
+            else f"no search: its defaults cross-validated within {share:.0f} s"
+        )
         say(f"candidate {i}/{len(names)}: {name} ({budget_text})")
         entries.append(
             run_candidate(
@@ -229,7 +251,17 @@ def compete(
     if not standing:
         reasons = "; ".join(f"{e.name}: {e.error}" for e in entries)
         raise CompetitionError(f"every candidate failed ({reasons})")
-    return max(standing, key=lambda e: e.valid_score), entries
+    common = rank_on_common_folds(entries)
+    winner = max(standing, key=lambda e: e.cv_score)
+    say(
+        f"ranked on the {common} CV fold{'s' if common > 1 else ''} every candidate "
+        f"finished: "
+        + ", ".join(
+            f"{e.name} {e.cv_score:.4f}"
+            for e in sorted(standing, key=lambda e: -e.cv_score)
+        )
+    )
+    return winner, entries
 
 
 def comparison_table(
@@ -241,10 +273,10 @@ def comparison_table(
         row = {
             "candidate": e.name,
             "status": "winner" if e is winner else ("ok" if e.ok else "failed"),
-            f"cv_{metric_name}": e.search.cv_mean if e.search else float("nan"),
-            f"cv_{metric_name}_std": e.search.cv_std if e.search else float("nan"),
+            f"cv_{metric_name}": e.cv_score,
+            "cv_folds": e.cv_folds,
+            f"cv_{metric_name}_std": e.cv_std,
             "trials": e.search.trials if e.search else 0,
-            f"valid_{metric_name}": e.valid_score,
             f"holdout_{metric_name}": (
                 float(metric(test_y.to_numpy(), e.holdout_p))
                 if e.holdout_p is not None
@@ -309,7 +341,7 @@ def calibration_plot(
 
     fig, ax = plt.subplots(figsize=(5, 4))
     top = 0.0
-    for label, p in (("before", before), ("after (out of fold)", after)):
+    for label, p in (("before", before), ("after (calibrator out of fold)", after)):
         observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
         ax.plot(predicted, observed, "o-", label=label)
         top = max(top, predicted.max(), observed.max())
@@ -317,7 +349,7 @@ def calibration_plot(
     ax.set(
         xlabel="predicted probability",
         ylabel="observed rate",
-        title=f"{title}: calibration on validation",
+        title=f"{title}: calibration, out-of-fold CV predictions",
     )
     ax.legend()
     return save_figure(fig, out_dir / "winner_calibration.png")

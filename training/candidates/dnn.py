@@ -52,9 +52,23 @@ class DnnCandidate:
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
         return self.network.predict_proba(x)
 
+    def margin(self, x: pd.DataFrame) -> np.ndarray:
+        return self.network.margin(x)
+
     def to_onnx(self) -> tuple[onnx.ModelProto, str, int | None]:
         proto, probability = self.network.to_onnx()
         return proto, probability, None
+
+    def onnx_margin(self, proto: onnx.ModelProto) -> str:
+        """The input of the Sigmoid that makes the graph's probability output."""
+        output = proto.graph.output[0].name
+        producers = {o: n for n in proto.graph.node for o in n.output}
+        node = producers.get(output)
+        while node is not None and node.op_type in ("Identity", "Reshape"):
+            node = producers.get(node.input[0])
+        if node is None or node.op_type != "Sigmoid":
+            raise RuntimeError("the network's graph does not end in a Sigmoid")
+        return node.input[0]
 
     def default_params(self, rows: int) -> dict[str, Any]:
         return {"epochs": 10}

@@ -35,6 +35,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from model.specs import ModelSpec
 from training.candidates.logreg import native_input, sklearn_to_onnx
+from training.candidates.margin import add_ml_margin
 
 update_registered_converter(
     lgb.LGBMClassifier,
@@ -150,8 +151,15 @@ class GbmCandidate:
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
         return self.pipeline.predict_proba(native_input(self.spec, x))[:, 1]
 
+    def margin(self, x: pd.DataFrame) -> np.ndarray:
+        features = self.pipeline[:-1].transform(native_input(self.spec, x))
+        return self.pipeline.named_steps["classifier"].predict(features, raw_score=True)
+
     def to_onnx(self) -> tuple[onnx.ModelProto, str, int | None]:
         return sklearn_to_onnx(self.pipeline, self.spec), "probabilities", 1
+
+    def onnx_margin(self, proto: onnx.ModelProto) -> str:
+        return add_ml_margin(proto)
 
     def default_params(self, rows: int) -> dict[str, Any]:
         return dict(DEFAULTS)

@@ -79,6 +79,12 @@ class ScorecardCandidate:
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(x)))
 
+    def margin(self, x: pd.DataFrame) -> np.ndarray:
+        return self.logit(x)
+
+    def onnx_margin(self, proto: onnx.ModelProto) -> str:
+        return "scorecard_logit"
+
     def points(
         self, factor: float, slope: float = 1.0, intercept: float = 0.0
     ) -> list[np.ndarray]:
