@@ -161,6 +161,10 @@ def log_and_register_onnx(
             f"onnxruntime=={onnxruntime.__version__}",
         ],
         onnx_model=proto,
+        # MLflow's default lists CUDA first, and every load of the model on a CPU-only
+        # machine (its own check of the input example, here) then warns that CUDA is
+        # unavailable. The predictor runs on CPU (serving/model.py): say so.
+        onnx_execution_providers=["CPUExecutionProvider"],
         name="model",
         signature=signature,
         input_example=input_example,
