@@ -41,6 +41,9 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.model_latency
 	$(BIN)/python -m bench.credit_competition
+	$(BIN)/python -m bench.credit_cutoffs
+	$(BIN)/python -m bench.fraud_realistic
+	$(BIN)/python -m bench.class_weights
 	$(BIN)/python -m bench.credit_reasons
 	$(BIN)/python -m bench.monitoring
 

@@ -3,8 +3,8 @@ logistic regression and gradient boosting, under the job's own protocol?
 
 On the three real credit data sets of bench/real_credit.py, for each data set and seed it runs exactly what `riskserve train credit --data FILE
 --target COL` runs before registering: the 70/15/15 split, every credit candidate tuned
-by Optuna over stratified CV within the default budget, the winner chosen on
-validation, and reports the holdout ROC-AUC of the winner and of each candidate.
+by Optuna over stratified CV within the default budget, the winner chosen by CV on
+train + validation, and reports the holdout ROC-AUC of the winner and of each candidate.
 
     python -m bench.credit_competition [--seeds 3] [--data german,credit_data,hmda]
 """
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     names = candidates.names("credit")
     print(
         f"credit competition on real data: {len(chosen)} data sets x {args.seeds} seeds "
-        f"(holdout ROC-AUC; the winner is chosen on validation)",
+        f"(holdout ROC-AUC; the winner is chosen by CV on train + validation)",
         flush=True,
     )
     summary = []

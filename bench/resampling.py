@@ -30,9 +30,9 @@ from training.candidates.logreg import LogisticCandidate, native_input
 SCORERS = {"pr_auc": "average_precision", "roc_auc": "roc_auc"}
 
 
-def variants(candidate, params: dict) -> dict:
-    weighted = candidate.build({**params, "balanced": True})
-    plain = candidate.build({**params, "balanced": False})
+def variants(candidate, params: dict, y: pd.Series) -> dict:
+    weighted = candidate.build({**params, "class_weight": "balanced"}, y.to_numpy())
+    plain = candidate.build({**params, "class_weight": "none"}, y.to_numpy())
     steps = list(plain.steps)
     resampled = ResamplingPipeline(
         [
@@ -54,7 +54,7 @@ def measure(kind: str, spec, x: pd.DataFrame, y: pd.Series, folds: int) -> list[
         (LogisticCandidate(spec, 0), {"C": 0.5}),
         (GbmCandidate(spec, 0), gbm_params),
     ):
-        for label, pipeline in variants(candidate, params).items():
+        for label, pipeline in variants(candidate, params, y).items():
             started = time.monotonic()
             scores = cross_val_score(
                 pipeline,

@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--budget",
         type=float,
-        help="seconds of hyperparameter search, shared by the candidates (default: "
-        "20 s per million feature values, 10 s to 600 s)",
+        help="seconds of cross-validation and hyperparameter search, shared evenly by "
+        "the candidates (default: 50 s per million feature values, 10 s to 900 s)",
     )
     parser.add_argument(
         "--folds", type=int, default=3, help="stratified CV folds of the search"

@@ -20,6 +20,7 @@ import tf2onnx  # noqa: E402
 from tensorflow import keras  # noqa: E402
 
 from model.specs import ModelSpec  # noqa: E402
+from training.candidates.class_weights import positive_weight  # noqa: E402
 
 # Continuous, non-negative, heavy-tailed features are scaled on a log scale; the
 # log1p sits in the graph, before Normalization, so raw values go in.
@@ -162,16 +163,12 @@ def train_network(
     epochs: int,
     seed: int,
     say,
+    class_weighting: str = "balanced",
 ) -> FraudNetwork:
     tf.config.threading.set_inter_op_parallelism_threads(2)
     model = build_network(spec, train_x, seed)
-    positives = max(int(train_y.sum()), 1)
-    negatives = max(len(train_y) - positives, 1)
-    # Balanced class weights: each class contributes half of the loss.
-    class_weight = {
-        0: len(train_y) / (2 * negatives),
-        1: len(train_y) / (2 * positives),
-    }
+    weight = positive_weight(class_weighting, train_y.to_numpy())
+    class_weight = None if weight == 1.0 else {0: 1.0, 1: weight}
 
     def as_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return {

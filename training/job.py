@@ -36,6 +36,13 @@ from training.candidates.competition import (
 )
 from training.candidates.margin import sigmoid
 from training.candidates.scorecard import BINS_TENSOR
+from training.cutoff_policy import (
+    choose_cutoff,
+    format_strategy_table,
+    outcome,
+    parse_policy,
+    strategy_table,
+)
 from training.dataset import JobConfig, LoadedData
 from training.decision_graph import (
     add_credit_decision,
@@ -157,7 +164,7 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
     progress.detail(
         f"{winner.name} refitted on train + validation ({len(splits.fit_y)} rows)"
     )
-    proto, decision = decision_outputs(config, native, splits)
+    proto, decision = decision_outputs(config, native, progress)
     reasons = None
     if config.kind == "credit":
         reasons = add_credit_reasons(config, spec, entries, native, splits, progress)
@@ -178,13 +185,14 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         "git_commit": commit,
         "candidate": winner.name,
         **{k: repr(float(v)) for k, v in decision.items()},
+        **({"cutoff_policy": config.cutoff_policy} if config.kind == "credit" else {}),
         **(reasons.table.metadata(reasons.k) if reasons else {}),
     }
     proto = finalize(set_metadata(proto, metadata))
     valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
     if reasons is not None:
         check_reasons(reasons, splits, valid_out, progress)
-    evaluation = evaluate(config, spec, proto, splits, work_dir, progress)
+    evaluation = evaluate(config, spec, proto, splits, work_dir, progress, decision)
     if reasons is not None:
         log_scorecard(reasons, config, winner, native, evaluation)
     table = comparison_table(config.kind, entries, winner, splits.test_y)
@@ -302,8 +310,10 @@ def calibrate_winner(
 
 
 def decision_outputs(
-    config: JobConfig, native: NativeModel, splits: Splits
+    config: JobConfig, native: NativeModel, progress
 ) -> tuple[onnx.ModelProto, dict[str, float]]:
+    """The threshold (fraud) or cut-off (credit), chosen on the winner's calibrated
+    out-of-fold predictions, and the graph with the decision outputs."""
     if config.kind == "fraud":
         threshold = choose_threshold(
             native.oof_y, native.oof_p, config.target_precision
@@ -312,11 +322,21 @@ def decision_outputs(
             native.proto, native.probability, native.column, threshold
         )
         return proto, {"threshold": threshold}
+    policy = parse_policy(config.cutoff_policy)
+    # The scores as the graph computes them (float32), so ties fall alike.
+    oof_scores = config.scaling.score(native.oof_p).astype(np.float32)
+    choice = choose_cutoff(policy, native.oof_p, oof_scores)
+    progress.stage(
+        f"cut-off {choice.score:.1f} ({choice.policy}): expected approval rate "
+        f"{choice.approval_rate:.1%}, bad rate among the approved "
+        f"{choice.bad_rate:.1%}, profit per applicant "
+        f"{choice.profit_per_applicant:+.3f} on {len(native.oof_p)} out-of-fold rows"
+    )
     proto = add_credit_decision(
-        native.proto, native.probability, native.column, config.scaling, config.cutoff
+        native.proto, native.probability, native.column, config.scaling, choice.score
     )
     return proto, {
-        "cutoff": config.cutoff,
+        "cutoff": choice.score,
         "base_score": config.scaling.base_score,
         "base_odds": config.scaling.base_odds,
         "pdo": config.scaling.pdo,
@@ -370,7 +390,7 @@ class Evaluation:
 
 
 def evaluate(
-    config, spec, proto, splits: Splits, work_dir: Path, progress
+    config, spec, proto, splits: Splits, work_dir: Path, progress, decision
 ) -> Evaluation:
     progress.stage("evaluating on the holdout")
     holdout_feeds = onnx_feeds(spec, splits.test_x)
@@ -386,9 +406,24 @@ def evaluate(
     if config.kind == "credit":
         metrics["ks"] = ks_statistic(y_true, probability)
         scores = test_out["credit_score"]
-        metrics["approval_rate"] = float(test_out["approved"].mean())
-        plots += credit_plots(y_true, probability, scores, config.cutoff, work_dir)
+        cutoff = decision["cutoff"]
+        policy = parse_policy(config.cutoff_policy)
+        metrics |= outcome(y_true, scores, cutoff, policy)
+        plots += credit_plots(y_true, probability, scores, cutoff, work_dir)
         tables["score_bands.csv"] = score_bands(y_true, scores)
+        strategy = strategy_table(y_true, probability, scores, policy, cutoff)
+        tables["strategy_table.csv"] = strategy
+        progress.detail(
+            f"strategy table on the holdout ({len(y_true)} applicants; profit at "
+            f"{policy.gain:g} per good, -{policy.loss:g} per bad approved):"
+        )
+        for line in format_strategy_table(strategy).splitlines():
+            progress.detail("  " + line)
+        progress.detail(
+            f"at the cut-off {cutoff:.1f}: approval rate {metrics['approval_rate']:.1%}"
+            f", bad rate among the approved {metrics['approved_bad_rate']:.1%}, profit "
+            f"per applicant {metrics['profit_per_applicant']:+.3f} (holdout)"
+        )
     return Evaluation(metrics, plots, tables, holdout_feeds, work_dir)
 
 
@@ -425,6 +460,7 @@ def log_and_register(
         **(extra_tags or {}),
     }
     if config.kind == "credit":
+        tags["cutoff_policy"] = config.cutoff_policy
         tags["score_scaling"] = (
             f"score = {config.scaling.offset:.4f} + {config.scaling.factor:.4f} * ln(odds_good)"
         )
@@ -441,6 +477,8 @@ def log_and_register(
         "calibrated": native.calibration is not None,
         **decision,
     }
+    if config.kind == "credit":
+        params["cutoff_policy"] = config.cutoff_policy
     if config.kind == "fraud":
         params["epochs"] = config.epochs
     metrics = {
@@ -497,12 +535,11 @@ def log_candidate_run(entry: Entry, kind: str) -> None:
             "search_pruned": search.pruned,
             "search_seconds": search.seconds,
         }
-        if search.cv_scores:
-            values[f"cv_{metric_name}_mean"] = search.cv_mean
-            values[f"cv_{metric_name}_std"] = search.cv_std
+        values[f"cv_{metric_name}_std"] = entry.cv_std
+        values[f"best_trial_cv_{metric_name}_mean"] = search.cv_mean
         mlflow.log_metrics(values)
         for fold, score in enumerate(search.cv_scores):
-            mlflow.log_metric(f"cv_{metric_name}", score, step=fold)
+            mlflow.log_metric(f"cv_{metric_name}_fold", score, step=fold)
 
 
 def _decide_champion(config: JobConfig, champion, pr_auc: float) -> tuple[bool, str]:

@@ -154,3 +154,37 @@ def test_calibration_of_a_calibrated_margin_is_not_kept_or_changes_nothing():
     if result.calibration is not None:
         assert abs(result.calibration.slope - 1) < 0.1
         assert abs(result.calibration.intercept) < 0.1
+
+
+def test_a_parity_failure_names_the_candidate_the_step_and_the_probabilities():
+    """A graph whose calibration is not the native model's (here: another slope) is
+    refused before registering, with what a user needs to report it."""
+    from training.candidates.competition import Entry, Splits
+    from training.dataset import JobConfig
+    from training.decision_graph import add_fraud_decision
+    from training.job import NativeModel, ParityError, check_parity
+    from training.progress import Progress
+
+    spec, x, y = separable("fraud")
+    candidate = candidates.create("fraud", "gbm", spec, seed=0)
+    params = {**DEFAULTS, "n_estimators": 200, "learning_rate": 0.3}
+    candidate.fit(x[:4500], y[:4500], None, None, params)
+    proto, _, _ = candidate.to_onnx()
+    graph_calibration = PlattCalibration(0.25, -1.8)
+    proto, probability, column = graph_calibration.append_to(
+        proto, candidate.onnx_margin(proto)
+    )
+    proto = add_fraud_decision(proto, probability, column, 0.5)
+    entry = Entry("gbm", candidate=candidate)
+    native = NativeModel(
+        entry, PlattCalibration(0.3, -1.8), proto, probability, column, None, None
+    )
+    rest_x, rest_y = x[4500:], y[4500:]
+    splits = Splits(x[:4500], y[:4500], rest_x[:700], rest_y[:700], rest_x, rest_y)
+    with pytest.raises(ParityError) as failure:
+        check_parity(
+            JobConfig(kind="fraud"), spec, proto, native, splits, Progress("t")
+        )
+    message = str(failure.value)
+    assert "of gbm (calibration: Platt calibration on the margin)" in message
+    assert "the rows' probabilities range from" in message

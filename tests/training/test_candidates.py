@@ -135,7 +135,7 @@ def test_without_rounding_threshold_rows_break_parity():
     classifier = candidate.pipeline.named_steps["classifier"]
     rounded_booster = classifier.booster_
     unrounded = GbmCandidate(spec, seed=0)
-    unrounded.pipeline = unrounded.build(SMALL_GBM)
+    unrounded.pipeline = unrounded.build(SMALL_GBM, y.to_numpy())
     unrounded.pipeline.fit(x, y.to_numpy())  # the same fit, thresholds untouched
     rows = threshold_rows(rounded_booster, x, spec.numeric_features)
     native = unrounded.predict_proba(rows)

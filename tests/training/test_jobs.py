@@ -79,9 +79,12 @@ def test_version_registered_with_aliases(registered_models, client, kind):
     if kind == "fraud":
         assert 0.0 < float(tags["threshold"]) < 1.0
     else:
-        assert (
-            "ln(odds_good)" in tags["score_scaling"] and float(tags["cutoff"]) == 560.0
-        )
+        assert "ln(odds_good)" in tags["score_scaling"]
+        # the default policy: the break-even score of PD = 1 / (1 + 5)
+        factor = 20 / np.log(2)
+        break_even = 600 - factor * np.log(50) + factor * np.log(5)
+        assert tags["cutoff_policy"] == "profit:1:5"
+        assert float(tags["cutoff"]) == pytest.approx(break_even, abs=0.01)
 
 
 @pytest.mark.parametrize("kind", ["fraud", "credit"])
@@ -165,7 +168,10 @@ def test_credit_score_follows_the_design_scaling(registered_models, client, tmp_
     factor = 20 / np.log(2)
     expected = 600 - factor * np.log(50) + factor * np.log((1 - p) / p)
     np.testing.assert_allclose(score, expected, atol=1e-2)
-    assert list(approved) == list(score >= 560)
+    cutoff = float(
+        client.get_model_version_by_alias("credit", "champion").tags["cutoff"]
+    )
+    assert list(approved) == list(score >= np.float32(cutoff))
 
 
 @pytest.mark.parametrize(
@@ -435,20 +441,23 @@ def test_candidates_compete_as_child_runs(registered_models, client, kind):
         assert child.data.metrics["fit_seconds"] > 0
         assert child.data.metrics["onnx_latency_us_per_row"] > 0
         assert child.data.metrics["parity_max_abs_diff"] <= 1e-5
-        assert 0.5 < child.data.metrics[f"valid_{metric}"] <= 1
+        assert 0.5 < child.data.metrics[f"cv_{metric}"] <= 1
+        # every candidate, the DNN too, is cross-validated: one score per fold
+        # finished (all 3, or fewer when the budget ran out at a fold boundary)
+        history = client.get_metric_history(child.info.run_id, f"cv_{metric}_fold")
+        assert 1 <= len(history) <= 3
+        # ranked on the folds every candidate finished: the same for all
+        common = int(child.data.metrics["cv_folds"])
+        assert 1 <= common <= len(history)
+        assert np.mean(
+            [m.value for m in sorted(history, key=lambda m: m.step)][:common]
+        ) == pytest.approx(child.data.metrics[f"cv_{metric}"])
         if child.data.tags["candidate"] == "gbm":
             assert child.data.params["num_leaves"]
-            assert 0.5 < child.data.metrics[f"cv_{metric}_mean"] <= 1
-            history = client.get_metric_history(child.info.run_id, f"cv_{metric}")
-            # One score per fold finished: all 3, or fewer when the defaults' CV
-            # outran the search budget (it stops at a fold boundary).
-            assert 1 <= len(history) <= 3
-            assert np.mean([m.value for m in history]) == pytest.approx(
-                child.data.metrics[f"cv_{metric}_mean"]
-            )
+    assert len({c.data.metrics["cv_folds"] for c in children}) == 1
     winner = version.tags["candidate"]
-    best = max(children, key=lambda c: c.data.metrics[f"valid_{metric}"])
-    assert winner == best.data.tags["candidate"]  # chosen on validation
+    best = max(children, key=lambda c: c.data.metrics[f"cv_{metric}"])
+    assert winner == best.data.tags["candidate"]  # chosen by CV, not one split
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/lift_curve.png", "plots/winner_calibration.png"} <= artifacts
     table = pd.read_csv(

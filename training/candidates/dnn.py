@@ -17,7 +17,7 @@ def _say(message: str) -> None:
 
 
 class DnnCandidate:
-    """Scaling in the graph, two dense layers, balanced class weights, early stopping
+    """Scaling in the graph, two dense layers, sqrt-balanced class weights, early stopping
     on the validation split. Its search space is empty: one fit costs about as much as
     a whole GBM search, so the budget goes to the candidates that gain from tuning."""
 
@@ -47,6 +47,7 @@ class DnnCandidate:
             int(params["epochs"]),
             self.seed,
             _say,
+            params.get("class_weight", "balanced"),
         )
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
@@ -71,7 +72,10 @@ class DnnCandidate:
         return node.input[0]
 
     def default_params(self, rows: int) -> dict[str, Any]:
-        return {"epochs": 10}
+        # sqrt-balanced by measurement (bench.class_weights, 0.17% positives): PR-AUC
+        # 0.603 sqrt, 0.598 balanced, 0.562 none; sqrt keeps the loss on a scale
+        # where early stopping on the validation loss means something.
+        return {"epochs": 10, "class_weight": "sqrt"}
 
     def search_space(self, trial, rows: int) -> dict[str, Any]:
         return {}

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from model.specs import ModelSpec
 from training.candidates.base import ONNX_OPSET
+from training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
 from training.candidates.margin import add_ml_margin
 from training.credit_model import build_pipeline
 
@@ -55,7 +56,7 @@ def sklearn_to_onnx(pipeline: Pipeline, spec: ModelSpec) -> onnx.ModelProto:
 
 
 class LogisticCandidate:
-    """Logistic regression with balanced class weights (or none), regularisation tuned."""
+    """Logistic regression, class weighting and regularisation tuned."""
 
     name = "logreg"
 
@@ -63,18 +64,18 @@ class LogisticCandidate:
         self.spec, self.seed = spec, seed
         self.pipeline: Pipeline | None = None
 
-    def build(self, params: dict[str, Any]) -> Pipeline:
+    def build(self, params: dict[str, Any], y: np.ndarray) -> Pipeline:
         features = build_pipeline(self.spec, self.seed).named_steps["features"]
         classifier = LogisticRegression(
             C=params["C"],
-            class_weight="balanced" if params["balanced"] else None,
+            class_weight=class_weight_dict(params["class_weight"], y),
             max_iter=2000,
             random_state=self.seed,
         )
         return Pipeline([("features", features), ("classifier", classifier)])
 
     def fit(self, train_x, train_y, valid_x, valid_y, params: dict[str, Any]) -> None:
-        self.pipeline = self.build(params)
+        self.pipeline = self.build(params, train_y.to_numpy())
         self.pipeline.fit(native_input(self.spec, train_x), train_y.to_numpy())
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
@@ -90,12 +91,14 @@ class LogisticCandidate:
         return add_ml_margin(proto)
 
     def default_params(self, rows: int) -> dict[str, Any]:
-        return {"C": 0.5, "balanced": True}
+        # Unweighted by measurement (bench.class_weights, 0.17% positives): PR-AUC
+        # 0.558 none, 0.546 sqrt, 0.491 balanced.
+        return {"C": 0.5, "class_weight": "none"}
 
     def search_space(self, trial, rows: int) -> dict[str, Any]:
         return {
             "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
-            "balanced": trial.suggest_categorical("balanced", [True, False]),
+            "class_weight": trial.suggest_categorical("class_weight", CLASS_WEIGHTS),
         }
 
 
@@ -106,7 +109,10 @@ class UnweightedLogisticCandidate(LogisticCandidate):
     no single margin, and the job's own Platt step on the margin does the same work.)"""
 
     def default_params(self, rows: int) -> dict[str, Any]:
-        return {"C": 0.5, "balanced": False}
+        return {"C": 0.5, "class_weight": "none"}
 
     def search_space(self, trial, rows: int) -> dict[str, Any]:
-        return {"C": trial.suggest_float("C", 1e-3, 10.0, log=True), "balanced": False}
+        return {
+            "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
+            "class_weight": "none",
+        }
