@@ -312,12 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Each slice is judged on its own window, as a monitor run on consecutive
         # windows sees a shift once it starts. Judged together, the calm two thirds
-        # dilute the drifted third: the drifted slice alone has a PSI of 0.89 to 1.0
-        # (KS p ~1e-115), both together 0.10 to 0.13 (four seeds of this traffic),
-        # under the monitor's 0.2. Flagging the mixture would take a threshold under
-        # 0.1, PSI's "watch" level rather than "act", and it would still sit on the
-        # edge; the rule stays as measured (0 false alarms in 160 unshifted columns,
-        # bench/monitoring.py).
+        # dilute the drifted third: the drifted slice alone has a PSI of 0.89 to 1.05
+        # (KS p < 1e-89), both together 0.10 to 0.13 (four seeds of this traffic;
+        # 0.133 in a demo run), under the monitor's 0.2. Flagging the mixture would
+        # take a threshold under 0.1, PSI's "watch" level rather than "act", and it
+        # would still sit on the edge; the rule stays as measured (0 false alarms in
+        # 160 unshifted columns, bench/monitoring.py).
         boundaries = [next_whole_second()]
         for rows in (calm, drifted):
             send_traffic(settings.gateway_url, rows)
