@@ -163,7 +163,7 @@ def train_network(
     epochs: int,
     seed: int,
     say,
-    class_weighting: str = "balanced",
+    class_weighting: str = "sqrt",
 ) -> FraudNetwork:
     tf.config.threading.set_inter_op_parallelism_threads(2)
     model = build_network(spec, train_x, seed)

@@ -55,6 +55,25 @@ def registered_models(mlflow_server):
     return runs
 
 
+@pytest.fixture(scope="module")
+def client(mlflow_server, monkeypatch_module):
+    """An MLflow client of the test server; this process's mlflow calls go there too
+    (never to a store in the working directory)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    for key, value in mlflow_server.items():
+        monkeypatch_module.setenv(key, value)
+    mlflow.set_tracking_uri(mlflow_server["MLFLOW_TRACKING_URI"])
+    return MlflowClient(mlflow_server["MLFLOW_TRACKING_URI"])
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
 @pytest.fixture(scope="session")
 def train_job():
     """Runs `python -m training ARGS` with an environment, as a user would."""

@@ -27,20 +27,6 @@ CONTRACT_OUTPUTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def client(mlflow_server, monkeypatch_module):
-    for key, value in mlflow_server.items():
-        monkeypatch_module.setenv(key, value)
-    mlflow.set_tracking_uri(mlflow_server["MLFLOW_TRACKING_URI"])
-    return MlflowClient(mlflow_server["MLFLOW_TRACKING_URI"])
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
-
-
 def download_onnx(
     client: MlflowClient, name: str, alias: str, tmp_path
 ) -> onnx.ModelProto:

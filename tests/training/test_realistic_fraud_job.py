@@ -10,7 +10,6 @@ import re
 import numpy as np
 import onnxruntime as ort
 import pytest
-from mlflow import MlflowClient
 
 from model.synthetic import card_fraud_pca
 from tests.training.conftest import run_job
@@ -20,7 +19,7 @@ ROWS = 40_000
 
 
 @pytest.fixture(scope="module")
-def realistic_job(mlflow_server, tmp_path_factory):
+def realistic_job(mlflow_server, client, tmp_path_factory):
     folder = tmp_path_factory.mktemp("realistic-fraud")
     csv = folder / "card_fraud.csv"
     frame = card_fraud_pca(ROWS, seed=7)
@@ -30,7 +29,7 @@ def realistic_job(mlflow_server, tmp_path_factory):
         mlflow_server,
         timeout=900,
     )
-    return job, frame, MlflowClient(mlflow_server["MLFLOW_TRACKING_URI"])
+    return job, frame, client
 
 
 def test_the_fraud_job_registers_a_model_with_default_options(realistic_job):

@@ -47,7 +47,7 @@ class DnnCandidate:
             int(params["epochs"]),
             self.seed,
             _say,
-            params.get("class_weight", "balanced"),
+            params.get("class_weight", "sqrt"),
         )
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
