@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         type=float,
         help="seconds of cross-validation and hyperparameter search, shared evenly by "
-        "the candidates (default: 50 s per million feature values, 10 s to 900 s)",
+        "the candidates (default: 67 s per million feature values, 10 s to 900 s)",
     )
     parser.add_argument(
         "--folds", type=int, default=3, help="stratified CV folds of the search"

@@ -246,14 +246,15 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
 
 
 def default_budget(rows: int, features: int) -> float:
-    """Seconds of search: 50 s per million feature values, 10 s to 900 s.
+    """Seconds of search: 67 s per million feature values, 10 s to 900 s.
 
-    Every candidate gets an even share, and cross-validating the GBM's defaults (800
-    trees, 3 folds) on 230,000 rows of 30 features takes about 90 s on 2 cores: the
-    old 20 s per million (137 s for that data, 46 s a candidate) ended the search
-    inside its first trial. Now 342 s there; about 70 s for the demo's 200,000 rows
-    of 7 features; the 10 s floor for small data."""
-    return float(min(900.0, max(10.0, rows * features / 20_000)))
+    Cross-validating the GBM's defaults (800 trees, 3 folds) on 230,000 rows of 30
+    features takes about 90 s on 2 cores, the DNN's about as much: the old 20 s per
+    million (137 s for that data, 46 s a candidate) ended every search inside its
+    first trial. Now 456 s there, shared by the candidates still to run (the DNN's
+    unspent share goes to the GBM and the logistic regression); about 93 s for the
+    demo's 200,000 rows of 7 features; the 10 s floor for small data."""
+    return float(min(900.0, max(10.0, rows * features / 15_000)))
 
 
 @dataclass

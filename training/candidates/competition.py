@@ -229,24 +229,26 @@ def compete(
     fixed: dict[str, dict[str, Any]],
     say: Callable[[str], None],
 ) -> tuple[Entry, list[Entry]]:
-    """(winner, every entry). The budget is shared evenly by the candidates; one
-    with nothing to tune spends its share cross-validating its defaults."""
+    """(winner, every entry). The budget is shared evenly by the candidates still to
+    run: what one leaves unspent (a candidate with nothing to tune cross-validates
+    its defaults once and stops) goes to those after it."""
     rows = len(splits.train_y) + len(splits.valid_y)
     tunable = {name for name in names if _tunable(kind, name, spec, seed, rows)}
-    share = budget_s / max(len(names), 1)
     entries = []
+    spent = 0.0
     for i, name in enumerate(names, start=1):
+        share = max(budget_s - spent, 0.0) / (len(names) - i + 1)
         budget_text = (
             f"search budget {share:.0f} s"
             if name in tunable
             else f"no search: its defaults cross-validated within {share:.0f} s"
         )
         say(f"candidate {i}/{len(names)}: {name} ({budget_text})")
-        entries.append(
-            run_candidate(
-                kind, name, spec, splits, share, folds, seed, fixed.get(name, {}), say
-            )
+        entry = run_candidate(
+            kind, name, spec, splits, share, folds, seed, fixed.get(name, {}), say
         )
+        entries.append(entry)
+        spent += entry.search.seconds if entry.search else share
     standing = [e for e in entries if e.ok]
     if not standing:
         reasons = "; ".join(f"{e.name}: {e.error}" for e in entries)
