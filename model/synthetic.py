@@ -270,7 +270,9 @@ CARD_FRAUD_MAX_AMOUNT = 25_691.16
 #   linear model cannot tell from the many normal rows with one of the three;
 # - joint extreme: V13 and V15 both far out with the same sign, either sign (no
 #   linear signal: the class means of V13 and V15 are those of normal rows);
-# - disguised: drawn like normal rows, barely shifted; no model finds them.
+# - disguised: normal rows one standard deviation out on V14, V12, V10 and V17: above
+#   most normal rows (as the original's ROC-AUC of about 0.98 says its frauds are)
+#   but among thousands of them, so no model finds them at a useful precision.
 _FRAUD_KINDS = {"far_out": 0.66, "card_testing": 0.11, "joint": 0.11, "disguised": 0.12}
 
 
@@ -385,7 +387,8 @@ def card_fraud_pca(
             sign * _PCA_STD[column] * (3.6 + np.abs(rng.normal(0, 1, n)))
         )
 
-    fv[kind == "disguised", 13] -= 0.4 * _PCA_STD[13]  # V14
+    disguised = np.ix_(kind == "disguised", [13, 11, 9, 16])  # V14, V12, V10, V17
+    fv[disguised] -= _PCA_STD[[13, 11, 9, 16]]
 
     v -= v.mean(axis=0)  # principal components are centred
     label = np.zeros(rows, dtype=np.int64)
