@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.real_credit import DATA, RealData
+from bench.throwaway_mlflow import create_experiment, use_throwaway_mlflow
 from training.cutoff_policy import (
     DEFAULT_POLICY,
     CutoffPolicy,
@@ -39,25 +39,6 @@ from training.cutoff_policy import (
 
 FIXED = "score:560"  # the default before --cutoff-policy
 HOLDOUT_KEYS = ("approval_rate", "approved_bad_rate", "profit_per_applicant")
-
-
-def use_throwaway_mlflow(folder: Path) -> None:
-    """MLflow on a SQLite file in `folder`; runs and models are written there too."""
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
-    os.environ.pop("RISKSERVE_TRAINING_MLFLOW_TRACKING_URI", None)
-    os.environ.setdefault("RISKSERVE_TRAINING_GIT_COMMIT", "bench")
-
-
-def create_experiment(name: str, folder: Path) -> None:
-    """The job's experiment, created first so that its artifacts land in `folder`
-    rather than in ./mlruns of the working directory."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    MlflowClient().create_experiment(
-        name, artifact_location=(folder / "artifacts" / name).as_uri()
-    )
 
 
 def holdout_outputs(model_name: str, version: str, data: RealData, seed: int):

@@ -20,7 +20,6 @@ PR-AUC and ROC-AUC of:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.throwaway_mlflow import create_experiment, use_throwaway_mlflow
 from model.synthetic import card_fraud_pca
 from training.dataset import JobConfig, LoadedData, load_data
 from training.job import split
@@ -58,25 +58,6 @@ class Split:
     valid_y: np.ndarray
     test_x: pd.DataFrame
     test_y: np.ndarray
-
-
-def use_throwaway_mlflow(folder: Path) -> None:
-    """MLflow on a SQLite file in `folder`; runs and models are written there too."""
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
-    os.environ.pop("RISKSERVE_TRAINING_MLFLOW_TRACKING_URI", None)
-    os.environ.setdefault("RISKSERVE_TRAINING_GIT_COMMIT", "bench")
-
-
-def create_experiment(name: str, folder: Path) -> None:
-    """The job's experiment, created first so that its artifacts land in `folder`
-    rather than in ./mlruns of the working directory."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    MlflowClient().create_experiment(
-        name, artifact_location=(folder / "artifacts" / name).as_uri()
-    )
 
 
 def scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:

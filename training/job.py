@@ -25,6 +25,7 @@ from training import candidates
 from training.candidates.calibration import PlattCalibration, calibrate
 from training.candidates.competition import (
     PRIMARY_METRIC,
+    CompetitionError,
     Entry,
     Splits,
     calibration_plot,
@@ -159,90 +160,100 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         f"winner: {winner.name} (cv {PRIMARY_METRIC[config.kind][0]} "
         f"{winner.cv_score:.4f} +- {winner.cv_std:.4f} on {winner.cv_folds} folds)"
     )
-    work_dir = Path(tempfile.mkdtemp(prefix=f"riskserve-{config.name}-"))
-    native = calibrate_winner(winner, splits, config, work_dir, progress)
-    progress.detail(
-        f"{winner.name} refitted on train + validation ({len(splits.fit_y)} rows)"
-    )
-    proto, decision = decision_outputs(config, native, progress)
-    reasons = None
-    if config.kind == "credit":
-        reasons = add_credit_reasons(config, spec, entries, native, splits, progress)
-        proto = add_reason_codes(
+    # The plots and tables are logged to MLflow; the folder is gone after the job.
+    with tempfile.TemporaryDirectory(prefix=f"riskserve-{config.name}-") as tmp:
+        work_dir = Path(tmp)
+        native = calibrate_winner(winner, splits, config, work_dir, progress)
+        progress.detail(
+            f"{winner.name} refitted on train + validation ({len(splits.fit_y)} rows)"
+        )
+        proto, decision = decision_outputs(config, native, progress)
+        reasons = None
+        if config.kind == "credit":
+            reasons = add_credit_reasons(
+                config, spec, entries, native, splits, progress
+            )
+            proto = add_reason_codes(
+                proto,
+                reasons.table,
+                reasons.k,
+                reasons.with_points,
+                BINS_TENSOR if reasons.with_points else None,
+            )
+        commit = git_commit(settings)
+        metadata = {
+            "model_kind": config.kind,
+            "model_name": config.name,
+            "model_version": registry.next_version(config.name),
+            "features": ",".join(spec.feature_names),
+            "data_hash": data_hash(features, target),
+            "git_commit": commit,
+            "candidate": winner.name,
+            **{k: repr(float(v)) for k, v in decision.items()},
+            **(
+                {"cutoff_policy": config.cutoff_policy}
+                if config.kind == "credit"
+                else {}
+            ),
+            **(reasons.table.metadata(reasons.k) if reasons else {}),
+        }
+        proto = finalize(set_metadata(proto, metadata))
+        valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
+        if reasons is not None:
+            check_reasons(reasons, splits, valid_out, progress)
+        evaluation = evaluate(config, spec, proto, splits, work_dir, progress, decision)
+        if reasons is not None:
+            log_scorecard(reasons, config, winner, native, evaluation)
+        table = comparison_table(config.kind, entries, winner, splits.test_y)
+        evaluation.plots.append(
+            lift_curve(entries, splits.test_y, work_dir, config.name)
+        )
+        evaluation.tables["comparison.csv"] = table
+        evaluation.metrics["parity_max_abs_diff"] = parity
+
+        champion_check = None
+        if config.promote_if_better:
+            progress.stage("scoring the current champion on the same holdout")
+            champion_check = registry.champion_pr_auc(
+                config.name,
+                evaluation.holdout_feeds,
+                splits.test_y.to_numpy(),
+                PROBABILITY_OUTPUT[config.kind],
+            )
+
+        progress.stage("logging the run and registering the model in MLflow")
+        run_id, version = log_and_register(
+            config,
+            data,
+            winner,
+            entries,
+            native,
             proto,
-            reasons.table,
-            reasons.k,
-            reasons.with_points,
-            BINS_TENSOR if reasons.with_points else None,
+            decision,
+            commit,
+            evaluation,
+            valid_out,
+            splits,
+            reasons.table.tags(reasons.k) if reasons else {},
         )
-    commit = git_commit(settings)
-    metadata = {
-        "model_kind": config.kind,
-        "model_name": config.name,
-        "model_version": registry.next_version(config.name),
-        "features": ",".join(spec.feature_names),
-        "data_hash": data_hash(features, target),
-        "git_commit": commit,
-        "candidate": winner.name,
-        **{k: repr(float(v)) for k, v in decision.items()},
-        **({"cutoff_policy": config.cutoff_policy} if config.kind == "credit" else {}),
-        **(reasons.table.metadata(reasons.k) if reasons else {}),
-    }
-    proto = finalize(set_metadata(proto, metadata))
-    valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
-    if reasons is not None:
-        check_reasons(reasons, splits, valid_out, progress)
-    evaluation = evaluate(config, spec, proto, splits, work_dir, progress, decision)
-    if reasons is not None:
-        log_scorecard(reasons, config, winner, native, evaluation)
-    table = comparison_table(config.kind, entries, winner, splits.test_y)
-    evaluation.plots.append(lift_curve(entries, splits.test_y, work_dir, config.name))
-    evaluation.tables["comparison.csv"] = table
-    evaluation.metrics["parity_max_abs_diff"] = parity
-
-    champion_check = None
-    if config.promote_if_better:
-        progress.stage("scoring the current champion on the same holdout")
-        champion_check = registry.champion_pr_auc(
-            config.name,
-            evaluation.holdout_feeds,
-            splits.test_y.to_numpy(),
-            PROBABILITY_OUTPUT[config.kind],
+        is_champion, why = _decide_champion(
+            config, champion_check, evaluation.metrics["pr_auc"]
         )
-
-    progress.stage("logging the run and registering the model in MLflow")
-    run_id, version = log_and_register(
-        config,
-        data,
-        winner,
-        entries,
-        native,
-        proto,
-        decision,
-        commit,
-        evaluation,
-        valid_out,
-        splits,
-        reasons.table.tags(reasons.k) if reasons else {},
-    )
-    is_champion, why = _decide_champion(
-        config, champion_check, evaluation.metrics["pr_auc"]
-    )
-    aliases = registry.set_aliases(config.name, version, is_champion)
-    progress.detail(why)
-    progress.detail("candidates compared (holdout columns for information only):")
-    for line in format_table(table).splitlines():
-        progress.detail("  " + line)
-    return JobResult(
-        model_name=config.name,
-        version=version,
-        aliases=aliases,
-        metrics=evaluation.metrics,
-        run_id=run_id,
-        parity=parity,
-        ui_url=registry.ui_url(settings.mlflow_tracking_uri, config.name, version),
-        winner=winner.name,
-    )
+        aliases = registry.set_aliases(config.name, version, is_champion)
+        progress.detail(why)
+        progress.detail("candidates compared (holdout columns for information only):")
+        for line in format_table(table).splitlines():
+            progress.detail("  " + line)
+        return JobResult(
+            model_name=config.name,
+            version=version,
+            aliases=aliases,
+            metrics=evaluation.metrics,
+            run_id=run_id,
+            parity=parity,
+            ui_url=registry.ui_url(settings.mlflow_tracking_uri, config.name, version),
+            winner=winner.name,
+        )
 
 
 def default_budget(rows: int, features: int) -> float:
@@ -283,6 +294,11 @@ def calibrate_winner(
         "calibrating the winner on its out-of-fold CV margins (kept if Brier improves)"
     )
     oof = winner.search.oof_margin
+    if oof is None:  # every trial's folds scored NaN: nothing to calibrate on
+        raise CompetitionError(
+            f"{winner.name} has no out-of-fold predictions to calibrate and choose "
+            "its threshold on"
+        )
     scored = ~np.isnan(oof)
     margin, y = oof[scored], splits.fit_y.to_numpy()[scored]
     result = calibrate(margin, y, config.seed)
