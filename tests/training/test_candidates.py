@@ -181,7 +181,13 @@ def test_search_starts_from_the_defaults_and_keeps_the_best():
     assert result.oof_margin is not None and not np.isnan(result.oof_margin).any()
 
 
-def test_a_budget_smaller_than_one_cv_scores_the_defaults_on_one_fold():
+@pytest.mark.parametrize(
+    "budget",
+    # 0: what a candidate is left with after one before it overran the budget;
+    # it still gets its defaults (Optuna would start no trial at all)
+    [1e-3, 0.0],
+)
+def test_a_budget_smaller_than_one_cv_scores_the_defaults_on_one_fold(budget):
     spec, x, y = small_data("fraud", rows=1500)
     seen = []
     result = tune(
@@ -191,7 +197,7 @@ def test_a_budget_smaller_than_one_cv_scores_the_defaults_on_one_fold():
         y,
         lambda t, margin: float(np.mean((margin > 0) == t)),
         folds=3,
-        budget_s=1e-3,  # spent before the first fold ends
+        budget_s=budget,  # spent before the first fold ends
         seed=0,
         say=seen.append,
     )

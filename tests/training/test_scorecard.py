@@ -95,7 +95,8 @@ def contract_graph(scorecard, cutoff=560.0, k=4, calibration=None):
     """The scorecard as a job exports it when it wins: decision, reasons, points."""
     proto, probability, column = scorecard.to_onnx()
     if calibration is not None:
-        proto, probability, column = calibration.append_to(proto, probability, column)
+        margin = scorecard.onnx_margin(proto)
+        proto, probability, column = calibration.append_to(proto, margin)
     proto = add_credit_decision(proto, probability, column, SCALING, cutoff)
     reasons = credit_reasons(scorecard, True, SCALING.factor, calibration, k)
     proto = add_reason_codes(proto, reasons.table, k, True, BINS_TENSOR)

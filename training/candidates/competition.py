@@ -237,7 +237,12 @@ def compete(
     entries = []
     spent = 0.0
     for i, name in enumerate(names, start=1):
-        share = max(budget_s - spent, 0.0) / (len(names) - i + 1)
+        # An even share of what is left, never below half the first even share:
+        # a candidate that overran (a fold takes what it takes) does not starve
+        # the ones after it.
+        share = max(
+            (budget_s - spent) / (len(names) - i + 1), budget_s / len(names) / 2
+        )
         budget_text = (
             f"search budget {share:.0f} s"
             if name in tunable

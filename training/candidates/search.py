@@ -161,14 +161,15 @@ def tune(
     study.enqueue_trial(probe.default_params(rows))
     started = time.monotonic()
     deadline = started + budget_s
-    study.optimize(
-        objective,
-        timeout=budget_s,
-        n_trials=max_trials,
-        catch=(Exception,),
-        callbacks=[report],
-        gc_after_trial=True,
-    )
+    run = {"catch": (Exception,), "callbacks": [report], "gc_after_trial": True}
+    # The defaults run whatever the budget (on one fold at least): Optuna's timeout
+    # is checked before a trial starts, and a budget of 0 would run none.
+    study.optimize(objective, n_trials=1, **run)
+    left = deadline - time.monotonic()
+    more = None if max_trials is None else max_trials - 1
+    defaults_fit = study.trials[0].state != optuna.trial.TrialState.FAIL
+    if defaults_fit and left > 0 and (more is None or more > 0):
+        study.optimize(objective, timeout=left, n_trials=more, **run)
     best = _best(study)
     if best is None:
         raise CandidateError(
