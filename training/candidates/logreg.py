@@ -20,7 +20,7 @@ from model.specs import ModelSpec
 from training.candidates.base import ONNX_OPSET
 from training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
 from training.candidates.margin import add_ml_margin
-from training.credit_model import build_pipeline
+from training.logistic_features import feature_pipeline
 
 
 def onnx_initial_types(spec: ModelSpec) -> list:
@@ -65,7 +65,7 @@ class LogisticCandidate:
         self.pipeline: Pipeline | None = None
 
     def build(self, params: dict[str, Any], y: np.ndarray) -> Pipeline:
-        features = build_pipeline(self.spec, self.seed).named_steps["features"]
+        features = feature_pipeline(self.spec)
         classifier = LogisticRegression(
             C=params["C"],
             class_weight=class_weight_dict(params["class_weight"], y),

@@ -1,4 +1,4 @@
-"""The credit model: a scikit-learn pipeline with calibrated probabilities, to ONNX.
+"""The feature pipeline of the logistic candidates, with its ONNX converters.
 
 Imputation, a signed log for heavy-tailed amounts, scaling and one-hot encoding all sit
 in the pipeline, so the exported graph takes raw features (missing values as NaN for
@@ -7,13 +7,9 @@ numbers, "" for strings) like the native model does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import onnx
-import pandas as pd
 from onnx import TensorProto
-from skl2onnx import convert_sklearn, update_registered_converter
+from skl2onnx import update_registered_converter
 from skl2onnx.algebra.onnx_ops import (
     OnnxAbs,
     OnnxAdd,
@@ -23,12 +19,10 @@ from skl2onnx.algebra.onnx_ops import (
     OnnxMul,
     OnnxSign,
 )
-from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from skl2onnx.common.data_types import FloatTensorType
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -97,49 +91,9 @@ update_registered_converter(
 )
 
 
-@dataclass
-class CreditPipeline:
-    spec: ModelSpec
-    pipeline: Pipeline
-
-    def native_input(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Features exactly as the ONNX graph sees them: FP32 numbers, strings."""
-        frame = features[self.spec.feature_names].copy()
-        for name in self.spec.numeric_features:
-            frame[name] = frame[name].astype(np.float32).astype(np.float64)
-        return frame
-
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(self.native_input(features))[:, 1]
-
-    def onnx_feeds(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
-        feeds = {}
-        for name in self.spec.numeric_features:
-            feeds[name] = features[name].to_numpy(np.float32).reshape(-1, 1)
-        for name in self.spec.categorical_features:
-            feeds[name] = features[name].astype(str).to_numpy(object).reshape(-1, 1)
-        return feeds
-
-    def to_onnx(self) -> tuple[onnx.ModelProto, str]:
-        initial_types = [
-            (
-                f.name,
-                StringTensorType([None, 1])
-                if f.kind == "categorical"
-                else FloatTensorType([None, 1]),
-            )
-            for f in self.spec.features
-        ]
-        proto = convert_sklearn(
-            self.pipeline,
-            initial_types=initial_types,
-            target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
-            options={id(self.pipeline): {"zipmap": False}},
-        )
-        return proto, "probabilities"
-
-
-def build_pipeline(spec: ModelSpec, seed: int) -> Pipeline:
+def feature_pipeline(spec: ModelSpec) -> ColumnTransformer:
+    """The logistic candidates' features: signed log, median imputation and scaling of
+    numbers, a missing-value flag per number, one-hot categories."""
     numeric = spec.numeric_features
     categorical = spec.categorical_features
     transformers = [
@@ -166,22 +120,4 @@ def build_pipeline(spec: ModelSpec, seed: int) -> Pipeline:
                 categorical,
             )
         )
-    classifier = CalibratedClassifierCV(
-        LogisticRegression(C=0.5, max_iter=2000, random_state=seed),
-        method="sigmoid",
-        cv=3,
-    )
-    return Pipeline(
-        [
-            ("features", ColumnTransformer(transformers, sparse_threshold=0.0)),
-            ("classifier", classifier),
-        ]
-    )
-
-
-def train_pipeline(
-    spec: ModelSpec, train_x: pd.DataFrame, train_y: pd.Series, seed: int
-) -> CreditPipeline:
-    model = CreditPipeline(spec=spec, pipeline=build_pipeline(spec, seed))
-    model.pipeline.fit(model.native_input(train_x), train_y.to_numpy())
-    return model
+    return ColumnTransformer(transformers, sparse_threshold=0.0)
