@@ -19,11 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from localplatform.isvc_schema import isvc_errors
 from localplatform.processes import ManagedProcess, free_port, pid_alive, stop_pid
 from localplatform.settings import PlatformSettings
+from localplatform.spec_rules import (
+    SpecError,
+    allowed_env,
+    annotation_problems,
+    default_model_roots,
+    env_problems,
+    excerpt,
+    load_yaml_documents,
+    name_problem,
+    storage_problem,
+    valid_name,
+)
 from localplatform.state import (
     InferenceServiceState,
     PlatformState,
@@ -52,11 +62,12 @@ class RunningRevision:
 
 def parse_documents(text: str) -> list[dict[str, Any]]:
     """The InferenceServices in a YAML stream (other kinds, e.g. from `helm template`,
-    are skipped: the local platform runs InferenceServices)."""
+    are skipped: the local platform runs InferenceServices). Aliases and deep nesting
+    are refused before anything is built."""
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d]
-    except yaml.YAMLError as exc:
-        raise ApplyError(f"not valid YAML: {exc}") from None
+        documents = load_yaml_documents(text)
+    except SpecError as exc:
+        raise ApplyError(str(exc)) from None
     services = [
         d
         for d in documents
@@ -75,40 +86,94 @@ class LocalPlatform:
         self.state_path = self.root / "state.json"
         self.state = PlatformState.load(self.state_path)
         self.running: dict[str, RunningRevision] = {}
+        self.model_roots = default_model_roots(settings.state_dir, settings.model_roots)
         self.version = 0  # bumped on every routing change; the gateway caches on it
 
     # -- applying specs ------------------------------------------------------------
 
-    def apply_documents(self, documents: list[dict[str, Any]]) -> list[str]:
-        """Validate every document first; apply only when all are valid."""
-        problems = []
+    def check_documents(
+        self, documents: list[dict[str, Any]]
+    ) -> list[tuple[str, list[str]]]:
+        """Each document's name and what is wrong with it. Reads no state, so the
+        gateway runs it off its event loop (a large document takes a while)."""
+        limit = self.settings.max_documents_per_apply
+        if len(documents) > limit:
+            raise ApplyError(
+                f"{len(documents)} InferenceServices in one apply; the limit is {limit} "
+                "(RISKSERVE_MAX_DOCUMENTS_PER_APPLY)"
+            )
+        results, seen = [], set()
         for document in documents:
             errors = isvc_errors(document)
             metadata = document.get("metadata")
-            name = str(metadata.get("name", "?")) if isinstance(metadata, dict) else "?"
-            if not errors and not storage_uri(document["spec"]["predictor"]):
-                errors = ["spec.predictor.model.storageUri is missing"]
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            name = name if isinstance(name, str) and valid_name(name) else "?"
+            if not errors:
+                spec = document["spec"]
+                problem = storage_problem(
+                    storage_uri(spec["predictor"]), self.model_roots
+                )
+                errors = [
+                    *([problem] if problem else []),
+                    *env_problems(spec),
+                    *annotation_problems(metadata.get("annotations")),
+                ]
+            if name != "?" and name in seen:
+                errors.append("appears twice in one apply")
+            seen.add(name)
+            results.append((name, errors))
+        return results
+
+    def apply_documents(self, documents: list[dict[str, Any]]) -> list[str]:
+        """Validate every document first; apply only when all are valid."""
+        return self.apply_checked(documents, self.check_documents(documents))
+
+    def apply_checked(
+        self, documents: list[dict[str, Any]], results: list[tuple[str, list[str]]]
+    ) -> list[str]:
+        """Apply documents `check_documents` passed, all or none: they are applied to
+        a copy of the state, which replaces the state only within every limit."""
+        problems = []
+        for name, errors in results:
             if errors:
                 problems.append(f"InferenceService {name}: " + "; ".join(errors[:3]))
                 if name in self.state.services:
                     self.state.services[name].invalid_reason = "; ".join(errors[:3])
         if problems:
             self.save()
-            raise ApplyError(" | ".join(problems))
-        return [self._apply_one(document) for document in documents]
+            raise ApplyError(excerpt(" | ".join(problems[:5]), 2000))
+        candidate = copy.deepcopy(self.state)
+        messages = [self._apply_one(candidate, document) for document in documents]
+        self._check_limits(candidate)
+        self.state = candidate
+        self.changed()
+        return messages
 
-    def _apply_one(self, document: dict[str, Any]) -> str:
+    def _check_limits(self, state: PlatformState) -> None:
+        settings = self.settings
+        if len(state.services) > settings.max_inferenceservices:
+            raise ApplyError(
+                f"{len(state.services)} InferenceServices; the limit is "
+                f"{settings.max_inferenceservices} (RISKSERVE_MAX_INFERENCESERVICES): "
+                "delete one with `riskserve delete NAME`"
+            )
+        processes = sum(len(s.needed_revisions()) for s in state.services.values())
+        if processes > settings.max_predictor_processes:
+            raise ApplyError(
+                f"this apply needs {processes} predictor processes; the limit is "
+                f"{settings.max_predictor_processes} (RISKSERVE_MAX_PREDICTOR_PROCESSES)"
+            )
+
+    def _apply_one(self, state: PlatformState, document: dict[str, Any]) -> str:
         name = document["metadata"]["name"]
         spec = copy.deepcopy(document["spec"])
         annotations = (document.get("metadata") or {}).get("annotations") or {}
         spec["_annotations"] = {
-            k: v for k, v in annotations.items() if k.startswith("riskserve.io/")
+            k: str(v) for k, v in annotations.items() if k.startswith("riskserve.io/")
         }
-        service = self.state.services.get(name)
+        service = state.services.get(name)
         if service is None:
-            service = self.state.services[name] = InferenceServiceState(
-                name=name, spec=spec
-            )
+            service = state.services[name] = InferenceServiceState(name=name, spec=spec)
         else:
             service.spec = spec
             service.generation += 1
@@ -124,6 +189,7 @@ class LocalPlatform:
                 spec_hash=digest,
             )
             service.revisions.append(revision)
+            self._forget_old_revisions(service)
             message = (
                 f"{name}: created revision {revision.name} ({revision.storage_uri})"
             )
@@ -132,15 +198,43 @@ class LocalPlatform:
         if service.canary_percent is not None:
             message += f", canaryTrafficPercent {service.canary_percent}"
         service.settle()
-        self.changed()
         return message
+
+    def _forget_old_revisions(self, service: InferenceServiceState) -> None:
+        """Keep at most `max_revisions_per_service` revisions, forgetting the oldest
+        that serve no traffic (as Knative's revision garbage collector does)."""
+        limit = self.settings.max_revisions_per_service
+        keep = {r.name for r in service.needed_revisions()}
+        keep |= {service.latest_rolledout, service.previous_rolledout}
+        for old in list(service.revisions[:-1]):
+            if len(service.revisions) <= limit:
+                return
+            if old.name not in keep:
+                service.revisions.remove(old)
+        if len(service.revisions) > limit:
+            raise ApplyError(
+                f"{service.name} would have {len(service.revisions)} revisions that "
+                f"all serve traffic; the limit is {limit} "
+                "(RISKSERVE_MAX_REVISIONS_PER_SERVICE)"
+            )
+
+    def delete(self, name: str) -> str:
+        """Forget an InferenceService; the next tick stops its predictors."""
+        if name not in self.state.services:
+            raise KeyError(self.unknown(name))
+        del self.state.services[name]
+        self.changed()
+        return f"{name}: deleted"
+
+    def unknown(self, name: str) -> str:
+        known = ", ".join(sorted(self.state.services)) or "none"
+        return f"unknown InferenceService {excerpt(name, 70)!r} (known: {known})"
 
     def patch(self, name: str, changes: dict[str, Any]) -> str:
         """A change of storageUri, canaryTrafficPercent (None removes it) or shadow."""
         service = self.state.services.get(name)
         if service is None:
-            known = ", ".join(sorted(self.state.services)) or "none"
-            raise KeyError(f"unknown InferenceService {name!r} (known: {known})")
+            raise KeyError(self.unknown(name))
         spec = copy.deepcopy(service.spec)
         annotations = spec.pop("_annotations", {})
         predictor = spec["predictor"]
@@ -167,7 +261,7 @@ class LocalPlatform:
             if value is None:
                 annotations.pop(key, None)
             else:
-                annotations[key] = str(value)
+                annotations[str(key)] = str(value)
         if "shadow" in changes:
             if changes["shadow"]:
                 annotations["riskserve.io/shadow"] = "true"
@@ -192,13 +286,12 @@ class LocalPlatform:
 
     def _start(self, service: InferenceServiceState, revision: Revision) -> None:
         http_port, grpc_port = free_port(), free_port()
-        env = dict(self.env)
+        # The spec's settings are on an allow-list of tuning knobs (spec_rules), so they
+        # may win over the platform's; the key, the host and the rest are never among them.
+        env = {**self.env, **allowed_env(revision.predictor)}
         env["RISKSERVE_SERVING_REVISION"] = revision.name
         env["RISKSERVE_SERVING_HOST"] = self.settings.host
-        for item in (revision.predictor.get("model") or {}).get("env", []) or []:
-            if "value" in item:
-                env[item["name"]] = str(item["value"])
-        process = ManagedProcess(
+        spawn = ManagedProcess(
             name=f"predictor {revision.name}",
             argv=[
                 sys.executable,
@@ -215,7 +308,15 @@ class LocalPlatform:
             ],
             log_path=self.root / "logs" / f"{revision.name}.log",
             env=env,
-        ).start()
+            die_with_parent=True,
+        )
+        try:
+            process = spawn.start()
+        except OSError as exc:
+            revision.failed, revision.pid = True, None
+            revision.reason = f"predictor could not start: {excerpt(str(exc), 200)}"
+            log.error("%s: %s", revision.name, revision.reason)
+            return
         revision.pid, revision.http_port, revision.grpc_port = (
             process.pid,
             http_port,
@@ -254,66 +355,90 @@ class LocalPlatform:
         return running.pool if running else None
 
     async def tick(self) -> None:
-        """One pass over every revision: start, probe, notice deaths, stop leftovers."""
-        dirty = False
-        for service in self.state.services.values():
-            needed = {r.name for r in service.needed_revisions()}
-            for revision in service.revisions:
-                running = self.running.get(revision.name)
-                if revision.name not in needed:
-                    if running is not None:
-                        self._stop(revision)
-                        dirty = True
-                    continue
-                if running is None:
-                    self._start(service, revision)
+        """One pass over every revision: start, probe, notice deaths, stop leftovers.
+        A service that cannot run is marked so and skipped: it never stops the tick
+        for the others."""
+        dirty = self._stop_forgotten()
+        for service in list(self.state.services.values()):
+            try:
+                dirty = await self._tick_service(service) or dirty
+            except Exception as exc:  # one bad service must not starve the others
+                reason = f"cannot run: {excerpt(str(exc), 200)}"
+                if service.invalid_reason != reason:
+                    log.exception("%s: %s", service.name, reason)
+                    service.invalid_reason = reason
                     dirty = True
-                    continue
-                if not running.process.alive():
-                    dirty = True
-                    code = running.process.popen.returncode
-                    reason = (
-                        _last_error_line(running.process) or f"exited with code {code}"
-                    )
-                    self.running.pop(revision.name)
-                    running.pool.close()
-                    revision.ready = False
-                    if running.was_ready:
-                        # It served before: restart it, as a kubelet restarts a pod.
-                        revision.reason = (
-                            f"predictor process died ({reason}); restarting"
-                        )
-                        log.warning("%s: %s", revision.name, revision.reason)
-                        await asyncio.sleep(0)  # let in-flight retries see it gone
-                        self._start(service, revision)
-                    else:
-                        revision.failed = True
-                        revision.pid = None
-                        revision.reason = f"predictor failed to start: {reason}"
-                        log.error("%s: %s", revision.name, revision.reason)
-                    continue
-                if not revision.ready:
-                    if await _model_ready(
-                        running.pool,
-                        service.name,
-                        self.settings.readiness_probe_timeout_s,
-                    ):
-                        revision.ready, revision.reason = True, ""
-                        running.was_ready = True
-                        dirty = True
-                        log.info("%s is ready", revision.name)
-                    elif (
-                        time.monotonic() - running.started_at
-                        > self.settings.predictor_ready_timeout_s
-                    ):
-                        self._stop(revision)
-                        revision.failed = True
-                        revision.reason = f"not ready within {self.settings.predictor_ready_timeout_s:.0f} s"
-                        dirty = True
-            if service.settle():
-                dirty = True
         if dirty:
             self.changed()
+
+    def _stop_forgotten(self) -> bool:
+        """Stop predictors whose revision was deleted or forgotten."""
+        known = {r.name for s in self.state.services.values() for r in s.revisions}
+        forgotten = [name for name in self.running if name not in known]
+        for name in forgotten:
+            running = self.running.pop(name)
+            running.pool.close()
+            running.process.stop(grace=5)
+            log.info("stopped %s: its revision is gone", name)
+        return bool(forgotten)
+
+    async def _tick_service(self, service: InferenceServiceState) -> bool:
+        problem = name_problem(service.name)
+        if problem:  # from a state file written before names were checked
+            if service.invalid_reason != problem:
+                service.invalid_reason = problem
+                return True
+            return False
+        dirty = False
+        needed = {r.name for r in service.needed_revisions()}
+        for revision in service.revisions:
+            running = self.running.get(revision.name)
+            if revision.name not in needed:
+                if running is not None:
+                    self._stop(revision)
+                    dirty = True
+                continue
+            if running is None:
+                self._start(service, revision)
+                dirty = True
+                continue
+            if not running.process.alive():
+                dirty = True
+                code = running.process.popen.returncode
+                reason = _last_error_line(running.process) or f"exited with code {code}"
+                self.running.pop(revision.name)
+                running.pool.close()
+                revision.ready = False
+                if running.was_ready:
+                    # It served before: restart it, as a kubelet restarts a pod.
+                    revision.reason = f"predictor process died ({reason}); restarting"
+                    log.warning("%s: %s", revision.name, revision.reason)
+                    await asyncio.sleep(0)  # let in-flight retries see it gone
+                    self._start(service, revision)
+                else:
+                    revision.failed = True
+                    revision.pid = None
+                    revision.reason = f"predictor failed to start: {reason}"
+                    log.error("%s: %s", revision.name, revision.reason)
+                continue
+            if not revision.ready:
+                if await _model_ready(
+                    running.pool, service.name, self.settings.readiness_probe_timeout_s
+                ):
+                    revision.ready, revision.reason = True, ""
+                    running.was_ready = True
+                    dirty = True
+                    log.info("%s is ready", revision.name)
+                elif (
+                    time.monotonic() - running.started_at
+                    > self.settings.predictor_ready_timeout_s
+                ):
+                    self._stop(revision)
+                    revision.failed = True
+                    timeout = self.settings.predictor_ready_timeout_s
+                    revision.reason = f"not ready within {timeout:.0f} s"
+                    dirty = True
+        return service.settle() or dirty
 
     def mark_suspect(
         self, revision_name: str, reason: str = "unreachable from the gateway"

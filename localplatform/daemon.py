@@ -64,12 +64,17 @@ async def run(settings: PlatformSettings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localplatform.daemon")
     parser.parse_args(argv)
+    settings = PlatformSettings()
+    problem = settings.exposure_problem()
+    if problem:
+        print(f"riskserve platform: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    serve_forever(PlatformSettings())
+    serve_forever(settings)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import hmac
 import json
 import logging
 import random
@@ -26,7 +25,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from localplatform.control_guard import ControlGuard, key_matches, presented_key
 from localplatform.controller import ApplyError, LocalPlatform, parse_documents
+from localplatform.spec_rules import excerpt, valid_name
 from localplatform.upstream import UpstreamError
 from serving.buckets import LATENCY_BOUNDS_MS
 
@@ -91,9 +92,11 @@ class Gateway:
         self.try_timeout_s = platform.settings.gateway_try_timeout_s
         self._shadow_tasks: set[asyncio.Task] = set()
         # The key the predictors require (they inherit it from the platform): the
-        # gateway's own server metadata asks for it too.
+        # gateway asks for it too, before it says whether a model exists.
         key = platform.env.get("RISKSERVE_SERVING_API_KEY")
         self._api_key = key.encode() if key else None
+        self.guard = ControlGuard(platform.settings, key)
+        self._applying = asyncio.Semaphore(1)  # one apply parses at a time
 
     # -- routing ---------------------------------------------------------------------
 
@@ -143,14 +146,7 @@ class Gateway:
     def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         if self._api_key is None:
             return True
-        presented = b""
-        for name, value in headers:
-            if name == b"x-api-key":
-                presented = value
-                break
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                presented = value[7:].strip()
-        return hmac.compare_digest(presented, self._api_key)
+        return key_matches(presented_key(headers), self._api_key)
 
     # -- ASGI --------------------------------------------------------------------------
 
@@ -177,16 +173,26 @@ class Gateway:
                 {"name": "riskserve-gateway", "version": "0.1.0", "extensions": []},
             )
         if path == "/metrics":
+            refusal = self.guard.check(scope, changes=False)
+            if refusal is not None:
+                return await _send(send, refusal.status, {"error": refusal.message})
             return await _send_metrics(send, generate_latest(self.registry))
         if path.startswith("/platform/"):
+            changes = method not in ("GET", "HEAD")
+            refusal = self.guard.check(scope, changes=changes)
+            if refusal is not None:
+                return await _send(send, refusal.status, {"error": refusal.message})
             return await self.control(scope, receive, send, method, path)
-        return await _send(send, 404, {"error": f"no route for {path}"})
+        return await _send(send, 404, {"error": f"no route for {excerpt(path)}"})
 
     async def proxy(self, scope, receive, send, path: str) -> None:
         isvc = path.split("/", 4)[3]
+        if self._api_key is not None and not self._authorized(scope["headers"]):
+            # Before the lookup: without the key, a 404 would say which models exist.
+            return await _send(send, 401, {"error": "missing or invalid API key"})
         if isvc not in self.platform.state.services:
             return await _send(
-                send, 404, {"error": f"unknown InferenceService {isvc!r}"}
+                send, 404, {"error": f"unknown InferenceService {excerpt(isvc)!r}"}
             )
         body = await _read_body(receive, self.max_body)
         if body is None:
@@ -307,11 +313,16 @@ class Gateway:
                 send,
                 405,
                 {
-                    "error": f"{method} is not allowed on {path}; use {', '.join(allowed)}"
+                    "error": f"{method} is not allowed on {excerpt(path)}; use "
+                    f"{', '.join(allowed)}"
                 },
                 [(b"allow", ", ".join(allowed).encode())],
             )
-        return await _send(send, 404, {"error": f"no control route {method} {path}"})
+        return await _send(
+            send,
+            404,
+            {"error": f"no control route {excerpt(method, 10)} {excerpt(path)}"},
+        )
 
     async def _status(self, receive, send) -> None:
         await _send(send, 200, self.platform.status())
@@ -320,28 +331,60 @@ class Gateway:
         await _send(send, 200, await self.traffic())
 
     async def _apply(self, receive, send) -> None:
-        body = await _read_body(receive, 10 * 1024 * 1024)
-        try:
-            messages = self.platform.apply_documents(
-                parse_documents((body or b"").decode())
+        limit = self.platform.settings.max_apply_bytes
+        body = await _read_body(receive, limit)
+        if body is None:
+            return await _send(
+                send,
+                400,
+                {
+                    "error": f"the YAML is larger than {limit} bytes "
+                    "(RISKSERVE_MAX_APPLY_BYTES)"
+                },
             )
-        except ApplyError as exc:
-            return await _send(send, 400, {"error": str(exc)})
+        try:
+            text = body.decode()
         except UnicodeDecodeError:
             return await _send(send, 400, {"error": "the YAML is not UTF-8 text"})
+        try:
+            # Parsing and validating a large document takes a while: off the event
+            # loop, one apply at a time, so inference never waits for it.
+            async with self._applying:
+                documents, results = await asyncio.to_thread(
+                    self._parse_and_check, text
+                )
+            messages = self.platform.apply_checked(documents, results)
+        except ApplyError as exc:
+            return await _send(send, 400, {"error": str(exc)})
         await _send(send, 200, {"applied": messages})
 
+    def _parse_and_check(self, text: str):  # noqa: ANN202
+        documents = parse_documents(text)
+        return documents, self.platform.check_documents(documents)
+
     async def _patch(self, receive, send, name: str) -> None:
+        if not valid_name(name) or name not in self.platform.state.services:
+            return await _send(send, 404, {"error": self.platform.unknown(name)})
+        body = await _read_body(receive, 64 * 1024)
+        if body is None:
+            return await _send(send, 400, {"error": "a patch is at most 64 KiB"})
         try:
-            changes = json.loads(await _read_body(receive, 1024 * 1024) or b"{}")
+            changes = json.loads(body or b"{}")
             if not isinstance(changes, dict):
                 raise ApplyError("a patch is a JSON object of changes")
             message = self.platform.patch(name, changes)
         except KeyError as exc:
             return await _send(send, 404, {"error": exc.args[0]})
         except (ApplyError, ValueError) as exc:
-            return await _send(send, 400, {"error": str(exc)})
+            return await _send(send, 400, {"error": excerpt(str(exc), 2000)})
         await _send(send, 200, {"applied": [message]})
+
+    async def _delete(self, receive, send, name: str) -> None:
+        try:
+            message = self.platform.delete(name)
+        except KeyError as exc:
+            return await _send(send, 404, {"error": exc.args[0]})
+        await _send(send, 200, {"deleted": [message]})
 
     async def traffic(self) -> dict[str, Any]:
         """Per InferenceService, each revision's share, counters and score histogram."""
@@ -413,6 +456,7 @@ CONTROL_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         re.compile(r"/platform/inferenceservices/(?P<name>[^/]+)/patch"),
         "_patch",
     ),
+    ("DELETE", re.compile(r"/platform/inferenceservices/(?P<name>[^/]+)"), "_delete"),
 ]
 
 

@@ -9,6 +9,7 @@ silently, and a typo in `canaryTrafficPercent` must not pass unnoticed.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from functools import cache
 from pathlib import Path
@@ -16,9 +17,12 @@ from typing import Any
 
 import jsonschema
 
+from localplatform.spec_rules import excerpt, name_problem
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "inferenceservice-v1beta1.json.gz"
 API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
+MAX_ERRORS = 5
 
 
 def close_schema(schema: Any) -> Any:
@@ -58,13 +62,17 @@ def isvc_errors(document: dict[str, Any]) -> list[str]:
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
         return [
             f"expected apiVersion {API_VERSION} and kind {KIND}, got "
-            f"{document.get('apiVersion')} {document.get('kind')}"
+            f"{excerpt(document.get('apiVersion'))} {excerpt(document.get('kind'))}"
         ]
     errors = []
-    name = (document.get("metadata") or {}).get("name")
-    if not name:
-        errors.append("metadata.name is missing")
-    for error in sorted(_validator().iter_errors(document), key=lambda e: list(e.path)):
+    metadata = document.get("metadata")
+    problem = name_problem(metadata.get("name") if isinstance(metadata, dict) else None)
+    if problem:
+        errors.append(problem)
+    # The first few errors, each quoted through `excerpt`: jsonschema's messages repeat
+    # the offending value, which may be as large as the document.
+    found = itertools.islice(_validator().iter_errors(document), MAX_ERRORS)
+    for error in sorted(found, key=lambda e: [str(p) for p in e.path]):
         where = ".".join(str(p) for p in error.absolute_path) or "(root)"
-        errors.append(f"{where}: {error.message}")
+        errors.append(f"{excerpt(where, 120)}: {excerpt(error.message, 160)}")
     return errors

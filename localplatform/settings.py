@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +44,54 @@ class PlatformSettings(BaseSettings):
     readiness_probe_timeout_s: float = Field(default=0.5, gt=0)
     """How long the controller's readiness probe waits for a predictor's answer."""
 
+    platform_admin_key: SecretStr | None = None
+    """`RISKSERVE_PLATFORM_ADMIN_KEY`: the key the control API's changes (apply, patch,
+    delete) require. Without it, the serving key guards them too. Reading routes
+    (status, traffic, `/metrics`) take either key. With no key at all, the control API
+    answers loopback clients only, and the gateway refuses a non-loopback address."""
+
+    serving_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("RISKSERVE_SERVING_API_KEY")
+    )
+    """The predictors' key (every predictor inherits it); the CLI sends it to the
+    control API when no admin key is set."""
+
+    gateway_allowed_hosts: list[str] = []
+    """Host names the control API answers to besides loopback and `host` (a JSON list,
+    e.g. `["riskserve.internal"]`): any other `Host` header is refused, so a web page
+    that rebinds its own name to 127.0.0.1 gets nothing."""
+
+    gateway_header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection whose request head is not complete within this many seconds is
+    closed (slow clients must not hold the gateway's descriptors)."""
+
+    gateway_max_concurrent_requests: int = Field(default=512, ge=1)
+    """Requests the gateway works on at once; beyond it the answer is a 503 with
+    `Retry-After`."""
+
+    max_apply_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest YAML body `POST /platform/apply` reads (1 MiB: a KServe object is at most
+    1.5 MiB in etcd, and the local platform's are a few hundred bytes)."""
+
+    max_documents_per_apply: int = Field(default=20, ge=1)
+    """InferenceServices in one apply."""
+
+    max_inferenceservices: int = Field(default=50, ge=1)
+    """InferenceServices the platform holds in total."""
+
+    max_revisions_per_service: int = Field(default=20, ge=3)
+    """Revisions kept per InferenceService: beyond it the oldest without traffic are
+    forgotten; when every kept revision still has traffic, the apply is refused."""
+
+    max_predictor_processes: int = Field(default=16, ge=1)
+    """Predictor processes the platform runs at once (each holds a model in memory,
+    about 110 MB): an apply that would need more is refused."""
+
+    model_roots: list[Path] = []
+    """Folders a local `storageUri` may lie in (a JSON list), besides the state folder,
+    the working directory and the system's temporary folder. Any other local path is
+    refused without saying whether it exists."""
+
     mlflow_port: int = 5000
     """Port of the local MLflow tracking server."""
 
@@ -78,6 +127,37 @@ class PlatformSettings(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def control_key(self) -> str | None:
+        """The key the CLI sends to the control API: the admin key, else the serving
+        key, else none."""
+        for key in (self.platform_admin_key, self.serving_api_key):
+            if key is not None and key.get_secret_value():
+                return key.get_secret_value()
+        return None
+
+    def exposure_problem(self) -> str | None:
+        """Why the gateway must not start as configured: a non-loopback address with
+        no key would open the control API to the network."""
+        if self.control_key is None and not is_loopback(self.host):
+            return (
+                f"refusing to listen on {self.host} without a key: set "
+                "RISKSERVE_PLATFORM_ADMIN_KEY (or RISKSERVE_SERVING_API_KEY), or use "
+                "RISKSERVE_HOST=127.0.0.1"
+            )
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def inherited_environment() -> dict[str, str]:

@@ -81,7 +81,14 @@ class InferenceServiceState:
         return next((r for r in reversed(self.revisions) if r.ready), None)
 
     def next_revision_name(self) -> str:
-        return f"{self.name}-predictor-{len(self.revisions) + 1:05d}"
+        """One past the highest revision number: old revisions may have been forgotten,
+        and a name is never reused."""
+        numbers = [
+            int(r.name.rsplit("-", 1)[-1])
+            for r in self.revisions
+            if r.name.rsplit("-", 1)[-1].isdigit()
+        ]
+        return f"{self.name}-predictor-{max(numbers, default=0) + 1:05d}"
 
     # -- KServe's traffic rules ------------------------------------------------
 

@@ -23,7 +23,7 @@ def gateway(tmp_path) -> Gateway:
 def call(gateway: Gateway, method: str, path: str, **kwargs) -> httpx.Response:
     async def one() -> httpx.Response:
         transport = httpx.ASGITransport(app=gateway)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
             return await c.request(method, path, **kwargs)
 
     return run_async(one())
@@ -38,7 +38,13 @@ def test_control_routes_answer_their_method_and_name_it_otherwise(gateway) -> No
     assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
     unknown = call(gateway, "POST", "/platform/inferenceservices/nope/patch", json={})
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
-    bad = call(gateway, "POST", "/platform/apply", content=b"\xff\xfe")
+    bad = call(
+        gateway,
+        "POST",
+        "/platform/apply",
+        content=b"\xff\xfe",
+        headers={"content-type": "application/yaml"},
+    )
     assert bad.status_code == 400 and "UTF-8" in bad.json()["error"]
     assert call(gateway, "GET", "/platform/nothing").status_code == 404
 

@@ -1,0 +1,202 @@
+"""What the local platform accepts beyond KServe's schema, checked before anything runs.
+
+A cluster's API server and KServe's webhook refuse bad names; the local platform also
+runs every predictor as a process of the operator's own user, so it refuses what would
+let a spec reach outside its revision: names that are not DNS-1123 labels (they become
+file names), `env` that is not on an allow-list (a Python process obeys
+`PYTHONWARNINGS`, `BROWSER` and its own API key variable), local `storageUri`s outside
+the model roots, and YAML that expands (aliases) or nests without bound. Every message
+quotes the input through `excerpt`, so no answer grows with what was sent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+MAX_NAME = 63
+MAX_DEPTH = 64
+MAX_ANNOTATION_BYTES = 1024
+EXCERPT = 80
+
+# Predictor settings a spec may tune per InferenceService. Nothing here can run code,
+# turn off auth, move the inference log or change where the predictor listens.
+ALLOWED_ENV = frozenset(
+    f"RISKSERVE_SERVING_{name}"
+    for name in (
+        "MAX_BATCH_SIZE",
+        "INLINE_MAX_ROWS",
+        "ONNX_THREADS",
+        "MODEL_VERSION",
+        "LOG_LEVEL",
+    )
+)
+MAX_ENV_VALUE = 256
+
+
+class SpecError(ValueError):
+    """A document the platform refuses; the message is bounded and names the field."""
+
+
+def excerpt(value: object, limit: int = EXCERPT) -> str:
+    """`value` as text, cut to `limit` characters: error messages never echo more."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` is not a DNS-1123 label of at most 63 characters (as KServe asks)."""
+    if not isinstance(name, str) or not name:
+        return "metadata.name is missing"
+    if len(name) > MAX_NAME or NAME.fullmatch(name) is None:
+        return (
+            f"metadata.name {excerpt(name, 70)!r} must be a DNS-1123 label: lower-case "
+            f"letters, digits and '-', starting and ending with a letter or digit, at "
+            f"most {MAX_NAME} characters"
+        )
+    return None
+
+
+def valid_name(name: str) -> bool:
+    return name_problem(name) is None
+
+
+# -- YAML ---------------------------------------------------------------------------------
+def load_yaml_documents(text: str) -> list[Any]:
+    """The documents of a YAML stream, refusing aliases and deep nesting.
+
+    An alias (`*name`) lets 700 bytes expand to gigabytes; the events are scanned
+    (libyaml, in C) before anything is built, so a refused stream costs one pass.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
+                raise SpecError(
+                    "YAML aliases (*name) are not accepted: write the value out"
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SpecError(f"YAML nests deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SpecError(f"not valid YAML{where}: {excerpt(problem)}") from None
+
+
+# -- env ------------------------------------------------------------------------------------
+def env_problems(spec: dict[str, Any]) -> list[str]:
+    """What is wrong with the `env` of a spec: only `predictor.model.env` is run, and
+    only the allow-listed predictor settings, with plain values."""
+    problems = []
+    predictor = spec.get("predictor") or {}
+    model = predictor.get("model") or {}
+    for where, entries in _env_lists(spec):
+        if where != "spec.predictor.model.env" or entries is not model.get("env"):
+            problems.append(f"{where} is not run by the local platform")
+            continue
+        for entry in entries or []:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if name not in ALLOWED_ENV:
+                problems.append(
+                    f"{where}: {excerpt(name)!r} is not allowed on the local platform "
+                    f"(allowed: {', '.join(sorted(ALLOWED_ENV))})"
+                )
+            elif "valueFrom" in entry:
+                problems.append(
+                    f"{where}: {name} uses valueFrom, which runs only on a cluster"
+                )
+            elif len(str(entry.get("value", ""))) > MAX_ENV_VALUE or "\0" in str(
+                entry.get("value", "")
+            ):
+                problems.append(
+                    f"{where}: {name} has a value longer than {MAX_ENV_VALUE} characters"
+                )
+    return problems
+
+
+def _env_lists(node: Any, where: str = "spec") -> Iterable[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}"
+            if key == "env" and isinstance(value, list):
+                yield here, value
+            else:
+                yield from _env_lists(value, here)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _env_lists(value, f"{where}[{index}]")
+
+
+def allowed_env(predictor: dict[str, Any]) -> dict[str, str]:
+    """The allow-listed settings of a validated predictor spec, as environment."""
+    entries = (predictor.get("model") or {}).get("env") or []
+    return {
+        e["name"]: str(e["value"])
+        for e in entries
+        if e.get("name") in ALLOWED_ENV and "value" in e
+    }
+
+
+# -- storageUri ---------------------------------------------------------------------------
+REMOTE_SCHEMES = ("s3://", "models:/")
+
+
+def default_model_roots(state_dir: Path, extra: Iterable[Path] = ()) -> list[Path]:
+    """Where a local `storageUri` may lie: the state folder (MLflow's local artifacts),
+    the working directory, the system's temporary folder and any configured roots."""
+    roots = [state_dir, Path.cwd(), Path(tempfile.gettempdir()), *extra]
+    return [Path(os.path.realpath(r)) for r in roots]
+
+
+def storage_problem(uri: object, roots: list[Path]) -> str | None:
+    """Why the platform refuses `uri`. A local path outside the roots is refused
+    without looking at it: the answer never says whether such a path exists."""
+    if not isinstance(uri, str) or not uri:
+        return "spec.predictor.model.storageUri is missing"
+    if "\0" in uri or len(uri) > 1024:
+        return "spec.predictor.model.storageUri is not a usable URI"
+    if uri.startswith(REMOTE_SCHEMES):
+        return None
+    if "://" in uri and not uri.startswith("file://"):
+        return (
+            f"spec.predictor.model.storageUri {excerpt(uri)!r}: use s3://bucket/prefix, "
+            "models:/name@alias or a local folder"
+        )
+    path = Path(os.path.realpath(uri.removeprefix("file://")))
+    if not any(path == root or root in path.parents for root in roots):
+        return (
+            f"spec.predictor.model.storageUri {excerpt(uri)!r} is outside the model "
+            f"roots ({', '.join(str(r) for r in roots)}); add a folder to "
+            "RISKSERVE_MODEL_ROOTS to serve from it"
+        )
+    return None
+
+
+# -- annotations --------------------------------------------------------------------------
+def annotation_problems(annotations: object) -> list[str]:
+    if annotations is None:
+        return []
+    if not isinstance(annotations, dict):
+        return ["metadata.annotations must be a mapping of name: value"]
+    problems = []
+    for key, value in annotations.items():
+        if len(str(key)) + len(str(value)) > MAX_ANNOTATION_BYTES:
+            problems.append(
+                f"metadata.annotations {excerpt(str(key), 60)!r} is longer than "
+                f"{MAX_ANNOTATION_BYTES} characters"
+            )
+    return problems
