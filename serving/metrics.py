@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 
 import numpy as np
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from serving.buckets import LATENCY_BUCKETS_S
 
@@ -48,17 +48,38 @@ ROWS = Counter(
 )
 INFERENCE_LOG_DROPPED = Counter(
     "riskserve_inference_log_dropped",
-    "Inference log records dropped because the queue was full.",
+    "Inference log records not kept: the spool was over its limit (the sink had been "
+    "failing), or a crash tore the record's line before its answer left.",
 )
 INFERENCE_LOG_WRITTEN = Counter(
     "riskserve_inference_log_written",
-    "Inference log records written.",
+    "Inference log records published (in a .jsonl file or object of the log).",
 )
 INFERENCE_LOG_WRITE_ERRORS = Counter(
     "riskserve_inference_log_write_errors",
-    "Inference log records lost because writing their batch failed.",
+    "Inference log records lost because appending them to the spool failed "
+    "(a full or read-only disk).",
 )
-
+INFERENCE_LOG_RECOVERED = Counter(
+    "riskserve_inference_log_recovered",
+    "Inference log records a stopped process left in the spool, published by this one.",
+)
+INFERENCE_LOG_PENDING = Gauge(
+    "riskserve_inference_log_pending_records",
+    "Inference log records in the spool (written, safe from a process crash), not "
+    "yet published.",
+    multiprocess_mode="livesum",
+)
+HTTP_TIMEOUTS = Counter(
+    "riskserve_http_timeouts",
+    "HTTP connections closed because a request head or body did not arrive in time.",
+    ["phase"],
+)
+HTTP_REJECTED = Counter(
+    "riskserve_http_rejected",
+    "HTTP requests answered 503 by the concurrency or in-flight body limit.",
+    ["limit"],
+)
 
 SCORE_HISTOGRAM = Histogram(
     "riskserve_output_score",

@@ -50,6 +50,11 @@ class MethodNotAllowed(ServingError):
         self.allowed = allowed
 
 
+class ClientDisconnected(Exception):
+    """The client went away (or was cut off by a read timeout) before its body came:
+    nothing is scored, logged or answered."""
+
+
 class RestApp:
     def __init__(
         self,
@@ -118,6 +123,8 @@ class RestApp:
                 )
                 return
             raise ModelNotFound(f"no route {method} {path}")
+        except ClientDisconnected:
+            return
         except ServingError as error:
             status = self.dataplane.record_error(
                 error, "rest", model_name, request_id, path
@@ -200,6 +207,8 @@ class RestApp:
                     )
                 break
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
         body = message.get("body", b"")
         if not message.get("more_body", False):
             return body
@@ -207,6 +216,8 @@ class RestApp:
         size = len(body)
         while message.get("more_body", False):
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -15,7 +15,9 @@ import uvicorn
 
 from serving.dataplane import DataPlane
 from serving.errors import ModelLoadError
+from serving.http_limits import ConcurrencyLimit, HttpTimeouts, timeout_protocol
 from serving.inference_log import InferenceLog
+from serving.metrics import HTTP_REJECTED, HTTP_TIMEOUTS
 from serving.model import OnnxRiskModel
 from serving.rest import RestApp
 from serving.settings import ServingSettings, StorageSettings
@@ -90,9 +92,13 @@ async def serve(
         inference_log = InferenceLog(
             settings.inference_log_uri,
             storage,
-            queue_size=settings.inference_log_queue_size,
             batch_size=settings.inference_log_batch_size,
             flush_seconds=settings.inference_log_flush_seconds,
+            max_file_bytes=settings.inference_log_max_file_bytes,
+            spool_dir=settings.inference_log_spool_dir,
+            max_spool_bytes=settings.inference_log_max_spool_bytes,
+            fsync=settings.inference_log_fsync,
+            fsync_seconds=settings.inference_log_fsync_seconds,
         ).start()
     dataplane = DataPlane(
         placeholder,
@@ -106,12 +112,27 @@ async def serve(
         revision=settings.revision,
         multiprocess_metrics=settings.prometheus_multiproc_dir is not None,
     )
-    config = uvicorn.Config(
+    limited = ConcurrencyLimit(
         app,
+        max_requests=settings.max_concurrent_requests,
+        max_body_bytes=settings.max_in_flight_body_bytes,
+        retry_after_seconds=settings.retry_after_seconds,
+        on_reject=lambda limit: HTTP_REJECTED.labels(limit).inc(),
+        headers=[(b"x-riskserve-revision", settings.revision.encode())]
+        if settings.revision
+        else (),
+    )
+    timeouts = HttpTimeouts(
+        header_seconds=settings.http_header_timeout_seconds,
+        body_seconds=settings.http_body_timeout_seconds,
+        on_timeout=lambda phase: HTTP_TIMEOUTS.labels(phase).inc(),
+    )
+    config = uvicorn.Config(
+        limited,
         host=settings.host,
         port=args.http_port,
         loop="none",
-        http="httptools",
+        http=timeout_protocol(timeouts),
         lifespan="off",
         access_log=False,
         log_config=args.log_config_file,

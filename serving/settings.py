@@ -110,14 +110,53 @@ class ServingSettings(BaseSettings):
     """Where to append inference records as JSON lines: a local folder or
     `s3://bucket/prefix`. Unset: no inference log."""
 
-    inference_log_queue_size: int = Field(default=10_000, ge=1)
-    """Records waiting to be written; when full, new records are dropped and counted."""
-
     inference_log_batch_size: int = Field(default=500, ge=1)
-    """Most records written in one file/object."""
+    """Most records in one published file/object."""
 
     inference_log_flush_seconds: float = Field(default=1.0, gt=0)
-    """Longest a record waits before its batch is written."""
+    """Longest a record waits in the spool before its file is published."""
+
+    inference_log_max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """A file is published once it holds this many bytes, even below the batch size."""
+
+    inference_log_spool_dir: Path | None = None
+    """Where records are appended before they are published. Default: `<root>/.spool`
+    for a local log; for S3 a folder under the system's temporary folder: point it at
+    a volume that outlives the container, so a restart publishes what a crash left."""
+
+    inference_log_max_spool_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """When the sink has failed for so long that the spool holds this much, new
+    records are dropped and counted (`riskserve_inference_log_dropped`)."""
+
+    inference_log_fsync: Literal["never", "interval"] = "never"
+    """`never`: every record is written (`write(2)`) before its answer leaves, so a
+    crash of the process loses none, but a power loss can lose what the OS had not
+    yet written back (Linux: up to ~30 s). `interval`: also fsync the open file every
+    `inference_log_fsync_seconds` and each file before it is published, so a power
+    loss loses at most that interval."""
+
+    inference_log_fsync_seconds: float = Field(default=1.0, gt=0)
+    """The fsync interval of `inference_log_fsync=interval`."""
+
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection whose request head (request line and headers) is not complete
+    this long after it opened, or after the request's first byte, is closed (408
+    when part of a request had come): slow-header clients cannot hold descriptors."""
+
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A request whose body sends nothing for this long is closed (408)."""
+
+    max_concurrent_requests: int = Field(default=256, ge=1)
+    """Requests handled at once by one process; beyond it the answer is 503 with
+    `Retry-After`, without reading the body. Health probes and /metrics are exempt."""
+
+    max_in_flight_body_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """Sum of the declared bodies (Content-Length) of the requests being handled;
+    a request that would go above it is a 503 with `Retry-After` (one request is
+    always let in, up to `max_body_bytes`)."""
+
+    retry_after_seconds: int = Field(default=1, ge=0)
+    """The `Retry-After` of those 503s."""
 
     inline_max_rows: int = Field(default=256, ge=0)
     """Requests up to this many rows run on the event loop; larger ones run in a
