@@ -7,14 +7,17 @@ the command that started it), and stopped only by that PID: we never kill by nam
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,9 +57,25 @@ class ManagedProcess:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     pidfile: Path | None = None
+    die_with_parent: bool = False
+    """Linux: the child gets SIGTERM when the thread that started it dies, even by
+    SIGKILL (prctl PR_SET_PDEATHSIG), so it cannot outlive a crashed parent. SIGTERM,
+    not SIGKILL, so that a predictor still flushes its inference log. The kernel ties
+    the signal to the starting *thread*, not the process, so `start()` must run on the
+    main thread (the daemon's controller starts predictors from its event loop there);
+    anywhere else it raises. A no-op on other systems, where the parent's next
+    `up`/`down` stops what is left (localplatform.orphans)."""
     popen: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def start(self) -> ManagedProcess:
+        preexec_fn = None
+        if self.die_with_parent:
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError(
+                    f"{self.name}: die_with_parent needs start() on the main thread; "
+                    "from any other, the child would get SIGTERM when that thread ends"
+                )
+            preexec_fn = _parent_death_signal(signal.SIGTERM)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         env = None if self.env is None else dict(self.env)  # None: inherit ours
@@ -68,6 +87,7 @@ class ManagedProcess:
             env=env,
             cwd=self.cwd,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the child
+            preexec_fn=preexec_fn,
         )
         log.close()
         if self.pidfile is not None:
@@ -113,6 +133,30 @@ class ManagedProcess:
             stop_pid(self.popen.pid, grace, popen=self.popen)
         if self.pidfile is not None:
             self.pidfile.unlink(missing_ok=True)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _parent_death_signal(signum: int) -> Callable[[], None] | None:
+    """A preexec_fn that asks the kernel to send `signum` to the child when its parent
+    dies; None where there is no prctl (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    # Resolved here, before the fork: the child only makes the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent_pid = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+            # No guarantee, no child: Popen raises SubprocessError in the parent.
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        # The parent may have died between fork and prctl; then no signal will come,
+        # and the child was re-parented already.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return set_parent_death_signal
 
 
 def stop_pid(
