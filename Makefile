@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.class_weights
 	$(BIN)/python -m bench.credit_reasons
 	$(BIN)/python -m bench.monitoring
+	$(BIN)/python -m bench.inference_log_durability
 
 reliability: install tools
 	$(BIN)/python -m pytest -q -m reliability --reliability-full tests/reliability
