@@ -13,7 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from localplatform.controller import LocalPlatform, parse_documents
+from localplatform.apply_check import parse_documents
+from localplatform.controller import LocalPlatform
 from localplatform.daemon import serve_forever
 from localplatform.settings import PlatformSettings, inherited_environment
 

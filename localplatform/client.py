@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from localplatform.orphans import stop_orphans
 from localplatform.processes import (
     ManagedProcess,
     http_ok,
@@ -38,6 +40,9 @@ def start_daemon(settings: PlatformSettings, env: dict[str, str] | None = None) 
     """Start the daemon unless it runs; True when this call started it."""
     if running(settings):
         return False
+    problem = settings.exposure_problem()
+    if problem:
+        raise PlatformError(problem)
     if port_open(settings.host, settings.gateway_port):
         raise PlatformError(
             f"port {settings.gateway_port} is taken by another program; set "
@@ -54,30 +59,70 @@ def start_daemon(settings: PlatformSettings, env: dict[str, str] | None = None) 
     return True
 
 
-def stop_daemon(settings: PlatformSettings) -> bool:
+@dataclass(frozen=True)
+class Shutdown:
+    """What `stop_daemon` did."""
+
+    daemon_stopped: bool
+    """A running daemon was stopped (it stops the predictors it started)."""
+    orphans_stopped: tuple[int, ...] = ()
+    """PIDs of predictors a dead daemon had left running, stopped now."""
+
+
+def stop_daemon(settings: PlatformSettings) -> Shutdown:
+    """Stop the daemon, then any predictor of this platform that outlived an earlier
+    daemon (one killed with SIGKILL, say): localplatform.orphans."""
     pid = read_pidfile(pidfile(settings))
     pidfile(settings).unlink(missing_ok=True)
-    return pid is not None and stop_pid(pid, grace=20)
+    daemon_stopped = pid is not None and stop_pid(pid, grace=20)
+    return Shutdown(daemon_stopped, tuple(stop_orphans(settings)))
 
 
-def _call(settings: PlatformSettings, method: str, path: str, **kwargs) -> dict:
+def _call(
+    settings: PlatformSettings,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    **kwargs,
+) -> dict:
+    headers = dict(headers or {})
+    key = settings.control_key
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
     try:
         response = httpx.request(
-            method, f"{settings.gateway_url}{path}", timeout=30, **kwargs
+            method,
+            f"{settings.gateway_url}{path}",
+            timeout=30,
+            headers=headers,
+            **kwargs,
         )
     except httpx.HTTPError as exc:
         raise PlatformError(
             f"the platform at {settings.gateway_url} is not reachable ({exc}); "
             "start it with `riskserve up`"
         ) from None
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": f"HTTP {response.status_code}: {response.text[:200]}"}
     if response.status_code >= 400:
-        raise PlatformError(body.get("error", response.text))
+        raise PlatformError(body.get("error", response.text[:200]))
     return body
 
 
 def apply_yaml(settings: PlatformSettings, text: str) -> list[str]:
-    return _call(settings, "POST", "/platform/apply", content=text.encode())["applied"]
+    return _call(
+        settings,
+        "POST",
+        "/platform/apply",
+        headers={"content-type": "application/yaml"},
+        content=text.encode(),
+    )["applied"]
+
+
+def delete(settings: PlatformSettings, name: str) -> list[str]:
+    return _call(settings, "DELETE", f"/platform/inferenceservices/{name}")["deleted"]
 
 
 def patch(settings: PlatformSettings, name: str, changes: dict) -> list[str]:

@@ -19,20 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localplatform.isvc_schema import isvc_errors
+from localplatform.apply_check import ApplyError, check_documents
 from localplatform.processes import ManagedProcess, free_port, pid_alive, stop_pid
 from localplatform.settings import PlatformSettings
 from localplatform.spec_rules import (
-    SpecError,
     allowed_env,
-    annotation_problems,
     default_model_roots,
-    env_problems,
     excerpt,
-    load_yaml_documents,
     name_problem,
-    storage_problem,
-    valid_name,
 )
 from localplatform.state import (
     InferenceServiceState,
@@ -41,15 +35,13 @@ from localplatform.state import (
     predictor_hash,
     storage_uri,
 )
+
+__all__ = ["ApplyError", "LocalPlatform"]
 from localplatform.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("riskserve.platform")
 
 TICK_S = 0.2
-
-
-class ApplyError(ValueError):
-    """A document or a change the platform refuses; nothing was changed."""
 
 
 @dataclass
@@ -58,24 +50,6 @@ class RunningRevision:
     pool: UpstreamPool
     started_at: float = field(default_factory=time.monotonic)
     was_ready: bool = False
-
-
-def parse_documents(text: str) -> list[dict[str, Any]]:
-    """The InferenceServices in a YAML stream (other kinds, e.g. from `helm template`,
-    are skipped: the local platform runs InferenceServices). Aliases and deep nesting
-    are refused before anything is built."""
-    try:
-        documents = load_yaml_documents(text)
-    except SpecError as exc:
-        raise ApplyError(str(exc)) from None
-    services = [
-        d
-        for d in documents
-        if isinstance(d, dict) and d.get("kind") == "InferenceService"
-    ]
-    if not services:
-        raise ApplyError("no InferenceService in the given YAML")
-    return services
 
 
 class LocalPlatform:
@@ -94,35 +68,9 @@ class LocalPlatform:
     def check_documents(
         self, documents: list[dict[str, Any]]
     ) -> list[tuple[str, list[str]]]:
-        """Each document's name and what is wrong with it. Reads no state, so the
-        gateway runs it off its event loop (a large document takes a while)."""
-        limit = self.settings.max_documents_per_apply
-        if len(documents) > limit:
-            raise ApplyError(
-                f"{len(documents)} InferenceServices in one apply; the limit is {limit} "
-                "(RISKSERVE_MAX_DOCUMENTS_PER_APPLY)"
-            )
-        results, seen = [], set()
-        for document in documents:
-            errors = isvc_errors(document)
-            metadata = document.get("metadata")
-            name = metadata.get("name") if isinstance(metadata, dict) else None
-            name = name if isinstance(name, str) and valid_name(name) else "?"
-            if not errors:
-                spec = document["spec"]
-                problem = storage_problem(
-                    storage_uri(spec["predictor"]), self.model_roots
-                )
-                errors = [
-                    *([problem] if problem else []),
-                    *env_problems(spec),
-                    *annotation_problems(metadata.get("annotations")),
-                ]
-            if name != "?" and name in seen:
-                errors.append("appears twice in one apply")
-            seen.add(name)
-            results.append((name, errors))
-        return results
+        return check_documents(
+            documents, self.settings.max_documents_per_apply, self.model_roots
+        )
 
     def apply_documents(self, documents: list[dict[str, Any]]) -> list[str]:
         """Validate every document first; apply only when all are valid."""

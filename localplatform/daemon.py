@@ -55,6 +55,7 @@ async def run(settings: PlatformSettings) -> None:
     finally:
         stop.set()
         await controller
+        gateway.apply_worker.close()
         platform.shutdown()
         logging.getLogger("riskserve.platform").info(
             "stopped every predictor; state saved"

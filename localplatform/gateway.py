@@ -25,8 +25,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from localplatform.apply_check import ApplyError, ApplyWorker
 from localplatform.control_guard import ControlGuard, key_matches, presented_key
-from localplatform.controller import ApplyError, LocalPlatform, parse_documents
+from localplatform.controller import LocalPlatform
 from localplatform.spec_rules import excerpt, valid_name
 from localplatform.upstream import UpstreamError
 from serving.buckets import LATENCY_BOUNDS_MS
@@ -96,7 +97,7 @@ class Gateway:
         key = platform.env.get("RISKSERVE_SERVING_API_KEY")
         self._api_key = key.encode() if key else None
         self.guard = ControlGuard(platform.settings, key)
-        self._applying = asyncio.Semaphore(1)  # one apply parses at a time
+        self.apply_worker = ApplyWorker()
 
     # -- routing ---------------------------------------------------------------------
 
@@ -347,20 +348,17 @@ class Gateway:
         except UnicodeDecodeError:
             return await _send(send, 400, {"error": "the YAML is not UTF-8 text"})
         try:
-            # Parsing and validating a large document takes a while: off the event
-            # loop, one apply at a time, so inference never waits for it.
-            async with self._applying:
-                documents, results = await asyncio.to_thread(
-                    self._parse_and_check, text
-                )
+            # Parsing and validating a large document takes a while: in a worker
+            # process, so inference never waits for it.
+            documents, results = await self.apply_worker.parse_and_check(
+                text,
+                self.platform.settings.max_documents_per_apply,
+                self.platform.model_roots,
+            )
             messages = self.platform.apply_checked(documents, results)
         except ApplyError as exc:
             return await _send(send, 400, {"error": str(exc)})
         await _send(send, 200, {"applied": messages})
-
-    def _parse_and_check(self, text: str):  # noqa: ANN202
-        documents = parse_documents(text)
-        return documents, self.platform.check_documents(documents)
 
     async def _patch(self, receive, send, name: str) -> None:
         if not valid_name(name) or name not in self.platform.state.services:

@@ -88,6 +88,10 @@ COMMANDS = {
     "apply": (_platform("apply"), "apply InferenceService YAML to the local platform"),
     "status": (_platform("status"), "the InferenceServices in KServe's status shape"),
     "down": (_platform("down"), "stop the local platform and its predictors"),
+    "delete": (
+        _platform("delete"),
+        "delete an InferenceService from the local platform",
+    ),
     "rollout": (_rollout, "canary rollouts: start, promote, rollback, status"),
     "app": (_app, "the Gradio analyst app on port 7860"),
     "monitor": (_monitor, "drift and late-label performance from the inference log"),

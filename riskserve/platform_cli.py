@@ -1,9 +1,9 @@
-"""`riskserve up | apply | status | down`: the local platform from the command line.
+"""`riskserve up | apply | status | delete | down`: the local platform from the command line.
 
 `up` starts the platform daemon (gateway on port 8000 and the controller) in the
 background, applies the given InferenceService YAML and waits until each service is
 ready; `apply` sends changed YAML to the running platform; `status` prints each
-InferenceService in KServe's shape; `down` stops the daemon, which stops every
+InferenceService in KServe's shape; `delete NAME` removes one; `down` stops the daemon, which stops every
 predictor it started.
 """
 
@@ -19,6 +19,7 @@ import yaml
 from localplatform.client import (
     PlatformError,
     apply_yaml,
+    delete,
     start_daemon,
     status,
     stop_daemon,
@@ -45,6 +46,8 @@ def main(command: str, argv: list[str]) -> int:
         parser.add_argument(
             "-o", "--output", choices=["summary", "yaml", "json"], default="summary"
         )
+    if command == "delete":
+        parser.add_argument("name", help="the InferenceService to delete")
     args = parser.parse_args(argv)
     settings = PlatformSettings()
     if command == "up":
@@ -77,12 +80,25 @@ def main(command: str, argv: list[str]) -> int:
             for line in summary_lines(report):
                 print(line)
         return 0
+    if command == "delete":
+        for message in delete(settings, args.name):
+            print(f"{message}; its predictors stop within a second")
+        return 0
     if command == "down":
-        print(
+        shutdown = stop_daemon(settings)
+        message = (
             "stopped the platform"
-            if stop_daemon(settings)
+            if shutdown.daemon_stopped
             else "the platform was not running"
         )
+        if orphans := shutdown.orphans_stopped:
+            plural = "s" if len(orphans) > 1 else ""
+            pids = ", ".join(map(str, orphans))
+            message += (
+                f"; stopped {len(orphans)} orphaned predictor{plural} "
+                f"(PID{plural} {pids})"
+            )
+        print(message)
         return 0
     raise AssertionError(command)
 

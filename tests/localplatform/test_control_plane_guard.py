@@ -23,9 +23,22 @@ BASE = "http://127.0.0.1:8000"
 YAML = {"content-type": "application/yaml"}
 
 
+_OPEN: list[Gateway] = []
+
+
 def make_gateway(tmp_path: Path, env: dict | None = None, **settings) -> Gateway:
     settings = PlatformSettings(state_dir=tmp_path / "state", **settings)
-    return Gateway(LocalPlatform(settings, env=env or {}))
+    gateway = Gateway(LocalPlatform(settings, env=env or {}))
+    _OPEN.append(gateway)
+    return gateway
+
+
+@pytest.fixture(autouse=True)
+def _close_apply_workers():
+    """Each gateway parses in a worker process of its own: stop it with the test."""
+    yield
+    while _OPEN:
+        _OPEN.pop().apply_worker.close()
 
 
 def call(

@@ -16,14 +16,18 @@ pytestmark = pytest.mark.inprocess
 
 
 @pytest.fixture
-def gateway(tmp_path) -> Gateway:
-    return Gateway(LocalPlatform(PlatformSettings(state_dir=tmp_path), env={}))
+def gateway(tmp_path):
+    gateway = Gateway(LocalPlatform(PlatformSettings(state_dir=tmp_path), env={}))
+    yield gateway
+    gateway.apply_worker.close()
 
 
 def call(gateway: Gateway, method: str, path: str, **kwargs) -> httpx.Response:
     async def one() -> httpx.Response:
         transport = httpx.ASGITransport(app=gateway)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8000"
+        ) as c:
             return await c.request(method, path, **kwargs)
 
     return run_async(one())

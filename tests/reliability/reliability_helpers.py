@@ -63,6 +63,8 @@ class Ledger:
     fault_notes: dict[str, str] = field(default_factory=dict)
     records: list[tuple[str, int, int, int]] = field(default_factory=list)
     """(what, answered requests, logged records, counted as dropped)"""
+    attacks: dict[str, str] = field(default_factory=dict)
+    """Attacks on the control plane, each with what the attacker got."""
 
     def fuzz(self, target: str, cases: int = 1) -> None:
         self.fuzzed[target] += cases
@@ -79,8 +81,13 @@ class Ledger:
     def record_count(self, what: str, answered: int, logged: int, dropped: int) -> None:
         self.records.append((what, answered, logged, dropped))
 
+    def attack(self, what: str, outcome: str) -> None:
+        self.attacks[what] = outcome
+
     def empty(self) -> bool:
-        return not (self.fuzzed or self.loads or self.faults or self.records)
+        return not (
+            self.fuzzed or self.loads or self.faults or self.records or self.attacks
+        )
 
 
 def print_ledger(ledger: Ledger, write: Callable[[str], None], full: bool) -> None:
@@ -104,6 +111,10 @@ def print_ledger(ledger: Ledger, write: Callable[[str], None], full: bool) -> No
     for name, ok in ledger.faults.items():
         note = ledger.fault_notes.get(name, "")
         rows.append((f"  {'ok' if ok else 'FAILED'}", f"{name}: {note}".strip(": ")))
+    if ledger.attacks:
+        rows.append(("attacks refused", str(len(ledger.attacks))))
+        for what, outcome in ledger.attacks.items():
+            rows.append((f"  {what}", outcome))
     lost_total = 0
     for what, answered, logged, dropped in ledger.records:
         lost = answered - logged - dropped
