@@ -16,10 +16,10 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from localplatform.apply_check import ApplyError, check_documents
+from localplatform.orphans import is_our_predictor
 from localplatform.processes import ManagedProcess, free_port, pid_alive, stop_pid
 from localplatform.settings import PlatformSettings
 from localplatform.spec_rules import (
@@ -292,7 +292,7 @@ class LocalPlatform:
                 if (
                     revision.pid
                     and pid_alive(revision.pid)
-                    and _is_our_predictor(revision)
+                    and is_our_predictor(revision.pid, revision.http_port)
                 ):
                     stop_pid(revision.pid, grace=5)
                 revision.pid, revision.ready = None, False
@@ -483,11 +483,3 @@ def _last_error_line(process: ManagedProcess) -> str:
             detail = record.get("error") or ""
             return f"{record.get('message', '')}: {detail}".strip(": ")[-400:]
     return lines[-1][-400:] if lines else ""
-
-
-def _is_our_predictor(revision: Revision) -> bool:
-    try:
-        cmdline = Path(f"/proc/{revision.pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"serving" in cmdline and str(revision.http_port).encode() in cmdline

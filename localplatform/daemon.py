@@ -19,6 +19,7 @@ import uvicorn
 from localplatform.controller import LocalPlatform
 from localplatform.gateway import Gateway
 from localplatform.settings import PlatformSettings, inherited_environment
+from serving.http_limits import ConcurrencyLimit, HttpTimeouts, timeout_protocol
 
 
 class _Server(uvicorn.Server):
@@ -34,14 +35,25 @@ async def run(settings: PlatformSettings) -> None:
     platform = LocalPlatform(settings, env=inherited_environment())
     platform.adopt_or_clear_stale()
     gateway = Gateway(platform)
-    config = uvicorn.Config(
+    # Slow clients are closed and overload is a 503 with Retry-After, with the
+    # predictor's own pieces (serving.http_limits).
+    limited = ConcurrencyLimit(
         gateway,
+        max_requests=settings.gateway_max_concurrent_requests,
+        max_body_bytes=settings.gateway_max_in_flight_bytes,
+    )
+    timeouts = HttpTimeouts(
+        header_seconds=settings.gateway_header_timeout_s,
+        body_seconds=settings.gateway_body_timeout_s,
+    )
+    config = uvicorn.Config(
+        limited,
         host=settings.host,
         port=settings.gateway_port,
         log_level="warning",
         access_log=False,
         lifespan="off",
-        http="httptools",
+        http=timeout_protocol(timeouts),
         loop="none",
     )
     server = _Server(config)

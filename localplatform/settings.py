@@ -65,9 +65,17 @@ class PlatformSettings(BaseSettings):
     """A connection whose request head is not complete within this many seconds is
     closed (slow clients must not hold the gateway's descriptors)."""
 
+    gateway_body_timeout_s: float = Field(default=30.0, gt=0)
+    """A request body that sends nothing for this long is answered 408 and closed."""
+
     gateway_max_concurrent_requests: int = Field(default=512, ge=1)
     """Requests the gateway works on at once; beyond it the answer is a 503 with
-    `Retry-After`."""
+    `Retry-After` (health probes and `/metrics` are never refused)."""
+
+    gateway_max_in_flight_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    """Declared request bodies the gateway holds at once (it reads each whole before
+    forwarding it): beyond it, a 503 with `Retry-After`, so 30 concurrent 60 MB bodies
+    cannot take its memory."""
 
     max_apply_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest YAML body `POST /platform/apply` reads (1 MiB: a KServe object is at most
