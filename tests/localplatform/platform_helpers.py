@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+from pydantic import SecretStr
 
 from localplatform.client import start_daemon, stop_daemon
 from localplatform.processes import free_port
@@ -70,6 +71,14 @@ class Platform:
             "RISKSERVE_GATEWAY_PORT": str(self.settings.gateway_port),
         }
         self.client = httpx.Client(base_url=self.settings.gateway_url, timeout=30)
+
+    def use_key(self, key: str) -> Platform:
+        """Predictors and the control API require `key`; the helpers send it."""
+        self.env["RISKSERVE_SERVING_API_KEY"] = key  # every predictor inherits it
+        self.settings = self.settings.model_copy(
+            update={"serving_api_key": SecretStr(key)}
+        )
+        return self
 
     def start(self) -> Platform:
         start_daemon(self.settings, self.env)

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from localplatform.client import apply_yaml, status, wait_ready
 from localplatform.processes import pid_alive
@@ -29,18 +28,10 @@ KEYED = {"authorization": f"Bearer {KEY}"}
 YAML = {"content-type": "application/yaml"}
 
 
-def keyed(platform: Platform) -> Platform:
-    platform.env["RISKSERVE_SERVING_API_KEY"] = KEY  # every predictor inherits it
-    platform.settings = platform.settings.model_copy(
-        update={"serving_api_key": SecretStr(KEY)}
-    )
-    return platform
-
-
 @pytest.fixture(scope="module")
 def fraud_canary(tmp_path_factory, rel_models):
     """A keyed platform serving fraud v1 with v2 as a 50% canary."""
-    platform = keyed(Platform(tmp_path_factory.mktemp("keyed") / "state")).start()
+    platform = Platform(tmp_path_factory.mktemp("keyed") / "state").use_key(KEY).start()
     try:
         settings = platform.settings
         apply_yaml(settings, isvc_yaml("fraud", rel_models["fraud-v1"]))

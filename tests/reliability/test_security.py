@@ -98,7 +98,21 @@ def keyed_fraud(rel_models, rel_logs):
     predictor.stop()
 
 
-def check_auth(client: httpx.Client, label: str, ledger) -> Counter:
+def check_auth(
+    client: httpx.Client, label: str, ledger, gateway: bool = False
+) -> Counter:
+    """Every route without a valid key is a 401 (or 404), with one a 200. Health stays
+    open; on the gateway only the server's own probes do: a model's readiness and
+    `/metrics` need the key there, so a caller without it cannot tell which models
+    exist (a predictor's probes are its kubelet's, on the pod's own port)."""
+
+    def is_open(path: str) -> bool:
+        return (
+            path in ("/v2/health/live", "/v2/health/ready")
+            if gateway
+            else is_health(path)
+        )
+
     routes = spec_routes("fraud", "1")
     # Ways a path might slip past a router that matches exact strings.
     variants = ["{}", "{}/", "/{}", "{}?x=1", "{}%20"]
@@ -120,7 +134,7 @@ def check_auth(client: httpx.Client, label: str, ledger) -> Counter:
             for headers in wrong:
                 response = call(client, method, target, headers=headers)
                 ledger.fuzz(f"{label} auth")
-                if is_health(path):
+                if is_open(path):
                     continue
                 outcomes[response.status_code] += 1
                 assert response.status_code in (401, 404), (
@@ -133,9 +147,10 @@ def check_auth(client: httpx.Client, label: str, ledger) -> Counter:
         assert ok.status_code == 200, (method, path, ok.text)
         ok = call(client, method, path, headers={"x-api-key": KEY})
         assert ok.status_code == 200, (method, path, ok.text)
-        if is_health(path):
+        if is_open(path):
             assert call(client, method, path).status_code == 200, path
-    assert client.get("/metrics").status_code == 200  # Prometheus scrapes without a key
+    # Prometheus scrapes a predictor without a key; the gateway's counters need one.
+    assert client.get("/metrics").status_code == (401 if gateway else 200)
     return outcomes
 
 
@@ -167,14 +182,18 @@ def test_auth_on_every_non_health_endpoint_of_the_predictor(keyed_fraud, ledger)
 
 def test_auth_through_the_gateway(tmp_path, rel_models, ledger):
     platform = Platform(tmp_path / "state")
-    platform.env["RISKSERVE_SERVING_API_KEY"] = KEY  # every predictor inherits it
-    platform.start()
+    platform.use_key(KEY).start()
     try:
         apply_yaml(platform.settings, isvc_yaml("fraud", rel_models["fraud-v1"]))
         wait_ready(platform.settings, ["fraud"], 60)
-        outcomes = check_auth(platform.client, "gateway", ledger)
+        outcomes = check_auth(platform.client, "gateway", ledger, gateway=True)
         assert outcomes[401] > 50, outcomes
-        # The gateway's own control API has no key: it must listen on loopback only.
+        # The control API takes the same key (tests/reliability/test_control_plane.py
+        # attacks it), and the gateway still listens on loopback only.
+        for path in ("/platform/status", "/platform/traffic", "/metrics"):
+            assert platform.client.get(path).status_code == 401, path
+            keyed = platform.client.get(path, headers={"x-api-key": KEY})
+            assert keyed.status_code == 200, path
         port = platform.settings.gateway_port
         listening = [
             line.split()[1]
@@ -536,8 +555,7 @@ def test_request_and_body_size_limits_hold(
     auth = {"authorization": f"Bearer {KEY}"}
     platform = None
     if where == "gateway":
-        platform = Platform(tmp_path / "state")
-        platform.env["RISKSERVE_SERVING_API_KEY"] = KEY
+        platform = Platform(tmp_path / "state").use_key(KEY)
         platform.env["RISKSERVE_GATEWAY_MAX_BODY_BYTES"] = str(1024 * 1024)
         platform.env["RISKSERVE_SERVING_MAX_BATCH_SIZE"] = "1000"
         platform.start()
