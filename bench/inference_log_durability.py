@@ -4,7 +4,8 @@ One predictor process per variant, side by side in one run: the inference log of
 (each record written to the spool before its answer: survives SIGKILL), and on with
 `fsync=interval` (also bounds a power loss to the interval). Each gets closed-loop
 single-row JSON requests over 8 keep-alive connections (bench.loadgen), then a fixed
-1,000 req/s; printed as req/s, p50 and p99. The log folder is on the system's
+1,000 req/s; printed as req/s, p50 and p99, and the server's CPU time per request of
+the closed loop (from /proc: on a shared machine the steadier figure). The log folder is on the system's
 temporary folder (set TMPDIR to measure another disk).
 
 "logged" also counts the warm-up requests, which "answered" does not.
@@ -37,6 +38,13 @@ VARIANTS: dict[str, dict[str, str]] = {
         "RISKSERVE_SERVING_INFERENCE_LOG_FSYNC_SECONDS": "1",
     },
 }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (and its finished threads), from /proc: what a
+    request costs the server, which a shared machine's noise barely moves."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
@@ -82,7 +90,9 @@ def measure(
                 raise RuntimeError(f"{variant} did not start:\n{process.log_tail()}")
             time.sleep(0.05)
         path = "/v2/models/fraud/infer"
-        closed = loadgen(port, path, body_file, duration=seconds)
+        cpu_before = cpu_seconds(process.pid)
+        closed = loadgen(port, path, body_file, duration=seconds, warmup=0)
+        cpu = cpu_seconds(process.pid) - cpu_before
         fixed = loadgen(port, path, body_file, duration=seconds, rate=1000)
     finally:
         process.stop()
@@ -94,6 +104,7 @@ def measure(
         "rps": closed["rps"],
         "p50_ms": closed["p50_ms"],
         "p99_ms": closed["p99_ms"],
+        "cpu_us_per_request": round(1e6 * cpu / max(1, closed["requests"]), 1),
         "p50_at_1000_ms": fixed["p50_ms"],
         "p99_at_1000_ms": fixed["p99_ms"],
         "answered": answered,
@@ -133,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
                     )
     print(
         f"{'source':<24} {'variant':<18} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'p50@1k':>7} {'p99@1k':>7} {'answered':>9} {'logged':>8}"
+        f"{'cpu us':>7} {'p50@1k':>7} {'p99@1k':>7} {'answered':>9} {'logged':>8}"
     )
     for r in results:
         source = "this checkout" if r["source"] == str(REPO_ROOT) else r["source"]
         print(
             f"{source[-24:]:<24} {r['variant']:<18} {r['rps']:>8.0f} "
-            f"{r['p50_ms']:>7.3f} {r['p99_ms']:>7.3f} {r['p50_at_1000_ms']:>7.3f} "
+            f"{r['p50_ms']:>7.3f} {r['p99_ms']:>7.3f} {r['cpu_us_per_request']:>7.1f} "
+            f"{r['p50_at_1000_ms']:>7.3f} "
             f"{r['p99_at_1000_ms']:>7.3f} {r['answered']:>9} {r['logged']:>8}"
         )
     if args.rounds > 1:
@@ -156,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
                 name = "this checkout" if source == str(REPO_ROOT) else source
                 figures = "  ".join(
                     f"{key} {statistics.median(r[key] for r in rows):.3f}"
-                    for key in ("rps", "p50_ms", "p99_ms", "p99_at_1000_ms")
+                    for key in (
+                        "rps",
+                        "p50_ms",
+                        "p99_ms",
+                        "cpu_us_per_request",
+                        "p99_at_1000_ms",
+                    )
                 )
                 print(f"  {name[-24:]:<24} {variant:<18} {figures}")
     print(json.dumps(results))
