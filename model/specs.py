@@ -74,6 +74,8 @@ CREDIT_OUTPUTS = (
     ("credit_score", "FP32"),
     ("approved", "BOOL"),
 )
+SCORE_OUTPUTS = ("fraud_probability", "default_probability", "credit_score")
+"""The outputs whose distribution the reference profiles keep and the monitor compares."""
 
 FRAUD = ModelSpec(
     name="fraud",

@@ -16,10 +16,9 @@ from model.reference_profile import (
     ReferenceProfile,
     build_profile,
 )
+from model.specs import SCORE_OUTPUTS
 from monitoring.log_reader import BadInput
 from monitoring.settings import MonitorSettings
-
-SCORE_OUTPUTS = ("fraud_probability", "default_probability", "credit_score")
 
 
 class NoReference(BadInput):

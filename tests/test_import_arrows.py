@@ -28,8 +28,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The predictor runtime: what runs in every InferenceService pod.
     "serving": ("serving",),
     # The local platform starts predictors by their command line; it shares only the
-    # predictor's bucket edges, so its histograms line up with the predictor's.
-    "localplatform": ("localplatform", "serving.buckets"),
+    # predictor's bucket edges, so its histograms line up with the predictor's, and
+    # its HTTP limits (slow clients, overload), so the gateway holds as a predictor does.
+    "localplatform": ("localplatform", "serving.buckets", "serving.http_limits"),
     # Rollouts reach the local platform through its client module, never the CLI.
     "rollout": (
         "rollout",

@@ -20,13 +20,12 @@ import tf2onnx  # noqa: E402
 from tensorflow import keras  # noqa: E402
 
 from model.specs import ModelSpec  # noqa: E402
+from training.candidates.base import ONNX_OPSET  # noqa: E402
 from training.candidates.class_weights import positive_weight  # noqa: E402
+
 
 # Continuous, non-negative, heavy-tailed features are scaled on a log scale; the
 # log1p sits in the graph, before Normalization, so raw values go in.
-ONNX_OPSET = 17
-
-
 @dataclass
 class FraudNetwork:
     spec: ModelSpec

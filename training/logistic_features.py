@@ -28,8 +28,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from model.specs import ModelSpec
 
-ONNX_OPSET = 17
-
 
 class SignedLog(BaseEstimator, TransformerMixin):
     """sign(x) * log(1 + |x|): tames heavy tails (amounts, counts) and keeps NaN."""

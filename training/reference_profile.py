@@ -9,9 +9,9 @@ import onnx
 import onnxruntime as ort
 
 from model.reference_profile import ARTIFACT_NAME, VERSION_TAG, build_profile
+from model.specs import SCORE_OUTPUTS
 
 # The score outputs monitoring watches (decisions follow from them).
-SCORE_OUTPUTS = ("fraud_probability", "default_probability", "credit_score")
 
 
 def log_reference_profile(
