@@ -554,17 +554,17 @@ def test_request_and_body_size_limits_hold(
 ):
     auth = {"authorization": f"Bearer {KEY}"}
     platform = None
-    if where == "gateway":
-        platform = Platform(tmp_path / "state").use_key(KEY)
-        platform.env["RISKSERVE_GATEWAY_MAX_BODY_BYTES"] = str(1024 * 1024)
-        platform.env["RISKSERVE_SERVING_MAX_BATCH_SIZE"] = "1000"
-        platform.start()
-        apply_yaml(platform.settings, isvc_yaml("fraud", rel_models["fraud-v1"]))
-        wait_ready(platform.settings, ["fraud"], 60)
-        port, client = platform.settings.gateway_port, platform.client
-    else:
-        port, client = keyed_fraud.http_port, keyed_fraud.client
     try:
+        if where == "gateway":
+            platform = Platform(tmp_path / "state").use_key(KEY)
+            platform.env["RISKSERVE_GATEWAY_MAX_BODY_BYTES"] = str(1024 * 1024)
+            platform.env["RISKSERVE_SERVING_MAX_BATCH_SIZE"] = "1000"
+            platform.start()
+            apply_yaml(platform.settings, isvc_yaml("fraud", rel_models["fraud-v1"]))
+            wait_ready(platform.settings, ["fraud"], 60)
+            port, client = platform.settings.gateway_port, platform.client
+        else:
+            port, client = keyed_fraud.http_port, keyed_fraud.client
         path = "/v2/models/fraud/infer"
         # A declared 1 GB body is refused without waiting for it.
         started = time.monotonic()
