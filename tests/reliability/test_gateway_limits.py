@@ -33,9 +33,9 @@ def test_slowloris_beyond_the_descriptor_limit_does_not_lock_the_gateway_out(
 ):
     platform = Platform(tmp_path / "state")
     platform.env["RISKSERVE_GATEWAY_HEADER_TIMEOUT_S"] = str(HEADER_TIMEOUT)
-    platform.start()
     slow = []
     try:
+        platform.start()
         settings = platform.settings
         apply_yaml(settings, isvc_yaml("fraud", rel_models["fraud-v1"]))
         wait_ready(settings, ["fraud"], 60)
@@ -81,9 +81,9 @@ def test_overload_on_the_gateway_is_a_503_with_retry_after(
     platform = Platform(tmp_path / "state")
     platform.env["RISKSERVE_GATEWAY_MAX_CONCURRENT_REQUESTS"] = str(cap)
     platform.env["RISKSERVE_GATEWAY_BODY_TIMEOUT_S"] = "3"
-    platform.start()
     held = []
     try:
+        platform.start()
         settings = platform.settings
         apply_yaml(settings, isvc_yaml("fraud", rel_models["fraud-v1"]))
         wait_ready(settings, ["fraud"], 60)
