@@ -40,7 +40,7 @@ def fraud_model_dir(workdir: Path, model_dir: str | None) -> Path:
     if model_dir:
         return Path(model_dir)
     sys.path.insert(0, str(REPO_ROOT))
-    from training.contract_models import fraud_model, write_onnx
+    from tests.fixtures.contract_models import fraud_model, write_onnx
 
     folder = workdir / "fraud-model"
     write_onnx(fraud_model(), folder)

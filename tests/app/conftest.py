@@ -14,13 +14,13 @@ from tests.app.app_processes import (
     ensure_chromium,
     start_app,
 )
-from tests.serving.predictor_helpers import Predictor, start_predictor
-from training.contract_models import (
+from tests.fixtures.contract_models import (
     credit_model,
     fraud_model,
     scorecard_credit_model,
     write_onnx,
 )
+from tests.serving.predictor_helpers import Predictor, start_predictor
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from app.ui import ModelEndpoint, score_form
 from localplatform.processes import free_port
 from model.specs import FRAUD
 from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION, REPO_ROOT, app_env
-from training.contract_models import expected_fraud
+from tests.fixtures.contract_models import expected_fraud
 
 HEADER = ",".join(FRAUD.feature_names)
 

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from model.specs import FRAUD
 from tests.app.app_processes import ARTIFACTS, FRAUD_REVISION
-from training.contract_models import expected_fraud
+from tests.fixtures.contract_models import expected_fraud
 
 pytestmark = pytest.mark.browser
 

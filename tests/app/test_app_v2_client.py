@@ -13,7 +13,11 @@ from app.v2_client import EndpointError, V2Client
 from localplatform.processes import free_port
 from model.specs import FRAUD
 from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION
-from training.contract_models import CREDIT_NUMERIC, expected_credit, expected_fraud
+from tests.fixtures.contract_models import (
+    CREDIT_NUMERIC,
+    expected_credit,
+    expected_fraud,
+)
 
 ROWS = np.array(
     [

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from localplatform.processes import free_port
+from tests.fixtures.contract_models import fraud_model, write_onnx
 from tests.images.containers import Container, build, image_ref
 from tests.images.serving_container import kserve_args, wait_ready
-from training.contract_models import fraud_model, write_onnx
 
 
 @pytest.fixture(scope="session")

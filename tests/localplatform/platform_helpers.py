@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from localplatform.client import start_daemon, stop_daemon
 from localplatform.processes import free_port
 from localplatform.settings import PlatformSettings
-from training import contract_models
+from tests.fixtures import contract_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ import tritonclient.http as triton
 
 from localplatform.client import apply_yaml, status, wait_ready
 from model.specs import FRAUD
+from tests.fixtures.contract_models import expected_fraud
 from tests.localplatform.platform_helpers import Platform, fraud_request, isvc_yaml
-from training.contract_models import expected_fraud
 
 pytestmark = pytest.mark.e2e
 

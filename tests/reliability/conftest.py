@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.reliability_helpers import Budget, Ledger, print_ledger
-from training.contract_models import (
+from tests.fixtures.contract_models import (
     credit_model,
     fraud_model,
     write_mlflow_folder,
     write_onnx,
 )
+from tests.reliability.reliability_helpers import Budget, Ledger, print_ledger
 
 HERE = Path(__file__).resolve().parent
 

@@ -27,6 +27,7 @@ from localplatform.processes import read_pidfile
 from model.specs import CREDIT, FRAUD
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.fixtures.contract_models import expected_fraud
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import rss_kb
 from tests.reliability.v2_strategies import (
@@ -36,7 +37,6 @@ from tests.reliability.v2_strategies import (
     inference_requests,
 )
 from tests.serving.predictor_helpers import API_KEY, start_predictor
-from training.contract_models import expected_fraud
 
 FRAUD_OUTPUTS = ["fraud_probability", "is_fraud"]
 CREDIT_OUTPUTS = ["default_probability", "credit_score", "approved"]

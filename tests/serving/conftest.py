@@ -8,18 +8,18 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.fixtures.contract_models import (
+    credit_model,
+    fraud_model,
+    write_mlflow_folder,
+    write_onnx,
+)
 from tests.serving.predictor_helpers import (
     API_KEY,
     REVISION,
     SPEC_DIR,
     Predictor,
     start_predictor,
-)
-from training.contract_models import (
-    credit_model,
-    fraud_model,
-    write_mlflow_folder,
-    write_onnx,
 )
 
 

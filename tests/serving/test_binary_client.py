@@ -12,7 +12,7 @@ import pytest
 import tritonclient.http as triton
 
 from model.specs import FRAUD
-from training.contract_models import expected_fraud
+from tests.fixtures.contract_models import expected_fraud
 
 ROWS = np.array(
     [[12.5, 0.3, 4.2, 1, 0, 0, 1], [3.1, 0.9, 0.6, 1, 1, 1, 0]], dtype=np.float32

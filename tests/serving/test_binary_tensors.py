@@ -17,7 +17,7 @@ from serving.dataplane import DataPlane
 from serving.model import OnnxRiskModel
 from serving.rest import RestApp
 from tests.asyncio_runner import run as run_async
-from training.contract_models import (
+from tests.fixtures.contract_models import (
     CREDIT_NUMERIC,
     credit_model,
     expected_credit,

@@ -27,8 +27,8 @@ from serving.tensors import (
     encode_raw,
 )
 from tests.asyncio_runner import run as run_async
+from tests.fixtures.contract_models import expected_fraud, fraud_model, write_onnx
 from tests.serving.predictor_helpers import load_testdata
-from training.contract_models import expected_fraud, fraud_model, write_onnx
 
 pytestmark = pytest.mark.inprocess
 

@@ -17,8 +17,8 @@ from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from serving.settings import StorageSettings
 from serving.storage import fetch_model
+from tests.fixtures.contract_models import fraud_model, write_mlflow_folder, write_onnx
 from tests.serving.predictor_helpers import load_testdata, start_predictor
-from training.contract_models import fraud_model, write_mlflow_folder, write_onnx
 
 
 def _s3(endpoint) -> boto3.client:  # noqa: ANN001

@@ -12,8 +12,8 @@ import numpy as np
 
 from model.specs import CREDIT
 from model.synthetic import generate
+from tests.fixtures.contract_models import scorecard_credit_model, write_onnx
 from tests.serving.predictor_helpers import start_predictor
-from training.contract_models import scorecard_credit_model, write_onnx
 
 
 def test_reason_codes_are_served_listed_and_logged(tmp_path) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from model.specs import CREDIT, FRAUD
+from tests.fixtures.contract_models import expected_credit, expected_fraud
 from tests.serving.predictor_helpers import REVISION, load_testdata
-from training.contract_models import expected_credit, expected_fraud
 
 
 def _fraud_rows(request: dict) -> np.ndarray:

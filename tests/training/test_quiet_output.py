@@ -19,7 +19,7 @@ import numpy as np
 import training.fraud_model  # TensorFlow, as the fraud job imports it
 from model.specs import FRAUD
 from training import registry
-from training.contract_models import fraud_model
+from tests.fixtures.contract_models import fraud_model
 from training.settings import TrainingSettings
 
 TrainingSettings().apply_client_limits()
