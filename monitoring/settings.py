@@ -6,10 +6,10 @@ ecosystem's standard variable names (as the predictor and KServe use them).
 
 from __future__ import annotations
 
-import os
-
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.mlflow_client import bound_mlflow_client
 
 
 class MonitorSettings(BaseSettings):
@@ -95,10 +95,4 @@ class MonitorSettings(BaseSettings):
         """MLflow's client reads its own variables: the tracking server, a bounded
         wait (the user's values win), and no "View run ... at: URL" line on stdout,
         which would break `--json` (stdout holds the JSON object and nothing else)."""
-        if self.mlflow_tracking_uri:
-            os.environ["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
-        os.environ.setdefault(
-            "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.mlflow_timeout_s))
-        )
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        bound_mlflow_client(self.mlflow_tracking_uri, self.mlflow_timeout_s, retries=1)

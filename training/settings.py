@@ -7,6 +7,8 @@ import os
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.mlflow_client import bound_mlflow_client
+
 
 class TrainingSettings(BaseSettings):
     """Where the jobs register models and how long they wait for the registry."""
@@ -33,14 +35,9 @@ class TrainingSettings(BaseSettings):
     def apply_client_limits(self) -> None:
         """Bound MLflow's HTTP client so an unreachable server fails fast, not after
         MLflow's default of minutes of retries. Variables the user set win."""
-        os.environ.setdefault(
-            "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.registry_timeout_s))
+        bound_mlflow_client(
+            self.mlflow_tracking_uri, self.registry_timeout_s, self.registry_retries
         )
-        os.environ.setdefault(
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.registry_retries)
-        )
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
         quiet_mlflow_logs()
 
 
