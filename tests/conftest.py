@@ -12,6 +12,25 @@ from riskserve.services import S3Endpoint, start_mlflow, start_s3
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Every test belongs to one layer, so that `-m inprocess` (make test-fast) and the
+# others select what they say; tests/reliability marks its own by folder.
+LAYERS = ("inprocess", "training", "e2e", "browser", "k8s", "images", "reliability")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if not any(item.get_closest_marker(layer) for layer in LAYERS)
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} tests carry no layer marker (one of {', '.join(LAYERS)}): "
+            + ", ".join(unmarked[:5])
+        )
+
+
 # Test-only credentials of the loopback SeaweedFS, which enforces them.
 TEST_ACCESS_KEY = "riskserve-test"
 TEST_SECRET_KEY = "riskserve-test-secret"

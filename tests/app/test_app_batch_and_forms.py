@@ -19,6 +19,8 @@ from model.specs import FRAUD
 from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION, REPO_ROOT, app_env
 from tests.fixtures.contract_models import expected_fraud
 
+pytestmark = pytest.mark.e2e
+
 HEADER = ",".join(FRAUD.feature_names)
 
 

@@ -19,6 +19,8 @@ from tests.fixtures.contract_models import (
     expected_fraud,
 )
 
+pytestmark = pytest.mark.e2e
+
 ROWS = np.array(
     [
         [8.5, 0.6, 0.9, 1, 1, 1, 0],

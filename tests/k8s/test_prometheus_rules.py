@@ -14,6 +14,8 @@ import yaml
 from serving.metrics import SCORE_BUCKETS
 from tests.k8s.k8s_render import CHART, REPO, helm_template
 
+pytestmark = pytest.mark.k8s
+
 PROMTOOL_TESTS = REPO / "tests" / "k8s" / "promtool" / "riskserve-alerts-tests.yml"
 MONITORING_ON = (
     "--set",

@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from localplatform.processes import free_port
 from tests.monitoring.log_helpers import fraud_features, fraud_profile, write_log
+
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,6 +23,8 @@ from tests.monitoring.log_helpers import (
     write_log,
 )
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[2]
 
 

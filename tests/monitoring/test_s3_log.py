@@ -13,6 +13,8 @@ from serving.inference_log import InferenceLog
 from serving.settings import StorageSettings
 from tests.monitoring.log_helpers import fraud_features, fraud_profile, write_log
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):

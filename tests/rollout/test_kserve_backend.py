@@ -26,6 +26,8 @@ from rollout.controller import (
 )
 from rollout.settings import RolloutSettings
 
+pytestmark = pytest.mark.e2e
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = REPO_ROOT / "tests" / "testdata" / "kserve"
 

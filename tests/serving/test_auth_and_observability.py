@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.predictor_helpers import API_KEY, load_testdata
 
+pytestmark = pytest.mark.e2e
+
 
 def _no_auth(predictor) -> httpx.Client:  # noqa: ANN001
     return httpx.Client(base_url=predictor.url, timeout=30)

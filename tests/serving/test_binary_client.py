@@ -14,6 +14,8 @@ import tritonclient.http as triton
 from model.specs import FRAUD
 from tests.fixtures.contract_models import expected_fraud
 
+pytestmark = pytest.mark.e2e
+
 ROWS = np.array(
     [[12.5, 0.3, 4.2, 1, 0, 0, 1], [3.1, 0.9, 0.6, 1, 1, 1, 0]], dtype=np.float32
 )

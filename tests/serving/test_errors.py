@@ -10,6 +10,8 @@ import pytest
 from model.specs import FRAUD
 from tests.serving.predictor_helpers import load_testdata
 
+pytestmark = pytest.mark.e2e
+
 
 def _request() -> dict:
     return load_testdata("fraud_infer_request.json")

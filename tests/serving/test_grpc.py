@@ -14,6 +14,8 @@ from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.fixtures.contract_models import expected_fraud
 from tests.serving.predictor_helpers import API_KEY, REVISION, load_testdata
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def fraud_stub(fraud_server):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from serving.inference_log import SEGMENT_SUFFIX, InferenceLog, InferenceRecord
 from serving.metrics import (
@@ -22,6 +23,8 @@ from serving.metrics import (
 )
 from serving.settings import StorageSettings
 from serving.tensors import InputTensor, OutputTensor
+
+pytestmark = pytest.mark.inprocess
 
 
 def _record(request_id: str, rows: int = 1) -> InferenceRecord:

@@ -8,10 +8,13 @@ from __future__ import annotations
 import re
 
 import grpc
+import pytest
 
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.serving.predictor_helpers import load_testdata, start_predictor
+
+pytestmark = pytest.mark.e2e
 
 # Third-party packages the predictor never needs, and first-party rooms it never uses.
 NOT_IN_A_PREDICTOR = (

@@ -20,6 +20,8 @@ from serving.storage import fetch_model
 from tests.fixtures.contract_models import fraud_model, write_mlflow_folder, write_onnx
 from tests.serving.predictor_helpers import load_testdata, start_predictor
 
+pytestmark = pytest.mark.e2e
+
 
 def _s3(endpoint) -> boto3.client:  # noqa: ANN001
     return boto3.client(

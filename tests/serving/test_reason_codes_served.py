@@ -9,11 +9,14 @@ import time
 
 import httpx
 import numpy as np
+import pytest
 
 from model.specs import CREDIT
 from model.synthetic import generate
 from tests.fixtures.contract_models import scorecard_credit_model, write_onnx
 from tests.serving.predictor_helpers import start_predictor
+
+pytestmark = pytest.mark.e2e
 
 
 def test_reason_codes_are_served_listed_and_logged(tmp_path) -> None:

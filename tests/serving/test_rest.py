@@ -11,6 +11,8 @@ from model.specs import CREDIT, FRAUD
 from tests.fixtures.contract_models import expected_credit, expected_fraud
 from tests.serving.predictor_helpers import REVISION, load_testdata
 
+pytestmark = pytest.mark.e2e
+
 
 def _fraud_rows(request: dict) -> np.ndarray:
     by_name = {

@@ -12,6 +12,8 @@ from mlflow import MlflowClient
 from training import candidates
 from training.__main__ import main
 
+pytestmark = pytest.mark.e2e
+
 BROKEN = "tests.training.broken_candidates:SingularCandidate"
 
 

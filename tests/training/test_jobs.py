@@ -16,6 +16,8 @@ from mlflow import MlflowClient
 
 from model.specs import CREDIT, FRAUD
 
+pytestmark = pytest.mark.e2e
+
 CONTRACT_OUTPUTS = {
     "fraud": [("fraud_probability", "tensor(float)"), ("is_fraud", "tensor(bool)")],
     "credit": [

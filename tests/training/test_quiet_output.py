@@ -10,7 +10,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.training.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
 
 REGISTER = """
 import mlflow

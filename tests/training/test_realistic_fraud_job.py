@@ -15,6 +15,8 @@ from model.synthetic import card_fraud_pca
 from tests.training.conftest import run_job
 from tests.training.test_jobs import download_onnx
 
+pytestmark = pytest.mark.e2e
+
 ROWS = 40_000
 
 

@@ -20,6 +20,8 @@ from model.reference_profile import ARTIFACT_NAME, VERSION_TAG, ReferenceProfile
 from model.specs import get_spec
 from tests.monitoring.log_helpers import fraud_features, write_log
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[2]
 
 
