@@ -1,19 +1,24 @@
 """The monitor's settings: read from the environment once, at start.
 
 Its own settings carry the prefix `RISKSERVE_MONITOR_`; S3 and MLflow keep the
-ecosystem's standard variable names (as the predictor and KServe use them).
+ecosystem's standard variable names. The S3 client's settings are the predictor's own
+(model/s3_client.py): the monitor reads the log with the very variables, KServe's
+`S3_ENDPOINT` / `S3_USE_HTTPS` included, that the predictor wrote it with.
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
 
 from model.mlflow_client import bound_mlflow_client
+from model.s3_client import S3Settings
+from monitoring.drift import Thresholds
 
 
-class MonitorSettings(BaseSettings):
-    """Where the log is, the drift and degradation thresholds, where results go."""
+class MonitorSettings(S3Settings):
+    """Where the log is, the drift and degradation thresholds, where results go; S3
+    as the predictor reaches it (`S3Settings`)."""
 
     model_config = SettingsConfigDict(env_prefix="RISKSERVE_MONITOR_", extra="ignore")
 
@@ -57,39 +62,11 @@ class MonitorSettings(BaseSettings):
     mlflow_timeout_s: float = 10.0
     """Seconds one call to MLflow may take."""
 
-    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
-    """S3 endpoint of an `s3://` log (SeaweedFS, Ceph RGW, ...); AWS if unset."""
-
-    s3_verify_ssl: bool = Field(default=True, alias="S3_VERIFY_SSL")
-    """`0` to skip TLS certificate checks against the S3 endpoint."""
-
-    aws_access_key_id: SecretStr | None = Field(default=None, alias="AWS_ACCESS_KEY_ID")
-    """S3 access key; unset: boto3's own credential chain."""
-
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, alias="AWS_SECRET_ACCESS_KEY"
-    )
-    """S3 secret key."""
-
-    aws_default_region: str | None = Field(
-        default=None, validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION")
-    )
-    """S3 region."""
-
-    def s3_client(self):
-        import boto3
-
-        kwargs: dict[str, object] = {"verify": self.s3_verify_ssl}
-        if self.aws_endpoint_url:
-            kwargs["endpoint_url"] = self.aws_endpoint_url
-        if self.aws_access_key_id and self.aws_secret_access_key:
-            kwargs["aws_access_key_id"] = self.aws_access_key_id.get_secret_value()
-            kwargs["aws_secret_access_key"] = (
-                self.aws_secret_access_key.get_secret_value()
-            )
-        if self.aws_default_region:
-            kwargs["region_name"] = self.aws_default_region
-        return boto3.client("s3", **kwargs)
+    def thresholds(self) -> Thresholds:
+        """When a column has drifted: the one place the settings become `Thresholds`."""
+        return Thresholds(
+            self.psi_threshold, self.p_value_threshold, self.missing_rate_threshold
+        )
 
     def apply_mlflow_client(self) -> None:
         """MLflow's client reads its own variables: the tracking server, a bounded

@@ -1,8 +1,9 @@
 """The predictor's settings: read from the environment once, at start.
 
-Everything the predictor reads from the environment is declared here and nowhere else.
-Its own settings carry the prefix `RISKSERVE_SERVING_`; the standard variables of the
-ecosystem (S3, MLflow, KServe's TLS files) keep their own names.
+Everything the predictor reads from the environment is declared here, except the S3
+client's variables, which it shares with the monitor (model/s3_client.py). Its own
+settings carry the prefix `RISKSERVE_SERVING_`; the standard variables of the ecosystem
+(S3, MLflow, KServe's TLS files) keep their own names.
 """
 
 from __future__ import annotations
@@ -11,40 +12,16 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.s3_client import S3Settings
 
-class StorageSettings(BaseSettings):
-    """Where models come from: S3 and MLflow, under their standard variable names."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
-    """S3 endpoint for `s3://` model dirs and inference logs (SeaweedFS, Ceph RGW, ...); AWS if unset."""
-
-    s3_endpoint: str | None = Field(default=None, alias="S3_ENDPOINT")
-    """KServe's older name for the S3 endpoint (host[:port], no scheme)."""
-
-    s3_use_https: bool = Field(default=True, alias="S3_USE_HTTPS")
-    """`0` to talk plain HTTP to the S3 endpoint (as KServe's storage initializer;
-    pydantic reads 0/1, true/false, yes/no, on/off as KServe's strtobool does)."""
-
-    s3_verify_ssl: bool = Field(default=True, alias="S3_VERIFY_SSL")
-    """`0` to skip TLS certificate checks against the S3 endpoint."""
-
-    aws_access_key_id: SecretStr | None = Field(default=None, alias="AWS_ACCESS_KEY_ID")
-    """S3 access key; when unset boto3 falls back to its own credential chain."""
-
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, alias="AWS_SECRET_ACCESS_KEY"
-    )
-    """S3 secret key."""
-
-    aws_default_region: str | None = Field(
-        default=None, validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION")
-    )
-    """S3 region (SeaweedFS accepts any)."""
+class StorageSettings(S3Settings):
+    """Where models come from: S3 (`S3Settings`, shared with the monitor, which reads
+    back the inference log this predictor writes) and MLflow, under their standard
+    variable names."""
 
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     """MLflow server that resolves `models:/name@alias` and `models:/name/version`."""
@@ -53,34 +30,6 @@ class StorageSettings(BaseSettings):
         default=None, alias="MLFLOW_S3_ENDPOINT_URL"
     )
     """S3 endpoint MLflow uses for artifacts; falls back to AWS_ENDPOINT_URL."""
-
-    @property
-    def s3_endpoint_url(self) -> str | None:
-        if self.aws_endpoint_url:
-            return self.aws_endpoint_url
-        if self.s3_endpoint:
-            scheme = "https" if self.s3_use_https else "http"
-            return f"{scheme}://{self.s3_endpoint}"
-        return None
-
-    @property
-    def s3_verify(self) -> bool:
-        return self.s3_verify_ssl
-
-    def boto3_client_kwargs(self) -> dict[str, object]:
-        """Arguments for `boto3.client("s3", ...)` honouring the standard variables."""
-        kwargs: dict[str, object] = {"verify": self.s3_verify}
-        if self.s3_endpoint_url:
-            kwargs["endpoint_url"] = self.s3_endpoint_url
-            kwargs["use_ssl"] = self.s3_endpoint_url.startswith("https")
-        if self.aws_access_key_id and self.aws_secret_access_key:
-            kwargs["aws_access_key_id"] = self.aws_access_key_id.get_secret_value()
-            kwargs["aws_secret_access_key"] = (
-                self.aws_secret_access_key.get_secret_value()
-            )
-        if self.aws_default_region:
-            kwargs["region_name"] = self.aws_default_region
-        return kwargs
 
 
 class ServingSettings(BaseSettings):

@@ -13,6 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# The S3 client comes from the settings the monitor shares (model/s3_client.py);
+# `serving.storage.s3_client` stays importable for the inference log's writer.
+from model.s3_client import s3_client
 from serving.errors import ModelLoadError
 from serving.model_uri import parse_models_uri, resolve_version
 from serving.settings import StorageSettings
@@ -97,12 +100,6 @@ def _target_dir(download_dir: Path | None) -> Path:
         download_dir.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="model-", dir=download_dir))
     return Path(tempfile.mkdtemp(prefix="riskserve-model-"))
-
-
-def s3_client(storage: StorageSettings):  # noqa: ANN201 - boto3 has no static type
-    import boto3
-
-    return boto3.client("s3", **storage.boto3_client_kwargs())
 
 
 def _download_s3(uri: str, storage: StorageSettings, download_dir: Path | None) -> Path:

@@ -25,8 +25,11 @@ EVERYTHING = (*PRODUCT, "riskserve")
 # The rooms a room may import (by top-level package, or a single module of another).
 ALLOWED: dict[str, tuple[str, ...]] = {
     "model": ("model",),
-    # The predictor runtime: what runs in every InferenceService pod.
-    "serving": ("serving",),
+    # The predictor runtime: what runs in every InferenceService pod. Of the model
+    # contract only the S3 client's settings, which the monitor shares, so the log the
+    # predictor writes is read back with the same variables (KServe's S3_ENDPOINT,
+    # S3_USE_HTTPS included); it needs only the base install every image shares.
+    "serving": ("serving", "model.s3_client"),
     # The local platform starts predictors by their command line; it shares only the
     # predictor's bucket edges, so its histograms line up with the predictor's, and
     # its HTTP limits (slow clients, overload), so the gateway holds as a predictor does.
@@ -104,6 +107,8 @@ def test_every_product_folder_is_a_known_room() -> None:
     ("room", "module", "expected"),
     [
         ("serving", "localplatform.processes", False),
+        ("serving", "model.s3_client", True),
+        ("serving", "model.specs", False),
         ("serving", "riskserve.cli", False),
         ("rollout", "riskserve.platform_cli", False),
         ("rollout", "localplatform.client", True),
