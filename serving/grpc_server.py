@@ -1,46 +1,70 @@
 """v2 gRPC transport (`inference.GRPCInferenceService`) over the data plane.
 
 Requests may carry typed `contents` or `raw_input_contents`; the response answers in
-the same form. Errors map to INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, UNAVAILABLE.
+the same form. Every RPC answers its errors through `_status_on_error`: a
+`ServingError` with its own code (INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND,
+UNAVAILABLE), anything else with INTERNAL.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 
-from serving.dataplane import DataPlane, InferRequest, new_request_id
-from serving.errors import InvalidInput, ServingError
+from serving.dataplane import DataPlane, new_request_id
+from serving.errors import ServingError
 from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving.tensors import InputTensor, decode_raw_input, decode_values, encode_raw
+from serving.infer_request import CONTENTS_FIELD, infer_request_from_grpc
+from serving.tensors import encode_raw
 
-# v2 datatype -> the InferTensorContents field that carries it
-CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
+Context = grpc.aio.ServicerContext
+Response = TypeVar("Response")
+Rpc = Callable[["InferenceServicer", Any, Context], Awaitable[Response]]
+
+
+def _status_on_error(
+    model_name_field: str | None = None,
+) -> Callable[[Rpc[Response]], Rpc[Response]]:
+    """The one place an RPC's failure becomes a status, as MLServer's
+    `handle_mlserver_error`: counted and logged by the data plane, the revision in the
+    trailers (on success too), then the status. `model_name_field` names the request
+    field that holds the model's name, for the metrics and the log."""
+
+    def decorate(rpc: Rpc[Response]) -> Rpc[Response]:
+        @functools.wraps(rpc)
+        async def answer(
+            self: InferenceServicer, request: Any, context: Context
+        ) -> Response:
+            try:
+                response = await rpc(self, request, context)
+            except Exception as error:  # every failure answers with a status code
+                model_name = getattr(request, model_name_field, None)
+                await self._fail(
+                    context, error, model_name, getattr(request, "id", None) or None
+                )
+            self._revision(context)
+            return response
+
+        return answer
+
+    return decorate
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """The v2 RPCs, under the names the protocol gives them."""
+
     def __init__(self, dataplane: DataPlane, revision: str | None = None) -> None:
         self.dataplane = dataplane
         self._trailing = (("x-riskserve-revision", revision),) if revision else None
 
     async def _fail(
         self,
-        context: grpc.aio.ServicerContext,
+        context: Context,
         error: BaseException,
         model_name: str | None,
         request_id: str | None = None,
@@ -56,11 +80,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._revision(context)
         await context.abort(code, message)
 
-    def _revision(self, context: grpc.aio.ServicerContext) -> None:
+    def _revision(self, context: Context) -> None:
         if self._trailing:
             context.set_trailing_metadata(self._trailing)
 
-    def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+    def _authorize(self, context: Context) -> None:
         if not self.dataplane.auth_enabled:
             return
         authorization = api_key = None
@@ -71,39 +95,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 api_key = value
         self.dataplane.authorize(authorization, api_key)
 
-    async def ServerLive(self, request, context):  # noqa: N802, ANN001, ANN201
-        self._revision(context)
+    @_status_on_error()
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Context
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.dataplane.live())
 
-    async def ServerReady(self, request, context):  # noqa: N802, ANN001, ANN201
-        self._revision(context)
+    @_status_on_error()
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: Context
+    ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.dataplane.ready())
 
-    async def ModelReady(self, request, context):  # noqa: N802, ANN001, ANN201
-        try:
-            ready = self.dataplane.model_ready(request.name, request.version or None)
-        except ServingError as error:
-            await self._fail(context, error, request.name)
-        self._revision(context)
+    @_status_on_error("name")
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: Context
+    ) -> pb.ModelReadyResponse:
+        ready = self.dataplane.model_ready(request.name, request.version or None)
         return pb.ModelReadyResponse(ready=ready)
 
-    async def ServerMetadata(self, request, context):  # noqa: N802, ANN001, ANN201
-        try:
-            self._authorize(context)
-        except ServingError as error:
-            await self._fail(context, error, None)
-        self._revision(context)
+    @_status_on_error()
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: Context
+    ) -> pb.ServerMetadataResponse:
+        self._authorize(context)
         return pb.ServerMetadataResponse(**self.dataplane.server_metadata())
 
-    async def ModelMetadata(self, request, context):  # noqa: N802, ANN001, ANN201
-        try:
-            self._authorize(context)
-            metadata = self.dataplane.model_metadata(
-                request.name, request.version or None
-            )
-        except ServingError as error:
-            await self._fail(context, error, request.name)
-        self._revision(context)
+    @_status_on_error("name")
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Context
+    ) -> pb.ModelMetadataResponse:
+        self._authorize(context)
+        metadata = self.dataplane.model_metadata(request.name, request.version or None)
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=metadata["name"],
@@ -113,36 +136,28 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in metadata["outputs"]],
         )
 
-    async def ModelInfer(self, request, context):  # noqa: N802, ANN001, ANN201
+    @_status_on_error("model_name")
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Context
+    ) -> pb.ModelInferResponse:
         started = time.perf_counter()
-        request_id = request.id or new_request_id()
-        try:
-            self._authorize(context)
-            # Decoding, scoring and encoding a big batch all leave the loop: the
-            # data plane decides by the rows the first input declares.
-            shape = request.inputs[0].shape if request.inputs else ()
-            response = await self.dataplane.run(
-                shape[0] if shape else 1, self._infer, request, request_id, started
-            )
-        except Exception as error:  # every failure answers with a status code
-            await self._fail(context, error, request.model_name, request_id)
-        self._revision(context)
-        return response
+        self._authorize(context)
+        # Decoding, scoring and encoding a big batch all leave the loop: the data
+        # plane decides by the rows the first input declares.
+        shape = request.inputs[0].shape if request.inputs else ()
+        return await self.dataplane.run(
+            shape[0] if shape else 1,
+            self._infer,
+            request,
+            request.id or new_request_id(),
+            started,
+        )
 
     def _infer(
         self, request: pb.ModelInferRequest, request_id: str, started: float
     ) -> pb.ModelInferResponse:
         result = self.dataplane.infer_now(
-            InferRequest(
-                request.model_name,
-                request.model_version or None,
-                _decode_inputs(request),
-                [o.name for o in request.outputs] or None,
-                request_id,
-                _parameters(request.parameters),
-                "grpc",
-                started,
-            )
+            infer_request_from_grpc(request, request_id, started)
         )
         response = pb.ModelInferResponse(
             model_name=result.model_name,
@@ -164,48 +179,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                     ]
                 getattr(output.contents, CONTENTS_FIELD[tensor.datatype]).extend(values)
         return response
-
-
-def _parameters(parameters) -> dict[str, object]:  # noqa: ANN001
-    """InferParameter map -> plain values (whichever of its oneof fields is set)."""
-    plain = {}
-    for key, value in parameters.items():
-        which = value.WhichOneof("parameter_choice")
-        plain[key] = getattr(value, which) if which else None
-    return plain
-
-
-def _decode_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
-    raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
-        raise InvalidInput(
-            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send one "
-            "per input"
-        )
-    tensors = []
-    for i, tensor in enumerate(request.inputs):
-        shape = tuple(tensor.shape)
-        if raw:
-            tensors.append(
-                decode_raw_input(tensor.name, tensor.datatype, shape, raw[i])
-            )
-            continue
-        field = CONTENTS_FIELD.get(tensor.datatype)
-        if field is None:
-            raise InvalidInput(
-                f"input tensor {tensor.name!r} has unknown datatype {tensor.datatype!r}"
-            )
-        contents = tensor.contents
-        for other in set(CONTENTS_FIELD.values()) - {field}:
-            if len(getattr(contents, other)):
-                raise InvalidInput(
-                    f"input tensor {tensor.name!r} is {tensor.datatype} but its data "
-                    f"is in {other}"
-                )
-        tensors.append(
-            decode_values(tensor.name, tensor.datatype, shape, getattr(contents, field))
-        )
-    return tensors
 
 
 def create_server(

@@ -22,14 +22,12 @@ from prometheus_client import (
 from serving.binary_tensors import (
     HEADER_LENGTH,
     OCTET_STREAM,
-    decode_inputs,
     encode_outputs,
-    requested_outputs,
     response_body,
-    split_body,
 )
-from serving.dataplane import DataPlane, InferRequest, new_request_id
+from serving.dataplane import DataPlane
 from serving.errors import InvalidInput, ModelNotFound, ServingError
+from serving.infer_request import parse_infer_request
 
 Scope = dict
 Receive = Callable[[], Awaitable[dict]]
@@ -235,48 +233,10 @@ class RestApp:
         header_length: bytes | None,
         started: float,
     ) -> tuple[bytes, str | None, list[tuple[bytes, bytes]]]:
-        json_part, binary = split_body(body, header_length)
-        try:
-            request = orjson.loads(json_part)
-        except orjson.JSONDecodeError as exc:
-            hint = (
-                "; a request with binary tensors needs the Inference-Header-Content-"
-                "Length header"
-                if header_length is None
-                else ""
-            )
-            raise InvalidInput(
-                f"the request body is not valid JSON: {exc}{hint}"
-            ) from None
-        if not isinstance(request, dict):
-            raise InvalidInput("the request body is not a JSON object")
-        inputs = request.get("inputs")
-        if not isinstance(inputs, list):
-            raise InvalidInput("the request has no 'inputs' list")
-        if not inputs:
-            raise InvalidInput(
-                "the request's 'inputs' list is empty: send one tensor per feature, or "
-                "one [N, F] tensor"
-            )
-        request_id = request.get("id")
-        if request_id is not None and not isinstance(request_id, str):
-            raise InvalidInput("'id' must be a string")
-        parameters = _parameters(request.get("parameters"))
-        requested = requested_outputs(request.get("outputs"), parameters)
-        tensors = decode_inputs(inputs, binary)
-        request_id = request_id or new_request_id()
-        result = self.dataplane.infer_now(
-            InferRequest(
-                name,
-                version,
-                tensors,
-                requested.names,
-                request_id,
-                parameters,
-                "rest",
-                started,
-            )
+        request, requested = parse_infer_request(
+            name, version, body, header_length, started
         )
+        result = self.dataplane.infer_now(request)
         outputs, raw = encode_outputs(result.outputs, requested)
         payload, json_length = response_body(
             {
@@ -288,10 +248,10 @@ class RestApp:
             raw,
         )
         if json_length is None:
-            return payload, request_id, self._json_headers
+            return payload, request.id, self._json_headers
         return (
             payload,
-            request_id,
+            request.id,
             [
                 (b"content-type", OCTET_STREAM),
                 (HEADER_LENGTH, str(json_length).encode()),
@@ -331,14 +291,6 @@ def _require(method: str, allowed: str, path: str) -> None:
         raise MethodNotAllowed(
             f"{method} is not allowed on {path}; use {allowed}", allowed
         )
-
-
-def _parameters(parameters: object) -> dict[str, object]:
-    if parameters is None:
-        return {}
-    if not isinstance(parameters, dict):
-        raise InvalidInput("'parameters' must be a JSON object")
-    return parameters
 
 
 def metrics_registry(multiprocess_mode: bool) -> CollectorRegistry:
