@@ -18,6 +18,7 @@ from kserve.errors import ModelNotReady
 from kserve.utils.utils import generate_uuid
 
 from serving.errors import InvalidInput, NotReady
+from serving.loading import load_model
 from serving.model import OnnxRiskModel
 from serving.settings import ServingSettings, StorageSettings
 from serving.tensors import decode_values
@@ -42,8 +43,6 @@ class RiskModel(kserve.Model):
         self.runtime: OnnxRiskModel | None = None
 
     def load(self) -> bool:
-        from serving.server import load_model
-
         self.runtime = load_model(
             self.name, self.model_dir, self.settings, self.storage
         )

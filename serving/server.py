@@ -7,9 +7,9 @@ import asyncio
 import logging
 import signal
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -17,32 +17,16 @@ from serving.dataplane import DataPlane
 from serving.errors import ModelLoadError
 from serving.http_limits import ConcurrencyLimit, HttpTimeouts, timeout_protocol
 from serving.inference_log import InferenceLog
+from serving.loading import in_daemon_thread, load_model
 from serving.metrics import HTTP_REJECTED, HTTP_TIMEOUTS
 from serving.model import OnnxRiskModel
 from serving.rest import RestApp
 from serving.settings import ServingSettings, StorageSettings
-from serving.storage import fetch_model
+
+if TYPE_CHECKING:
+    import grpc
 
 log = logging.getLogger("serving")
-
-
-def load_model(
-    model_name: str, model_dir: str, settings: ServingSettings, storage: StorageSettings
-) -> OnnxRiskModel:
-    """Fetch and open the model; the version is the override, the registry's, the
-    ONNX metadata's or "1", in that order."""
-    local = fetch_model(model_dir, storage, settings.download_dir)
-    model = OnnxRiskModel(
-        model_name,
-        local.onnx_path,
-        version=settings.model_version,
-        max_batch_size=settings.max_batch_size,
-        threads=settings.onnx_threads,
-    )
-    if local.registry_version is not None:
-        model.set_registry_version(local.registry_version)
-    model.load()
-    return model
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -55,57 +39,160 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _in_daemon_thread(function) -> None:  # noqa: ANN001
-    """Run `function` on a daemon thread: a download stuck on a dead endpoint must not
-    keep the process from stopping (an executor thread would be joined at exit)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+class PredictorServer:
+    """One predictor process: REST and (with --enable_grpc) gRPC over one data plane.
 
-    def run() -> None:
+    `start()` opens the transports and loads the model in the background; until it is
+    loaded a placeholder answers "not ready" (503). `serve()` runs until a signal, a
+    failed load or the end of uvicorn, and `stop()` drains gRPC and flushes the
+    inference log. `exit_code` is 1 when the model could not be loaded.
+    """
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        settings: ServingSettings,
+        storage: StorageSettings,
+    ) -> None:
+        self.args = args
+        self.settings = settings
+        self.storage = storage
+        self.exit_code = 0
+        self.inference_log = _inference_log(settings, storage)
+        self.dataplane = DataPlane(
+            OnnxRiskModel(args.model_name, Path(args.model_dir)),
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            inference_log=self.inference_log,
+            inline_max_rows=settings.inline_max_rows,
+        )
+        self.http = uvicorn.Server(_http_config(args, settings, self.dataplane))
+        self.grpc: grpc.aio.Server | None = None
+        self._loading: asyncio.Task[None] | None = None
+
+    async def start(self) -> bool:
+        """Open the transports and start loading; False when a `--workers N` worker,
+        which loads before it joins the shared ports, could not load its model."""
+        args, settings = self.args, self.settings
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max(1, args.max_threads), thread_name_prefix="infer")
+        )
+        if settings.reuse_port:
+            # With --workers N every worker listens on the same ports (SO_REUSEPORT):
+            # one that listened while loading would take its share of connections and
+            # answer 503 after another worker's readiness said yes. So a worker joins
+            # the ports only once its model is loaded (the others serve meanwhile).
+            await self._load()
+            if self.exit_code:
+                return False
+        if args.enable_grpc:
+            from serving.grpc_server import create_server
+
+            grpc_server = create_server(
+                self.dataplane,
+                args.grpc_port,
+                max(
+                    args.grpc_max_receive_message_length,
+                    args.grpc_max_send_message_length,
+                ),
+                revision=settings.revision,
+                host="[::]" if settings.host in ("0.0.0.0", "::") else settings.host,
+            )
+            await grpc_server.start()
+            self.grpc = grpc_server
+        if not settings.reuse_port:
+            self._loading = asyncio.create_task(self._load())
+        # uvicorn re-raises the SIGTERM it caught once it has stopped; a no-op handler
+        # lets stop() (gRPC drain, inference log flush) run first.
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(handled, lambda *_: None)
+        return True
+
+    async def serve(self) -> int:
+        """start(), answer until told to stop, stop(); the process's exit code."""
         try:
-            function()
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(_settle, done, exc)
+            if not await self.start():
+                return self.exit_code
+            await self.http.serve(
+                sockets=[reuse_port_socket(self.settings.host, self.args.http_port)]
+                if self.settings.reuse_port
+                else None
+            )
+        finally:
+            await self.stop()
+        return self.exit_code or (1 if not self.http.started else 0)
+
+    async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        if self.grpc is not None:
+            await self.grpc.stop(grace=5)
+        if self.inference_log is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.inference_log.close
+            )
+
+    async def _load(self) -> None:
+        args = self.args
+
+        def load() -> None:
+            self.dataplane.model = load_model(
+                args.model_name, args.model_dir, self.settings, self.storage
+            )
+
+        try:
+            await in_daemon_thread(load)
+        except ModelLoadError as exc:
+            log.error("cannot load the model", extra={"error": str(exc)})
+            self._failed()
+        except Exception:
+            log.exception("cannot load the model")
+            self._failed()
         else:
-            loop.call_soon_threadsafe(_settle, done, None)
+            log.info(
+                "serving",
+                extra={
+                    "model_name": self.dataplane.model.name,
+                    "model_version": self.dataplane.model.version,
+                    "http_port": args.http_port,
+                    "grpc_port": args.grpc_port if args.enable_grpc else None,
+                    "auth": self.dataplane.auth_enabled,
+                    "inference_log": self.settings.inference_log_uri,
+                },
+            )
 
-    threading.Thread(target=run, name="model-load", daemon=True).start()
-    await done
-
-
-def _settle(future: asyncio.Future, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+    def _failed(self) -> None:
+        self.exit_code = 1
+        self.http.should_exit = True
 
 
 async def serve(
     args: argparse.Namespace, settings: ServingSettings, storage: StorageSettings
 ) -> int:
-    # Until the model is loaded, a placeholder answers "not ready" (503).
-    placeholder = OnnxRiskModel(args.model_name, Path(args.model_dir))
-    inference_log = None
-    if settings.inference_log_uri:
-        inference_log = InferenceLog(
-            settings.inference_log_uri,
-            storage,
-            batch_size=settings.inference_log_batch_size,
-            flush_seconds=settings.inference_log_flush_seconds,
-            max_file_bytes=settings.inference_log_max_file_bytes,
-            spool_dir=settings.inference_log_spool_dir,
-            max_spool_bytes=settings.inference_log_max_spool_bytes,
-            fsync=settings.inference_log_fsync,
-            fsync_seconds=settings.inference_log_fsync_seconds,
-        ).start()
-    dataplane = DataPlane(
-        placeholder,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-        inference_log=inference_log,
-        inline_max_rows=settings.inline_max_rows,
-    )
+    return await PredictorServer(args, settings, storage).serve()
+
+
+def _inference_log(
+    settings: ServingSettings, storage: StorageSettings
+) -> InferenceLog | None:
+    if not settings.inference_log_uri:
+        return None
+    return InferenceLog(
+        settings.inference_log_uri,
+        storage,
+        batch_size=settings.inference_log_batch_size,
+        flush_seconds=settings.inference_log_flush_seconds,
+        max_file_bytes=settings.inference_log_max_file_bytes,
+        spool_dir=settings.inference_log_spool_dir,
+        max_spool_bytes=settings.inference_log_max_spool_bytes,
+        fsync=settings.inference_log_fsync,
+        fsync_seconds=settings.inference_log_fsync_seconds,
+    ).start()
+
+
+def _http_config(
+    args: argparse.Namespace, settings: ServingSettings, dataplane: DataPlane
+) -> uvicorn.Config:
+    """The REST app inside its limits (concurrency, in-flight bodies, slow clients)."""
     app = RestApp(
         dataplane,
         max_body_bytes=settings.max_body_bytes,
@@ -127,7 +214,7 @@ async def serve(
         body_seconds=settings.http_body_timeout_seconds,
         on_timeout=lambda phase: HTTP_TIMEOUTS.labels(phase).inc(),
     )
-    config = uvicorn.Config(
+    return uvicorn.Config(
         limited,
         host=settings.host,
         port=args.http_port,
@@ -141,87 +228,3 @@ async def serve(
         ssl_keyfile=args.ssl_keyfile or settings.tls_key_file,
         server_header=False,
     )
-    server = uvicorn.Server(config)
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(
-        ThreadPoolExecutor(max(1, args.max_threads), thread_name_prefix="infer")
-    )
-
-    exit_code = 0
-    grpc_server = None
-
-    def load() -> None:
-        dataplane.model = load_model(args.model_name, args.model_dir, settings, storage)
-
-    async def load_in_background() -> None:
-        nonlocal exit_code
-        try:
-            await _in_daemon_thread(load)
-        except ModelLoadError as exc:
-            log.error("cannot load the model", extra={"error": str(exc)})
-            exit_code = 1
-            server.should_exit = True
-        except Exception:
-            log.exception("cannot load the model")
-            exit_code = 1
-            server.should_exit = True
-        else:
-            log.info(
-                "serving",
-                extra={
-                    "model_name": dataplane.model.name,
-                    "model_version": dataplane.model.version,
-                    "http_port": args.http_port,
-                    "grpc_port": args.grpc_port if args.enable_grpc else None,
-                    "auth": dataplane.auth_enabled,
-                    "inference_log": settings.inference_log_uri,
-                },
-            )
-
-    if settings.reuse_port:
-        # With --workers N every worker listens on the same ports (SO_REUSEPORT): one
-        # that listened while loading would take its share of connections and answer
-        # 503 after another worker's readiness said yes. So a worker joins the ports
-        # only once its model is loaded (the others serve meanwhile).
-        await load_in_background()
-        if exit_code:
-            if inference_log is not None:
-                await loop.run_in_executor(None, inference_log.close)
-            return exit_code
-    if args.enable_grpc:
-        from serving.grpc_server import create_server
-
-        grpc_server = create_server(
-            dataplane,
-            args.grpc_port,
-            max(
-                args.grpc_max_receive_message_length, args.grpc_max_send_message_length
-            ),
-            revision=settings.revision,
-            host="[::]" if settings.host in ("0.0.0.0", "::") else settings.host,
-        )
-        await grpc_server.start()
-
-    loading = (
-        asyncio.create_task(asyncio.sleep(0))  # loaded above
-        if settings.reuse_port
-        else asyncio.create_task(load_in_background())
-    )
-    # uvicorn re-raises the SIGTERM it caught once it has stopped; a no-op handler
-    # lets the cleanup below (gRPC drain, inference log flush) run first.
-    for handled in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(handled, lambda *_: None)
-    try:
-        await server.serve(
-            sockets=[reuse_port_socket(settings.host, args.http_port)]
-            if settings.reuse_port
-            else None
-        )
-    finally:
-        if not loading.done():
-            loading.cancel()
-        if grpc_server is not None:
-            await grpc_server.stop(grace=5)
-        if inference_log is not None:
-            await loop.run_in_executor(None, inference_log.close)
-    return exit_code or (1 if not server.started else 0)
