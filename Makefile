@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools/bin
 
-.PHONY: install test test-fast lint format demo bench reliability tools prometheus images image-tools services-up services-down clean
+.PHONY: install test test-fast lint docs format demo bench reliability tools prometheus images image-tools services-up services-down clean
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link, a
+# missing anchor or a page left out of the nav fails. Preview: $(BIN)/mkdocs serve
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 format: install
 	$(BIN)/ruff format .
