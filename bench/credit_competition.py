@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from bench.real_credit import DATA, RealData
 from training import candidates
-from training.candidates.competition import Splits, compete
+from training.competition.compete import Splits, compete
 from training.job import default_budget, split
 
 

@@ -48,7 +48,7 @@ def holdout_outputs(model_name: str, version: str, data: RealData, seed: int):
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    from training.candidates.competition import onnx_feeds
+    from training.competition.compete import onnx_feeds
     from training.job import split
 
     spec, x, y = data.load()

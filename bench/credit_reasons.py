@@ -42,7 +42,7 @@ def quality(seeds: int) -> tuple[list[float], list[float]]:
     from sklearn.metrics import roc_auc_score
 
     from training.candidates.logreg import UnweightedLogisticCandidate
-    from training.candidates.scorecard import ScorecardCandidate
+    from training.scorecard.candidate import ScorecardCandidate
     from training.job import split
 
     spec, x, y = german_credit()
@@ -68,7 +68,7 @@ def quality(seeds: int) -> tuple[list[float], list[float]]:
 def paired_single_row_us(protos: list, feeds: dict[str, np.ndarray]) -> list[float]:
     """Median single-row call of each graph, the graphs called in turn on the same
     row (so a shared machine's load falls on all of them alike)."""
-    from training.candidates.competition import session
+    from training.competition.compete import session
 
     sessions = [session(proto) for proto in protos]
     rows = next(iter(feeds.values())).shape[0]
@@ -89,13 +89,13 @@ def paired_single_row_us(protos: list, feeds: dict[str, np.ndarray]) -> list[flo
 def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
     from model.specs import CREDIT
     from model.synthetic import generate
-    from training.candidates.competition import onnx_feeds
+    from training.competition.compete import onnx_feeds
     from training.candidates.gbm import GbmCandidate
     from training.candidates.logreg import UnweightedLogisticCandidate
-    from training.candidates.scorecard import BINS_TENSOR, ScorecardCandidate
+    from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
     from training.decision_graph import ScoreScaling, add_credit_decision, finalize
     from training.job import split
-    from training.reason_codes import add_reason_codes, credit_reasons
+    from training.scorecard.reason_codes import add_reason_codes, credit_reasons
 
     frame = generate("credit", rows, seed)
     x, y = frame[CREDIT.feature_names], frame[CREDIT.target].astype(int)
@@ -153,7 +153,7 @@ def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
 
 def shap_agreement(gbm, scorecard, x: pd.DataFrame, scaling) -> dict:
     from training.candidates.logreg import native_input
-    from training.reason_codes import credit_reasons
+    from training.scorecard.reason_codes import credit_reasons
 
     spec = gbm.spec
     pipeline = gbm.pipeline

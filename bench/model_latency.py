@@ -30,7 +30,7 @@ def build_models(workdir: Path, rows: int, seed: int) -> dict[str, Path]:
     from model.synthetic import generate
     from tests.fixtures.contract_models import write_onnx
     from training import candidates
-    from training.candidates.competition import latency_per_row_us, onnx_feeds, session
+    from training.competition.compete import latency_per_row_us, onnx_feeds, session
     from training.decision_graph import add_fraud_decision, finalize
 
     frame = generate("fraud", rows, seed)

@@ -23,7 +23,7 @@ from imblearn.pipeline import Pipeline as ResamplingPipeline
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from training.candidates.competition import PRIMARY_METRIC
+from training.competition.compete import PRIMARY_METRIC
 from training.candidates.gbm import DEFAULTS, GbmCandidate
 from training.candidates.logreg import LogisticCandidate, native_input
 

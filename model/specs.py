@@ -68,6 +68,20 @@ class ModelSpec:
         raise KeyError(f"{self.name} has no feature {name!r}")
 
 
+# The output tensors of the ONNX contract, by name; every producer and reader of an
+# output takes its name from here.
+FRAUD_PROBABILITY = "fraud_probability"
+IS_FRAUD = "is_fraud"
+DEFAULT_PROBABILITY = "default_probability"
+CREDIT_SCORE = "credit_score"
+APPROVED = "approved"
+REASON_CODES = "reason_codes"
+PROBABILITY_OUTPUT: dict[str, str] = {
+    "fraud": FRAUD_PROBABILITY,
+    "credit": DEFAULT_PROBABILITY,
+}
+"""The probability output of each model kind."""
+
 FRAUD_OUTPUTS = (("fraud_probability", "FP32"), ("is_fraud", "BOOL"))
 CREDIT_OUTPUTS = (
     ("default_probability", "FP32"),

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    from training.candidates.competition import CompetitionError
+    from training.competition.compete import CompetitionError
     from training.job import ParityError, run
     from training.registry import RegistryError
     from training.settings import TrainingSettings

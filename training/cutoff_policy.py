@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from model.specs import DEFAULT_PROBABILITY
+
 DEFAULT_POLICY = "profit:1:5"
 
 PROFIT, APPROVAL_RATE, BAD_RATE, SCORE = "profit", "approval-rate", "bad-rate", "score"
@@ -64,11 +66,6 @@ class CutoffPolicy:
             )
         if self.kind == BAD_RATE and not 0 < self.value <= 1:
             raise ValueError(f"the bad rate B must be in (0, 1], got {self.value:g}")
-
-    @property
-    def break_even_pd(self) -> float:
-        """The PD at which approving earns nothing: GAIN / (GAIN + LOSS)."""
-        return self.gain / (self.gain + self.loss)
 
     def __str__(self) -> str:
         if self.kind == PROFIT:
@@ -152,7 +149,7 @@ def choose_cutoff(
     gives the reachable share nearest R (the lower one on a tie), never 0. A bad-rate B
     below the expected bad rate of even the safest applicants raises ValueError: a
     model that declines everyone is not registered silently."""
-    p = _checked("default_probability", default_probability)
+    p = _checked(DEFAULT_PROBABILITY, default_probability)
     s = _checked("scores", scores, p.size)
     if p.min() < 0 or p.max() > 1:
         raise ValueError("default_probability has values outside [0, 1]")
@@ -279,7 +276,7 @@ def strategy_table(
     outcome()'s on these rows, its cumulative precision and recall those of the
     declined."""
     y = _checked("y_true", y_true)
-    p = _checked("default_probability", default_probability, y.size)
+    p = _checked(DEFAULT_PROBABILITY, default_probability, y.size)
     raw_scores = np.ravel(scores)
     s = _checked("scores", raw_scores, y.size)
     if bands < 1:

@@ -15,6 +15,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from model.specs import (
+    APPROVED,
+    CREDIT_SCORE,
+    DEFAULT_PROBABILITY,
+    FRAUD_PROBABILITY,
+    IS_FRAUD,
+)
+
 # Keeps ln((1-p)/p) finite at p = 0 or 1 without moving any realistic score.
 PROBABILITY_EPS = 1e-7
 
@@ -80,16 +88,16 @@ def add_fraud_decision(
     model: onnx.ModelProto, probability: str, column: int | None, threshold: float
 ) -> onnx.ModelProto:
     graph = model.graph
-    _positive_probability(graph, probability, column, "fraud_probability")
+    _positive_probability(graph, probability, column, FRAUD_PROBABILITY)
     threshold_name = _const(graph, "fraud_threshold", threshold)
     graph.node.append(
         helper.make_node(
-            "GreaterOrEqual", ["fraud_probability", threshold_name], ["is_fraud"]
+            "GreaterOrEqual", [FRAUD_PROBABILITY, threshold_name], [IS_FRAUD]
         )
     )
     _set_outputs(
         model,
-        [("fraud_probability", TensorProto.FLOAT), ("is_fraud", TensorProto.BOOL)],
+        [(FRAUD_PROBABILITY, TensorProto.FLOAT), (IS_FRAUD, TensorProto.BOOL)],
     )
     return model
 
@@ -102,7 +110,7 @@ def add_credit_decision(
     cutoff: float,
 ) -> onnx.ModelProto:
     graph = model.graph
-    _positive_probability(graph, probability, column, "default_probability")
+    _positive_probability(graph, probability, column, DEFAULT_PROBABILITY)
     low = _const(graph, "score_p_min", PROBABILITY_EPS)
     high = _const(graph, "score_p_max", 1 - PROBABILITY_EPS)
     one = _const(graph, "score_one", 1.0)
@@ -111,23 +119,21 @@ def add_credit_decision(
     cutoff_name = _const(graph, "approval_cutoff", cutoff)
     graph.node.extend(
         [
-            helper.make_node("Clip", ["default_probability", low, high], ["score_p"]),
+            helper.make_node("Clip", [DEFAULT_PROBABILITY, low, high], ["score_p"]),
             helper.make_node("Sub", [one, "score_p"], ["score_good"]),
             helper.make_node("Div", ["score_good", "score_p"], ["score_odds"]),
             helper.make_node("Log", ["score_odds"], ["score_log_odds"]),
             helper.make_node("Mul", ["score_log_odds", factor], ["score_points"]),
-            helper.make_node("Add", ["score_points", offset], ["credit_score"]),
-            helper.make_node(
-                "GreaterOrEqual", ["credit_score", cutoff_name], ["approved"]
-            ),
+            helper.make_node("Add", ["score_points", offset], [CREDIT_SCORE]),
+            helper.make_node("GreaterOrEqual", [CREDIT_SCORE, cutoff_name], [APPROVED]),
         ]
     )
     _set_outputs(
         model,
         [
-            ("default_probability", TensorProto.FLOAT),
-            ("credit_score", TensorProto.FLOAT),
-            ("approved", TensorProto.BOOL),
+            (DEFAULT_PROBABILITY, TensorProto.FLOAT),
+            (CREDIT_SCORE, TensorProto.FLOAT),
+            (APPROVED, TensorProto.BOOL),
         ],
     )
     return model

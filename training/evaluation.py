@@ -3,6 +3,7 @@ and the score-band table of the credit-default predictor."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +25,33 @@ from sklearn.metrics import (  # noqa: E402
     roc_auc_score,
     roc_curve,
 )
+
+
+@dataclass
+class Evaluation:
+    """What a job reports on the holdout, and logs with its run."""
+
+    metrics: dict[str, float]
+    plots: list[Path]
+    tables: dict[str, pd.DataFrame]
+    holdout_feeds: dict[str, np.ndarray]
+    work_dir: Path
+    documents: list[Path] = field(default_factory=list)  # logged under evaluation/
+
+    def add(
+        self,
+        *,
+        metrics: dict[str, float] | None = None,
+        plots: tuple[Path, ...] = (),
+        tables: dict[str, pd.DataFrame] | None = None,
+        documents: tuple[Path, ...] = (),
+    ) -> None:
+        """Figures of later stages (scorecard, comparison, parity) beside the
+        holdout's, in the order the run logs them."""
+        self.metrics |= metrics or {}
+        self.plots += plots
+        self.tables |= tables or {}
+        self.documents += documents
 
 
 def choose_threshold(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,18 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from model.data import data_hash
+from model.specs import (
+    APPROVED,
+    CREDIT_SCORE,
+    IS_FRAUD,
+    PROBABILITY_OUTPUT,
+    ModelSpec,
+)
 from training import candidates
-from training.candidates.calibration import PlattCalibration, calibrate
-from training.candidates.competition import (
+from training.candidates.margin import sigmoid
+from training.competition.calibration import calibrate
+from training.competition.compete import (
+    PARITY_TOLERANCE,
     PRIMARY_METRIC,
     CompetitionError,
     Entry,
@@ -35,8 +44,6 @@ from training.candidates.competition import (
     lift_curve,
     onnx_feeds,
 )
-from training.candidates.margin import sigmoid
-from training.candidates.scorecard import BINS_TENSOR
 from training.cutoff_policy import (
     choose_cutoff,
     format_strategy_table,
@@ -52,6 +59,7 @@ from training.decision_graph import (
     set_metadata,
 )
 from training.evaluation import (
+    Evaluation,
     choose_threshold,
     classification_metrics,
     credit_plots,
@@ -60,13 +68,13 @@ from training.evaluation import (
     standard_plots,
 )
 from training.progress import Progress
-from training.reason_codes import CreditReasons, add_reason_codes
-from training.reason_stage import add_credit_reasons, log_scorecard
-from training.reference_profile import log_reference_profile
+from training.scorecard.candidate import BINS_TENSOR
+from training.scorecard.reason_codes import CreditReasons, add_reason_codes
+from training.scorecard.stage import reason_scorecard, scorecard_report, winner_reasons
 from training.settings import TrainingSettings
+from training.winner import NativeModel, Winner
 
-PARITY_TOLERANCE = 1e-5
-PROBABILITY_OUTPUT = {"fraud": "fraud_probability", "credit": "default_probability"}
+__all__ = ["JobResult", "NativeModel", "ParityError", "run", "split"]
 
 
 class ParityError(RuntimeError):
@@ -170,9 +178,8 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         proto, decision = decision_outputs(config, native, progress)
         reasons = None
         if config.kind == "credit":
-            reasons = add_credit_reasons(
-                config, spec, entries, native, splits, progress
-            )
+            scorecard = reason_scorecard(spec, entries, splits, config.seed, progress)
+            reasons = winner_reasons(scorecard, native, config, progress)
             proto = add_reason_codes(
                 proto,
                 reasons.table,
@@ -180,36 +187,38 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
                 reasons.with_points,
                 BINS_TENSOR if reasons.with_points else None,
             )
-        commit = git_commit(settings)
-        metadata = {
-            "model_kind": config.kind,
-            "model_name": config.name,
-            "model_version": registry.next_version(config.name),
-            "features": ",".join(spec.feature_names),
-            "data_hash": data_hash(features, target),
-            "git_commit": commit,
-            "candidate": winner.name,
-            **{k: repr(float(v)) for k, v in decision.items()},
-            **(
-                {"cutoff_policy": config.cutoff_policy}
-                if config.kind == "credit"
-                else {}
-            ),
-            **(reasons.table.metadata(reasons.k) if reasons else {}),
-        }
-        proto = finalize(set_metadata(proto, metadata))
+        metadata = version_metadata(
+            config, spec, winner.name, decision, git_commit(settings), data
+        )
+        proto = finalize(
+            set_metadata(
+                proto,
+                {
+                    "model_name": config.name,
+                    "model_version": registry.next_version(config.name),
+                    **metadata,
+                    **(reasons.table.metadata(reasons.k) if reasons else {}),
+                },
+            )
+        )
         valid_out, parity = check_parity(config, spec, proto, native, splits, progress)
         if reasons is not None:
             check_reasons(reasons, splits, valid_out, progress)
-        evaluation = evaluate(config, spec, proto, splits, work_dir, progress, decision)
+        exported = Winner(native, proto, decision, reasons, metadata, valid_out, parity)
+        evaluation = evaluate(config, spec, exported, splits, work_dir, progress)
         if reasons is not None:
-            log_scorecard(reasons, config, winner, native, evaluation)
+            report = scorecard_report(reasons, native, config.scaling, work_dir)
+            evaluation.add(
+                tables=report.tables,
+                documents=(report.document,),
+                metrics=report.metrics,
+            )
         table = comparison_table(config.kind, entries, winner, splits.test_y)
-        evaluation.plots.append(
-            lift_curve(entries, splits.test_y, work_dir, config.name)
+        evaluation.add(
+            plots=(lift_curve(entries, splits.test_y, work_dir, config.name),),
+            tables={"comparison.csv": table},
+            metrics={"parity_max_abs_diff": parity},
         )
-        evaluation.tables["comparison.csv"] = table
-        evaluation.metrics["parity_max_abs_diff"] = parity
 
         champion_check = None
         if config.promote_if_better:
@@ -222,21 +231,10 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
             )
 
         progress.stage("logging the run and registering the model in MLflow")
-        run_id, version = log_and_register(
-            config,
-            data,
-            winner,
-            entries,
-            native,
-            proto,
-            decision,
-            commit,
-            evaluation,
-            valid_out,
-            splits,
-            reasons.table.tags(reasons.k) if reasons else {},
+        run_id, version = registry.log_and_register(
+            config, data, exported, entries, evaluation, splits
         )
-        is_champion, why = _decide_champion(
+        is_champion, why = registry.decide_champion(
             config, champion_check, evaluation.metrics["pr_auc"]
         )
         aliases = registry.set_aliases(config.name, version, is_champion)
@@ -256,6 +254,27 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
         )
 
 
+def version_metadata(
+    config: JobConfig,
+    spec: ModelSpec,
+    candidate: str,
+    decision: dict[str, float],
+    commit: str,
+    data: LoadedData,
+) -> dict[str, str]:
+    """The keys the ONNX metadata and the registered version's tags share. The
+    training frame is hashed here, once."""
+    return {
+        "model_kind": config.kind,
+        "features": ",".join(spec.feature_names),
+        "data_hash": data_hash(data.features, data.target),
+        "git_commit": commit,
+        "candidate": candidate,
+        **{k: repr(float(v)) for k, v in decision.items()},
+        **({"cutoff_policy": config.cutoff_policy} if config.kind == "credit" else {}),
+    }
+
+
 def default_budget(rows: int, features: int) -> float:
     """Seconds of search: 67 s per million feature values, 10 s to 900 s.
 
@@ -268,27 +287,12 @@ def default_budget(rows: int, features: int) -> float:
     return float(min(900.0, max(10.0, rows * features / 15_000)))
 
 
-@dataclass
-class NativeModel:
-    """The winner as the job scores it natively: candidate, then calibration, and
-    its out-of-fold predictions (the rows the threshold or cut-off is chosen on)."""
-
-    entry: Entry
-    calibration: PlattCalibration | None
-    proto: onnx.ModelProto
-    probability: str
-    column: int | None
-    oof_p: np.ndarray  # calibrated out-of-fold probabilities
-    oof_y: np.ndarray  # their labels
-
-    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        if self.calibration is None:
-            return self.entry.candidate.predict_proba(x)
-        return self.calibration.apply(self.entry.candidate.margin(x))
-
-
 def calibrate_winner(
-    winner: Entry, splits: Splits, config: JobConfig, work_dir: Path, progress
+    winner: Entry,
+    splits: Splits,
+    config: JobConfig,
+    work_dir: Path,
+    progress: Progress,
 ) -> NativeModel:
     progress.stage(
         "calibrating the winner on its out-of-fold CV margins (kept if Brier improves)"
@@ -327,7 +331,7 @@ def calibrate_winner(
 
 
 def decision_outputs(
-    config: JobConfig, native: NativeModel, progress
+    config: JobConfig, native: NativeModel, progress: Progress
 ) -> tuple[onnx.ModelProto, dict[str, float]]:
     """The threshold (fraud) or cut-off (credit), chosen on the winner's calibrated
     out-of-fold predictions, and the graph with the decision outputs."""
@@ -360,7 +364,12 @@ def decision_outputs(
     }
 
 
-def check_reasons(reasons: CreditReasons, splits: Splits, valid_out, progress) -> None:
+def check_reasons(
+    reasons: CreditReasons,
+    splits: Splits,
+    valid_out: dict[str, np.ndarray],
+    progress: Progress,
+) -> None:
     bad = reasons.check(splits.valid_x, valid_out)
     if bad:
         raise ParityError(
@@ -370,7 +379,14 @@ def check_reasons(reasons: CreditReasons, splits: Splits, valid_out, progress) -
     progress.detail("reason codes: the graph matches the scorecard on every row")
 
 
-def check_parity(config, spec, proto, native: NativeModel, splits: Splits, progress):
+def check_parity(
+    config: JobConfig,
+    spec: ModelSpec,
+    proto: onnx.ModelProto,
+    native: NativeModel,
+    splits: Splits,
+    progress: Progress,
+) -> tuple[dict[str, np.ndarray], float]:
     """The finished graph against the native winner on validation + holdout rows.
     Returns the graph's outputs on the validation rows and the largest difference."""
     progress.stage("checking ONNX parity with the native model (validation + holdout)")
@@ -396,25 +412,22 @@ def check_parity(config, spec, proto, native: NativeModel, splits: Splits, progr
     return valid_out, parity
 
 
-@dataclass
-class Evaluation:
-    metrics: dict[str, float]
-    plots: list[Path]
-    tables: dict[str, pd.DataFrame]
-    holdout_feeds: dict[str, np.ndarray]
-    work_dir: Path
-    documents: list[Path] = field(default_factory=list)  # logged under evaluation/
-
-
 def evaluate(
-    config, spec, proto, splits: Splits, work_dir: Path, progress, decision
+    config: JobConfig,
+    spec: ModelSpec,
+    winner: Winner,
+    splits: Splits,
+    work_dir: Path,
+    progress: Progress,
 ) -> Evaluation:
+    """The finished graph on the holdout: metrics, plots and, for credit, the score
+    bands and the strategy table around the cut-off."""
     progress.stage("evaluating on the holdout")
     holdout_feeds = onnx_feeds(spec, splits.test_x)
-    test_out = run_onnx(proto, holdout_feeds)
+    test_out = run_onnx(winner.proto, holdout_feeds)
     y_true = splits.test_y.to_numpy()
     probability = test_out[PROBABILITY_OUTPUT[config.kind]]
-    decided = test_out["is_fraud"] if config.kind == "fraud" else ~test_out["approved"]
+    decided = test_out[IS_FRAUD] if config.kind == "fraud" else ~test_out[APPROVED]
     metrics = classification_metrics(y_true, probability, decided.astype(int))
     tables = {}
     plots = standard_plots(
@@ -422,8 +435,8 @@ def evaluate(
     )
     if config.kind == "credit":
         metrics["ks"] = ks_statistic(y_true, probability)
-        scores = test_out["credit_score"]
-        cutoff = decision["cutoff"]
+        scores = test_out[CREDIT_SCORE]
+        cutoff = winner.decision["cutoff"]
         policy = parse_policy(config.cutoff_policy)
         metrics |= outcome(y_true, scores, cutoff, policy)
         plots += credit_plots(y_true, probability, scores, cutoff, work_dir)
@@ -442,147 +455,3 @@ def evaluate(
             f"per applicant {metrics['profit_per_applicant']:+.3f} (holdout)"
         )
     return Evaluation(metrics, plots, tables, holdout_feeds, work_dir)
-
-
-def log_and_register(
-    config: JobConfig,
-    data: LoadedData,
-    winner: Entry,
-    entries: list[Entry],
-    native: NativeModel,
-    proto: onnx.ModelProto,
-    decision: dict[str, float],
-    commit: str,
-    evaluation: Evaluation,
-    valid_out: dict[str, np.ndarray],
-    splits: Splits,
-    extra_tags: dict[str, str] | None = None,
-) -> tuple[str, str]:
-    """One parent run (the winner's metrics, plots, comparison table, registered model)
-    with a child run per candidate. Registering is the last step: a failure before it
-    leaves runs, never a version."""
-    import mlflow
-
-    from training import registry
-
-    spec = data.spec
-    mlflow.set_experiment(config.experiment or config.name)
-    tags = {
-        **{k: repr(float(v)) for k, v in decision.items()},
-        "features": ",".join(spec.feature_names),
-        "data_hash": data_hash(data.features, data.target),
-        "git_commit": commit,
-        "model_kind": config.kind,
-        "candidate": winner.name,
-        **(extra_tags or {}),
-    }
-    if config.kind == "credit":
-        tags["cutoff_policy"] = config.cutoff_policy
-        tags["score_scaling"] = (
-            f"score = {config.scaling.offset:.4f} + {config.scaling.factor:.4f} * ln(odds_good)"
-        )
-    params = {
-        "model_kind": config.kind,
-        "data_source": data.source,
-        "rows": len(data.target),
-        "seed": config.seed,
-        "features": spec.feature_names,
-        "data_hash": tags["data_hash"],
-        "git_commit": commit,
-        "winner": winner.name,
-        "candidates": [e.name for e in entries],
-        "calibrated": native.calibration is not None,
-        **decision,
-    }
-    if config.kind == "credit":
-        params["cutoff_policy"] = config.cutoff_policy
-    if config.kind == "fraud":
-        params["epochs"] = config.epochs
-    metrics = {
-        **evaluation.metrics,
-        f"cv_{PRIMARY_METRIC[config.kind][0]}": winner.cv_score,
-        f"cv_{PRIMARY_METRIC[config.kind][0]}_std": winner.cv_std,
-        "brier_oof_uncalibrated": winner.extra["brier_before"],
-        "brier_oof_calibrated": winner.extra["brier_after"],
-    }
-    plots = [*evaluation.plots, winner.extra["calibration_plot"]]
-    # Examples in the graph's own form (one [N, 1] tensor per feature), so MLflow's
-    # ONNX flavor can run them when it validates the example.
-    example = {k: v[:5] for k, v in onnx_feeds(spec, splits.valid_x.head(5)).items()}
-    example_out = {k: v[:5] for k, v in valid_out.items()}
-    with mlflow.start_run() as parent:
-        for entry in entries:
-            log_candidate_run(entry, config.kind)
-        registry.log_run_artifacts(
-            params,
-            metrics,
-            plots,
-            evaluation.tables,
-            evaluation.work_dir,
-            evaluation.documents,
-        )
-        tags |= log_reference_profile(config, proto, splits, evaluation, decision)
-        version = registry.log_and_register_onnx(
-            proto, config.name, example, example_out, tags
-        )
-    return parent.info.run_id, version
-
-
-def log_candidate_run(entry: Entry, kind: str) -> None:
-    import mlflow
-
-    metric_name = PRIMARY_METRIC[kind][0]
-    with mlflow.start_run(run_name=entry.name, nested=True):
-        mlflow.set_tag("candidate", entry.name)
-        if entry.search is not None:
-            mlflow.log_params({k: str(v) for k, v in entry.search.params.items()})
-        if not entry.ok:
-            mlflow.set_tag("status", "failed")
-            mlflow.set_tag("error", entry.error[:5000])
-            return
-        mlflow.set_tag("status", "ok")
-        search = entry.search
-        values = {
-            f"cv_{metric_name}": entry.cv_score,
-            "cv_folds": entry.cv_folds,
-            "fit_seconds": entry.fit_seconds,
-            "onnx_latency_us_per_row": entry.onnx_latency_us,
-            "parity_max_abs_diff": entry.parity,
-            "search_trials": search.trials,
-            "search_pruned": search.pruned,
-            "search_seconds": search.seconds,
-        }
-        values[f"cv_{metric_name}_std"] = entry.cv_std
-        values[f"best_trial_cv_{metric_name}_mean"] = search.cv_mean
-        mlflow.log_metrics(values)
-        for fold, score in enumerate(search.cv_scores):
-            mlflow.log_metric(f"cv_{metric_name}_fold", score, step=fold)
-
-
-def _decide_champion(config: JobConfig, champion, pr_auc: float) -> tuple[bool, str]:
-    from training import registry
-
-    if champion is None:
-        if config.promote_if_better:
-            return True, "no champion yet: this version becomes champion"
-        try:
-            registry.MlflowClient().get_model_version_by_alias(
-                config.name, registry.CHAMPION
-            )
-        except registry.MlflowException:
-            return True, "no champion yet: this version becomes champion"
-        return False, "champion unchanged (use --promote-if-better to compete for it)"
-    if champion.pr_auc is None:
-        return (
-            False,
-            f"champion v{champion.version} kept: cannot compare, {champion.reason}",
-        )
-    if pr_auc > champion.pr_auc:
-        return True, (
-            f"PR-AUC {pr_auc:.4f} beats champion v{champion.version} ({champion.pr_auc:.4f}) "
-            "on the same holdout: promoted to champion"
-        )
-    return False, (
-        f"PR-AUC {pr_auc:.4f} does not beat champion v{champion.version} "
-        f"({champion.pr_auc:.4f}) on the same holdout: champion kept"
-    )

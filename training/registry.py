@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -19,6 +20,12 @@ import onnx
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+if TYPE_CHECKING:
+    from training.competition.compete import Entry, Splits
+    from training.dataset import JobConfig, LoadedData
+    from training.evaluation import Evaluation
+    from training.winner import Winner
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -190,3 +197,135 @@ def set_aliases(model_name: str, version: str, champion: bool) -> list[str]:
 
 def ui_url(tracking_uri: str, model_name: str, version: str) -> str:
     return f"{tracking_uri.rstrip('/')}/#/models/{model_name}/versions/{version}"
+
+
+def log_and_register(
+    config: JobConfig,
+    data: LoadedData,
+    winner: Winner,
+    entries: list[Entry],
+    evaluation: Evaluation,
+    splits: Splits,
+) -> tuple[str, str]:
+    """One parent run (the winner's metrics, plots, comparison table, registered model)
+    with a child run per candidate. Registering is the last step: a failure before it
+    leaves runs, never a version."""
+    from training.competition.compete import PRIMARY_METRIC, onnx_feeds
+    from training.reference_profile import log_reference_profile
+
+    spec = data.spec
+    mlflow.set_experiment(config.experiment or config.name)
+    tags = {
+        **winner.metadata,
+        **(winner.reasons.table.tags(winner.reasons.k) if winner.reasons else {}),
+    }
+    if config.kind == "credit":
+        tags["score_scaling"] = (
+            f"score = {config.scaling.offset:.4f} + {config.scaling.factor:.4f} * ln(odds_good)"
+        )
+    params = {
+        "model_kind": config.kind,
+        "data_source": data.source,
+        "rows": len(data.target),
+        "seed": config.seed,
+        "features": spec.feature_names,
+        "data_hash": winner.metadata["data_hash"],
+        "git_commit": winner.metadata["git_commit"],
+        "winner": winner.name,
+        "candidates": [e.name for e in entries],
+        "calibrated": winner.native.calibration is not None,
+        **winner.decision,
+    }
+    if config.kind == "credit":
+        params["cutoff_policy"] = config.cutoff_policy
+    if config.kind == "fraud":
+        params["epochs"] = config.epochs
+    metric_name = PRIMARY_METRIC[config.kind][0]
+    metrics = {
+        **evaluation.metrics,
+        f"cv_{metric_name}": winner.entry.cv_score,
+        f"cv_{metric_name}_std": winner.entry.cv_std,
+        "brier_oof_uncalibrated": winner.entry.extra["brier_before"],
+        "brier_oof_calibrated": winner.entry.extra["brier_after"],
+    }
+    plots = [*evaluation.plots, winner.entry.extra["calibration_plot"]]
+    # Examples in the graph's own form (one [N, 1] tensor per feature), so MLflow's
+    # ONNX flavor can run them when it validates the example.
+    example = {k: v[:5] for k, v in onnx_feeds(spec, splits.valid_x.head(5)).items()}
+    example_out = {k: v[:5] for k, v in winner.valid_out.items()}
+    with mlflow.start_run() as parent:
+        for entry in entries:
+            log_candidate_run(entry, metric_name)
+        log_run_artifacts(
+            params,
+            metrics,
+            plots,
+            evaluation.tables,
+            evaluation.work_dir,
+            evaluation.documents,
+        )
+        tags |= log_reference_profile(
+            config, winner.proto, splits, evaluation, winner.decision
+        )
+        version = log_and_register_onnx(
+            winner.proto, config.name, example, example_out, tags
+        )
+    return parent.info.run_id, version
+
+
+def log_candidate_run(entry: Entry, metric_name: str) -> None:
+    """A child run per candidate: its search's parameters and its CV figures, or why
+    it failed."""
+    with mlflow.start_run(run_name=entry.name, nested=True):
+        mlflow.set_tag("candidate", entry.name)
+        if entry.search is not None:
+            mlflow.log_params({k: str(v) for k, v in entry.search.params.items()})
+        if not entry.ok:
+            mlflow.set_tag("status", "failed")
+            mlflow.set_tag("error", entry.error[:5000])
+            return
+        mlflow.set_tag("status", "ok")
+        search = entry.search
+        values = {
+            f"cv_{metric_name}": entry.cv_score,
+            "cv_folds": entry.cv_folds,
+            "fit_seconds": entry.fit_seconds,
+            "onnx_latency_us_per_row": entry.onnx_latency_us,
+            "parity_max_abs_diff": entry.parity,
+            "search_trials": search.trials,
+            "search_pruned": search.pruned,
+            "search_seconds": search.seconds,
+        }
+        values[f"cv_{metric_name}_std"] = entry.cv_std
+        values[f"best_trial_cv_{metric_name}_mean"] = search.cv_mean
+        mlflow.log_metrics(values)
+        for fold, score in enumerate(search.cv_scores):
+            mlflow.log_metric(f"cv_{metric_name}_fold", score, step=fold)
+
+
+def decide_champion(
+    config: JobConfig, champion: ChampionScore | None, pr_auc: float
+) -> tuple[bool, str]:
+    """Whether the new version becomes champion, and why, in one line."""
+    if champion is None:
+        if config.promote_if_better:
+            return True, "no champion yet: this version becomes champion"
+        try:
+            MlflowClient().get_model_version_by_alias(config.name, CHAMPION)
+        except MlflowException:
+            return True, "no champion yet: this version becomes champion"
+        return False, "champion unchanged (use --promote-if-better to compete for it)"
+    if champion.pr_auc is None:
+        return (
+            False,
+            f"champion v{champion.version} kept: cannot compare, {champion.reason}",
+        )
+    if pr_auc > champion.pr_auc:
+        return True, (
+            f"PR-AUC {pr_auc:.4f} beats champion v{champion.version} ({champion.pr_auc:.4f}) "
+            "on the same holdout: promoted to champion"
+        )
+    return False, (
+        f"PR-AUC {pr_auc:.4f} does not beat champion v{champion.version} "
+        f"({champion.pr_auc:.4f}) on the same holdout: champion kept"
+    )

@@ -14,7 +14,7 @@ import pytest
 from app.examples import CREDIT_EXAMPLES
 from model.specs import CREDIT
 from tests.app.app_processes import ARTIFACTS
-from training.candidates.competition import onnx_feeds
+from training.competition.compete import onnx_feeds
 
 pytestmark = pytest.mark.browser
 

@@ -17,8 +17,8 @@ import pytest
 from model.specs import CREDIT, FRAUD
 from model.synthetic import generate
 from training import candidates
-from training.candidates.calibration import PlattCalibration, calibrate
-from training.candidates.competition import onnx_feeds
+from training.competition.calibration import PlattCalibration, calibrate
+from training.competition.compete import onnx_feeds
 from training.candidates.gbm import DEFAULTS
 
 pytestmark = pytest.mark.inprocess
@@ -159,7 +159,7 @@ def test_calibration_of_a_calibrated_margin_is_not_kept_or_changes_nothing():
 def test_a_parity_failure_names_the_candidate_the_step_and_the_probabilities():
     """A graph whose calibration is not the native model's (here: another slope) is
     refused before registering, with what a user needs to report it."""
-    from training.candidates.competition import Entry, Splits
+    from training.competition.compete import Entry, Splits
     from training.dataset import JobConfig
     from training.decision_graph import add_fraud_decision
     from training.job import NativeModel, ParityError, check_parity

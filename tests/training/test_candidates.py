@@ -12,7 +12,7 @@ from model.specs import CREDIT, FRAUD
 from model.synthetic import generate
 from training import candidates
 from training.candidates.base import Candidate
-from training.candidates.competition import graph_probability, onnx_feeds
+from training.competition.compete import graph_probability, onnx_feeds
 from training.candidates.gbm import (
     DEFAULTS,
     GbmCandidate,
@@ -20,7 +20,7 @@ from training.candidates.gbm import (
     round_thresholds_down,
 )
 from training.candidates.logreg import LogisticCandidate
-from training.candidates.search import tune
+from training.competition.search import tune
 
 SMALL_GBM = {**DEFAULTS, "n_estimators": 60, "min_child_samples": 20}
 

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 from model.specs import Feature, ModelSpec
-from training.candidates.calibration import PlattCalibration
-from training.candidates.competition import onnx_feeds
+from training.competition.calibration import PlattCalibration
+from training.competition.compete import onnx_feeds
 from training.candidates.gbm import DEFAULTS, GbmCandidate
-from training.candidates.scorecard import BINS_TENSOR, ScorecardCandidate
+from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
 from training.decision_graph import ScoreScaling, add_credit_decision, finalize
-from training.reason_codes import (
+from training.scorecard.reason_codes import (
     POINTS_OUTPUT,
     REASONS_OUTPUT,
     add_reason_codes,

@@ -21,7 +21,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "credit": {
         "logreg": "training.candidates.logreg:UnweightedLogisticCandidate",
         "gbm": "training.candidates.gbm:GbmCandidate",
-        "scorecard": "training.candidates.scorecard:ScorecardCandidate",
+        "scorecard": "training.scorecard.candidate:ScorecardCandidate",
     },
 }
 

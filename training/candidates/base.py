@@ -80,11 +80,3 @@ class CandidateFactory(Protocol):
 
 class CandidateError(RuntimeError):
     """A candidate could not be fitted or exported; the message says why."""
-
-
-def as_float32(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """Numeric columns exactly as the ONNX graph receives them (FP32), as an array.
-
-    Trees and linear models see the FP32 value, so native and ONNX predictions are
-    computed from the same numbers."""
-    return frame[names].to_numpy(np.float32)

@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from model.specs import ModelSpec
 from training import candidates
 from training.candidates.base import CandidateError
-from training.candidates.search import Metric, SearchResult, has_search_space, tune
+from training.competition.search import Metric, SearchResult, has_search_space, tune
 
 PRIMARY_METRIC: dict[str, tuple[str, Metric]] = {
     "fraud": ("pr_auc", average_precision_score),

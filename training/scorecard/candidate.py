@@ -21,8 +21,8 @@ from sklearn.linear_model import LogisticRegression
 
 from model.specs import ModelSpec
 from training.candidates.base import ONNX_OPSET
-from training.scorecard_bins import FeatureBins, fit_bins, woe_matrix
-from training.scorecard_graph import FlatBins, add_bin_index, add_lookup
+from training.scorecard.bins import FeatureBins, fit_bins, woe_matrix
+from training.scorecard.graph import FlatBins, add_bin_index, add_lookup
 
 PROBABILITY = "scorecard_probability"
 # Features below this information value are "not predictive" by the usual scorecard

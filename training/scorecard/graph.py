@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from training.scorecard_bins import FeatureBins
+from training.scorecard.bins import FeatureBins
 
 ML_DOMAIN = "ai.onnx.ml"
 

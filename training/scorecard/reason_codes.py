@@ -35,7 +35,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from training.scorecard_graph import (
+from model.specs import APPROVED, REASON_CODES
+from training.scorecard.graph import (
     FlatBins,
     add_bin_index,
     add_lookup,
@@ -43,7 +44,7 @@ from training.scorecard_graph import (
     produces,
 )
 
-REASONS_OUTPUT = "reason_codes"
+REASONS_OUTPUT = REASON_CODES
 POINTS_OUTPUT = "feature_points"
 DEFAULT_REASONS = 4
 EXACT = "scorecard"
@@ -182,7 +183,7 @@ def add_reason_codes(
             helper.make_node(
                 "Greater", ["reasons_top_cost", "reasons_zero"], ["reasons_costly"]
             ),
-            helper.make_node("Not", ["approved"], ["reasons_declined"]),
+            helper.make_node("Not", [APPROVED], ["reasons_declined"]),
             helper.make_node(
                 "Unsqueeze",
                 ["reasons_declined", "reasons_axis1"],
@@ -228,13 +229,13 @@ class CreditReasons:
     """The reason codes a credit job adds, and the scorecard they come from."""
 
     table: ReasonTable
-    scorecard: object  # training.candidates.scorecard.ScorecardCandidate
+    scorecard: object  # training.scorecard.candidate.ScorecardCandidate
     k: int
     with_points: bool
 
     def check(self, x, outputs: dict[str, np.ndarray]) -> int:
         """Rows whose graph reason codes (or points) differ from numpy's; 0 is parity."""
-        expected = self.table.native(x, outputs["approved"], self.k)
+        expected = self.table.native(x, outputs[APPROVED], self.k)
         bad = (outputs[REASONS_OUTPUT].astype(str) != expected.astype(str)).any(axis=1)
         if self.with_points:
             points = self.table.native_points(x)

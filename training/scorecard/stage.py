@@ -1,41 +1,51 @@
 """The reason-code stage of a credit job: the scorecard behind the reasons (always
-fitted, whichever candidate wins), and its table and information values in the run."""
+fitted, whichever candidate wins), and its table and information values for the run."""
 
 from __future__ import annotations
 
-from training.candidates.competition import Entry, Splits
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from model.specs import ModelSpec
+from training.competition.compete import Entry, Splits
 from training.dataset import JobConfig
-from training.reason_codes import CreditReasons, credit_reasons
+from training.decision_graph import ScoreScaling
+from training.progress import Progress
+from training.scorecard.candidate import ScorecardCandidate
+from training.scorecard.reason_codes import CreditReasons, credit_reasons
+from training.winner import NativeModel
 
 
-def add_credit_reasons(
-    config: JobConfig,
-    spec,
-    entries: list[Entry],
-    native,
-    splits: Splits,
-    progress,
-) -> CreditReasons:
-    """The scorecard's reason codes for any credit winner. The scorecard is always
-    fitted: the competition's when it took part, else once here on train + validation
-    with its defaults."""
-    from training.candidates.scorecard import ScorecardCandidate
-
+def reason_scorecard(
+    spec: ModelSpec, entries: list[Entry], splits: Splits, seed: int, progress: Progress
+) -> ScorecardCandidate:
+    """The competition's scorecard when it took part, else one fitted here on train +
+    validation with its defaults."""
     fitted = next((e for e in entries if e.name == "scorecard" and e.ok), None)
     if fitted is not None:
-        scorecard = fitted.candidate
-    else:
-        progress.stage(
-            "fitting the scorecard for reason codes (not in the competition)"
-        )
-        scorecard = ScorecardCandidate(spec, config.seed)
-        scorecard.fit(
-            splits.fit_x,
-            splits.fit_y,
-            None,
-            None,
-            scorecard.default_params(len(splits.fit_y)),
-        )
+        return fitted.candidate
+    progress.stage("fitting the scorecard for reason codes (not in the competition)")
+    scorecard = ScorecardCandidate(spec, seed)
+    scorecard.fit(
+        splits.fit_x,
+        splits.fit_y,
+        None,
+        None,
+        scorecard.default_params(len(splits.fit_y)),
+    )
+    return scorecard
+
+
+def winner_reasons(
+    scorecard: ScorecardCandidate,
+    native: NativeModel,
+    config: JobConfig,
+    progress: Progress,
+) -> CreditReasons:
+    """The scorecard's reason codes for the credit winner: exact when the scorecard
+    won, else beside the winner's PD."""
     is_scorecard = native.entry.candidate is scorecard
     reasons = credit_reasons(
         scorecard,
@@ -55,29 +65,40 @@ def add_credit_reasons(
     return reasons
 
 
-def log_scorecard(
-    reasons: CreditReasons, config: JobConfig, winner: Entry, native, evaluation
-) -> None:
-    """The scorecard table (feature, bin, count, event rate, WoE, points) as CSV and
-    HTML, and the information value per feature (a table and one metric each)."""
+@dataclass
+class ScorecardReport:
+    """What the run logs about the scorecard: its table (feature, bin, count, event
+    rate, WoE, points) and the information values as CSV and HTML, one metric each."""
+
+    tables: dict[str, pd.DataFrame]
+    document: Path
+    metrics: dict[str, float]
+
+
+def scorecard_report(
+    reasons: CreditReasons,
+    native: NativeModel,
+    scaling: ScoreScaling,
+    work_dir: Path,
+) -> ScorecardReport:
     scorecard = reasons.scorecard
-    calibration = native.calibration if winner.candidate is scorecard else None
+    calibration = native.calibration if native.entry.candidate is scorecard else None
     table = scorecard.scorecard_table(
-        config.scaling.factor,
+        scaling.factor,
         calibration.slope if calibration else 1.0,
         calibration.intercept if calibration else 0.0,
     )
     ivs = scorecard.information_values()
-    evaluation.tables["scorecard.csv"] = table
-    evaluation.tables["information_value.csv"] = ivs
-    html = evaluation.work_dir / "scorecard.html"
+    html = work_dir / "scorecard.html"
     html.write_text(
         "<h2>Scorecard</h2>"
-        f"<p>credit_score = {config.scaling.offset:.4f} + the sum of points</p>"
+        f"<p>credit_score = {scaling.offset:.4f} + the sum of points</p>"
         + table.to_html(index=False, float_format=lambda v: f"{v:.4f}")
         + "<h2>Information value</h2>"
         + ivs.to_html(index=False, float_format=lambda v: f"{v:.4f}")
     )
-    evaluation.documents.append(html)
-    for row in ivs.itertuples():
-        evaluation.metrics[f"iv_{row.feature}"] = float(row.iv)
+    return ScorecardReport(
+        tables={"scorecard.csv": table, "information_value.csv": ivs},
+        document=html,
+        metrics={f"iv_{row.feature}": float(row.iv) for row in ivs.itertuples()},
+    )
