@@ -42,8 +42,8 @@ def quality(seeds: int) -> tuple[list[float], list[float]]:
     from sklearn.metrics import roc_auc_score
 
     from training.candidates.logreg import UnweightedLogisticCandidate
-    from training.scorecard.candidate import ScorecardCandidate
     from training.job import split
+    from training.scorecard.candidate import ScorecardCandidate
 
     spec, x, y = german_credit()
     scorecard_auc, logistic_auc = [], []
@@ -89,12 +89,12 @@ def paired_single_row_us(protos: list, feeds: dict[str, np.ndarray]) -> list[flo
 def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
     from model.specs import CREDIT
     from model.synthetic import generate
-    from training.competition.compete import onnx_feeds
     from training.candidates.gbm import GbmCandidate
     from training.candidates.logreg import UnweightedLogisticCandidate
-    from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
+    from training.competition.compete import onnx_feeds
     from training.decision_graph import ScoreScaling, add_credit_decision, finalize
     from training.job import split
+    from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
     from training.scorecard.reason_codes import add_reason_codes, credit_reasons
 
     frame = generate("credit", rows, seed)

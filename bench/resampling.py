@@ -23,9 +23,9 @@ from imblearn.pipeline import Pipeline as ResamplingPipeline
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from training.competition.compete import PRIMARY_METRIC
 from training.candidates.gbm import DEFAULTS, GbmCandidate
 from training.candidates.logreg import LogisticCandidate, native_input
+from training.competition.compete import PRIMARY_METRIC
 
 SCORERS = {"pr_auc": "average_precision", "roc_auc": "roc_auc"}
 

@@ -17,9 +17,9 @@ import pytest
 from model.specs import CREDIT, FRAUD
 from model.synthetic import generate
 from training import candidates
+from training.candidates.gbm import DEFAULTS
 from training.competition.calibration import PlattCalibration, calibrate
 from training.competition.compete import onnx_feeds
-from training.candidates.gbm import DEFAULTS
 
 pytestmark = pytest.mark.inprocess
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ from model.specs import CREDIT, FRAUD
 from model.synthetic import generate
 from training import candidates
 from training.candidates.base import Candidate
-from training.competition.compete import graph_probability, onnx_feeds
 from training.candidates.gbm import (
     DEFAULTS,
     GbmCandidate,
@@ -20,6 +19,7 @@ from training.candidates.gbm import (
     round_thresholds_down,
 )
 from training.candidates.logreg import LogisticCandidate
+from training.competition.compete import graph_probability, onnx_feeds
 from training.competition.search import tune
 
 SMALL_GBM = {**DEFAULTS, "n_estimators": 60, "min_child_samples": 20}

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from model.specs import Feature, ModelSpec
+from training.candidates.gbm import DEFAULTS, GbmCandidate
 from training.competition.calibration import PlattCalibration
 from training.competition.compete import onnx_feeds
-from training.candidates.gbm import DEFAULTS, GbmCandidate
-from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
 from training.decision_graph import ScoreScaling, add_credit_decision, finalize
+from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
 from training.scorecard.reason_codes import (
     POINTS_OUTPUT,
     REASONS_OUTPUT,
