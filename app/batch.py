@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.fields import Field
 from app.v2_client import EndpointError, InferenceResult, V2Client
+from model.specs import APPROVED, IS_FRAUD, REASON_CODES
 
 PROBABILITY_EDGES = [i / 10 for i in range(11)]
 Progress = Callable[[int, int], None]
@@ -141,9 +142,7 @@ def score_csv(
     metadata = client.metadata()
     output_names = metadata.output_names
     score_name = next((n for n in output_names if n.endswith("_probability")), None)
-    decision_name = next(
-        (n for n in ("is_fraud", "approved") if n in output_names), None
-    )
+    decision_name = next((n for n in (IS_FRAUD, APPROVED) if n in output_names), None)
     out_dir.mkdir(parents=True, exist_ok=True)
     output_path = out_dir / f"{Path(path).stem}-scored.csv"
     extra = [n for n in output_names if n not in header]
@@ -169,8 +168,8 @@ def score_csv(
                 outcome.scores.append(float(outputs[score_name]))
             if decision_name is not None:
                 outcome.decisions[bool(outputs[decision_name])] += 1
-            codes = outputs.get("reason_codes")
-            if codes and codes[0] and outputs.get("approved") is False:
+            codes = outputs.get(REASON_CODES)
+            if codes and codes[0] and outputs.get(APPROVED) is False:
                 outcome.first_reasons[str(codes[0]).partition(": ")[0]] += 1
             outcome.served_by[(row.version, row.revision or "not reported")] += 1
     return outcome

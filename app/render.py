@@ -8,6 +8,14 @@ from dataclasses import dataclass
 from html import escape
 
 from app.v2_client import InferenceResult, ModelMetadata
+from model.specs import (
+    APPROVED,
+    CREDIT_SCORE,
+    DEFAULT_PROBABILITY,
+    FRAUD_PROBABILITY,
+    IS_FRAUD,
+    REASON_CODES,
+)
 
 RED, GREEN, AMBER, GREY = "#c62828", "#2e7d32", "#ef6c00", "#9e9e9e"
 SERIES_COLOURS = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457")
@@ -56,10 +64,8 @@ def probability_bar(probability: float, marker: float | None, colour: str) -> st
 
 
 def fraud_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
-    probability = float(result.outputs["fraud_probability"][0])
-    flagged = (
-        bool(result.outputs["is_fraud"][0]) if "is_fraud" in result.outputs else None
-    )
+    probability = float(result.outputs[FRAUD_PROBABILITY][0])
+    flagged = bool(result.outputs[IS_FRAUD][0]) if IS_FRAUD in result.outputs else None
     threshold = metadata.parameter("threshold")
     if flagged is None and threshold is not None:
         flagged = probability >= threshold
@@ -118,9 +124,9 @@ def credit_scaling(metadata: ModelMetadata) -> tuple[float, float, float]:
 
 
 def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
-    probability = float(result.outputs["default_probability"][0])
-    score = float(result.outputs["credit_score"][0])
-    approved = bool(result.outputs["approved"][0])
+    probability = float(result.outputs[DEFAULT_PROBABILITY][0])
+    score = float(result.outputs[CREDIT_SCORE][0])
+    approved = bool(result.outputs[APPROVED][0])
     base_score, base_odds, pdo = credit_scaling(metadata)
     bands = score_bands(base_score, pdo)
     band = band_of(score, bands)
@@ -178,7 +184,7 @@ def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
 def reasons_html(result: InferenceResult, approved: bool) -> str:
     """The model's reason codes (`feature: reason`), worst first. Under a decline they
     are the reasons for it; an approved applicant's say what held the score down."""
-    codes = [str(c) for c in (result.outputs.get("reason_codes") or [[]])[0] if c]
+    codes = [str(c) for c in (result.outputs.get(REASON_CODES) or [[]])[0] if c]
     if not codes:
         return ""
     title = "Reasons for the decline" if not approved else "What held the score down"

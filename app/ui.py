@@ -31,7 +31,7 @@ from app.render import (
 from app.rollout import Traffic, rollout_html
 from app.settings import AppSettings
 from app.v2_client import EndpointError, InferenceResult, ModelMetadata, V2Client
-from model.specs import CREDIT, FRAUD, ModelSpec
+from model.specs import APPROVED, CREDIT, FRAUD, IS_FRAUD, ModelSpec
 
 log = logging.getLogger("app")
 
@@ -160,9 +160,9 @@ def score_form(endpoint: ModelEndpoint, values: Sequence[object]) -> str:
 
 def batch_summary_html(kind: str, outcome: BatchOutcome, shown: int = 50) -> str:
     lines = [f"<b>{outcome.rows}</b> rows read, <b>{outcome.scored}</b> scored"]
-    if outcome.decision_name == "is_fraud":
+    if outcome.decision_name == IS_FRAUD:
         lines.append(f"<b>{outcome.decisions[True]}</b> flagged as fraud")
-    elif outcome.decision_name == "approved":
+    elif outcome.decision_name == APPROVED:
         lines.append(
             f"<b>{outcome.decisions[True]}</b> approved, "
             f"<b>{outcome.decisions[False]}</b> declined"
