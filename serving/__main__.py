@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_kserve(args, settings, storage)
 
-    from serving.server import serve
+    from serving.server import PredictorServer
 
-    coroutine = serve(args, settings, storage)
+    coroutine = PredictorServer(args, settings, storage).serve()
     if args.event_loop in ("auto", "uvloop"):
         try:
             import uvloop

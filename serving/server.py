@@ -165,12 +165,6 @@ class PredictorServer:
         self.http.should_exit = True
 
 
-async def serve(
-    args: argparse.Namespace, settings: ServingSettings, storage: StorageSettings
-) -> int:
-    return await PredictorServer(args, settings, storage).serve()
-
-
 def _inference_log(
     settings: ServingSettings, storage: StorageSettings
 ) -> InferenceLog | None:
