@@ -3,7 +3,8 @@ columns: `<root>/<model>/<YYYY-MM-DD>/*.jsonl` in a folder or under an S3 prefix
 JSON record per request, each input and output a column of that request's rows.
 
 Only the day folders that overlap the window are listed. Lines that are not a record
-(torn, truncated, hand-edited) are counted and named, never fatal. Nothing is written.
+(torn, truncated, hand-edited) are counted and named, never fatal. The log is never
+changed: `write()` only adds a file beside it (the monitor's report).
 """
 
 from __future__ import annotations
@@ -107,6 +108,14 @@ class LocalLog:
             for path in sorted(day.glob("*.jsonl")):
                 yield str(path), path.read_bytes()
 
+    def write(self, relative: str, body: bytes, content_type: str) -> str:
+        """Put `body` at `relative` (`/`-separated) under the log's root; where it
+        went. `content_type` matters only in S3."""
+        path = self.root.joinpath(*relative.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return str(path)
+
 
 class S3Log:
     def __init__(self, uri: str, settings: MonitorSettings) -> None:
@@ -144,6 +153,14 @@ class S3Log:
                     if key.endswith(".jsonl"):
                         body = self.client.get_object(Bucket=self.bucket, Key=key)
                         yield f"s3://{self.bucket}/{key}", body["Body"].read()
+
+    def write(self, relative: str, body: bytes, content_type: str) -> str:
+        """Put `body` at `relative` (`/`-separated) under the log's prefix; its URI."""
+        key = self._key(*relative.split("/"))
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
+        )
+        return f"s3://{self.bucket}/{key}"
 
 
 def open_log(uri: str, settings: MonitorSettings) -> LocalLog | S3Log:

@@ -5,6 +5,7 @@ from a CSV (`--reference-data`) for a version registered before profiles existed
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,39 @@ def _score(frame, registered_model, version, settings) -> dict[str, np.ndarray]:
         feeds[item.name] = feeds[item.name].reshape(-1, 1)
     names = [o.name for o in session.get_outputs() if o.name in SCORE_OUTPUTS]
     return dict(zip(names, session.run(names, feeds), strict=True))
+
+
+class References:
+    """Each version's profile, fetched once: the registry's, else the CSV's."""
+
+    def __init__(
+        self,
+        registered: str,
+        csv: Path | None,
+        settings: MonitorSettings,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.registered, self.csv, self.settings = registered, csv, settings
+        self.progress = progress
+        self.cache: dict[str, ReferenceProfile] = {}
+
+    def __call__(self, version: str) -> ReferenceProfile:
+        if version not in self.cache:
+            self.cache[version] = self._load(version)
+        return self.cache[version]
+
+    def _load(self, version: str) -> ReferenceProfile:
+        if self.settings.mlflow_tracking_uri:
+            try:
+                return registry_profile(self.registered, version, self.settings)
+            except NoReference:
+                if self.csv is None:
+                    raise
+        if self.csv is None:
+            raise NoReference(
+                f"no reference profile for {self.registered} v{version}: set "
+                "MLFLOW_TRACKING_URI to read the registry's, or give --reference-data "
+                "FILE (a CSV of its training data)"
+            )
+        self.progress(f"building v{version}'s reference profile from {self.csv}")
+        return csv_profile(self.csv, self.registered, version, self.settings)

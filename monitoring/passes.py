@@ -1,0 +1,293 @@
+"""The monitoring passes, each taking its typed options: drift (once, or repeated behind
+a gauges endpoint) and late labels. Each reads the log's window, judges it against each
+served version's reference profile, publishes the result and returns the exit code.
+
+Exit codes: 0 nothing drifted (or no traffic), 3 drift or degradation, 2 bad input
+(`BadInput`, raised to the caller), 1 when the retraining loop it started failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from monitoring.analysis import Analysis, analyse
+from monitoring.drift import Thresholds
+from monitoring.log_reader import (
+    BadInput,
+    LocalLog,
+    LogData,
+    LogWindow,
+    S3Log,
+    open_log,
+    parse_time,
+    read_log,
+)
+from monitoring.publish import publish_gauges, save_report
+from monitoring.reference import References, version_tags
+from monitoring.settings import MonitorSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DRIFT = 0, 1, 2, 3
+
+LABELS_LOOKBACK = "30d"
+"""The labels pass's window when no --since is given: labels arrive late, so it looks
+further back than drift does."""
+
+
+def say(message: str) -> None:
+    print(f"[monitor] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogOptions:
+    """What every pass reads, judges against, and where its gauges go."""
+
+    model: str
+    """The served model (the log's folder), e.g. fraud."""
+    log: str | None = None
+    """The log's root (a folder or s3://bucket/prefix); None: the settings' log_uri."""
+    since: str | None = None
+    """Window start: an ISO time or an age (24h, 7d); None: the pass's default."""
+    until: str | None = None
+    """Window end; None: now."""
+    registered_model: str | None = None
+    """The MLflow registered model of the versions; None: `model`."""
+    reference_data: Path | None = None
+    """A CSV of training data: the reference of versions registered without one."""
+    json: bool = False
+    """Print one JSON object instead of the summary."""
+    textfile: Path | None = None
+    """Write the Prometheus gauges to this file."""
+    push: str | None = None
+    """Push the gauges to this Pushgateway URL."""
+
+    @property
+    def registered(self) -> str:
+        return self.registered_model or self.model
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftOptions(LogOptions):
+    """A drift pass: the report, the MLflow run, and what to do on drift."""
+
+    report: bool = True
+    """Write the HTML report beside the log."""
+    mlflow: bool = True
+    """Log a monitoring run to MLflow (with a tracking server)."""
+    on_drift: Literal["report", "retrain"] = "report"
+    """retrain: run the training job on `data`, then maybe a rollout."""
+    data: Path | None = None
+    """The training CSV of a retrain."""
+    kind: Literal["fraud", "credit"] | None = None
+    """The training job; None: the version's model_kind tag, else the model's name."""
+    rollout: bool = False
+    """After retraining, an automatic canary of the new challenger."""
+    training_args: tuple[str, ...] = ()
+    """More arguments of the training job."""
+    rollout_args: tuple[str, ...] = ()
+    """More arguments of the rollout."""
+    serve_port: int | None = None
+    """Serve the gauges on this port and repeat the pass (`serve_gauges`)."""
+    every_s: float = 300.0
+    """Seconds between the passes of `serve_gauges`."""
+
+    def __post_init__(self) -> None:
+        if self.on_drift == "retrain" and self.data is None:
+            raise BadInput("--on-drift retrain needs --data FILE")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelsOptions(LogOptions):
+    """A late-labels pass."""
+
+    labels: str
+    """CSV or Parquet (a file or s3:// URI): the key column, label (0/1), time."""
+    key: str = "request_id"
+    """The join column: request_id (the log's) or a logged input."""
+
+
+def _window(options: LogOptions, default_since: str) -> LogWindow:
+    now = dt.datetime.now(dt.UTC)
+    since = parse_time(options.since or default_since, now)
+    until = parse_time(options.until, now) if options.until else now
+    if since >= until:
+        raise BadInput(f"--since ({since:%Y-%m-%d %H:%M}) is not before --until")
+    return LogWindow(since, until)
+
+
+def _open(options: LogOptions, settings: MonitorSettings) -> LocalLog | S3Log:
+    uri = options.log or settings.log_uri
+    if not uri:
+        raise BadInput("no log to read: give --log or set RISKSERVE_MONITOR_LOG_URI")
+    return open_log(uri, settings)
+
+
+def _read(
+    log: LocalLog | S3Log, options: LogOptions, default_since: str
+) -> tuple[LogWindow, LogData]:
+    window = _window(options, default_since)
+    say(f"reading {options.model}'s log at {log.where}")
+    started = time.perf_counter()
+    data = read_log(log, options.model, window, progress=say)
+    say(
+        f"{data.rows} rows from {data.records} records in {data.files} files "
+        f"({time.perf_counter() - started:.1f} s)"
+        + (
+            f"; {data.corrupt_count} corrupt lines skipped"
+            if data.corrupt_count
+            else ""
+        )
+    )
+    return window, data
+
+
+def _judge_drift(
+    options: DriftOptions, settings: MonitorSettings, thresholds: Thresholds
+) -> tuple[LocalLog | S3Log, Analysis]:
+    """The window's rows of each served version against that version's reference."""
+    log = _open(options, settings)
+    window, data = _read(log, options, settings.window)
+    references = References(
+        options.registered, options.reference_data, settings, progress=say
+    )
+    analysis = analyse(
+        data, window, log.where, references, thresholds, settings.min_rows, say
+    )
+    return log, analysis
+
+
+def drift_pass(options: DriftOptions, settings: MonitorSettings) -> int:
+    """One drift pass: summary or JSON on stdout, the report, the gauges; on drift,
+    exit 3 or the retraining loop."""
+    log, analysis = _judge_drift(options, settings, settings.thresholds())
+    report = None
+    if analysis.rows and options.report:
+        report = save_report(analysis, log, settings, options.mlflow, say)
+    publish_gauges(
+        lambda g: g.record(analysis),
+        options.model,
+        "drift",
+        options.textfile,
+        options.push,
+        say,
+    )
+    if options.json:
+        from monitoring.report import to_json
+
+        print(to_json(analysis, report))
+    else:
+        from monitoring.report import terminal_summary
+
+        print(terminal_summary(analysis))
+        if report:
+            print(f"report: {report}")
+    if analysis.status == "no traffic":
+        say("no traffic in the window: nothing to judge")
+        return EXIT_OK
+    if not analysis.drifted:
+        return EXIT_OK
+    if options.on_drift == "retrain":
+        return _retrain(options, settings, analysis)
+    return EXIT_DRIFT
+
+
+def _retrain(
+    options: DriftOptions, settings: MonitorSettings, analysis: Analysis
+) -> int:
+    from monitoring.retrain import RetrainError, run_loop
+
+    kind = options.kind
+    if kind is None and analysis.primary is not None:
+        kind = version_tags(options.registered, analysis.primary.version, settings).get(
+            "model_kind"
+        )
+    kind = kind or (options.model if options.model in ("fraud", "credit") else None)
+    if kind is None:
+        raise BadInput("cannot tell which training job to run: give --kind")
+    assert options.data is not None  # DriftOptions checks it for a retrain
+    try:
+        code = run_loop(
+            kind,
+            options.model,
+            options.registered,
+            options.data,
+            options.rollout,
+            say,
+            list(options.training_args),
+            list(options.rollout_args),
+        )
+    except RetrainError as exc:
+        print(f"riskserve monitor: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_DRIFT if code in (0, 3) else EXIT_FAILED
+
+
+def serve_gauges(options: DriftOptions, settings: MonitorSettings) -> int:
+    """Serve the gauges on `options.serve_port` and repeat the drift pass every
+    `options.every_s` seconds, until interrupted."""
+    from prometheus_client import start_http_server
+
+    from monitoring.gauges import MonitorGauges
+
+    if options.serve_port is None:
+        raise BadInput("serving the gauges needs a port (--serve PORT)")
+    gauges = MonitorGauges()
+    server, _ = start_http_server(options.serve_port, registry=gauges.registry)
+    say(
+        f"serving gauges on :{options.serve_port}/metrics; a pass every "
+        f"{options.every_s:g} s"
+    )
+    thresholds = settings.thresholds()
+    try:
+        while True:
+            _, analysis = _judge_drift(options, settings, thresholds)
+            gauges.record(analysis)
+            say(
+                f"{analysis.status}: {', '.join(analysis.drifted) or 'nothing drifted'}"
+            )
+            time.sleep(options.every_s)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        server.shutdown()
+
+
+def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
+    """Realised performance per version and week; exit 3 when it degraded."""
+    import tempfile
+
+    from monitoring.labels import fetch_labels, labels_summary, read_labels, realised
+
+    with tempfile.TemporaryDirectory(prefix="riskserve-labels-") as folder:
+        labels = read_labels(
+            fetch_labels(options.labels, settings, Path(folder)), options.key
+        )
+    _, data = _read(_open(options, settings), options, LABELS_LOOKBACK)
+    if data.rows == 0:
+        print(f"{options.model}: no traffic in the window: no labels to join")
+        return EXIT_OK
+    references = References(
+        options.registered, options.reference_data, settings, progress=say
+    )
+    result = realised(
+        data, labels, options.key, references, settings.metric_drop_threshold
+    )
+    publish_gauges(
+        lambda g: g.record_labels(result),
+        options.model,
+        "labels",
+        options.textfile,
+        options.push,
+        say,
+    )
+    if options.json:
+        import json
+
+        print(json.dumps(result.summary(), indent=1, default=float))
+    else:
+        print(labels_summary(result))
+    return EXIT_DRIFT if result.degraded else EXIT_OK
