@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.reference_profile import ReferenceProfile
+from model.specs import PROBABILITY_OUTPUT
 from monitoring.drift import ColumnDrift, Thresholds, compare, hourly_psi
 from monitoring.log_reader import LogData, LogWindow, named_inputs
 
@@ -184,10 +185,7 @@ def _analyse_version(
             result.outputs.append(
                 compare(name, "output", reference, outputs[name], thresholds)
             )
-    score = next(
-        (n for n in ("fraud_probability", "default_probability") if n in outputs),
-        None,
-    )
+    score = next((n for n in PROBABILITY_OUTPUT.values() if n in outputs), None)
     if score and score in profile.outputs:
         result.score_name = score
         result.score_over_time = hourly_psi(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from model.reference_profile import ReferenceProfile
+from model.specs import CREDIT_SCORE, DEFAULT_PROBABILITY, FRAUD_PROBABILITY, IS_FRAUD
 from monitoring.log_reader import BadInput, LogData
 
 # Fewer positives (or negatives) than this in a group: metrics shown, never judged.
@@ -122,8 +123,8 @@ def realised(
         return result
     week = pd.to_datetime(joined["served_at"], unit="s", utc=True).dt.strftime("%G-W%V")
     joined["week"] = week
-    fraud = "fraud_probability" in joined
-    score = "fraud_probability" if fraud else "default_probability"
+    fraud = FRAUD_PROBABILITY in joined
+    score = FRAUD_PROBABILITY if fraud else DEFAULT_PROBABILITY
     if score not in joined:
         raise BadInput(f"the log of {data.model} has no {score} output to judge")
 
@@ -135,13 +136,13 @@ def realised(
         if y.min() != y.max():
             out["pr_auc"] = float(average_precision_score(y, p))
             out["roc_auc"] = float(roc_auc_score(y, p))
-        if fraud and "is_fraud" in group:
-            decided = group["is_fraud"].to_numpy(np.float64) > 0.5
+        if fraud and IS_FRAUD in group:
+            decided = group[IS_FRAUD].to_numpy(np.float64) > 0.5
             tp = int((decided & (y == 1)).sum())
             out["precision"] = tp / decided.sum() if decided.sum() else None
             out["recall"] = tp / y.sum() if y.sum() else None
             out["threshold"] = profile.decision.get("threshold")
-        if not fraud and "credit_score" in group:
+        if not fraud and CREDIT_SCORE in group:
             out["bands"] = _bands(group, profile)
         return out
 
@@ -178,8 +179,8 @@ def realised(
 
 
 def _bands(group: pd.DataFrame, profile: ReferenceProfile) -> list[dict]:
-    scores = group["credit_score"].to_numpy(np.float64)
-    reference = profile.outputs.get("credit_score")
+    scores = group[CREDIT_SCORE].to_numpy(np.float64)
+    reference = profile.outputs.get(CREDIT_SCORE)
     edges = (
         np.asarray(reference.edges)
         if reference is not None and reference.edges
@@ -201,7 +202,7 @@ def _bands(group: pd.DataFrame, profile: ReferenceProfile) -> list[dict]:
                     group["label"].to_numpy()[inside].mean()
                 ),
                 "expected_default_rate": float(
-                    group["default_probability"].to_numpy(np.float64)[inside].mean()
+                    group[DEFAULT_PROBABILITY].to_numpy(np.float64)[inside].mean()
                 ),
             }
         )
