@@ -43,7 +43,9 @@ def _status_on_error(
             try:
                 response = await rpc(self, request, context)
             except Exception as error:  # every failure answers with a status code
-                model_name = getattr(request, model_name_field, None)
+                model_name = (
+                    getattr(request, model_name_field) if model_name_field else None
+                )
                 await self._fail(
                     context, error, model_name, getattr(request, "id", None) or None
                 )

@@ -121,7 +121,7 @@ class BrokenModel:
 def test_every_grpc_failure_answers_a_status_and_the_revision(tmp_path) -> None:
     model = OnnxRiskModel("fraud", write_onnx(fraud_model(), tmp_path / "f"))
     model.load()
-    plane = DataPlane(BrokenModel(model))  # type: ignore[arg-type]
+    plane = DataPlane(BrokenModel(model), api_key="k")  # type: ignore[arg-type]
 
     async def scenario() -> list[tuple[grpc.StatusCode, str, tuple]]:
         from localplatform.processes import free_port
@@ -136,15 +136,19 @@ def test_every_grpc_failure_answers_a_status_and_the_revision(tmp_path) -> None:
                 misfiled = pb.ModelInferRequest(model_name="fraud")
                 misfiled.inputs.add(name="dense_input", datatype="FP32", shape=[1])
                 misfiled.inputs[0].contents.int_contents.append(1)
+                key = (("x-api-key", "k"),)
                 calls = [
                     stub.ServerLive(pb.ServerLiveRequest()),
-                    stub.ModelMetadata(pb.ModelMetadataRequest(name="nope")),
-                    stub.ModelInfer(misfiled),
+                    stub.ServerMetadata(pb.ServerMetadataRequest()),
+                    stub.ModelMetadata(
+                        pb.ModelMetadataRequest(name="nope"), metadata=key
+                    ),
+                    stub.ModelInfer(misfiled, metadata=key),
                 ]
                 infer = pb.ModelInferRequest(model_name="fraud")
                 infer.inputs.add(name="dense_input", datatype="FP32", shape=[1, 7])
                 infer.inputs[0].contents.fp32_contents.extend(ROW)
-                calls.append(stub.ModelInfer(infer))
+                calls.append(stub.ModelInfer(infer, metadata=key))
                 for call in calls:
                     with contextlib.suppress(grpc.aio.AioRpcError):
                         await call
@@ -159,8 +163,9 @@ def test_every_grpc_failure_answers_a_status_and_the_revision(tmp_path) -> None:
             await server.stop(grace=None)
         return answers
 
-    live, unknown, misfiled, broken = run_async(scenario())
+    live, keyless, unknown, misfiled, broken = run_async(scenario())
     assert live[0] == grpc.StatusCode.OK
+    assert keyless[0] == grpc.StatusCode.UNAUTHENTICATED
     assert unknown[0] == grpc.StatusCode.NOT_FOUND and "nope" in unknown[1]
     assert misfiled[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert broken == (
@@ -168,5 +173,5 @@ def test_every_grpc_failure_answers_a_status_and_the_revision(tmp_path) -> None:
         "internal error: RuntimeError",
         (("x-riskserve-revision", "r7"),),
     )
-    for answer in (live, unknown, misfiled):
+    for answer in (live, keyless, unknown, misfiled):
         assert ("x-riskserve-revision", "r7") in answer[2]
