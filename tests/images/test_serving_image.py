@@ -81,7 +81,7 @@ def test_serving_stops_within_5_s_on_sigterm(serving_image, models) -> None:
 
 def test_serving_image_is_lean_and_holds_no_secret(serving_image) -> None:
     found = scan_image(serving_image)
-    assert found["first_party"] == ["serving"]
+    assert found["first_party"] == ["model", "serving"]
     assert found["tensorflow"] == []
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []
