@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.fields import Field
 from app.v2_client import EndpointError, InferenceResult, V2Client
@@ -53,10 +54,18 @@ class _Row:
     line: int
     raw: dict[str, str]
     values: dict[str, object] | None = None
-    outputs: dict[str, object] | None = None
+    # One value per output, as the v2 response's JSON holds it (number, bool, list).
+    outputs: dict[str, Any] | None = None
     version: str = ""
     revision: str = ""
     error: str = ""
+
+    @property
+    def checked_values(self) -> dict[str, object]:
+        """The parsed values of a row that passed its checks (the only rows scored)."""
+        if self.values is None:
+            raise ValueError(f"line {self.line} failed its checks: {self.error}")
+        return self.values
 
 
 def read_rows(
@@ -191,7 +200,7 @@ def _score_chunk(client: V2Client, fields: Sequence[Field], chunk: list[_Row]) -
 
 
 def _columns(fields: Sequence[Field], chunk: Sequence[_Row]) -> dict[str, list]:
-    return {f.name: [row.values[f.name] for row in chunk] for f in fields}
+    return {f.name: [row.checked_values[f.name] for row in chunk] for f in fields}
 
 
 def _attach(result: InferenceResult, chunk: Sequence[_Row]) -> None:

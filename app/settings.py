@@ -7,6 +7,8 @@ and `GRADIO_SERVER_PORT` (which the container image sets) are accepted for host 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -110,7 +112,7 @@ class AppSettings(BaseSettings):
         return f"{self.gateway_url}/platform/traffic" if self.gateway_url else None
 
 
-def load_settings(**overrides: object) -> AppSettings:
+def load_settings(**overrides: Any) -> AppSettings:
     """Read the settings; a missing or invalid one raises SettingsError with one line."""
     try:
         return AppSettings(**overrides)

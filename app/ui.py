@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import gradio as gr
 
@@ -85,6 +86,14 @@ class ModelEndpoint:
         )
 
 
+class _ComponentArgs(TypedDict):
+    """The keyword arguments every input component of a form shares."""
+
+    label: str
+    info: str | None
+    elem_id: str
+
+
 def _component(field: Field) -> gr.components.Component:
     info = field.description
     if field.minimum is not None or field.maximum is not None:
@@ -93,7 +102,7 @@ def _component(field: Field) -> gr.components.Component:
         info = f"{info} [{low} … {high}]".strip()
     if field.nullable:
         info = f"{info} (may be left missing)".strip()
-    common = {
+    common: _ComponentArgs = {
         "label": field.label,
         "info": info or None,
         "elem_id": f"field-{field.name}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import httpx
 
@@ -22,6 +23,15 @@ class EndpointError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class InputTensor(TypedDict):
+    """One input tensor of a v2 inference request, as JSON."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[object]
 
 
 @dataclass(frozen=True)
@@ -212,7 +222,7 @@ class V2Client:
 
 def build_inputs(
     metadata: ModelMetadata, columns: Mapping[str, Sequence[object]]
-) -> list[dict[str, object]]:
+) -> list[InputTensor]:
     """One `[N, 1]` tensor per declared input, with the datatype the model declares."""
     missing = [name for name in metadata.input_names if name not in columns]
     if missing:
@@ -224,7 +234,7 @@ def build_inputs(
     if len(rows) > 1:
         raise EndpointError("The columns do not all have the same number of rows.")
     count = rows.pop() if rows else 0
-    inputs = []
+    inputs: list[InputTensor] = []
     for tensor in metadata.inputs:
         values = columns[tensor.name]
         if tensor.datatype == "BYTES":

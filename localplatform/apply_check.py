@@ -74,7 +74,7 @@ def check_documents(
             errors = [
                 *([problem] if problem else []),
                 *env_problems(spec),
-                *annotation_problems(metadata.get("annotations")),
+                *annotation_problems(document["metadata"].get("annotations")),
             ]
         if name != "?" and name in seen:
             errors.append("appears twice in one apply")

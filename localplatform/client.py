@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -172,7 +173,9 @@ def summary_lines(report: dict) -> list[str]:
         name = item["metadata"]["name"]
         st = item["status"]
         predictor = st["components"]["predictor"]
-        ready = next((c for c in st["conditions"] if c["type"] == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (c for c in st["conditions"] if c["type"] == "Ready"), {}
+        )
         split = (
             ", ".join(
                 f"{t['revisionName']} {t['percent']}%" for t in predictor["traffic"]

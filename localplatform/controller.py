@@ -153,7 +153,11 @@ class LocalPlatform:
         that serve no traffic (as Knative's revision garbage collector does)."""
         limit = self.settings.max_revisions_per_service
         keep = {r.name for r in service.needed_revisions()}
-        keep |= {service.latest_rolledout, service.previous_rolledout}
+        keep |= {
+            name
+            for name in (service.latest_rolledout, service.previous_rolledout)
+            if name is not None
+        }
         for old in list(service.revisions[:-1]):
             if len(service.revisions) <= limit:
                 return
@@ -352,7 +356,7 @@ class LocalPlatform:
                 continue
             if not running.process.alive():
                 dirty = True
-                code = running.process.popen.returncode
+                code = running.process.returncode
                 reason = _last_error_line(running.process) or f"exited with code {code}"
                 self.running.pop(revision.name)
                 running.pool.close()

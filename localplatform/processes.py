@@ -100,6 +100,12 @@ class ManagedProcess:
         assert self.popen is not None, f"{self.name} was not started"
         return self.popen.pid
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the process has exited; None while it runs, or before
+        it was started."""
+        return None if self.popen is None else self.popen.returncode
+
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
@@ -116,7 +122,7 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise ProcessFailed(
-                    f"{self.name} exited with code {self.popen.returncode} before it was "
+                    f"{self.name} exited with code {self.returncode} before it was "
                     f"ready; last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             if http_ok(url):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.specs import Feature, ModelSpec
+from model.specs import Feature, FeatureKind, ModelSpec
 
 
 class DataError(ValueError):
@@ -49,7 +49,7 @@ def binary_target(
     column = frame[target]
     missing = column.isna().to_numpy()
     if missing.any():
-        line = _csv_line(frame.index[np.argmax(missing)])
+        line = _csv_line(frame.index[int(np.argmax(missing))])
         raise DataError(
             f"{source}: column {target!r} (the target) is empty at line {line}"
         )
@@ -93,14 +93,14 @@ def _numeric_column(frame: pd.DataFrame, feature: Feature, source: str) -> pd.Se
     values = pd.to_numeric(raw, errors="coerce")
     bad = values.isna() & raw.notna() & (raw.astype("string").str.strip() != "")
     if bad.any():
-        first = bad.to_numpy().argmax()
+        first = int(bad.to_numpy().argmax())
         raise DataError(
             f"{source}: column {feature.name!r} is numeric but line "
             f"{_csv_line(frame.index[first])} holds {raw.iloc[first]!r}"
         )
     values = values.astype(np.float64)
     if not feature.nullable and values.isna().any():
-        first = values.isna().to_numpy().argmax()
+        first = int(values.isna().to_numpy().argmax())
         raise DataError(
             f"{source}: column {feature.name!r} is empty at line "
             f"{_csv_line(frame.index[first])}, and it may not be missing"
@@ -159,6 +159,7 @@ def infer_spec(
         if column == target or column in drop:
             continue
         series = frame[column]
+        kind: FeatureKind
         if column in categorical:
             kind = "categorical"
         elif (

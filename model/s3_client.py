@@ -17,10 +17,25 @@ monitoring). The predictor (`serving.settings.StorageSettings`) and the monitor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    # boto3-stubs[s3] (the dev extra): types only, boto3 itself is imported lazily.
+    from mypy_boto3_s3 import S3Client
+
+
+class Boto3ClientKwargs(TypedDict, total=False):
+    """The keyword arguments of `boto3.client("s3", ...)` that the settings set."""
+
+    verify: bool
+    endpoint_url: str
+    use_ssl: bool
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    region_name: str
 
 
 class S3Settings(BaseSettings):
@@ -68,9 +83,9 @@ class S3Settings(BaseSettings):
     def s3_verify(self) -> bool:
         return self.s3_verify_ssl
 
-    def boto3_client_kwargs(self) -> dict[str, object]:
+    def boto3_client_kwargs(self) -> Boto3ClientKwargs:
         """Arguments for `boto3.client("s3", ...)` honouring the standard variables."""
-        kwargs: dict[str, object] = {"verify": self.s3_verify}
+        kwargs: Boto3ClientKwargs = {"verify": self.s3_verify}
         if self.s3_endpoint_url:
             kwargs["endpoint_url"] = self.s3_endpoint_url
             kwargs["use_ssl"] = self.s3_endpoint_url.startswith("https")
@@ -83,7 +98,7 @@ class S3Settings(BaseSettings):
             kwargs["region_name"] = self.aws_default_region
         return kwargs
 
-    def s3_client(self) -> Any:  # boto3 has no static type
+    def s3_client(self) -> S3Client:
         """A boto3 S3 client for these settings (boto3 is imported here, not at the
         top: the base install does not carry it)."""
         import boto3
@@ -91,6 +106,6 @@ class S3Settings(BaseSettings):
         return boto3.client("s3", **self.boto3_client_kwargs())
 
 
-def s3_client(settings: S3Settings) -> Any:  # boto3 has no static type
+def s3_client(settings: S3Settings) -> S3Client:
     """`settings.s3_client()`, as a function (`serving.storage` re-exports it)."""
     return settings.s3_client()

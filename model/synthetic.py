@@ -98,7 +98,9 @@ def credit_applicants(rows: int, seed: int = 0) -> pd.DataFrame:
     def noisy(scale: float) -> np.ndarray:
         return rng.normal(0.0, scale, rows)
 
-    def heavy(median: float, sigma: float, zero_share: np.ndarray) -> np.ndarray:
+    def heavy(
+        median: float, sigma: float, zero_share: np.ndarray | float
+    ) -> np.ndarray:
         values = np.exp(np.log(median) + rng.normal(0.0, sigma, rows))
         return np.where(rng.random(rows) < zero_share, 0.0, values)
 

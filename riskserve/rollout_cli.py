@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from rollout.controller import (
+    Backend,
     KServeBackend,
     LocalBackend,
     Rollout,
@@ -68,6 +69,7 @@ def main(argv: list[str]) -> int:
     if args.prometheus:
         overrides["prometheus_url"] = args.prometheus
     settings = RolloutSettings(**overrides)
+    backend: Backend
     if settings.backend == "kserve":
         backend = KServeBackend(settings.namespace)
     else:

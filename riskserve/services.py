@@ -181,7 +181,7 @@ def _wait_bucket(process: ManagedProcess, endpoint: S3Endpoint, timeout: float) 
     while True:
         if not process.alive():
             raise ProcessFailed(
-                f"{process.name} exited with code {process.popen.returncode} before "
+                f"{process.name} exited with code {process.returncode} before "
                 f"it was ready; last lines of {process.log_path}:\n{process.log_tail()}"
             )
         try:
