@@ -19,10 +19,11 @@ import random
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from localplatform.apply_check import ApplyError, ApplyWorker
@@ -431,7 +432,7 @@ class GatewayMetrics(Collector):
     def __init__(self, stats: dict[str, RevisionStats]) -> None:
         self.stats = stats
 
-    def collect(self):  # noqa: ANN201
+    def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "riskserve_gateway_requests",
             "Requests the gateway routed, by revision and status.",
@@ -520,7 +521,9 @@ async def _read_body(receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send, status: int, payload: dict, headers=()) -> None:  # noqa: ANN001
+async def _send(
+    send, status: int, payload: dict, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps(payload).encode()
     await send(
         {"type": "http.response.start", "status": status, "headers": [*JSON, *headers]}
