@@ -3,7 +3,7 @@
 `python -m serving --server kserve ...` runs it: KServe's FastAPI REST server, its gRPC
 server and its metrics, with this runtime's model loading and input checks. It is the
 compatibility path (anything KServe's server offers that the lean server does not);
-it is about 5x slower per request and starts seconds later, see the README.
+it is about 5x slower per request and starts seconds later, see docs/benchmarks.md.
 """
 
 from __future__ import annotations

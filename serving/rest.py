@@ -2,7 +2,7 @@
 
 No framework: routing is a split of the path, bodies are parsed and written with orjson,
 and small requests are scored on the event loop. This is what keeps one single-row
-request well under a millisecond of server time (see the README for the numbers).
+request well under a millisecond of server time (docs/benchmarks.md has the numbers).
 """
 
 from __future__ import annotations
