@@ -31,10 +31,10 @@ lint: install typecheck
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-# mypy (configured in pyproject.toml) over the packages typed so far: training,
-# monitoring and serving join the list once they are typed.
+# mypy (configured in pyproject.toml) over the packages typed so far: training joins
+# the list once it is typed.
 typecheck: install
-	$(BIN)/mypy model localplatform rollout riskserve app
+	$(BIN)/mypy model localplatform rollout riskserve app serving monitoring
 
 # The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link, a
 # missing anchor or a page left out of the nav fails. Preview: $(BIN)/mkdocs serve

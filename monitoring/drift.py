@@ -181,7 +181,8 @@ def _compare_categorical(name, role, reference: ColumnProfile, values) -> Column
             zip((repr(float(u)) for u in uniques), counts.tolist(), strict=True)
         )
     else:
-        live = pd.Series(present).astype(str).value_counts().to_dict()
+        # str keys: the values were made str; pandas-stubs type them Hashable.
+        live = pd.Series(present).astype(str).value_counts().to_dict()  # type: ignore[assignment]
     known = list(reference.categories)
     unseen = {k: int(v) for k, v in live.items() if k not in reference.categories}
     ref_counts = np.asarray([reference.categories[k] for k in known] + [0], float)

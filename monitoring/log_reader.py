@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -129,7 +130,7 @@ class S3Log:
 
     def _list(self, prefix: str, delimiter: str | None = None):
         paginator = self.client.get_paginator("list_objects_v2")
-        kwargs = {"Bucket": self.bucket, "Prefix": prefix}
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         if delimiter:
             kwargs["Delimiter"] = delimiter
         try:
@@ -262,7 +263,8 @@ def _parse_regular_file(payload, model, since, until, data):
     import pyarrow.json as pj
 
     try:
-        table = pj.read_json(pa.BufferReader(payload))
+        # pyarrow-stubs leave out read_json's NativeFile input (BufferReader is one).
+        table = pj.read_json(pa.BufferReader(payload))  # type: ignore[arg-type]
         names = table.column("model_name")
         stamps = pc.cast(table.column("timestamp"), pa.timestamp("us", tz="UTC"))
         inputs = table.column("inputs")
@@ -286,13 +288,14 @@ def _parse_regular_file(payload, model, since, until, data):
         if pa.types.is_struct(table.column(side).type)
         for field, child in zip(
             table.column(side).type,
-            table.column(side).combine_chunks().flatten(),
+            # A struct column combines to a StructArray; the stubs say Array.
+            table.column(side).combine_chunks().flatten(),  # type: ignore[attr-defined]
             strict=True,
         )
     ]
     if not columns:
         raise _Irregular
-    lengths = None
+    lengths: np.ndarray | None = None
     for _, column in columns:
         if not pa.types.is_list(column.type) or column.null_count:
             raise _Irregular
@@ -301,6 +304,7 @@ def _parse_regular_file(payload, model, since, until, data):
             lengths = these
         elif not np.array_equal(lengths, these):
             raise _Irregular
+    assert lengths is not None  # columns is not empty
     if (lengths == 0).any():
         raise _Irregular
     data.records += len(lengths)
@@ -356,7 +360,8 @@ def _arrow_values(values) -> np.ndarray:
 
 
 def _parse_lines(where, payload, model, since, until, data):
-    kept = []
+    # (timestamp, model version, request id, rows, inputs, outputs)
+    kept: list[tuple[float, str, str, int, dict[str, Any], dict[str, Any]]] = []
     for number, line in enumerate(payload.splitlines(), start=1):
         if not line.strip():
             continue
@@ -398,7 +403,8 @@ def _parse_lines(where, payload, model, since, until, data):
             object,
         ),
     }
-    for side, index in (("in", 4), ("out", 5)):
+    sides: tuple[tuple[str, Literal[4, 5]], ...] = (("in", 4), ("out", 5))
+    for side, index in sides:
         names = dict.fromkeys(k for r in kept for k in r[index])
         for name in names:
             values = [v for r in kept for v in (r[index].get(name) or [None] * r[3])]

@@ -200,7 +200,7 @@ def _retrain(
 ) -> int:
     from monitoring.retrain import RetrainError, run_loop
 
-    kind = options.kind
+    kind: str | None = options.kind
     if kind is None and analysis.primary is not None:
         kind = version_tags(options.registered, analysis.primary.version, settings).get(
             "model_kind"

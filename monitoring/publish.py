@@ -48,6 +48,7 @@ def _log_run(
 
     import mlflow
 
+    assert settings.mlflow_tracking_uri  # the caller logs only when one is set
     settings.apply_mlflow_client()
     try:
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
@@ -62,7 +63,10 @@ def _log_run(
                     "drifted": ",".join(analysis.drifted)[:5000],
                 }
             )
-            metrics = {"rows": analysis.rows, "drifted_columns": len(analysis.drifted)}
+            metrics: dict[str, float] = {
+                "rows": analysis.rows,
+                "drifted_columns": len(analysis.drifted),
+            }
             primary = analysis.primary
             if primary:
                 for c in (*primary.features, *primary.outputs):

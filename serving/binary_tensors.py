@@ -14,6 +14,7 @@ their raw bytes, and says the header's length in `Inference-Header-Content-Lengt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -100,6 +101,10 @@ def _binary_size(item: object, index: int) -> int | None:
 
 
 def _decode_binary(item: dict, index: int, raw: bytes) -> InputTensor:
+    # Unchecked JSON values until check_header has validated them.
+    name: Any
+    datatype: Any
+    shape: Any
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     check_header(name, datatype, shape, f"inputs[{index}]")
     return decode_raw_input(name, datatype, tuple(shape), raw)
@@ -151,7 +156,7 @@ def encode_outputs(
     described, raw = [], []
     for tensor in outputs:
         array = tensor.array
-        entry = {
+        entry: dict[str, Any] = {
             "name": tensor.name,
             "datatype": tensor.datatype,
             "shape": list(array.shape),

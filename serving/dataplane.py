@@ -14,12 +14,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
 from serving.inference_log import InferenceLog, InferenceRecord
 from serving.metrics import LATENCY, REQUESTS, ROWS, SCORES
-from serving.model import OnnxRiskModel
+from serving.model import ModelMetadata, OnnxRiskModel
 from serving.tensors import InputTensor, OutputTensor
 
 log = logging.getLogger("serving.dataplane")
@@ -37,6 +37,14 @@ def new_request_id() -> str:
 
 SERVER_NAME = "riskserve"
 SERVER_VERSION = "0.1.0"
+
+
+class ServerMetadata(TypedDict):
+    """The v2 server metadata response (REST body; the gRPC message's fields)."""
+
+    name: str
+    version: str
+    extensions: list[str]
 
 
 @dataclass(slots=True)
@@ -110,7 +118,7 @@ class DataPlane:
                 "or 'x-api-key: <key>'"
             )
 
-    def server_metadata(self) -> dict[str, object]:
+    def server_metadata(self) -> ServerMetadata:
         return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
 
     def get_model(self, name: str, version: str | None = None) -> OnnxRiskModel:
@@ -135,9 +143,7 @@ class DataPlane:
             return False
         return True
 
-    def model_metadata(
-        self, name: str, version: str | None = None
-    ) -> dict[str, object]:
+    def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         return self.get_model(name, version).metadata()
 
     # -- inference -------------------------------------------------------------------

@@ -95,7 +95,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 authorization = value
             elif key == "x-api-key":
                 api_key = value
-        self.dataplane.authorize(authorization, api_key)
+        # grpc types metadata values str | bytes; only "-bin" keys carry bytes, so
+        # these two are str.
+        self.dataplane.authorize(authorization, api_key)  # type: ignore[arg-type]
 
     @_status_on_error()
     async def ServerLive(

@@ -103,7 +103,7 @@ class ScoreHistogram:
         self._histogram = histogram
         self._bounds = np.asarray(SCORE_BUCKETS, dtype=np.float64)
         self._bounds_list = [float(b) for b in SCORE_BUCKETS]
-        self._children: dict[tuple[str, str, str], object] = {}
+        self._children: dict[tuple[str, str, str], Histogram] = {}
 
     def observe(
         self, model: str, version: str, output: str, scores: np.ndarray
@@ -114,7 +114,7 @@ class ScoreHistogram:
             child = self._children[key] = self._histogram.labels(*key)
         values = scores.ravel()
         # The child's buckets hold per-bucket (not cumulative) counts, the last +Inf.
-        buckets = child._buckets  # noqa: SLF001
+        buckets = child._buckets
         if values.size <= 32:
             # Prometheus buckets are "less or equal": bisect_left finds the first
             # bound >= x; NaN compares false with every bound and goes to +Inf.
@@ -133,7 +133,7 @@ class ScoreHistogram:
                 if count:
                     bucket.inc(count)
             total = float(values.sum(dtype=np.float64))
-        child._sum.inc(total)  # noqa: SLF001
+        child._sum.inc(total)
 
 
 SCORES = ScoreHistogram()

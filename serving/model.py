@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -22,17 +23,36 @@ PLATFORM = "onnx_onnxv1"
 _COLUMN = (-1, 1)  # the contract's shape of one feature
 
 
+class TensorMetadata(TypedDict):
+    """One tensor in the v2 model metadata response."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(TypedDict):
+    """The v2 model metadata response (REST body; the gRPC message's fields)."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, str]
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     datatype: str
     shape: tuple[int, ...]  # -1 for a dynamic dimension
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> TensorMetadata:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
-def _spec(node) -> TensorSpec:  # noqa: ANN001 - onnxruntime NodeArg
+def _spec(node) -> TensorSpec:  # node: an onnxruntime NodeArg
     datatype = ONNX_TO_V2.get(node.type)
     if datatype is None:
         raise ModelLoadError(f"tensor {node.name!r} has unsupported type {node.type}")
@@ -92,7 +112,9 @@ class OnnxRiskModel:
             s.name for s in self.outputs if s.datatype == "FP32" and "probab" in s.name
         ]
         fp32 = [s.name for s in self.outputs if s.datatype == "FP32"]
-        self.score_output = (probabilities or fp32 or [None])[0]
+        self.score_output = (
+            probabilities[0] if probabilities else fp32[0] if fp32 else None
+        )
         self._session = session
         self.ready = True
         log.info(
@@ -111,7 +133,7 @@ class OnnxRiskModel:
             self.version = version
             self._version_override = version
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> ModelMetadata:
         return {
             "name": self.name,
             "versions": [self.version],

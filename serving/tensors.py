@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -162,9 +163,10 @@ def _simple_size(shape: list) -> int:
 def _decode_json_input_checked(obj: object, index: int) -> InputTensor:
     if not isinstance(obj, dict):
         raise InvalidInput(f"inputs[{index}] is not a JSON object")
-    name = obj.get("name")
-    datatype = obj.get("datatype")
-    shape = obj.get("shape")
+    # Unchecked JSON values until check_header has validated them.
+    name: Any = obj.get("name")
+    datatype: Any = obj.get("datatype")
+    shape: Any = obj.get("shape")
     check_header(name, datatype, shape, f"inputs[{index}]")
     data = obj.get("data")
     if not isinstance(data, list):

@@ -57,7 +57,7 @@ def run_workers(argv: list[str], workers: int, metrics_root: str | None) -> int:
     )
     stopping = False
 
-    def forward(signum, _frame) -> None:  # noqa: ANN001
+    def forward(signum, _frame) -> None:
         nonlocal stopping
         stopping = True
         for child in children:

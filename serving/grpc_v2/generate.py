@@ -17,7 +17,12 @@ SPEC = (
     / "open-inference-protocol"
     / "grpc_predict_v2.proto"
 )
-GENERATED = ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py")
+# The .pyi (protoc's own --pyi_out) types the messages for mypy.
+GENERATED = (
+    "grpc_predict_v2_pb2.py",
+    "grpc_predict_v2_pb2.pyi",
+    "grpc_predict_v2_pb2_grpc.py",
+)
 
 
 def generate(spec: Path = SPEC, out_root: Path = REPO_ROOT) -> list[Path]:
@@ -34,6 +39,7 @@ def generate(spec: Path = SPEC, out_root: Path = REPO_ROOT) -> list[Path]:
                 "grpc_tools.protoc",
                 f"-I{include}",
                 f"--python_out={out_root}",
+                f"--pyi_out={out_root}",
                 f"--grpc_python_out={out_root}",
                 str(proto_dir / "grpc_predict_v2.proto"),
             ]
