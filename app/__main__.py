@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app",
         description="The riskserve analyst app (Gradio) over the v2 model endpoints. "
-        "Configured by RISKSERVE_APP_* variables (see the README).",
+        "Configured by RISKSERVE_APP_* variables (see docs/app.md).",
     )
     parser.add_argument("--host", help="address to listen on (RISKSERVE_APP_HOST)")
     parser.add_argument(

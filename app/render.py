@@ -95,7 +95,7 @@ class ScoreBand:
 def score_bands(base_score: float, pdo: float) -> list[ScoreBand]:
     """Five bands in steps of `pdo` around the base score: each step doubles the odds.
 
-    This is the app's display convention (documented in the README), derived from the
+    This is the app's display convention (documented in docs/app.md), derived from the
     model's own scaling so a rescaled model gets rescaled bands.
     """
     edges = [base_score - 2 * pdo, base_score - pdo, base_score, base_score + 2 * pdo]

@@ -22,6 +22,8 @@ from training.candidates.logreg import LogisticCandidate
 from training.competition.compete import graph_probability, onnx_feeds
 from training.competition.search import tune
 
+pytestmark = pytest.mark.training
+
 SMALL_GBM = {**DEFAULTS, "n_estimators": 60, "min_child_samples": 20}
 
 

@@ -5,7 +5,7 @@
 `balanced` gives every fraud about 580 times a normal row's weight, which pushes a
 model's probabilities up by that factor and, for a flexible model, fits a few frauds
 very hard; `sqrt` (about 24x there) is the usual middle. Which one ranks best was
-measured per candidate (`python -m bench.class_weights`, README): the defaults below
+measured per candidate (`python -m bench.class_weights`, docs/benchmarks.md): the defaults below
 follow that measurement, and the GBM and logistic searches try all three.
 """
 

@@ -24,7 +24,7 @@ allowed) was measured and dropped: on the synthetic credit data it gave `time_ho
 which has no effect there, an IV of 0.095 and a 44-point spread, so the reasons were
 about noise. `max_pvalue` (consecutive bins must differ significantly) is the
 search's choice: it sharpens reasons on large data with rare defaults and costs
-ROC-AUC on small data (README, "Scorecard and reason codes, measured").
+ROC-AUC on small data (docs/benchmarks.md, "Scorecard and reason codes, measured").
 """
 
 from __future__ import annotations
