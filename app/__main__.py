@@ -1,4 +1,4 @@
-"""`python -m app` (and `riskserve app`): the analyst app on port 7860.
+"""`python -m riskserve.app` (and `riskserve app`): the analyst app on port 7860.
 
 A missing or invalid setting ends the command with one line on stderr and exit code 2.
 """
@@ -12,12 +12,12 @@ import signal
 import sys
 import threading
 
-from app.settings import SettingsError, load_settings
+from riskserve.app.settings import SettingsError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m app",
+        prog="python -m riskserve.app",
         description="The riskserve analyst app (Gradio) over the v2 model endpoints. "
         "Configured by RISKSERVE_APP_* variables (see docs/app.md).",
     )
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # One line per request from httpx would drown the app's own messages.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from app.ui import build_app  # Gradio takes seconds to import: only when needed
+    from riskserve.app.ui import (
+        build_app,  # Gradio takes seconds to import: only when needed
+    )
 
     demo = build_app(settings)
     closed = close_on_sigterm(demo)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.fields import Field
-from app.v2_client import EndpointError, InferenceResult, V2Client
-from model.specs import APPROVED, IS_FRAUD, REASON_CODES
+from riskserve.app.fields import Field
+from riskserve.app.v2_client import EndpointError, InferenceResult, V2Client
+from riskserve.model.specs import APPROVED, IS_FRAUD, REASON_CODES
 
 PROBABILITY_EDGES = [i / 10 for i in range(11)]
 Progress = Callable[[int, int], None]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from app.v2_client import ModelMetadata, TensorMetadata
-from model.specs import ModelSpec
+from riskserve.app.v2_client import ModelMetadata, TensorMetadata
+from riskserve.model.specs import ModelSpec
 
 MISSING = "missing"
 

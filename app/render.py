@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from app.v2_client import InferenceResult, ModelMetadata
-from model.specs import (
+from riskserve.app.v2_client import InferenceResult, ModelMetadata
+from riskserve.model.specs import (
     APPROVED,
     CREDIT_SCORE,
     DEFAULT_PROBABILITY,

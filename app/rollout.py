@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 import httpx
-
-from app.render import error_html, histogram_html, note_html
+from riskserve.app.render import error_html, histogram_html, note_html
 
 
 class TrafficError(Exception):

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TypedDict
 
 import gradio as gr
-
-from app.batch import PROBABILITY_EDGES, BatchError, BatchOutcome, score_csv
-from app.examples import CREDIT_EXAMPLES, FRAUD_EXAMPLES
-from app.fields import MISSING, Field, fields_from_metadata, fields_from_spec
-from app.render import (
+from riskserve.app.batch import PROBABILITY_EDGES, BatchError, BatchOutcome, score_csv
+from riskserve.app.examples import CREDIT_EXAMPLES, FRAUD_EXAMPLES
+from riskserve.app.fields import MISSING, Field, fields_from_metadata, fields_from_spec
+from riskserve.app.render import (
     credit_answer_html,
     error_html,
     fraud_answer_html,
@@ -29,10 +28,15 @@ from app.render import (
     histogram_html,
     note_html,
 )
-from app.rollout import Traffic, rollout_html
-from app.settings import AppSettings
-from app.v2_client import EndpointError, InferenceResult, ModelMetadata, V2Client
-from model.specs import APPROVED, CREDIT, FRAUD, IS_FRAUD, ModelSpec
+from riskserve.app.rollout import Traffic, rollout_html
+from riskserve.app.settings import AppSettings
+from riskserve.app.v2_client import (
+    EndpointError,
+    InferenceResult,
+    ModelMetadata,
+    V2Client,
+)
+from riskserve.model.specs import APPROVED, CREDIT, FRAUD, IS_FRAUD, ModelSpec
 
 log = logging.getLogger("app")
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import tritonclient.http as triton
+from riskserve.localplatform.processes import ManagedProcess, free_port
+from riskserve.model.specs import FRAUD
 
 from bench.runner import REPO_ROOT, fraud_model_dir, request_body
-from localplatform.processes import ManagedProcess, free_port
-from model.specs import FRAUD
 
 INFER = "/v2/models/fraud/infer"
 
@@ -41,7 +41,7 @@ def start(model_dir: Path, workdir: Path, workers: int) -> tuple[ManagedProcess,
         argv=[
             sys.executable,
             "-m",
-            "serving",
+            "riskserve.serving",
             "--model_name",
             "fraud",
             "--model_dir",

@@ -1,6 +1,6 @@
 """Class weighting at extreme imbalance, measured: none, sqrt and balanced for every
 fraud candidate (the DNN included), on data shaped like real card fraud (0.17%
-positives, 30 heavy-tailed features: model.synthetic.card_fraud_pca).
+positives, 30 heavy-tailed features: riskserve.model.synthetic.card_fraud_pca).
 
 The same stratified folds for every candidate and weighting; each candidate with its
 job defaults, only the weighting changed. PR-AUC (the fraud job's primary metric)
@@ -16,13 +16,12 @@ import argparse
 import time
 
 import numpy as np
+from riskserve.model.data import infer_spec, validate
+from riskserve.model.synthetic import card_fraud_pca
+from riskserve.training import candidates
+from riskserve.training.candidates.class_weights import CLASS_WEIGHTS
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
-
-from model.data import infer_spec, validate
-from model.synthetic import card_fraud_pca
-from training import candidates
-from training.candidates.class_weights import CLASS_WEIGHTS
 
 
 def main(argv: list[str] | None = None) -> int:

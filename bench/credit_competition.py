@@ -17,12 +17,12 @@ import time
 
 import numpy as np
 import pandas as pd
+from riskserve.training import candidates
+from riskserve.training.competition.compete import Splits, compete
+from riskserve.training.job import default_budget, split
 from sklearn.metrics import roc_auc_score
 
 from bench.real_credit import DATA, RealData
-from training import candidates
-from training.competition.compete import Splits, compete
-from training.job import default_budget, split
 
 
 def run_once(data: RealData, seed: int) -> dict[str, float]:

@@ -2,10 +2,10 @@
 the fixed score it replaced.
 
 For each real credit data set of bench/real_credit.py, it runs the training job itself
-(`training.job.run`, as `riskserve train credit --data FILE --target COL` does, with
+(`riskserve.training.job.run`, as `riskserve train credit --data FILE --target COL` does, with
 the default `--cutoff-policy`) against a throwaway MLflow (SQLite and artifacts in a
 temporary folder), then runs the registered ONNX model on the job's own holdout (the
-15% of `training.job.split`) and reports, per data set, the approval rate, the bad rate
+15% of `riskserve.training.job.split`) and reports, per data set, the approval rate, the bad rate
 among the approved and the profit per applicant (the default policy's gain and loss)
 at the cut-off the policy chose, at the policy's break-even score (PD =
 GAIN/(GAIN+LOSS) on the job's score scaling: what the profit policy chooses when the
@@ -25,10 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from bench.real_credit import DATA, RealData
-from bench.throwaway_mlflow import create_experiment, use_throwaway_mlflow
-from training.cutoff_policy import (
+from riskserve.training.cutoff_policy import (
     DEFAULT_POLICY,
     CutoffPolicy,
     format_strategy_table,
@@ -36,6 +33,9 @@ from training.cutoff_policy import (
     parse_policy,
     strategy_table,
 )
+
+from bench.real_credit import DATA, RealData
+from bench.throwaway_mlflow import create_experiment, use_throwaway_mlflow
 
 FIXED = "score:560"  # the default before --cutoff-policy
 HOLDOUT_KEYS = ("approval_rate", "approved_bad_rate", "profit_per_applicant")
@@ -47,9 +47,8 @@ def holdout_outputs(model_name: str, version: str, data: RealData, seed: int):
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
-
-    from training.competition.compete import onnx_feeds
-    from training.job import split
+    from riskserve.training.competition.compete import onnx_feeds
+    from riskserve.training.job import split
 
     spec, x, y = data.load()
     *_, test_x, test_y = split(x, y, seed)
@@ -68,9 +67,9 @@ def holdout_outputs(model_name: str, version: str, data: RealData, seed: int):
 
 
 def run_one(data: RealData, seed: int, budget: float | None, folder: Path) -> dict:
-    from training.dataset import JobConfig, LoadedData
-    from training.job import run
-    from training.settings import TrainingSettings
+    from riskserve.training.dataset import JobConfig, LoadedData
+    from riskserve.training.job import run
+    from riskserve.training.settings import TrainingSettings
 
     spec, x, y = data.load()
     name = f"bench-cutoffs-{data.name}-{seed}"

@@ -39,11 +39,10 @@ def german_credit() -> tuple[object, pd.DataFrame, pd.Series]:
 
 
 def quality(seeds: int) -> tuple[list[float], list[float]]:
+    from riskserve.training.candidates.logreg import UnweightedLogisticCandidate
+    from riskserve.training.job import split
+    from riskserve.training.scorecard.candidate import ScorecardCandidate
     from sklearn.metrics import roc_auc_score
-
-    from training.candidates.logreg import UnweightedLogisticCandidate
-    from training.job import split
-    from training.scorecard.candidate import ScorecardCandidate
 
     spec, x, y = german_credit()
     scorecard_auc, logistic_auc = [], []
@@ -68,7 +67,7 @@ def quality(seeds: int) -> tuple[list[float], list[float]]:
 def paired_single_row_us(protos: list, feeds: dict[str, np.ndarray]) -> list[float]:
     """Median single-row call of each graph, the graphs called in turn on the same
     row (so a shared machine's load falls on all of them alike)."""
-    from training.competition.compete import session
+    from riskserve.training.competition.compete import session
 
     sessions = [session(proto) for proto in protos]
     rows = next(iter(feeds.values())).shape[0]
@@ -87,15 +86,22 @@ def paired_single_row_us(protos: list, feeds: dict[str, np.ndarray]) -> list[flo
 
 
 def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
-    from model.specs import CREDIT
-    from model.synthetic import generate
-    from training.candidates.gbm import GbmCandidate
-    from training.candidates.logreg import UnweightedLogisticCandidate
-    from training.competition.compete import onnx_feeds
-    from training.decision_graph import ScoreScaling, add_credit_decision, finalize
-    from training.job import split
-    from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
-    from training.scorecard.reason_codes import add_reason_codes, credit_reasons
+    from riskserve.model.specs import CREDIT
+    from riskserve.model.synthetic import generate
+    from riskserve.training.candidates.gbm import GbmCandidate
+    from riskserve.training.candidates.logreg import UnweightedLogisticCandidate
+    from riskserve.training.competition.compete import onnx_feeds
+    from riskserve.training.decision_graph import (
+        ScoreScaling,
+        add_credit_decision,
+        finalize,
+    )
+    from riskserve.training.job import split
+    from riskserve.training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
+    from riskserve.training.scorecard.reason_codes import (
+        add_reason_codes,
+        credit_reasons,
+    )
 
     frame = generate("credit", rows, seed)
     x, y = frame[CREDIT.feature_names], frame[CREDIT.target].astype(int)
@@ -152,8 +158,8 @@ def latency_and_agreement(rows: int, seed: int) -> tuple[dict, dict]:
 
 
 def shap_agreement(gbm, scorecard, x: pd.DataFrame, scaling) -> dict:
-    from training.candidates.logreg import native_input
-    from training.scorecard.reason_codes import credit_reasons
+    from riskserve.training.candidates.logreg import native_input
+    from riskserve.training.scorecard.reason_codes import credit_reasons
 
     spec = gbm.spec
     pipeline = gbm.pipeline

@@ -1,12 +1,12 @@
 """The fraud job on data shaped like real card fraud, beside a tuned LightGBM and a
 logistic regression on the same split.
 
-285,000 rows of `model.synthetic.card_fraud_pca` (0.17% fraud, 28 heavy-tailed
+285,000 rows of `riskserve.model.synthetic.card_fraud_pca` (0.17% fraud, 28 heavy-tailed
 components, Time, Amount), written to a CSV. On the job's own split
-(`training.job.split`, seed 42: 70% train, 15% validation, 15% holdout), holdout
+(`riskserve.training.job.split`, seed 42: 70% train, 15% validation, 15% holdout), holdout
 PR-AUC and ROC-AUC of:
 
-  (a) the training job with default options, in process (`training.job.run`, what
+  (a) the training job with default options, in process (`riskserve.training.job.run`, what
       `riskserve train fraud --data FILE --target Class` runs), against a throwaway
       MLflow (SQLite and artifacts in a temporary folder);
   (b) LightGBM tuned by Optuna: fitted on train, early stopping and selection on
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from riskserve.model.synthetic import card_fraud_pca
+from riskserve.training.dataset import JobConfig, LoadedData, load_data
+from riskserve.training.job import split
 
 from bench.throwaway_mlflow import create_experiment, use_throwaway_mlflow
-from model.synthetic import card_fraud_pca
-from training.dataset import JobConfig, LoadedData, load_data
-from training.job import split
 
 # LightGBM, scikit-learn and Optuna are imported inside the functions, after
 # `training`: importing that package sets OMP_WAIT_POLICY=PASSIVE, which OpenMP reads
@@ -83,8 +83,8 @@ def job_split(data: LoadedData, seed: int) -> Split:
 
 def training_job(config: JobConfig, data: LoadedData, folder: Path) -> Row:
     """(a) The job, in process, as `riskserve train` runs it."""
-    from training.job import run
-    from training.settings import TrainingSettings
+    from riskserve.training.job import run
+    from riskserve.training.settings import TrainingSettings
 
     create_experiment(config.name, folder)
     started = time.monotonic()

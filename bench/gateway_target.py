@@ -13,10 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from localplatform.apply_check import parse_documents
-from localplatform.controller import LocalPlatform
-from localplatform.daemon import serve_forever
-from localplatform.settings import PlatformSettings, inherited_environment
+from riskserve.localplatform.apply_check import parse_documents
+from riskserve.localplatform.controller import LocalPlatform
+from riskserve.localplatform.daemon import serve_forever
+from riskserve.localplatform.settings import PlatformSettings, inherited_environment
 
 ISVC = """apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService

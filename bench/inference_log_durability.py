@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from riskserve.localplatform.processes import ManagedProcess, free_port, http_ok
+
 from bench.runner import REPO_ROOT, fraud_model_dir, loadgen, request_body
-from localplatform.processes import ManagedProcess, free_port, http_ok
 
 VARIANTS: dict[str, dict[str, str]] = {
     "log off": {},
@@ -69,7 +70,7 @@ def measure(
         argv=[
             sys.executable,
             "-m",
-            "serving",
+            "riskserve.serving",
             "--model_name",
             "fraud",
             "--model_dir",

@@ -16,22 +16,27 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from riskserve.localplatform.processes import ManagedProcess, free_port, http_ok
 
 from bench.runner import loadgen, request_body
 from bench.targets import TARGETS, Target
-from localplatform.processes import ManagedProcess, free_port, http_ok
 
 GOAL_RATIO = 1.2
 ROUNDS = 6  # alternating one-client runs per model
 
 
 def build_models(workdir: Path, rows: int, seed: int) -> dict[str, Path]:
-    from model.specs import FRAUD
-    from model.synthetic import generate
+    from riskserve.model.specs import FRAUD
+    from riskserve.model.synthetic import generate
+    from riskserve.training import candidates
+    from riskserve.training.competition.compete import (
+        latency_per_row_us,
+        onnx_feeds,
+        session,
+    )
+    from riskserve.training.decision_graph import add_fraud_decision, finalize
+
     from tests.fixtures.contract_models import write_onnx
-    from training import candidates
-    from training.competition.compete import latency_per_row_us, onnx_feeds, session
-    from training.decision_graph import add_fraud_decision, finalize
 
     frame = generate("fraud", rows, seed)
     x, y = frame[FRAUD.feature_names], frame[FRAUD.target].astype(int)

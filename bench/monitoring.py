@@ -6,7 +6,7 @@ known shift, and the false-alarm rate over 20 seeds of an unshifted log.
 
 The log is written by the predictor's own record format (serving/inference_log.py), one
 row per request as single-row v2 requests arrive, 2,000 records per file; the monitor
-runs as its own process (`python -m monitoring`), timed with its peak memory (ru_maxrss
+runs as its own process (`python -m riskserve.monitoring`), timed with its peak memory (ru_maxrss
 of the child).
 """
 
@@ -25,16 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from model.reference_profile import build_profile
-from model.specs import get_spec
-from model.synthetic import generate
-from monitoring.analysis import analyse
-from monitoring.drift import Thresholds
-from monitoring.log_reader import LocalLog, LogWindow, read_log
-from serving.inference_log import InferenceLog, InferenceRecord
-from serving.settings import StorageSettings
-from serving.tensors import InputTensor, OutputTensor
+from riskserve.model.reference_profile import build_profile
+from riskserve.model.specs import get_spec
+from riskserve.model.synthetic import generate
+from riskserve.monitoring.analysis import analyse
+from riskserve.monitoring.drift import Thresholds
+from riskserve.monitoring.log_reader import LocalLog, LogWindow, read_log
+from riskserve.serving.inference_log import InferenceLog, InferenceRecord
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.tensors import InputTensor, OutputTensor
 
 SHIFTED = "distance_from_home"
 SHIFT_FACTOR = 2.0  # distances twice as long: a known shift
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     command = [
         sys.executable,
         "-m",
-        "monitoring",
+        "riskserve.monitoring",
         "fraud",
         "--log",
         str(work / "big"),

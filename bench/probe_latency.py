@@ -24,11 +24,11 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from riskserve.localplatform.processes import ManagedProcess, free_port
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from bench.runner import REPO_ROOT, fraud_model_dir
-from localplatform.processes import ManagedProcess, free_port
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
 FEATURES = 7
 SINGLE_ROW = json.dumps(
@@ -46,7 +46,7 @@ SINGLE_ROW = json.dumps(
 
 
 def batch_request(rows: int) -> pb.ModelInferRequest:
-    from model.specs import FRAUD
+    from riskserve.model.specs import FRAUD
 
     rng = np.random.default_rng(3)
     request = pb.ModelInferRequest(model_name="fraud")
@@ -106,7 +106,7 @@ def measure(source: Path, model_dir: Path, workdir: Path, seconds: float, rows: 
         argv=[
             sys.executable,
             "-m",
-            "serving",
+            "riskserve.serving",
             "--model_name",
             "fraud",
             "--model_dir",

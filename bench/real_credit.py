@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from model.data import binary_target, infer_spec, validate
-from model.specs import ModelSpec
+from riskserve.model.data import binary_target, infer_spec, validate
+from riskserve.model.specs import ModelSpec
 
 
 @dataclass(frozen=True)

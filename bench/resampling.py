@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline as ResamplingPipeline
+from riskserve.training.candidates.gbm import DEFAULTS, GbmCandidate
+from riskserve.training.candidates.logreg import LogisticCandidate, native_input
+from riskserve.training.competition.compete import PRIMARY_METRIC
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-from training.candidates.gbm import DEFAULTS, GbmCandidate
-from training.candidates.logreg import LogisticCandidate, native_input
-from training.competition.compete import PRIMARY_METRIC
 
 SCORERS = {"pr_auc": "average_precision", "roc_auc": "roc_auc"}
 
@@ -84,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=30_000)
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
-    from model.data import binary_target, infer_spec, read_csv, validate
-    from model.specs import get_spec
-    from model.synthetic import generate
+    from riskserve.model.data import binary_target, infer_spec, read_csv, validate
+    from riskserve.model.specs import get_spec
+    from riskserve.model.synthetic import generate
 
     results = []
     if args.data:

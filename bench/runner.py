@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from riskserve.localplatform.processes import ManagedProcess, free_port, http_ok
 
 from bench.targets import TARGETS, Target
-from localplatform.processes import ManagedProcess, free_port, http_ok
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -48,7 +48,7 @@ def fraud_model_dir(workdir: Path, model_dir: str | None) -> Path:
 
 
 def request_body(rows: int, seed: int = 7) -> bytes:
-    from model.specs import FRAUD
+    from riskserve.model.specs import FRAUD
 
     rng = np.random.default_rng(seed)
     inputs = []

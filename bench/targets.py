@@ -46,7 +46,7 @@ _gateway = _module("bench.gateway_target", kserve_args=False)
 TARGETS: list[Target] = [
     Target(
         "riskserve",
-        "this predictor (python -m serving), REST + gRPC, metrics on",
+        "this predictor (python -m riskserve.serving), REST + gRPC, metrics on",
         _predictor,
         "/v2/health/ready",
     ),

@@ -15,8 +15,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from localplatform.isvc_schema import isvc_errors
-from localplatform.spec_rules import (
+from riskserve.localplatform.isvc_schema import isvc_errors
+from riskserve.localplatform.spec_rules import (
     SpecError,
     annotation_problems,
     env_problems,
@@ -24,7 +24,7 @@ from localplatform.spec_rules import (
     storage_problem,
     valid_name,
 )
-from localplatform.state import storage_uri
+from riskserve.localplatform.state import storage_uri
 
 Checked = list[tuple[str, list[str]]]
 """Each document's name ("?" when it has no valid one) and what is wrong with it."""

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from localplatform.orphans import stop_orphans
-from localplatform.processes import (
+from riskserve.localplatform.orphans import stop_orphans
+from riskserve.localplatform.processes import (
     ManagedProcess,
     http_ok,
     port_open,
     read_pidfile,
     stop_pid,
 )
-from localplatform.settings import PlatformSettings, inherited_environment
+from riskserve.localplatform.settings import PlatformSettings, inherited_environment
 
 
 class PlatformError(RuntimeError):
@@ -51,7 +50,7 @@ def start_daemon(settings: PlatformSettings, env: dict[str, str] | None = None) 
         )
     process = ManagedProcess(
         name="riskserve platform",
-        argv=[sys.executable, "-m", "localplatform.daemon"],
+        argv=[sys.executable, "-m", "riskserve.localplatform.daemon"],
         log_path=settings.state_dir / "logs" / "platform.log",
         env=None if env is None else {**inherited_environment(), **env},
         pidfile=pidfile(settings),
@@ -72,7 +71,7 @@ class Shutdown:
 
 def stop_daemon(settings: PlatformSettings) -> Shutdown:
     """Stop the daemon, then any predictor of this platform that outlived an earlier
-    daemon (one killed with SIGKILL, say): localplatform.orphans."""
+    daemon (one killed with SIGKILL, say): riskserve.localplatform.orphans."""
     pid = read_pidfile(pidfile(settings))
     pidfile(settings).unlink(missing_ok=True)
     daemon_stopped = pid is not None and stop_pid(pid, grace=20)

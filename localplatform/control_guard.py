@@ -19,7 +19,7 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from localplatform.settings import PlatformSettings, is_loopback
+from riskserve.localplatform.settings import PlatformSettings, is_loopback
 
 BODY_TYPES = {
     b"application/json",

@@ -1,6 +1,6 @@
 """The local platform's controller: InferenceServices in, predictor processes out.
 
-Each revision runs as its own `python -m serving` process on free loopback ports. The
+Each revision runs as its own `python -m riskserve.serving` process on free loopback ports. The
 controller creates a revision when a predictor spec changes (as Knative does), watches
 each process (a dead one loses its traffic at the next tick, within 0.2 s), restarts a
 revision that died after it had been ready, and keeps the state file current.
@@ -18,17 +18,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from localplatform.apply_check import ApplyError, check_documents
-from localplatform.orphans import is_our_predictor
-from localplatform.processes import ManagedProcess, free_port, pid_alive, stop_pid
-from localplatform.settings import PlatformSettings
-from localplatform.spec_rules import (
+from riskserve.localplatform.apply_check import ApplyError, check_documents
+from riskserve.localplatform.orphans import is_our_predictor
+from riskserve.localplatform.processes import (
+    ManagedProcess,
+    free_port,
+    pid_alive,
+    stop_pid,
+)
+from riskserve.localplatform.settings import PlatformSettings
+from riskserve.localplatform.spec_rules import (
     allowed_env,
     default_model_roots,
     excerpt,
     name_problem,
 )
-from localplatform.state import (
+from riskserve.localplatform.state import (
     InferenceServiceState,
     PlatformState,
     Revision,
@@ -37,7 +42,7 @@ from localplatform.state import (
 )
 
 __all__ = ["ApplyError", "LocalPlatform"]
-from localplatform.upstream import UpstreamError, UpstreamPool
+from riskserve.localplatform.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("riskserve.platform")
 
@@ -248,7 +253,7 @@ class LocalPlatform:
             argv=[
                 sys.executable,
                 "-m",
-                "serving",
+                "riskserve.serving",
                 "--model_name",
                 service.name,
                 "--model_dir",

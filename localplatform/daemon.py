@@ -1,4 +1,4 @@
-"""`python -m localplatform.daemon`: the local platform's long-running process.
+"""`python -m riskserve.localplatform.daemon`: the local platform's long-running process.
 
 One asyncio loop runs the controller (predictor processes, readiness, restarts) and
 the gateway (port 8000 by default). On SIGTERM or Ctrl-C it stops every predictor it
@@ -15,11 +15,14 @@ import signal
 import sys
 
 import uvicorn
-
-from localplatform.controller import LocalPlatform
-from localplatform.gateway import Gateway
-from localplatform.settings import PlatformSettings, inherited_environment
-from serving.http_limits import ConcurrencyLimit, HttpTimeouts, timeout_protocol
+from riskserve.localplatform.controller import LocalPlatform
+from riskserve.localplatform.gateway import Gateway
+from riskserve.localplatform.settings import PlatformSettings, inherited_environment
+from riskserve.serving.http_limits import (
+    ConcurrencyLimit,
+    HttpTimeouts,
+    timeout_protocol,
+)
 
 
 class _Server(uvicorn.Server):
@@ -36,7 +39,7 @@ async def run(settings: PlatformSettings) -> None:
     platform.adopt_or_clear_stale()
     gateway = Gateway(platform)
     # Slow clients are closed and overload is a 503 with Retry-After, with the
-    # predictor's own pieces (serving.http_limits).
+    # predictor's own pieces (riskserve.serving.http_limits).
     limited = ConcurrencyLimit(
         gateway,
         max_requests=settings.gateway_max_concurrent_requests,
@@ -75,7 +78,7 @@ async def run(settings: PlatformSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localplatform.daemon")
+    parser = argparse.ArgumentParser(prog="python -m riskserve.localplatform.daemon")
     parser.parse_args(argv)
     settings = PlatformSettings()
     problem = settings.exposure_problem()

@@ -25,13 +25,16 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from localplatform.apply_check import ApplyError, ApplyWorker
-from localplatform.control_guard import ControlGuard, key_matches, presented_key
-from localplatform.controller import LocalPlatform
-from localplatform.spec_rules import excerpt, valid_name
-from localplatform.upstream import UpstreamError
-from serving.buckets import LATENCY_BOUNDS_MS
+from riskserve.localplatform.apply_check import ApplyError, ApplyWorker
+from riskserve.localplatform.control_guard import (
+    ControlGuard,
+    key_matches,
+    presented_key,
+)
+from riskserve.localplatform.controller import LocalPlatform
+from riskserve.localplatform.spec_rules import excerpt, valid_name
+from riskserve.localplatform.upstream import UpstreamError
+from riskserve.serving.buckets import LATENCY_BOUNDS_MS
 
 log = logging.getLogger("riskserve.gateway")
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-
-from localplatform.spec_rules import excerpt, name_problem
+from riskserve.localplatform.spec_rules import excerpt, name_problem
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "inferenceservice-v1beta1.json.gz"
 API_VERSION = "serving.kserve.io/v1beta1"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localplatform.processes import pid_alive, stop_pid
-from localplatform.settings import PlatformSettings
-from localplatform.state import PlatformState
+from riskserve.localplatform.processes import pid_alive, stop_pid
+from riskserve.localplatform.settings import PlatformSettings
+from riskserve.localplatform.state import PlatformState
 
 
 def state_path(settings: PlatformSettings) -> Path:
@@ -22,7 +22,7 @@ def state_path(settings: PlatformSettings) -> Path:
 
 
 def is_our_predictor(pid: int, http_port: int | None) -> bool:
-    """True when `pid` runs `python -m serving ... --http_port <http_port>`, the
+    """True when `pid` runs `python -m riskserve.serving ... --http_port <http_port>`, the
     command line the controller starts a revision with; the port was free when the
     revision started, so no other predictor holds it at the same time."""
     if http_port is None:
@@ -31,7 +31,7 @@ def is_our_predictor(pid: int, http_port: int | None) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:  # gone, or not ours to read
         return False
-    if argv[1:3] != [b"-m", b"serving"]:
+    if argv[1:3] != [b"-m", b"riskserve.serving"]:
         return False
     port_flags = [i for i, arg in enumerate(argv[:-1]) if arg == b"--http_port"]
     return any(argv[i + 1] == str(http_port).encode() for i in port_flags)

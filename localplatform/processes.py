@@ -64,7 +64,7 @@ class ManagedProcess:
     the signal to the starting *thread*, not the process, so `start()` must run on the
     main thread (the daemon's controller starts predictors from its event loop there);
     anywhere else it raises. A no-op on other systems, where the parent's next
-    `up`/`down` stops what is left (localplatform.orphans)."""
+    `up`/`down` stops what is left (riskserve.localplatform.orphans)."""
     popen: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def start(self) -> ManagedProcess:

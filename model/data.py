@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from model.specs import Feature, FeatureKind, ModelSpec
+from riskserve.model.specs import Feature, FeatureKind, ModelSpec
 
 
 class DataError(ValueError):

@@ -11,8 +11,8 @@ wrote where KServe pointed it could not be read back with the same environment.
 Why here, in `model/`: the base install (pydantic-settings included, for settings) is
 what every image shares, and this module needs nothing more: boto3 is imported only
 when a client is built, by the components that install it (serving, training,
-monitoring). The predictor (`serving.settings.StorageSettings`) and the monitor
-(`monitoring.settings.MonitorSettings`) extend `S3Settings` with their own fields.
+monitoring). The predictor (`riskserve.serving.settings.StorageSettings`) and the monitor
+(`riskserve.monitoring.settings.MonitorSettings`) extend `S3Settings` with their own fields.
 """
 
 from __future__ import annotations
@@ -107,5 +107,5 @@ class S3Settings(BaseSettings):
 
 
 def s3_client(settings: S3Settings) -> S3Client:
-    """`settings.s3_client()`, as a function (`serving.storage` re-exports it)."""
+    """`settings.s3_client()`, as a function (`riskserve.serving.storage` re-exports it)."""
     return settings.s3_client()

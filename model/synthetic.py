@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from model.specs import CREDIT, FRAUD, MERCHANT_GROUPS
+from riskserve.model.specs import CREDIT, FRAUD, MERCHANT_GROUPS
 
 FRAUD_RATE = 0.0874
 CREDIT_DEFAULT_RATE = 0.0143

@@ -1,7 +1,7 @@
-"""`python -m monitoring` (also `riskserve monitor`)."""
+"""`python -m riskserve.monitoring` (also `riskserve monitor`)."""
 
 import sys
 
-from monitoring.cli import main
+from riskserve.monitoring.cli import main
 
 sys.exit(main())

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from model.reference_profile import ReferenceProfile
-from model.specs import PROBABILITY_OUTPUT
-from monitoring.drift import ColumnDrift, Thresholds, compare, hourly_psi
-from monitoring.log_reader import LogData, LogWindow, named_inputs
+from riskserve.model.reference_profile import ReferenceProfile
+from riskserve.model.specs import PROBABILITY_OUTPUT
+from riskserve.monitoring.drift import ColumnDrift, Thresholds, compare, hourly_psi
+from riskserve.monitoring.log_reader import LogData, LogWindow, named_inputs
 
 
 @dataclass

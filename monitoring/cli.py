@@ -1,5 +1,5 @@
 """`riskserve monitor MODEL` and `riskserve monitor labels MODEL --labels FILE` (also
-`python -m monitoring`): the command line of the passes in monitoring/passes.py.
+`python -m riskserve.monitoring`): the command line of the passes in monitoring/passes.py.
 
 `drift` is the default subcommand, so `monitor fraud --since=24h` (the CronJobs'
 command) is `monitor drift fraud --since=24h`. The arguments become a frozen options
@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-
-from monitoring.log_reader import BadInput
-from monitoring.passes import (
+from riskserve.monitoring.log_reader import BadInput
+from riskserve.monitoring.passes import (
     EXIT_BAD_INPUT,
     DriftOptions,
     LabelsOptions,
@@ -30,7 +29,7 @@ from monitoring.passes import (
     labels_pass,
     serve_gauges,
 )
-from monitoring.settings import MonitorSettings
+from riskserve.monitoring.settings import MonitorSettings
 
 SUBCOMMANDS = ("drift", "labels")
 

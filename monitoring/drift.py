@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from riskserve.model.reference_profile import ColumnProfile
 from scipy import stats
-
-from model.reference_profile import ColumnProfile
 
 # Proportions are floored here before PSI's logarithm (an empty bin would be infinite).
 PSI_FLOOR = 1e-4

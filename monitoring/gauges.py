@@ -13,9 +13,8 @@ from prometheus_client import (
     push_to_gateway,
     write_to_textfile,
 )
-
-from monitoring.analysis import Analysis
-from monitoring.labels import LabelResult
+from riskserve.monitoring.analysis import Analysis
+from riskserve.monitoring.labels import LabelResult
 
 
 class MonitorGauges:

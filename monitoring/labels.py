@@ -14,10 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from model.reference_profile import ReferenceProfile
-from model.specs import CREDIT_SCORE, DEFAULT_PROBABILITY, FRAUD_PROBABILITY, IS_FRAUD
-from monitoring.log_reader import BadInput, LogData
+from riskserve.model.reference_profile import ReferenceProfile
+from riskserve.model.specs import (
+    CREDIT_SCORE,
+    DEFAULT_PROBABILITY,
+    FRAUD_PROBABILITY,
+    IS_FRAUD,
+)
+from riskserve.monitoring.log_reader import BadInput, LogData
 
 # Fewer positives (or negatives) than this in a group: metrics shown, never judged.
 MIN_CLASS_ROWS = 10

@@ -19,8 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
-
-from monitoring.settings import MonitorSettings
+from riskserve.monitoring.settings import MonitorSettings
 
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NAMED_CORRUPT_LINES = 20

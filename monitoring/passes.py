@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from monitoring.analysis import Analysis, analyse
-from monitoring.drift import Thresholds
-from monitoring.log_reader import (
+from riskserve.monitoring.analysis import Analysis, analyse
+from riskserve.monitoring.drift import Thresholds
+from riskserve.monitoring.log_reader import (
     BadInput,
     LocalLog,
     LogData,
@@ -27,9 +27,9 @@ from monitoring.log_reader import (
     parse_time,
     read_log,
 )
-from monitoring.publish import publish_gauges, save_report
-from monitoring.reference import References, version_tags
-from monitoring.settings import MonitorSettings
+from riskserve.monitoring.publish import publish_gauges, save_report
+from riskserve.monitoring.reference import References, version_tags
+from riskserve.monitoring.settings import MonitorSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DRIFT = 0, 1, 2, 3
 
@@ -176,11 +176,11 @@ def drift_pass(options: DriftOptions, settings: MonitorSettings) -> int:
         say,
     )
     if options.json:
-        from monitoring.report import to_json
+        from riskserve.monitoring.report import to_json
 
         print(to_json(analysis, report))
     else:
-        from monitoring.report import terminal_summary
+        from riskserve.monitoring.report import terminal_summary
 
         print(terminal_summary(analysis))
         if report:
@@ -198,7 +198,7 @@ def drift_pass(options: DriftOptions, settings: MonitorSettings) -> int:
 def _retrain(
     options: DriftOptions, settings: MonitorSettings, analysis: Analysis
 ) -> int:
-    from monitoring.retrain import RetrainError, run_loop
+    from riskserve.monitoring.retrain import RetrainError, run_loop
 
     kind: str | None = options.kind
     if kind is None and analysis.primary is not None:
@@ -230,8 +230,7 @@ def serve_gauges(options: DriftOptions, settings: MonitorSettings) -> int:
     """Serve the gauges on `options.serve_port` and repeat the drift pass every
     `options.every_s` seconds, until interrupted."""
     from prometheus_client import start_http_server
-
-    from monitoring.gauges import MonitorGauges
+    from riskserve.monitoring.gauges import MonitorGauges
 
     if options.serve_port is None:
         raise BadInput("serving the gauges needs a port (--serve PORT)")
@@ -260,7 +259,12 @@ def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
     """Realised performance per version and week; exit 3 when it degraded."""
     import tempfile
 
-    from monitoring.labels import fetch_labels, labels_summary, read_labels, realised
+    from riskserve.monitoring.labels import (
+        fetch_labels,
+        labels_summary,
+        read_labels,
+        realised,
+    )
 
     with tempfile.TemporaryDirectory(prefix="riskserve-labels-") as folder:
         labels = read_labels(

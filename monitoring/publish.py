@@ -8,9 +8,9 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from monitoring.analysis import Analysis
-from monitoring.log_reader import LocalLog, S3Log
-from monitoring.settings import MonitorSettings
+from riskserve.monitoring.analysis import Analysis
+from riskserve.monitoring.log_reader import LocalLog, S3Log
+from riskserve.monitoring.settings import MonitorSettings
 
 Progress = Callable[[str], None]
 
@@ -25,7 +25,7 @@ def save_report(
     """The HTML report beside the log (`<log>/<model>/reports/`; the only thing the
     monitor writes there), and, with `to_mlflow` and a tracking server, as an artifact
     of a monitoring run in MLflow. Where the report went."""
-    from monitoring.report import html_report
+    from riskserve.monitoring.report import html_report
 
     progress("writing the HTML report")
     text = html_report(analysis)
@@ -97,7 +97,7 @@ def publish_gauges(
     Pushgateway at `push`; a failed push is said, never fatal."""
     if not (textfile or push):
         return
-    from monitoring.gauges import MonitorGauges
+    from riskserve.monitoring.gauges import MonitorGauges
 
     gauges = MonitorGauges()
     record(gauges)

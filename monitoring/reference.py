@@ -10,16 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from model.reference_profile import (
+from riskserve.model.reference_profile import (
     VERSION_TAG,
     ProfileError,
     ReferenceProfile,
     build_profile,
 )
-from model.specs import SCORE_OUTPUTS
-from monitoring.log_reader import BadInput
-from monitoring.settings import MonitorSettings
+from riskserve.model.specs import SCORE_OUTPUTS
+from riskserve.monitoring.log_reader import BadInput
+from riskserve.monitoring.settings import MonitorSettings
 
 
 class NoReference(BadInput):

@@ -10,8 +10,8 @@ import html
 import io
 import json
 
-from monitoring.analysis import Analysis, VersionAnalysis
-from monitoring.drift import ColumnDrift
+from riskserve.monitoring.analysis import Analysis, VersionAnalysis
+from riskserve.monitoring.drift import ColumnDrift
 
 
 def terminal_summary(analysis: Analysis) -> str:

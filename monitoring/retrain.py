@@ -5,7 +5,7 @@ With a rollout, the training job registers the new version as `challenger` and l
 `champion` alone: the rollout moves `champion` when it promotes, so a canary its gates
 roll back never leaves the alias naming a version that serves no traffic.
 
-Both run as child processes by their command lines (`python -m training`, `python -m
+Both run as child processes by their command lines (`python -m riskserve.training`, `python -m
 riskserve rollout`), never imported: monitoring stays out of the training room (and so
 TensorFlow), and each step prints its own progress and exit code, as a person would run
 them.
@@ -30,7 +30,7 @@ def training_command(
     return [
         sys.executable,
         "-m",
-        "training",
+        "riskserve.training",
         kind,
         "--data",
         str(data),

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
-
-from model.mlflow_client import bound_mlflow_client
-from model.s3_client import S3Settings
-from monitoring.drift import Thresholds
+from riskserve.model.mlflow_client import bound_mlflow_client
+from riskserve.model.s3_client import S3Settings
+from riskserve.monitoring.drift import Thresholds
 
 
 class MonitorSettings(S3Settings):

@@ -8,13 +8,13 @@ import sys
 
 
 def _train(argv: list[str]) -> int:
-    from training.__main__ import main
+    from riskserve.training.__main__ import main
 
     return main(argv)
 
 
 def _serve(argv: list[str]) -> int:
-    from serving.__main__ import main
+    from riskserve.serving.__main__ import main
 
     return main(argv) or 0
 
@@ -28,8 +28,8 @@ def _services(argv: list[str]) -> int:
         help="also run a local S3-compatible server for the artifacts",
     )
     args = parser.parse_args(argv)
-    from localplatform.settings import PlatformSettings
     from riskserve import local_services
+    from riskserve.localplatform.settings import PlatformSettings
 
     settings = PlatformSettings()
     if args.action == "up":
@@ -63,13 +63,13 @@ def _rollout(argv: list[str]) -> int:
 
 
 def _app(argv: list[str]) -> int:
-    from app.__main__ import main
+    from riskserve.app.__main__ import main
 
     return main(argv)
 
 
 def _monitor(argv: list[str]) -> int:
-    from monitoring.cli import main
+    from riskserve.monitoring.cli import main
 
     return main(argv)
 

@@ -21,19 +21,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from localplatform.client import (
+from riskserve import local_services
+from riskserve.localplatform.client import (
     apply_yaml,
     start_daemon,
     stop_daemon,
     summary_lines,
     wait_ready,
 )
-from localplatform.client import status as platform_status
-from localplatform.processes import ManagedProcess
-from localplatform.settings import PlatformSettings, inherited_environment
-from riskserve import local_services
-from rollout.controller import LocalBackend, Rollout, resolve_model
-from rollout.settings import RolloutSettings
+from riskserve.localplatform.client import status as platform_status
+from riskserve.localplatform.processes import ManagedProcess
+from riskserve.localplatform.settings import PlatformSettings, inherited_environment
+from riskserve.rollout.controller import LocalBackend, Rollout, resolve_model
+from riskserve.rollout.settings import RolloutSettings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +56,7 @@ def train(kind: str, env: dict[str, str], extra: list[str]) -> None:
     started = time.monotonic()
     say(f"training {kind} ({' '.join(extra) or 'demo defaults'})")
     result = subprocess.run(
-        [sys.executable, "-m", "training", kind, *extra],
+        [sys.executable, "-m", "riskserve.training", kind, *extra],
         env={**inherited_environment(), **env},
         check=False,
     )
@@ -85,8 +85,8 @@ def traffic_rows(
     (the first two thirds of the requests, drawn as the training data is) and the
     drifted slice (the last third, with purchases at `DRIFT_FACTOR` times the
     customer's median) for the monitor to find."""
-    from model.specs import get_spec
-    from model.synthetic import generate
+    from riskserve.model.specs import get_spec
+    from riskserve.model.synthetic import generate
 
     names = get_spec("fraud").feature_names
     rows = generate("fraud", requests * ROWS_PER_REQUEST, seed=11)[names]
@@ -185,7 +185,7 @@ def run_monitor(log_dir: str, env: dict[str, str], traffic: TrafficSlice) -> Non
     command = traffic.monitor_command(log_dir)
     say(f"drift monitor on the {traffic.name} slice: " + " ".join(command))
     result = subprocess.run(
-        [sys.executable, "-m", "monitoring", *command[2:], "--json"],
+        [sys.executable, "-m", "riskserve.monitoring", *command[2:], "--json"],
         env={**inherited_environment(), **env},
         capture_output=True,
         text=True,
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"starting the analyst app on http://{settings.host}:{APP_PORT}")
             app = ManagedProcess(
                 name="analyst app",
-                argv=[sys.executable, "-m", "app", "--port", str(APP_PORT)],
+                argv=[sys.executable, "-m", "riskserve.app", "--port", str(APP_PORT)],
                 log_path=settings.state_dir / "logs" / "app.log",
                 env={
                     **inherited_environment(),

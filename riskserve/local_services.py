@@ -10,8 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
-from localplatform.processes import http_ok, port_open, read_pidfile, stop_pid
-from localplatform.settings import PlatformSettings
+from riskserve.localplatform.processes import http_ok, port_open, read_pidfile, stop_pid
+from riskserve.localplatform.settings import PlatformSettings
 from riskserve.services import S3Endpoint, create_bucket, start_mlflow, start_s3
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from localplatform.client import (
+from riskserve.localplatform.client import (
     PlatformError,
     apply_yaml,
     delete,
@@ -26,7 +26,7 @@ from localplatform.client import (
     summary_lines,
     wait_ready,
 )
-from localplatform.settings import PlatformSettings
+from riskserve.localplatform.settings import PlatformSettings
 
 
 def main(command: str, argv: list[str]) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from localplatform.processes import ManagedProcess
+from riskserve.localplatform.processes import ManagedProcess
 
 
 def prometheus_binary(name: str = "prometheus") -> str:

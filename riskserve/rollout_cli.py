@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollout.controller import (
+from riskserve.rollout.controller import (
     Backend,
     KServeBackend,
     LocalBackend,
     Rollout,
     RolloutError,
 )
-from rollout.settings import RolloutSettings
+from riskserve.rollout.settings import RolloutSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,11 +73,11 @@ def main(argv: list[str]) -> int:
     if settings.backend == "kserve":
         backend = KServeBackend(settings.namespace)
     else:
-        from localplatform.settings import PlatformSettings
+        from riskserve.localplatform.settings import PlatformSettings
 
         backend = LocalBackend(PlatformSettings())
     if settings.prometheus_url:
-        from rollout.prometheus import prometheus_backend
+        from riskserve.rollout.prometheus import prometheus_backend
 
         backend = prometheus_backend(backend, settings)
     rollout = Rollout(backend, settings)

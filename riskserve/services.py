@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localplatform.processes import (
+from riskserve.localplatform.processes import (
     ManagedProcess,
     ProcessFailed,
     free_port,

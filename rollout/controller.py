@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from localplatform.client import patch, status, traffic
-from rollout.gates import delta, psi, quantile_ms
-from rollout.settings import RolloutSettings
-from serving.model_uri import is_models_uri, parse_models_uri, resolve_version
+from riskserve.localplatform.client import patch, status, traffic
+from riskserve.rollout.gates import delta, psi, quantile_ms
+from riskserve.rollout.settings import RolloutSettings
+from riskserve.serving.model_uri import is_models_uri, parse_models_uri, resolve_version
 
 MODEL_VERSION_ANNOTATION = "riskserve.io/model-version"
 SHADOW_ANNOTATION = "riskserve.io/shadow"

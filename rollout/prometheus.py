@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from rollout.controller import RolloutError
+from riskserve.rollout.controller import RolloutError
 
 SNAPSHOT_QUERIES = {
     "requests": "sum by (revision) (riskserve_requests_total{%(sel)s})",
@@ -222,7 +221,7 @@ class PrometheusBackend:
 
 def local_targets(platform_settings) -> list[dict[str, Any]]:
     """The local platform's running predictors as Prometheus file_sd target groups."""
-    from localplatform.client import status
+    from riskserve.localplatform.client import status
 
     report = status(platform_settings)
     groups = []

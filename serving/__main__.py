@@ -1,4 +1,4 @@
-"""`python -m serving --model_name NAME --model_dir URI`: the predictor runtime.
+"""`python -m riskserve.serving --model_name NAME --model_dir URI`: the predictor runtime.
 
 Takes KServe's container arguments, starts v2 REST (and gRPC) at once so liveness
 answers, loads the model in the background (readiness answers 503 until it is loaded),
@@ -13,14 +13,14 @@ import asyncio
 import logging
 import sys
 
-from serving.kserve_args import kserve_parser
+from riskserve.serving.kserve_args import kserve_parser
 
 log = logging.getLogger("serving")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m serving",
+        prog="python -m riskserve.serving",
         description="Serve an ONNX risk model over the v2 Open Inference Protocol.",
         parents=[kserve_parser()],
     )
@@ -47,24 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from serving.settings import load_settings
+    from riskserve.serving.settings import load_settings
 
     settings, storage = load_settings()
     if args.configure_logging:
-        from serving.logs import configure_logging
+        from riskserve.serving.logs import configure_logging
 
         configure_logging(settings.log_level)
     if args.model_version:
         settings.model_version = args.model_version
     if args.workers > 1 and args.server == "riskserve":
-        from serving.workers import run_workers
+        from riskserve.serving.workers import run_workers
 
         return run_workers(
             sys.argv[1:] if argv is None else argv, args.workers, settings.metrics_dir
         )
     if args.server == "kserve":
         try:
-            from serving.kserve_runtime import run_kserve
+            from riskserve.serving.kserve_runtime import run_kserve
         except ModuleNotFoundError as exc:
             log.error(
                 "--server kserve needs KServe's server: pip install "
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_kserve(args, settings, storage)
 
-    from serving.server import PredictorServer
+    from riskserve.serving.server import PredictorServer
 
     coroutine = PredictorServer(args, settings, storage).serve()
     if args.event_loop in ("auto", "uvloop"):

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-from serving.errors import InvalidInput
-from serving.tensors import (
+from riskserve.serving.errors import InvalidInput
+from riskserve.serving.tensors import (
     InputTensor,
     OutputTensor,
     check_header,

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar
 
-from serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
-from serving.inference_log import InferenceLog, InferenceRecord
-from serving.metrics import LATENCY, REQUESTS, ROWS, SCORES
-from serving.model import ModelMetadata, OnnxRiskModel
-from serving.tensors import InputTensor, OutputTensor
+from riskserve.serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
+from riskserve.serving.inference_log import InferenceLog, InferenceRecord
+from riskserve.serving.metrics import LATENCY, REQUESTS, ROWS, SCORES
+from riskserve.serving.model import ModelMetadata, OnnxRiskModel
+from riskserve.serving.tensors import InputTensor, OutputTensor
 
-log = logging.getLogger("serving.dataplane")
+log = logging.getLogger("riskserve.serving.dataplane")
 T = TypeVar("T")
 
 _ID_PREFIX = os.urandom(6).hex()

@@ -14,13 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-
-from serving.dataplane import DataPlane, new_request_id
-from serving.errors import ServingError
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving.infer_request import CONTENTS_FIELD, infer_request_from_grpc
-from serving.tensors import encode_raw
+from riskserve.serving.dataplane import DataPlane, new_request_id
+from riskserve.serving.errors import ServingError
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from riskserve.serving.infer_request import CONTENTS_FIELD, infer_request_from_grpc
+from riskserve.serving.tensors import encode_raw
 
 Context = grpc.aio.ServicerContext
 Response = TypeVar("Response")

@@ -12,19 +12,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-
-from serving.binary_tensors import (
+from riskserve.serving.binary_tensors import (
     RequestedOutputs,
     decode_inputs,
     requested_outputs,
     split_body,
 )
-from serving.dataplane import InferRequest, new_request_id
-from serving.errors import InvalidInput
-from serving.tensors import InputTensor, decode_raw_input, decode_values
+from riskserve.serving.dataplane import InferRequest, new_request_id
+from riskserve.serving.errors import InvalidInput
+from riskserve.serving.tensors import InputTensor, decode_raw_input, decode_values
 
 if TYPE_CHECKING:
-    from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+    from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 
 # v2 datatype -> the InferTensorContents field that carries it
 CONTENTS_FIELD = {

@@ -45,18 +45,17 @@ from typing import Literal, Protocol
 
 import numpy as np
 import orjson
-
-from serving.metrics import (
+from riskserve.serving.metrics import (
     INFERENCE_LOG_DROPPED,
     INFERENCE_LOG_PENDING,
     INFERENCE_LOG_RECOVERED,
     INFERENCE_LOG_WRITE_ERRORS,
     INFERENCE_LOG_WRITTEN,
 )
-from serving.settings import StorageSettings
-from serving.tensors import InputTensor, OutputTensor
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.tensors import InputTensor, OutputTensor
 
-log = logging.getLogger("serving.inference_log")
+log = logging.getLogger("riskserve.serving.inference_log")
 
 SEGMENT_SUFFIX = ".seg"
 """Spool segments end so; readers of the log take `*.jsonl` only."""
@@ -130,7 +129,7 @@ class LocalSink:
 
 class S3Sink:
     def __init__(self, uri: str, storage: StorageSettings) -> None:
-        from serving.storage import s3_client
+        from riskserve.serving.storage import s3_client
 
         self.bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         self.prefix = prefix.strip("/")

@@ -1,4 +1,4 @@
-"""KServe's model-server arguments, mirrored so `python -m serving` starts fast.
+"""KServe's model-server arguments, mirrored so `python -m riskserve.serving` starts fast.
 
 A ServingRuntime passes KServe's container arguments (`--model_name`, `--http_port`,
 ...). `kserve.model_server.parser` defines them, but importing anything under `kserve`

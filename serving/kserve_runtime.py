@@ -1,6 +1,6 @@
 """The same model as a `kserve.Model`, for KServe's stock ModelServer.
 
-`python -m serving --server kserve ...` runs it: KServe's FastAPI REST server, its gRPC
+`python -m riskserve.serving --server kserve ...` runs it: KServe's FastAPI REST server, its gRPC
 server and its metrics, with this runtime's model loading and input checks. It is the
 compatibility path (anything KServe's server offers that the lean server does not);
 it is about 5x slower per request and starts seconds later, see docs/benchmarks.md.
@@ -16,14 +16,13 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput as KServeInvalidInput
 from kserve.errors import ModelNotReady
 from kserve.utils.utils import generate_uuid
+from riskserve.serving.errors import InvalidInput, NotReady
+from riskserve.serving.loading import load_model
+from riskserve.serving.model import OnnxRiskModel
+from riskserve.serving.settings import ServingSettings, StorageSettings
+from riskserve.serving.tensors import decode_values
 
-from serving.errors import InvalidInput, NotReady
-from serving.loading import load_model
-from serving.model import OnnxRiskModel
-from serving.settings import ServingSettings, StorageSettings
-from serving.tensors import decode_values
-
-log = logging.getLogger("serving.kserve_runtime")
+log = logging.getLogger("riskserve.serving.kserve_runtime")
 
 
 class RiskModel(kserve.Model):

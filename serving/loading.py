@@ -7,9 +7,9 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from serving.model import OnnxRiskModel
-from serving.settings import ServingSettings, StorageSettings
-from serving.storage import fetch_model
+from riskserve.serving.model import OnnxRiskModel
+from riskserve.serving.settings import ServingSettings, StorageSettings
+from riskserve.serving.storage import fetch_model
 
 
 def load_model(

@@ -10,8 +10,7 @@ from bisect import bisect_left
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
-
-from serving.buckets import LATENCY_BUCKETS_S
+from riskserve.serving.buckets import LATENCY_BUCKETS_S
 
 SCORE_BUCKETS = (
     0.01,

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
+from riskserve.serving.errors import InvalidInput, ModelLoadError, NotReady
+from riskserve.serving.tensors import ONNX_TO_V2, InputTensor, OutputTensor
 
-from serving.errors import InvalidInput, ModelLoadError, NotReady
-from serving.tensors import ONNX_TO_V2, InputTensor, OutputTensor
-
-log = logging.getLogger("serving.model")
+log = logging.getLogger("riskserve.serving.model")
 
 PLATFORM = "onnx_onnxv1"
 _COLUMN = (-1, 1)  # the contract's shape of one feature

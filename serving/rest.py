@@ -18,16 +18,15 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-from serving.binary_tensors import (
+from riskserve.serving.binary_tensors import (
     HEADER_LENGTH,
     OCTET_STREAM,
     encode_outputs,
     response_body,
 )
-from serving.dataplane import DataPlane
-from serving.errors import InvalidInput, ModelNotFound, ServingError
-from serving.infer_request import parse_infer_request
+from riskserve.serving.dataplane import DataPlane
+from riskserve.serving.errors import InvalidInput, ModelNotFound, ServingError
+from riskserve.serving.infer_request import parse_infer_request
 
 Scope = dict
 Receive = Callable[[], Awaitable[dict]]

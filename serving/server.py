@@ -12,16 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
-
-from serving.dataplane import DataPlane
-from serving.errors import ModelLoadError
-from serving.http_limits import ConcurrencyLimit, HttpTimeouts, timeout_protocol
-from serving.inference_log import InferenceLog
-from serving.loading import in_daemon_thread, load_model
-from serving.metrics import HTTP_REJECTED, HTTP_TIMEOUTS
-from serving.model import OnnxRiskModel
-from serving.rest import RestApp
-from serving.settings import ServingSettings, StorageSettings
+from riskserve.serving.dataplane import DataPlane
+from riskserve.serving.errors import ModelLoadError
+from riskserve.serving.http_limits import (
+    ConcurrencyLimit,
+    HttpTimeouts,
+    timeout_protocol,
+)
+from riskserve.serving.inference_log import InferenceLog
+from riskserve.serving.loading import in_daemon_thread, load_model
+from riskserve.serving.metrics import HTTP_REJECTED, HTTP_TIMEOUTS
+from riskserve.serving.model import OnnxRiskModel
+from riskserve.serving.rest import RestApp
+from riskserve.serving.settings import ServingSettings, StorageSettings
 
 if TYPE_CHECKING:
     import grpc
@@ -85,7 +88,7 @@ class PredictorServer:
             if self.exit_code:
                 return False
         if args.enable_grpc:
-            from serving.grpc_server import create_server
+            from riskserve.serving.grpc_server import create_server
 
             grpc_server = create_server(
                 self.dataplane,

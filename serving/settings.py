@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from model.s3_client import S3Settings
+from riskserve.model.s3_client import S3Settings
 
 
 class StorageSettings(S3Settings):

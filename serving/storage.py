@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The S3 client comes from the settings the monitor shares (model/s3_client.py);
-# `serving.storage.s3_client` stays importable for the inference log's writer.
-from model.s3_client import s3_client
-from serving.errors import ModelLoadError
-from serving.model_uri import parse_models_uri, resolve_version
-from serving.settings import StorageSettings
+# `riskserve.serving.storage.s3_client` stays importable for the inference log's writer.
+from riskserve.model.s3_client import s3_client
+from riskserve.serving.errors import ModelLoadError
+from riskserve.serving.model_uri import parse_models_uri, resolve_version
+from riskserve.serving.settings import StorageSettings
 
-log = logging.getLogger("serving.storage")
+log = logging.getLogger("riskserve.serving.storage")
 
 
 @dataclass(frozen=True)

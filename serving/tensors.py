@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from serving.errors import InvalidInput
+from riskserve.serving.errors import InvalidInput
 
 # v2 datatype -> numpy dtype; BYTES travels as an object array of str.
 NUMPY_DTYPES: dict[str, type] = {

@@ -1,6 +1,6 @@
 """`--workers N`: N predictor processes sharing the HTTP and gRPC ports.
 
-The parent starts N copies of itself (`python -m serving ... --workers 1`) that bind
+The parent starts N copies of itself (`python -m riskserve.serving ... --workers 1`) that bind
 the ports with SO_REUSEPORT (the kernel spreads connections over them; gRPC binds that
 way by default on Linux), each loading the model once and writing its own inference
 log files (named by host and PID, so none collide or are lost). Metrics use
@@ -22,9 +22,9 @@ import sys
 import tempfile
 import time
 
-from serving.settings import worker_environment
+from riskserve.serving.settings import worker_environment
 
-log = logging.getLogger("serving.workers")
+log = logging.getLogger("riskserve.serving.workers")
 
 REUSE_PORT_ENV = "RISKSERVE_SERVING_REUSE_PORT"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -49,7 +49,7 @@ def single_worker_argv(argv: list[str]) -> list[str]:
 def run_workers(argv: list[str], workers: int, metrics_root: str | None) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="riskserve-metrics-", dir=metrics_root)
     env = worker_environment({REUSE_PORT_ENV: "true", MULTIPROC_ENV: metrics_dir})
-    command = [sys.executable, "-m", "serving", *single_worker_argv(argv)]
+    command = [sys.executable, "-m", "riskserve.serving", *single_worker_argv(argv)]
     children = [subprocess.Popen(command, env=env) for _ in range(workers)]
     log.info(
         "started workers",

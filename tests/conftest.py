@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from riskserve.localplatform.processes import free_port
 
-from localplatform.processes import free_port
 from riskserve.services import S3Endpoint, start_mlflow, start_s3
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -55,7 +55,32 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 FIRST_PARTY = {*ALLOWED, "bench", "tests"}
 
 
+def logical(module: str) -> str:
+    """`riskserve.serving.buckets` -> `serving.buckets`: the room a module lives in.
+    Every room installs under `riskserve.` (setup.py); the CLI's own modules
+    (`riskserve.cli`, ...) stay `riskserve.*`."""
+    parts = module.split(".")
+    if parts[0] == "riskserve" and len(parts) > 1 and parts[1] in PRODUCT:
+        return ".".join(parts[1:])
+    return module
+
+
+def bare_room_imports(path: Path) -> list[str]:
+    """Imports of a room by its folder name (`import serving`): they work only from a
+    checkout, where the repository root is on sys.path; an installed wheel has
+    `riskserve.serving` alone."""
+    return [
+        f"{path.relative_to(REPO)}:{line}: {module}"
+        for line, module in raw_imports(path)
+        if module.split(".")[0] in PRODUCT
+    ]
+
+
 def imported_modules(path: Path) -> list[tuple[int, str]]:
+    return [(line, logical(module)) for line, module in raw_imports(path)]
+
+
+def raw_imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
@@ -95,6 +120,17 @@ def arrows_the_wrong_way() -> list[str]:
 def test_every_import_runs_the_way_the_rooms_allow() -> None:
     wrong = arrows_the_wrong_way()
     assert not wrong, "imports against the rooms of DESIGN.md:\n" + "\n".join(wrong)
+
+
+def test_every_room_is_imported_by_its_installed_name() -> None:
+    found = [
+        hit
+        for room in ALLOWED
+        for path in sorted((REPO / room).rglob("*.py"))
+        if "grpc_v2" not in path.parts
+        for hit in bare_room_imports(path)
+    ]
+    assert not found, "import these as riskserve.<room>:\n" + "\n".join(found)
 
 
 def test_every_product_folder_is_a_known_room() -> None:

@@ -1,5 +1,5 @@
-"""The training job (`python -m training`): candidates, competition, ONNX export."""
+"""The training job (`python -m riskserve.training`): candidates, competition, ONNX export."""
 
-from training.settings import passive_openmp_threads
+from riskserve.training.settings import passive_openmp_threads
 
 passive_openmp_threads()

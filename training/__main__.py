@@ -1,4 +1,4 @@
-"""`python -m training fraud|credit` (also `riskserve train fraud|credit`)."""
+"""`python -m riskserve.training fraud|credit` (also `riskserve train fraud|credit`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.data import DataError
-from training.cutoff_policy import DEFAULT_POLICY, SCORE, parse_policy
-from training.progress import fail
+from riskserve.model.data import DataError
+from riskserve.training.cutoff_policy import DEFAULT_POLICY, SCORE, parse_policy
+from riskserve.training.progress import fail
 
 DEMO_ROWS = {"fraud": 200_000, "credit": 90_000}
 
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _candidate_names() -> dict[str, list[str]]:
-    from training.candidates import REGISTRY
+    from riskserve.training.candidates import REGISTRY
 
     return {kind: list(names) for kind, names in REGISTRY.items()}
 
@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         option = "--cutoff" if args.cutoff is not None else "--cutoff-policy"
         return fail(args.kind, f"{option}: {exc}", 2)
 
-    from training.dataset import JobConfig, load_data
-    from training.decision_graph import ScoreScaling
+    from riskserve.training.dataset import JobConfig, load_data
+    from riskserve.training.decision_graph import ScoreScaling
 
     config = JobConfig(
         kind=args.kind,
@@ -216,11 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     from mlflow.exceptions import MlflowException
-
-    from training.competition.compete import CompetitionError
-    from training.job import ParityError, run
-    from training.registry import RegistryError
-    from training.settings import TrainingSettings
+    from riskserve.training.competition.compete import CompetitionError
+    from riskserve.training.job import ParityError, run
+    from riskserve.training.registry import RegistryError
+    from riskserve.training.settings import TrainingSettings
 
     try:
         result = run(config, TrainingSettings(), data)

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from model.specs import DEFAULT_PROBABILITY
+from riskserve.model.specs import DEFAULT_PROBABILITY
 
 DEFAULT_POLICY = "profit:1:5"
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from model.data import (
+from riskserve.model.data import (
     DataError,
     binary_target,
     infer_spec,
@@ -20,10 +19,10 @@ from model.data import (
     read_csv,
     validate,
 )
-from model.specs import ModelSpec, get_spec
-from model.synthetic import generate
-from training.cutoff_policy import DEFAULT_POLICY
-from training.decision_graph import ScoreScaling
+from riskserve.model.specs import ModelSpec, get_spec
+from riskserve.model.synthetic import generate
+from riskserve.training.cutoff_policy import DEFAULT_POLICY
+from riskserve.training.decision_graph import ScoreScaling
 
 
 @dataclass

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from model.specs import (
+from riskserve.model.specs import (
     APPROVED,
     CREDIT_SCORE,
     DEFAULT_PROBABILITY,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.settings import quiet_tensorflow_logs
+from riskserve.training.settings import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()  # before TensorFlow is imported, or it is too late
 
@@ -17,11 +17,10 @@ import onnx  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
+from riskserve.model.specs import ModelSpec  # noqa: E402
+from riskserve.training.candidates.base import ONNX_OPSET  # noqa: E402
+from riskserve.training.candidates.class_weights import positive_weight  # noqa: E402
 from tensorflow import keras  # noqa: E402
-
-from model.specs import ModelSpec  # noqa: E402
-from training.candidates.base import ONNX_OPSET  # noqa: E402
-from training.candidates.class_weights import positive_weight  # noqa: E402
 
 
 # Continuous, non-negative, heavy-tailed features are scaled on a log scale; the

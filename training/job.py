@@ -18,20 +18,18 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pandas as pd
-from sklearn.model_selection import train_test_split
-
-from model.data import data_hash
-from model.specs import (
+from riskserve.model.data import data_hash
+from riskserve.model.specs import (
     APPROVED,
     CREDIT_SCORE,
     IS_FRAUD,
     PROBABILITY_OUTPUT,
     ModelSpec,
 )
-from training import candidates
-from training.candidates.margin import sigmoid
-from training.competition.calibration import calibrate
-from training.competition.compete import (
+from riskserve.training import candidates
+from riskserve.training.candidates.margin import sigmoid
+from riskserve.training.competition.calibration import calibrate
+from riskserve.training.competition.compete import (
     PARITY_TOLERANCE,
     PRIMARY_METRIC,
     CompetitionError,
@@ -44,21 +42,21 @@ from training.competition.compete import (
     lift_curve,
     onnx_feeds,
 )
-from training.cutoff_policy import (
+from riskserve.training.cutoff_policy import (
     choose_cutoff,
     format_strategy_table,
     outcome,
     parse_policy,
     strategy_table,
 )
-from training.dataset import JobConfig, LoadedData
-from training.decision_graph import (
+from riskserve.training.dataset import JobConfig, LoadedData
+from riskserve.training.decision_graph import (
     add_credit_decision,
     add_fraud_decision,
     finalize,
     set_metadata,
 )
-from training.evaluation import (
+from riskserve.training.evaluation import (
     Evaluation,
     choose_threshold,
     classification_metrics,
@@ -67,12 +65,17 @@ from training.evaluation import (
     score_bands,
     standard_plots,
 )
-from training.progress import Progress
-from training.scorecard.candidate import BINS_TENSOR
-from training.scorecard.reason_codes import CreditReasons, add_reason_codes
-from training.scorecard.stage import reason_scorecard, scorecard_report, winner_reasons
-from training.settings import TrainingSettings
-from training.winner import NativeModel, Winner
+from riskserve.training.progress import Progress
+from riskserve.training.scorecard.candidate import BINS_TENSOR
+from riskserve.training.scorecard.reason_codes import CreditReasons, add_reason_codes
+from riskserve.training.scorecard.stage import (
+    reason_scorecard,
+    scorecard_report,
+    winner_reasons,
+)
+from riskserve.training.settings import TrainingSettings
+from riskserve.training.winner import NativeModel, Winner
+from sklearn.model_selection import train_test_split
 
 __all__ = ["JobResult", "NativeModel", "ParityError", "run", "split"]
 
@@ -132,7 +135,7 @@ def run_onnx(
 
 
 def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobResult:
-    from training import registry
+    from riskserve.training import registry
 
     progress = Progress(config.name)
     settings.apply_client_limits()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto
+from riskserve.model.specs import ModelSpec
 from skl2onnx import update_registered_converter
 from skl2onnx.algebra.onnx_ops import (
     OnnxAbs,
@@ -25,8 +26,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-from model.specs import ModelSpec
 
 
 class SignedLog(BaseEstimator, TransformerMixin):

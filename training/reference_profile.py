@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-
-from model.reference_profile import ARTIFACT_NAME, VERSION_TAG, build_profile
-from model.specs import SCORE_OUTPUTS
+from riskserve.model.reference_profile import ARTIFACT_NAME, VERSION_TAG, build_profile
+from riskserve.model.specs import SCORE_OUTPUTS
 
 # The score outputs monitoring watches (decisions follow from them).
 

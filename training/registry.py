@@ -22,10 +22,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 if TYPE_CHECKING:
-    from training.competition.compete import Entry, Splits
-    from training.dataset import JobConfig, LoadedData
-    from training.evaluation import Evaluation
-    from training.winner import Winner
+    from riskserve.training.competition.compete import Entry, Splits
+    from riskserve.training.dataset import JobConfig, LoadedData
+    from riskserve.training.evaluation import Evaluation
+    from riskserve.training.winner import Winner
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -210,8 +210,8 @@ def log_and_register(
     """One parent run (the winner's metrics, plots, comparison table, registered model)
     with a child run per candidate. Registering is the last step: a failure before it
     leaves runs, never a version."""
-    from training.competition.compete import PRIMARY_METRIC, onnx_feeds
-    from training.reference_profile import log_reference_profile
+    from riskserve.training.competition.compete import PRIMARY_METRIC, onnx_feeds
+    from riskserve.training.reference_profile import log_reference_profile
 
     spec = data.spec
     mlflow.set_experiment(config.experiment or config.name)

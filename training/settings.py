@@ -6,8 +6,7 @@ import os
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from model.mlflow_client import bound_mlflow_client
+from riskserve.model.mlflow_client import bound_mlflow_client
 
 
 class TrainingSettings(BaseSettings):

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import pandas as pd
-
-from training.competition.calibration import PlattCalibration
-from training.competition.compete import Entry
-from training.scorecard.reason_codes import CreditReasons
+from riskserve.training.competition.calibration import PlattCalibration
+from riskserve.training.competition.compete import Entry
+from riskserve.training.scorecard.reason_codes import CreditReasons
 
 
 @dataclass

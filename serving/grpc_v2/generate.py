@@ -25,28 +25,32 @@ GENERATED = (
 )
 
 
-def generate(spec: Path = SPEC, out_root: Path = REPO_ROOT) -> list[Path]:
-    """Write the stubs under `out_root/serving/grpc_v2/`; return their paths."""
+def generate(spec: Path = SPEC, out_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """Write the two stubs into `out_dir` (this package by default); return their
+    paths. They import each other as `riskserve.serving.grpc_v2`, the installed name."""
     from grpc_tools import protoc
 
-    with tempfile.TemporaryDirectory() as include:
-        proto_dir = Path(include) / "serving" / "grpc_v2"
+    package = Path("riskserve") / "serving" / "grpc_v2"
+    with tempfile.TemporaryDirectory() as include, tempfile.TemporaryDirectory() as out:
+        proto_dir = Path(include) / package
         proto_dir.mkdir(parents=True)
         shutil.copy(spec, proto_dir / "grpc_predict_v2.proto")
-        (out_root / "serving" / "grpc_v2").mkdir(parents=True, exist_ok=True)
         code = protoc.main(
             [
                 "grpc_tools.protoc",
                 f"-I{include}",
-                f"--python_out={out_root}",
-                f"--pyi_out={out_root}",
-                f"--grpc_python_out={out_root}",
+                f"--python_out={out}",
+                f"--pyi_out={out}",
+                f"--grpc_python_out={out}",
                 str(proto_dir / "grpc_predict_v2.proto"),
             ]
         )
-    if code != 0:
-        raise RuntimeError(f"protoc failed with exit code {code}")
-    return [out_root / "serving" / "grpc_v2" / name for name in GENERATED]
+        if code != 0:
+            raise RuntimeError(f"protoc failed with exit code {code}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in GENERATED:
+            shutil.copy(Path(out) / package / name, out_dir / name)
+    return [out_dir / name for name in GENERATED]
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from localplatform.processes import ManagedProcess, free_port
+from riskserve.localplatform.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -49,7 +48,15 @@ def start_app(
     port = free_port()
     process = ManagedProcess(
         name="app",
-        argv=[sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        argv=[
+            sys.executable,
+            "-m",
+            "riskserve.app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         log_path=logs / f"app-{port}.log",
         env=app_env(settings),
         cwd=REPO_ROOT,

@@ -9,13 +9,13 @@ from html import unescape
 
 import numpy as np
 import pytest
+from riskserve.app.batch import BatchError, score_csv
+from riskserve.app.fields import fields_from_metadata
+from riskserve.app.settings import AppSettings
+from riskserve.app.ui import ModelEndpoint, score_form
+from riskserve.localplatform.processes import free_port
+from riskserve.model.specs import FRAUD
 
-from app.batch import BatchError, score_csv
-from app.fields import fields_from_metadata
-from app.settings import AppSettings
-from app.ui import ModelEndpoint, score_form
-from localplatform.processes import free_port
-from model.specs import FRAUD
 from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION, REPO_ROOT, app_env
 from tests.fixtures.contract_models import expected_fraud
 
@@ -177,7 +177,7 @@ def test_form_errors_are_sentences_and_the_app_recovers(fraud_predictor) -> None
 
 def _run_app(settings: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app", "--port", str(free_port())],
+        [sys.executable, "-m", "riskserve.app", "--port", str(free_port())],
         env=app_env(settings),
         cwd=REPO_ROOT,
         capture_output=True,

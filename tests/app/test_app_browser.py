@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 from playwright.sync_api import expect
+from riskserve.model.specs import FRAUD
 
-from model.specs import FRAUD
 from tests.app.app_processes import ARTIFACTS, FRAUD_REVISION
 from tests.fixtures.contract_models import expected_fraud
 

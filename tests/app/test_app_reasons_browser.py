@@ -10,11 +10,11 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
+from riskserve.app.examples import CREDIT_EXAMPLES
+from riskserve.model.specs import CREDIT
+from riskserve.training.competition.compete import onnx_feeds
 
-from app.examples import CREDIT_EXAMPLES
-from model.specs import CREDIT
 from tests.app.app_processes import ARTIFACTS
-from training.competition.compete import onnx_feeds
 
 pytestmark = pytest.mark.browser
 
@@ -81,7 +81,7 @@ def test_a_decline_shows_its_reasons_and_the_points_chart(
 
 def test_batch_adds_a_reasons_column(scorecard_page, tmp_path) -> None:
     page = scorecard_page
-    from model.synthetic import generate
+    from riskserve.model.synthetic import generate
 
     frame = generate("credit", 12, 21)[CREDIT.feature_names]
     source = tmp_path / "applicants.csv"

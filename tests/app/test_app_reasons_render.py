@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from app.batch import _cell
-from app.render import credit_answer_html
-from app.v2_client import ModelMetadata, parse_response
+from riskserve.app.batch import _cell
+from riskserve.app.render import credit_answer_html
+from riskserve.app.v2_client import ModelMetadata, parse_response
 
 pytestmark = pytest.mark.inprocess
 

@@ -9,10 +9,9 @@ import re
 import threading
 
 import pytest
-
-from app.render import band_of, score_bands
-from app.rollout import TrafficError, parse_traffic, rollout_html
-from localplatform.processes import free_port
+from riskserve.app.render import band_of, score_bands
+from riskserve.app.rollout import TrafficError, parse_traffic, rollout_html
+from riskserve.localplatform.processes import free_port
 
 pytestmark = pytest.mark.inprocess
 

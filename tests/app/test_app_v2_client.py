@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
+from riskserve.app.v2_client import EndpointError, V2Client
+from riskserve.localplatform.processes import free_port
+from riskserve.model.specs import FRAUD
 
-from app.v2_client import EndpointError, V2Client
-from localplatform.processes import free_port
-from model.specs import FRAUD
 from tests.app.app_processes import APP_API_KEY, FRAUD_REVISION
 from tests.fixtures.contract_models import (
     CREDIT_NUMERIC,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from riskserve.localplatform.processes import free_port
 
-from localplatform.processes import free_port
 from tests.fixtures.contract_models import fraud_model, write_onnx
 from tests.images.containers import Container, build, image_ref
 from tests.images.serving_container import kserve_args, wait_ready

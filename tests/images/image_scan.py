@@ -73,8 +73,10 @@ def scan(root: Path, test_suffixes: list[str]) -> dict[str, list[str]]:
     third_party = set()
     for sp in site:
         for entry in sp.iterdir():
-            if entry.name in FIRST_PARTY and entry.is_dir():
-                found["first_party"].append(entry.name)
+            if entry.name == "riskserve" and entry.is_dir():
+                found["first_party"] += shipped_rooms(entry)
+            elif entry.name in FIRST_PARTY and entry.is_dir():
+                found["first_party"].append(entry.name)  # a bare top-level name
             else:
                 third_party.add(entry)
     found["first_party"].sort()
@@ -120,6 +122,17 @@ def scan(root: Path, test_suffixes: list[str]) -> dict[str, list[str]]:
     return found
 
 
+def shipped_rooms(package: Path) -> list[str]:
+    """`riskserve.<room>` for each room the image ships, and `riskserve.cli` when the
+    CLI's own modules are there."""
+    rooms = [
+        f"riskserve.{d.name}" for d in package.iterdir() if (d / "__init__.py").exists()
+    ]
+    if (package / "cli.py").exists():
+        rooms.append("riskserve.cli")
+    return rooms
+
+
 def broken_commands(root: Path, site: list[Path], shipped: list[str]) -> list[str]:
     """riskserve's console scripts present in the venv's bin whose module's package
     is not in the image."""
@@ -133,11 +146,16 @@ def broken_commands(root: Path, site: list[Path], shipped: list[str]) -> list[st
             for name, target in parser.items("console_scripts"):
                 module = target.split(":", 1)[0].strip()
                 script = sp.parents[2] / "bin" / name
-                if script.exists() and module.split(".")[0] not in shipped:
+                if script.exists() and not module_shipped(sp, module):
                     broken.append(
                         f"/{script.relative_to(root)} ({module} is not in the image)"
                     )
     return sorted(broken)
+
+
+def module_shipped(site_packages: Path, module: str) -> bool:
+    path = site_packages.joinpath(*module.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
 if __name__ == "__main__":

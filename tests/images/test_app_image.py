@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
+from riskserve.localplatform.processes import free_port
 
-from localplatform.processes import free_port
 from tests.images.containers import Container
 from tests.images.scanning import scan_image
 
@@ -74,7 +74,7 @@ def test_the_app_serves_its_page_against_a_predictor_and_stops_on_sigterm(
 
 def test_app_image_has_no_tensorflow_nor_secret(app_image) -> None:
     found = scan_image(app_image)
-    assert found["first_party"] == ["app", "model"]
+    assert found["first_party"] == ["riskserve.app", "riskserve.model"]
     assert found["tensorflow"] == []
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []

@@ -25,7 +25,7 @@ def test_a_clean_image_has_no_finding(tmp_path: Path) -> None:
     plant(
         tmp_path,
         {
-            f"{SITE}/serving/__init__.py": "",
+            f"{SITE}/riskserve/serving/__init__.py": "",
             f"{SITE}/riskserve-0.1.0.dist-info/entry_points.txt": ENTRY_POINTS,
             f"{SITE}/numpy/tests/test_core.py": "",
             f"{SITE}/numpy/conftest.py": "",
@@ -40,7 +40,7 @@ def test_a_clean_image_has_no_finding(tmp_path: Path) -> None:
         "git": [],
         "tests": [],
         "credentials": [],
-        "first_party": ["serving"],
+        "first_party": ["riskserve.serving"],
         "broken_commands": [],
     }
 
@@ -52,8 +52,8 @@ def test_every_kind_of_leak_is_found(tmp_path: Path) -> None:
         {
             f"{SITE}/tensorflow/__init__.py": "",
             f"{SITE}/tensorflow_cpu-2.20.0.dist-info/METADATA": "",
-            f"{SITE}/app/__init__.py": "",
-            f"{SITE}/model/__init__.py": "",
+            f"{SITE}/riskserve/app/__init__.py": "",
+            f"{SITE}/model/__init__.py": "",  # a room installed under its bare name
             f"{SITE}/riskserve-0.1.0.dist-info/entry_points.txt": ENTRY_POINTS,
             "opt/venv/bin/riskserve": "#!/opt/venv/bin/python\n",
             "src/.git/HEAD": "ref: refs/heads/main\n",
@@ -78,7 +78,7 @@ def test_every_kind_of_leak_is_found(tmp_path: Path) -> None:
         "/root/deploy.pem",
         "/tmp/.aws/credentials",
     ]
-    assert found["first_party"] == ["app", "model"]
+    assert found["first_party"] == ["model", "riskserve.app"]
     assert found["broken_commands"] == [
         "/opt/venv/bin/riskserve (riskserve.cli is not in the image)"
     ]

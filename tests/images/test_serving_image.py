@@ -7,8 +7,8 @@ import json
 
 import httpx
 import pytest
+from riskserve.localplatform.processes import free_port
 
-from localplatform.processes import free_port
 from tests.images.containers import REPO_ROOT, Container, engine
 from tests.images.scanning import scan_image
 from tests.images.serving_container import kserve_args, wait_ready
@@ -26,8 +26,8 @@ def test_the_runtime_arguments_are_kserves(predictor) -> None:
     assert "--model_name=fraud" in args and "--model_dir=/mnt/models" in args
     # The image's own entrypoint, not one the test chose.
     assert config["Config"]["Entrypoint"] in (
-        ["python", "-m", "serving"],
-        "python -m serving",
+        ["python", "-m", "riskserve.serving"],
+        "python -m riskserve.serving",
     )
 
 
@@ -81,7 +81,7 @@ def test_serving_stops_within_5_s_on_sigterm(serving_image, models) -> None:
 
 def test_serving_image_is_lean_and_holds_no_secret(serving_image) -> None:
     found = scan_image(serving_image)
-    assert found["first_party"] == ["model", "serving"]
+    assert found["first_party"] == ["riskserve.model", "riskserve.serving"]
     assert found["tensorflow"] == []
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []

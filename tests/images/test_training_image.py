@@ -1,4 +1,4 @@
-"""The training image: its own command (`python -m training --help`), and one tiny
+"""The training image: its own command (`python -m riskserve.training --help`), and one tiny
 training run in it against the loopback MLflow server and S3 store of tests/conftest.py,
 as the training Job runs it (UID 10001, read-only root, /tmp writable)."""
 
@@ -29,9 +29,9 @@ def test_the_training_image_runs_its_help(training_image) -> None:
 def test_the_drift_cronjobs_command_and_the_cli_run_in_the_training_image(
     training_image,
 ) -> None:
-    # The chart's drift-monitor CronJob runs `python -m monitoring` in this image.
+    # The chart's drift-monitor CronJob runs `python -m riskserve.monitoring` in this image.
     monitor = run_once(
-        training_image, RESTRICTED, ["python", "-m", "monitoring", "--help"]
+        training_image, RESTRICTED, ["python", "-m", "riskserve.monitoring", "--help"]
     )
     assert monitor.returncode == 0, monitor.stderr[-2000:]
     assert "--reference-data" in monitor.stdout
@@ -59,7 +59,7 @@ def test_a_tiny_training_run_in_the_image_registers_a_model(
         [
             "python",
             "-m",
-            "training",
+            "riskserve.training",
             "fraud",
             "--rows",
             "2000",
@@ -88,7 +88,12 @@ def test_a_tiny_training_run_in_the_image_registers_a_model(
 
 def test_the_training_image_has_tensorflow_and_no_secret(training_image) -> None:
     found = scan_image(training_image)
-    assert found["first_party"] == ["model", "monitoring", "riskserve", "training"]
+    assert found["first_party"] == [
+        "riskserve.cli",
+        "riskserve.model",
+        "riskserve.monitoring",
+        "riskserve.training",
+    ]
     assert any("/tensorflow" in p for p in found["tensorflow"])
     assert found["git"] == [] and found["tests"] == []
     assert found["credentials"] == []

@@ -18,8 +18,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
-from localplatform.isvc_schema import close_schema  # the platform's own, so both agree
+from riskserve.localplatform.isvc_schema import (
+    close_schema,  # the platform's own, so both agree
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools" / "bin"

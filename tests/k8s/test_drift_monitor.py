@@ -90,7 +90,7 @@ def test_cronjobs_take_schedule_window_and_thresholds_from_values() -> None:
         assert main["args"] == [
             "python",
             "-m",
-            "monitoring",
+            "riskserve.monitoring",
             model,
             "--log=s3://mlflow/inference-log",
             "--since=6h",
@@ -182,7 +182,7 @@ def test_kustomize_and_helm_run_the_same_monitor_passes() -> None:
     assert helm["credit-label-monitor"] == [
         "python",
         "-m",
-        "monitoring",
+        "riskserve.monitoring",
         "labels",
         "credit",
         "--log=s3://mlflow/inference-log",

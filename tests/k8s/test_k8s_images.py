@@ -62,7 +62,7 @@ def test_serving_and_app_images_have_no_tensorflow(component: str) -> None:
 
 def test_serving_entrypoint_is_the_predictor_with_kserve_arguments() -> None:
     steps = dict(instructions("serving"))
-    assert steps["ENTRYPOINT"] == '["python", "-m", "serving"]'
+    assert steps["ENTRYPOINT"] == '["python", "-m", "riskserve.serving"]'
     assert "--http_port=8080" in steps["CMD"] and "--grpc_port=8081" in steps["CMD"]
 
 
@@ -77,6 +77,13 @@ def test_manifests_run_as_the_uid_the_images_declare() -> None:
 def test_dockerignore_keeps_what_the_build_needs() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     ignored = [line.strip() for line in lines if not line.startswith("#")]
-    for needed in ("pyproject.toml", "README.md", "model", "serving", "app"):
+    for needed in (
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "model",
+        "serving",
+        "app",
+    ):
         assert needed not in ignored
     assert ".git" in ignored and ".venv" in ignored

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from riskserve.serving.metrics import SCORE_BUCKETS
 
-from serving.metrics import SCORE_BUCKETS
 from tests.k8s.k8s_render import CHART, REPO, helm_template
 
 pytestmark = pytest.mark.k8s

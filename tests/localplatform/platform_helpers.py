@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 from pydantic import SecretStr
+from riskserve.localplatform.client import start_daemon, stop_daemon
+from riskserve.localplatform.processes import free_port
+from riskserve.localplatform.settings import PlatformSettings
 
-from localplatform.client import start_daemon, stop_daemon
-from localplatform.processes import free_port
-from localplatform.settings import PlatformSettings
 from tests.fixtures import contract_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,9 +4,9 @@ shares and score histograms it shows are the platform's own."""
 from __future__ import annotations
 
 import pytest
+from riskserve.app.rollout import fetch_traffic, rollout_html
+from riskserve.localplatform.client import apply_yaml, wait_ready
 
-from app.rollout import fetch_traffic, rollout_html
-from localplatform.client import apply_yaml, wait_ready
 from tests.localplatform.platform_helpers import isvc_yaml
 
 pytestmark = pytest.mark.e2e

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from riskserve.localplatform.controller import LocalPlatform
+from riskserve.localplatform.gateway import Gateway
+from riskserve.localplatform.settings import PlatformSettings
 
-from localplatform.controller import LocalPlatform
-from localplatform.gateway import Gateway
-from localplatform.settings import PlatformSettings
 from tests.asyncio_runner import run as run_async
 from tests.localplatform.platform_helpers import isvc_yaml
 
@@ -361,7 +361,7 @@ def test_env_that_could_run_code_or_turn_off_auth_is_refused(
 def test_allowed_env_tunes_the_predictor_but_never_the_platforms_settings(
     tmp_path, model_dir
 ):
-    from localplatform.spec_rules import allowed_env
+    from riskserve.localplatform.spec_rules import allowed_env
 
     gateway = make_gateway(tmp_path)
     text = with_env(

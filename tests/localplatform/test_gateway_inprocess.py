@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from riskserve.localplatform.controller import LocalPlatform
+from riskserve.localplatform.gateway import Gateway
+from riskserve.localplatform.settings import PlatformSettings
 
-from localplatform.controller import LocalPlatform
-from localplatform.gateway import Gateway
-from localplatform.settings import PlatformSettings
 from tests.asyncio_runner import run as run_async
 
 pytestmark = pytest.mark.inprocess

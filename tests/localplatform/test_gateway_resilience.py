@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from riskserve.localplatform.client import apply_yaml, status, wait_ready
+from riskserve.model.specs import FRAUD
 
-from localplatform.client import apply_yaml, status, wait_ready
-from model.specs import FRAUD
 from tests.fixtures.contract_models import expected_fraud
 from tests.localplatform.platform_helpers import Platform, fraud_request, isvc_yaml
 

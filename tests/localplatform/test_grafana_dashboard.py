@@ -11,11 +11,11 @@ import time
 import httpx
 import pytest
 import yaml
+from riskserve.localplatform.client import apply_yaml, wait_ready
+from riskserve.localplatform.processes import free_port
+from riskserve.rollout.prometheus import local_targets_file, write_local_targets
 
-from localplatform.client import apply_yaml, wait_ready
-from localplatform.processes import free_port
 from riskserve.prometheus_server import start_prometheus
-from rollout.prometheus import local_targets_file, write_local_targets
 from tests.localplatform.platform_helpers import REPO_ROOT, isvc_yaml
 from tests.rollout.test_auto_rollout import Traffic
 

@@ -10,8 +10,14 @@ import signal
 import time
 
 import pytest
+from riskserve.localplatform.client import (
+    PlatformError,
+    apply_yaml,
+    patch,
+    status,
+    wait_ready,
+)
 
-from localplatform.client import PlatformError, apply_yaml, patch, status, wait_ready
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 
 pytestmark = pytest.mark.e2e

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from localplatform.state import InferenceServiceState, PlatformState, Revision
+from riskserve.localplatform.state import InferenceServiceState, PlatformState, Revision
 
 pytestmark = pytest.mark.inprocess
 

@@ -3,16 +3,15 @@ and inferring a spec from any CSV."""
 
 import pandas as pd
 import pytest
-
-from model.data import (
+from riskserve.model.data import (
     DataError,
     binary_target,
     infer_spec,
     load_training_data,
     read_csv,
 )
-from model.specs import FRAUD
-from model.synthetic import fraud_transactions
+from riskserve.model.specs import FRAUD
+from riskserve.model.synthetic import fraud_transactions
 
 pytestmark = pytest.mark.inprocess
 

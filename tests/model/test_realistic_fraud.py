@@ -7,12 +7,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from riskserve.model.synthetic import card_fraud_pca
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from model.synthetic import card_fraud_pca
 
 pytestmark = pytest.mark.inprocess
 

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from model.specs import CREDIT, FRAUD
-from model.synthetic import credit_applicants, fraud_transactions, generate
+from riskserve.model.specs import CREDIT, FRAUD
+from riskserve.model.synthetic import credit_applicants, fraud_transactions, generate
 
 pytestmark = pytest.mark.inprocess
 

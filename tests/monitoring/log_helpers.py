@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from model.reference_profile import ReferenceProfile, build_profile
-from model.specs import get_spec
-from model.synthetic import generate
-from serving.inference_log import InferenceLog, InferenceRecord
-from serving.settings import StorageSettings
-from serving.tensors import InputTensor, OutputTensor
+from riskserve.model.reference_profile import ReferenceProfile, build_profile
+from riskserve.model.specs import get_spec
+from riskserve.model.synthetic import generate
+from riskserve.serving.inference_log import InferenceLog, InferenceRecord
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.tensors import InputTensor, OutputTensor
 
 
 def fraud_score(frame: pd.DataFrame) -> np.ndarray:
@@ -128,7 +127,7 @@ def write_log(
 
 
 def credit_features(rows: int, seed: int) -> pd.DataFrame:
-    from model.data import validate
+    from riskserve.model.data import validate
 
     spec = get_spec("credit")
     return validate(generate("credit", rows, seed), spec, "synthetic")

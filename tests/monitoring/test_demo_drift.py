@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from riskserve.monitoring.cli import main
 
-from monitoring.cli import main
 from riskserve.demo import (
     DRIFTED_FEATURE,
     ROWS_PER_REQUEST,

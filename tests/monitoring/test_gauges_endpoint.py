@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from riskserve.localplatform.processes import free_port
 
-from localplatform.processes import free_port
 from tests.monitoring.log_helpers import fraud_features, fraud_profile, write_log
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +31,7 @@ def test_serve_exposes_the_psi_gauges(tmp_path):
         [
             sys.executable,
             "-m",
-            "monitoring",
+            "riskserve.monitoring",
             "fraud",
             "--log",
             str(tmp_path / "log"),

@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from riskserve.localplatform.processes import ManagedProcess, free_port
 
-from localplatform.processes import ManagedProcess, free_port
 from tests.monitoring.log_helpers import (
     fraud_features,
     fraud_profile,
@@ -51,7 +51,7 @@ def pushgateway(tmp_path):
 def monitor(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run(
-        [sys.executable, "-m", "monitoring", *args],
+        [sys.executable, "-m", "riskserve.monitoring", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from riskserve.localplatform.client import apply_yaml, wait_ready
+from riskserve.model.synthetic import generate
+from riskserve.rollout.controller import LocalBackend, Rollout, resolve_model
+from riskserve.rollout.settings import RolloutSettings
 
-from localplatform.client import apply_yaml, wait_ready
-from model.synthetic import generate
-from rollout.controller import LocalBackend, Rollout, resolve_model
-from rollout.settings import RolloutSettings
 from tests.localplatform.platform_helpers import FRAUD_FEATURES, Platform, isvc_yaml
 
 # Two training jobs and an automatic rollout: minutes, more on a busy machine.
@@ -89,7 +89,7 @@ def served(mlflow_server, tmp_path):
         [
             sys.executable,
             "-m",
-            "training",
+            "riskserve.training",
             "fraud",
             "--model-name",
             REGISTERED,
@@ -172,7 +172,7 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
     print(output[-4000:])
     assert loop.returncode == 3, output[-3000:]  # drift found; the loop ran
     assert "DRIFT: " in loop.stdout and "ratio_to_median_purchase_price" in loop.stdout
-    assert "retraining: -m training fraud" in loop.stderr
+    assert "retraining: -m riskserve.training fraud" in loop.stderr
     assert re.search(rf"registered {REGISTERED} v2 ", loop.stdout + loop.stderr)
     assert "rolling out: -m riskserve rollout start fraud" in loop.stderr
     decided = re.search(

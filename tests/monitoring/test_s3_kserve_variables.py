@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from riskserve.model.s3_client import S3Settings
+from riskserve.monitoring.cli import main
 
-from model.s3_client import S3Settings
-from monitoring.cli import main
 from tests.monitoring.log_helpers import fraud_features, fraud_profile, write_log
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,7 @@ def test_the_monitor_reads_a_log_written_with_s3_endpoint_and_use_https_only(
     uri = f"s3://{kserve_s3_env.bucket}/kserve-variables/log"
     live = fraud_features(3_000, seed=41)
     live["distance_from_home"] *= 4
-    # The predictor's own writer (serving.inference_log), its settings from this
+    # The predictor's own writer (riskserve.serving.inference_log), its settings from this
     # environment.
     write_log(uri, live)
     profile = fraud_profile().save(tmp_path / "profile.json")

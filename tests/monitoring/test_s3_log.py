@@ -7,10 +7,10 @@ import json
 
 import boto3
 import pytest
+from riskserve.monitoring.cli import main
+from riskserve.serving.inference_log import InferenceLog
+from riskserve.serving.settings import StorageSettings
 
-from monitoring.cli import main
-from serving.inference_log import InferenceLog
-from serving.settings import StorageSettings
 from tests.monitoring.log_helpers import fraud_features, fraud_profile, write_log
 
 pytestmark = pytest.mark.e2e

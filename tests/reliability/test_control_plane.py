@@ -15,10 +15,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from riskserve.localplatform.client import apply_yaml, status, wait_ready
+from riskserve.localplatform.processes import pid_alive
+from riskserve.localplatform.state import InferenceServiceState, PlatformState
 
-from localplatform.client import apply_yaml, status, wait_ready
-from localplatform.processes import pid_alive
-from localplatform.state import InferenceServiceState, PlatformState
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import REPO_ROOT, SteadyLoad, fraud_bodies
 
@@ -393,7 +393,7 @@ def test_a_network_address_without_a_key_is_refused(tmp_path, ledger):
     assert up.returncode == 1
     assert up.stderr.count("\n") == 1 and "without a key" in up.stderr, up.stderr
     daemon = subprocess.run(
-        [sys.executable, "-m", "localplatform.daemon"],
+        [sys.executable, "-m", "riskserve.localplatform.daemon"],
         env=env,
         capture_output=True,
         text=True,

@@ -10,16 +10,22 @@ import subprocess
 import sys
 import time
 
-from localplatform.client import (
+from riskserve.localplatform.client import (
     apply_yaml,
     pidfile,
     status,
     stop_daemon,
     wait_ready,
 )
-from localplatform.orphans import state_path
-from localplatform.processes import free_port, pid_alive, port_open, read_pidfile
-from localplatform.state import InferenceServiceState, PlatformState, Revision
+from riskserve.localplatform.orphans import state_path
+from riskserve.localplatform.processes import (
+    free_port,
+    pid_alive,
+    port_open,
+    read_pidfile,
+)
+from riskserve.localplatform.state import InferenceServiceState, PlatformState, Revision
+
 from tests.localplatform.platform_helpers import REPO_ROOT, Platform, isvc_yaml
 from tests.serving.predictor_helpers import start_predictor
 

@@ -21,9 +21,9 @@ import boto3
 import httpx
 import pytest
 from mlflow import MlflowClient
+from riskserve.localplatform.client import apply_yaml, status, wait_ready
+from riskserve.localplatform.processes import free_port
 
-from localplatform.client import apply_yaml, status, wait_ready
-from localplatform.processes import free_port
 from riskserve.services import start_mlflow, start_s3
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import (
@@ -166,7 +166,7 @@ def test_s3_down_while_a_new_revision_loads(tmp_path, rel_models, s3_fault, ledg
 # -- MLflow down during a training job ----------------------------------------------------
 def run_training(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "training", *args],
+        [sys.executable, "-m", "riskserve.training", *args],
         env={**os.environ, **env},
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,

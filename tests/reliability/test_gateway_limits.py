@@ -13,9 +13,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from riskserve.localplatform.client import apply_yaml, pidfile, wait_ready
+from riskserve.localplatform.processes import read_pidfile
 
-from localplatform.client import apply_yaml, pidfile, wait_ready
-from localplatform.processes import read_pidfile
 from tests.localplatform.platform_helpers import Platform, fraud_request, isvc_yaml
 from tests.reliability.test_slow_clients import (
     _connect,

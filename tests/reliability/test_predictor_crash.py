@@ -19,10 +19,10 @@ import time
 import grpc
 import httpx
 import numpy as np
+from riskserve.model.specs import FRAUD
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from model.specs import FRAUD
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.localplatform.platform_helpers import fraud_request
 from tests.reliability.test_faults import metrics_of
 from tests.serving.predictor_helpers import start_predictor

@@ -19,11 +19,11 @@ import grpc
 import httpx
 import pytest
 import yaml
+from riskserve.localplatform.client import apply_yaml, wait_ready
+from riskserve.model.specs import FRAUD
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from localplatform.client import apply_yaml, wait_ready
-from model.specs import FRAUD
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import (
     REPO_ROOT,
@@ -480,8 +480,8 @@ def shows_nothing_secret(html: str) -> None:
 
 @pytest.mark.parametrize("mode", HOSTILE_MODES)
 def test_the_app_shows_no_stack_trace_and_no_secret(hostile_predictor, mode, ledger):
-    from app.settings import AppSettings
-    from app.ui import ModelEndpoint, score_form
+    from riskserve.app.settings import AppSettings
+    from riskserve.app.ui import ModelEndpoint, score_form
 
     HostilePredictor.mode = mode
     settings = AppSettings(

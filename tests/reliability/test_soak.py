@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import httpx
+from riskserve.localplatform.client import apply_yaml, pidfile, status, wait_ready
+from riskserve.localplatform.processes import read_pidfile
 
-from localplatform.client import apply_yaml, pidfile, status, wait_ready
-from localplatform.processes import read_pidfile
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import (
     LoadFigures,

@@ -8,10 +8,10 @@ import time
 
 import httpx
 import pytest
+from riskserve.localplatform.client import apply_yaml, wait_ready
+from riskserve.rollout.controller import LocalBackend, Rollout
+from riskserve.rollout.settings import RolloutSettings
 
-from localplatform.client import apply_yaml, wait_ready
-from rollout.controller import LocalBackend, Rollout
-from rollout.settings import RolloutSettings
 from tests.localplatform.platform_helpers import fraud_request, isvc_yaml
 
 pytestmark = pytest.mark.e2e
@@ -138,7 +138,7 @@ def test_auto_rolls_back_when_the_canary_process_dies(deployed, model_dirs):
     import os
     import signal
 
-    from localplatform.client import status
+    from riskserve.localplatform.client import status
 
     messages: list[str] = []
     killed: list[int] = []

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from localplatform.isvc_schema import isvc_errors
-from rollout.controller import (
+from riskserve.localplatform.isvc_schema import isvc_errors
+from riskserve.rollout.controller import (
     MODEL_VERSION_ANNOTATION,
     KServeBackend,
     PredictorStatus,
@@ -24,7 +23,7 @@ from rollout.controller import (
     RolloutError,
     artifact_s3_uri,
 )
-from rollout.settings import RolloutSettings
+from riskserve.rollout.settings import RolloutSettings
 
 pytestmark = pytest.mark.e2e
 

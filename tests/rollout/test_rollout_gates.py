@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from localplatform.gateway import LATENCY_BOUNDS_MS, RevisionStats
-from rollout.controller import UNCHANGED, Rollout
-from rollout.gates import quantile_ms
-from rollout.settings import RolloutSettings
+from riskserve.localplatform.gateway import LATENCY_BOUNDS_MS, RevisionStats
+from riskserve.rollout.controller import UNCHANGED, Rollout
+from riskserve.rollout.gates import quantile_ms
+from riskserve.rollout.settings import RolloutSettings
 
 pytestmark = pytest.mark.inprocess
 

@@ -7,20 +7,20 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from localplatform.client import apply_yaml, wait_ready
-from localplatform.processes import free_port
-from riskserve.prometheus_server import start_prometheus
-from rollout.controller import LocalBackend, Rollout
-from rollout.gates import delta, psi
-from rollout.prometheus import (
+from riskserve.localplatform.client import apply_yaml, wait_ready
+from riskserve.localplatform.processes import free_port
+from riskserve.rollout.controller import LocalBackend, Rollout
+from riskserve.rollout.gates import delta, psi
+from riskserve.rollout.prometheus import (
     Prometheus,
     PrometheusBackend,
     PrometheusMetrics,
     local_targets_file,
     write_local_targets,
 )
-from rollout.settings import RolloutSettings
+from riskserve.rollout.settings import RolloutSettings
+
+from riskserve.prometheus_server import start_prometheus
 from tests.localplatform.platform_helpers import isvc_yaml
 from tests.rollout.test_auto_rollout import Traffic, current
 
@@ -132,7 +132,7 @@ def test_promql_gates_roll_back_a_bad_canary(
 def test_window_queries_give_the_gate_p99(deployed, prometheus, model_dirs):
     """The documented windowed PromQL (histogram_quantile over increase) answers for
     the stable revision with the p99 the gate computes from the same buckets."""
-    from rollout.gates import quantile_ms
+    from riskserve.rollout.gates import quantile_ms
 
     metrics = PrometheusMetrics(Prometheus(prometheus))
     with Traffic(deployed.settings.gateway_url):
@@ -148,7 +148,7 @@ def test_window_queries_give_the_gate_p99(deployed, prometheus, model_dirs):
     # in the 0.5-1 ms bucket): they must name the same bucket, or a neighbour.
     from bisect import bisect_left
 
-    from serving.buckets import LATENCY_BUCKETS_S
+    from riskserve.serving.buckets import LATENCY_BUCKETS_S
 
     promql_bucket = bisect_left(LATENCY_BUCKETS_S, window["p99_seconds"])
     gate_bucket = bisect_left(LATENCY_BUCKETS_S, gate_p99_s)
@@ -174,8 +174,8 @@ def test_kserve_auto_needs_prometheus_and_takes_it(monkeypatch, tmp_path, capsys
 def test_kserve_series_are_read_in_the_rollout_namespace(deployed, prometheus):
     """The kserve backend's queries select `namespace`: series of another namespace
     (here the local targets, which have none) are not read as this one's."""
-    from rollout.controller import KServeBackend
-    from rollout.prometheus import prometheus_backend
+    from riskserve.rollout.controller import KServeBackend
+    from riskserve.rollout.prometheus import prometheus_backend
 
     settings = RolloutSettings(namespace="riskserve", prometheus_url=prometheus)
     backend = prometheus_backend(KServeBackend("riskserve", api=object()), settings)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-from localplatform.processes import ManagedProcess, free_port
+from riskserve.localplatform.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = REPO_ROOT / "third_party" / "kserve" / "open-inference-protocol"
@@ -61,7 +60,7 @@ def start_predictor(
             sys.executable,
             *python_flags,
             "-m",
-            "serving",
+            "riskserve.serving",
             "--model_name",
             model_name,
             "--model_dir",

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from riskserve.model.specs import FRAUD
 
-from model.specs import FRAUD
 from tests.fixtures.contract_models import expected_fraud
 
 pytestmark = pytest.mark.e2e

@@ -11,11 +11,11 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from riskserve.model.specs import CREDIT, FRAUD
+from riskserve.serving.dataplane import DataPlane
+from riskserve.serving.model import OnnxRiskModel
+from riskserve.serving.rest import RestApp
 
-from model.specs import CREDIT, FRAUD
-from serving.dataplane import DataPlane
-from serving.model import OnnxRiskModel
-from serving.rest import RestApp
 from tests.asyncio_runner import run as run_async
 from tests.fixtures.contract_models import (
     CREDIT_NUMERIC,

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from riskserve.serving.__main__ import build_parser
+from riskserve.serving.grpc_v2.generate import GENERATED, SPEC
+from riskserve.serving.kserve_args import kserve_parser, strtobool
 
-from serving.__main__ import build_parser
-from serving.grpc_v2.generate import GENERATED, SPEC
-from serving.kserve_args import kserve_parser, strtobool
 from tests.serving.predictor_helpers import REPO_ROOT
 
 pytestmark = pytest.mark.inprocess
@@ -94,7 +94,7 @@ def test_grpc_stubs_match_the_spec(tmp_path):
             sys.executable,
             "-c",
             "import sys; from pathlib import Path; "
-            "from serving.grpc_v2.generate import generate; "
+            "from riskserve.serving.grpc_v2.generate import generate; "
             "generate(Path(sys.argv[1]), Path(sys.argv[2]))",
             str(SPEC),
             str(tmp_path),
@@ -103,9 +103,9 @@ def test_grpc_stubs_match_the_spec(tmp_path):
         cwd=REPO_ROOT,
         timeout=120,
     )
-    written = [tmp_path / "serving" / "grpc_v2" / name for name in GENERATED]
+    written = [tmp_path / name for name in GENERATED]
     for path, name in zip(written, GENERATED, strict=True):
         committed = REPO_ROOT / "serving" / "grpc_v2" / name
         assert path.read_text() == committed.read_text(), (
-            f"{committed} drifted from {SPEC}; run python -m serving.grpc_v2.generate"
+            f"{committed} drifted from {SPEC}; run python -m riskserve.serving.grpc_v2.generate"
         )

@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 import pytest
+from riskserve.model.specs import FRAUD
 
-from model.specs import FRAUD
 from tests.serving.predictor_helpers import load_testdata
 
 pytestmark = pytest.mark.e2e

@@ -7,10 +7,10 @@ import struct
 import grpc
 import numpy as np
 import pytest
+from riskserve.model.specs import FRAUD
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from model.specs import FRAUD
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.fixtures.contract_models import expected_fraud
 from tests.serving.predictor_helpers import API_KEY, REVISION, load_testdata
 

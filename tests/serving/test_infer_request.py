@@ -9,15 +9,15 @@ import grpc
 import numpy as np
 import orjson
 import pytest
+from riskserve.serving.dataplane import DataPlane
+from riskserve.serving.errors import InvalidInput
+from riskserve.serving.grpc_server import create_server
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from riskserve.serving.infer_request import infer_request_from_grpc, parse_infer_request
+from riskserve.serving.model import OnnxRiskModel
+from riskserve.serving.tensors import encode_raw
 
-from serving.dataplane import DataPlane
-from serving.errors import InvalidInput
-from serving.grpc_server import create_server
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving.infer_request import infer_request_from_grpc, parse_infer_request
-from serving.model import OnnxRiskModel
-from serving.tensors import encode_raw
 from tests.asyncio_runner import run as run_async
 from tests.fixtures.contract_models import fraud_model, write_onnx
 
@@ -124,7 +124,7 @@ def test_every_grpc_failure_answers_a_status_and_the_revision(tmp_path) -> None:
     plane = DataPlane(BrokenModel(model), api_key="k")  # type: ignore[arg-type]
 
     async def scenario() -> list[tuple[grpc.StatusCode, str, tuple]]:
-        from localplatform.processes import free_port
+        from riskserve.localplatform.processes import free_port
 
         port = free_port()
         server = create_server(plane, port, 1 << 20, revision="r7", host="127.0.0.1")

@@ -13,16 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from serving.inference_log import SEGMENT_SUFFIX, InferenceLog, InferenceRecord
-from serving.metrics import (
+from riskserve.serving.inference_log import (
+    SEGMENT_SUFFIX,
+    InferenceLog,
+    InferenceRecord,
+)
+from riskserve.serving.metrics import (
     INFERENCE_LOG_DROPPED,
     INFERENCE_LOG_RECOVERED,
     INFERENCE_LOG_WRITE_ERRORS,
     INFERENCE_LOG_WRITTEN,
 )
-from serving.settings import StorageSettings
-from serving.tensors import InputTensor, OutputTensor
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.tensors import InputTensor, OutputTensor
 
 pytestmark = pytest.mark.inprocess
 
@@ -179,7 +182,7 @@ def test_a_live_writers_segment_is_left_alone(tmp_path):
 def test_an_unwritable_spool_counts_errors_logs_once_and_recovers(tmp_path, caplog):
     """A spool that cannot be created (here a file in its place, as a read-only or
     full disk would refuse it): inference goes on, each record is a counted error."""
-    caplog.set_level(logging.INFO, logger="serving.inference_log")
+    caplog.set_level(logging.INFO, logger="riskserve.serving.inference_log")
     spool = tmp_path / "spool"
     spool.write_bytes(b"")
     errors_before = _value(INFERENCE_LOG_WRITE_ERRORS)

@@ -11,21 +11,21 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-
-from model.specs import FRAUD
-from serving.dataplane import DataPlane, InferRequest
-from serving.errors import InvalidInput, ModelNotFound, Unauthorized
-from serving.grpc_server import create_server
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving.model import OnnxRiskModel
-from serving.rest import RestApp
-from serving.tensors import (
+from riskserve.model.specs import FRAUD
+from riskserve.serving.dataplane import DataPlane, InferRequest
+from riskserve.serving.errors import InvalidInput, ModelNotFound, Unauthorized
+from riskserve.serving.grpc_server import create_server
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from riskserve.serving.model import OnnxRiskModel
+from riskserve.serving.rest import RestApp
+from riskserve.serving.tensors import (
     InputTensor,
     decode_json_input,
     decode_raw_input,
     encode_raw,
 )
+
 from tests.asyncio_runner import run as run_async
 from tests.fixtures.contract_models import expected_fraud, fraud_model, write_onnx
 from tests.serving.predictor_helpers import load_testdata
@@ -205,7 +205,7 @@ def test_grpc_answers_and_a_big_batch_leaves_probes_and_small_requests_free(
     plane = DataPlane(gated, inline_max_rows=1)
 
     async def scenario():
-        from localplatform.processes import free_port
+        from riskserve.localplatform.processes import free_port
 
         port = free_port()
         server = create_server(plane, port, 1 << 24, host="127.0.0.1")

@@ -11,12 +11,12 @@ import boto3
 import grpc
 import httpx
 import pytest
+from riskserve.serving.errors import ModelLoadError
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.storage import fetch_model
 
-from serving.errors import ModelLoadError
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving.settings import StorageSettings
-from serving.storage import fetch_model
 from tests.fixtures.contract_models import fraud_model, write_mlflow_folder, write_onnx
 from tests.serving.predictor_helpers import load_testdata, start_predictor
 

@@ -10,9 +10,9 @@ import time
 import httpx
 import numpy as np
 import pytest
+from riskserve.model.specs import CREDIT
+from riskserve.model.synthetic import generate
 
-from model.specs import CREDIT
-from model.synthetic import generate
 from tests.fixtures.contract_models import scorecard_credit_model, write_onnx
 from tests.serving.predictor_helpers import start_predictor
 

@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 import pytest
+from riskserve.model.specs import CREDIT, FRAUD
 
-from model.specs import CREDIT, FRAUD
 from tests.fixtures.contract_models import expected_credit, expected_fraud
 from tests.serving.predictor_helpers import REVISION, load_testdata
 

@@ -4,10 +4,9 @@ same environment gives both the same endpoint, TLS and credentials."""
 from __future__ import annotations
 
 import pytest
-
-from monitoring.settings import MonitorSettings
-from serving.settings import StorageSettings
-from serving.storage import s3_client
+from riskserve.monitoring.settings import MonitorSettings
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.storage import s3_client
 
 pytestmark = pytest.mark.inprocess
 

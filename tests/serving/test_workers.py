@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-from serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.serving.predictor_helpers import load_testdata, start_predictor
 
 pytestmark = pytest.mark.e2e

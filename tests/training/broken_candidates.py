@@ -1,9 +1,9 @@
 """Candidates that fail to fit, for the competition's failure tests (registered by the
-test into training.candidates.REGISTRY, as a new candidate would be)."""
+test into riskserve.training.candidates.REGISTRY, as a new candidate would be)."""
 
 from __future__ import annotations
 
-from training.candidates.logreg import LogisticCandidate
+from riskserve.training.candidates.logreg import LogisticCandidate
 
 
 class SingularCandidate(LogisticCandidate):

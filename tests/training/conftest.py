@@ -1,4 +1,4 @@
-"""Training jobs run as the user runs them: `python -m training ...` in a subprocess,
+"""Training jobs run as the user runs them: `python -m riskserve.training ...` in a subprocess,
 against the real MLflow server and S3 endpoint started by tests/conftest.py."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class JobRun:
 
 def run_job(args: list[str], env: dict[str, str], timeout: float = 300) -> JobRun:
     result = subprocess.run(
-        [sys.executable, "-m", "training", *args],
+        [sys.executable, "-m", "riskserve.training", *args],
         env={**os.environ, **env},
         cwd=REPO_ROOT,
         capture_output=True,
@@ -76,5 +76,5 @@ def monkeypatch_module():
 
 @pytest.fixture(scope="session")
 def train_job():
-    """Runs `python -m training ARGS` with an environment, as a user would."""
+    """Runs `python -m riskserve.training ARGS` with an environment, as a user would."""
     return run_job

@@ -13,13 +13,12 @@ import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
-
-from model.specs import CREDIT, FRAUD
-from model.synthetic import generate
-from training import candidates
-from training.candidates.gbm import DEFAULTS
-from training.competition.calibration import PlattCalibration, calibrate
-from training.competition.compete import onnx_feeds
+from riskserve.model.specs import CREDIT, FRAUD
+from riskserve.model.synthetic import generate
+from riskserve.training import candidates
+from riskserve.training.candidates.gbm import DEFAULTS
+from riskserve.training.competition.calibration import PlattCalibration, calibrate
+from riskserve.training.competition.compete import onnx_feeds
 
 pytestmark = pytest.mark.inprocess
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -159,11 +158,11 @@ def test_calibration_of_a_calibrated_margin_is_not_kept_or_changes_nothing():
 def test_a_parity_failure_names_the_candidate_the_step_and_the_probabilities():
     """A graph whose calibration is not the native model's (here: another slope) is
     refused before registering, with what a user needs to report it."""
-    from training.competition.compete import Entry, Splits
-    from training.dataset import JobConfig
-    from training.decision_graph import add_fraud_decision
-    from training.job import NativeModel, ParityError, check_parity
-    from training.progress import Progress
+    from riskserve.training.competition.compete import Entry, Splits
+    from riskserve.training.dataset import JobConfig
+    from riskserve.training.decision_graph import add_fraud_decision
+    from riskserve.training.job import NativeModel, ParityError, check_parity
+    from riskserve.training.progress import Progress
 
     spec, x, y = separable("fraud")
     candidate = candidates.create("fraud", "gbm", spec, seed=0)

@@ -7,20 +7,19 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-
-from model.specs import CREDIT, FRAUD
-from model.synthetic import generate
-from training import candidates
-from training.candidates.base import Candidate
-from training.candidates.gbm import (
+from riskserve.model.specs import CREDIT, FRAUD
+from riskserve.model.synthetic import generate
+from riskserve.training import candidates
+from riskserve.training.candidates.base import Candidate
+from riskserve.training.candidates.gbm import (
     DEFAULTS,
     GbmCandidate,
     round_down_to_float32,
     round_thresholds_down,
 )
-from training.candidates.logreg import LogisticCandidate
-from training.competition.compete import graph_probability, onnx_feeds
-from training.competition.search import tune
+from riskserve.training.candidates.logreg import LogisticCandidate
+from riskserve.training.competition.compete import graph_probability, onnx_feeds
+from riskserve.training.competition.search import tune
 
 pytestmark = pytest.mark.training
 

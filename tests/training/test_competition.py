@@ -8,9 +8,8 @@ from __future__ import annotations
 import mlflow
 import pytest
 from mlflow import MlflowClient
-
-from training import candidates
-from training.__main__ import main
+from riskserve.training import candidates
+from riskserve.training.__main__ import main
 
 pytestmark = pytest.mark.e2e
 

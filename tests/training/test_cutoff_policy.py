@@ -9,10 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from model.data import DataError
-from training.__main__ import main
-from training.cutoff_policy import (
+from riskserve.model.data import DataError
+from riskserve.training.__main__ import main
+from riskserve.training.cutoff_policy import (
     DEFAULT_POLICY,
     CutoffPolicy,
     choose_cutoff,
@@ -21,7 +20,7 @@ from training.cutoff_policy import (
     parse_policy,
     strategy_table,
 )
-from training.decision_graph import ScoreScaling
+from riskserve.training.decision_graph import ScoreScaling
 
 pytestmark = pytest.mark.inprocess
 
@@ -258,7 +257,7 @@ def test_the_policy_reaches_the_job_config(monkeypatch, capsys, args, policy, cu
         seen.append(config)
         raise DataError("stopped before loading")
 
-    monkeypatch.setattr("training.dataset.load_data", stop)
+    monkeypatch.setattr("riskserve.training.dataset.load_data", stop)
     assert main(["credit", *args]) == 2
     assert seen[0].cutoff_policy == policy
     if cutoff is not None:
@@ -267,7 +266,7 @@ def test_the_policy_reaches_the_job_config(monkeypatch, capsys, args, policy, cu
 
 def test_option_errors_come_before_any_heavy_import():
     script = (
-        "import sys; from training.__main__ import main; "
+        "import sys; from riskserve.training.__main__ import main; "
         "code = main(['credit', '--cutoff', '1', '--cutoff-policy', 'score:1']); "
         "heavy = [m for m in ('mlflow', 'sklearn', 'onnxruntime', 'tensorflow') "
         "if m in sys.modules]; print(heavy); sys.exit(code)"

@@ -13,8 +13,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-
-from model.specs import CREDIT, FRAUD
+from riskserve.model.specs import CREDIT, FRAUD
 
 pytestmark = pytest.mark.e2e
 
@@ -269,7 +268,7 @@ BAD_INPUTS = {
 def test_bad_input_exits_2_and_registers_nothing(
     registered_models, client, mlflow_server, tmp_path, case, train_job
 ):
-    from model.synthetic import fraud_transactions
+    from riskserve.model.synthetic import fraud_transactions
 
     path = tmp_path / f"{case.replace(' ', '_')}.csv"
     if case == "empty":
@@ -290,7 +289,7 @@ def test_bad_input_exits_2_and_registers_nothing(
 def test_unreachable_mlflow_fails_fast_and_clearly(
     registered_models, mlflow_server, train_job
 ):
-    from localplatform.processes import free_port
+    from riskserve.localplatform.processes import free_port
 
     dead = {**mlflow_server, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     started = time.monotonic()
@@ -378,7 +377,8 @@ def test_unreachable_s3_fails_fast_and_registers_nothing(tmp_path, train_job):
     so before training, rather than failing half-way through uploading."""
     import os
 
-    from localplatform.processes import free_port
+    from riskserve.localplatform.processes import free_port
+
     from riskserve.services import start_mlflow, start_s3
 
     s3, endpoint = start_s3(tmp_path, free_port(), "mlflow", "k", "s")
@@ -504,7 +504,7 @@ def test_credit_reason_codes_in_the_graph_metadata_tags_and_run(
     )
     assert version.tags["reason_table.account_status"].count(" => ") >= 3
     session = ort.InferenceSession(proto.SerializeToString())
-    frame = __import__("model.synthetic", fromlist=["generate"]).generate(
+    frame = __import__("riskserve.model.synthetic", fromlist=["generate"]).generate(
         "credit", 400, 11
     )
     feeds = {

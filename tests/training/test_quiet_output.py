@@ -20,11 +20,11 @@ REGISTER = """
 import mlflow
 import numpy as np
 
-import training.fraud_model  # TensorFlow, as the fraud job imports it
-from model.specs import FRAUD
-from training import registry
+import riskserve.training.fraud_model  # TensorFlow, as the fraud job imports it
+from riskserve.model.specs import FRAUD
+from riskserve.training import registry
 from tests.fixtures.contract_models import fraud_model
-from training.settings import TrainingSettings
+from riskserve.training.settings import TrainingSettings
 
 TrainingSettings().apply_client_limits()
 mlflow.set_experiment("quiet-output")

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import onnxruntime as ort
 import pytest
+from riskserve.model.synthetic import card_fraud_pca
 
-from model.synthetic import card_fraud_pca
 from tests.training.conftest import run_job
 from tests.training.test_jobs import download_onnx
 

@@ -15,9 +15,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from mlflow import MlflowClient
+from riskserve.model.reference_profile import (
+    ARTIFACT_NAME,
+    VERSION_TAG,
+    ReferenceProfile,
+)
+from riskserve.model.specs import get_spec
 
-from model.reference_profile import ARTIFACT_NAME, VERSION_TAG, ReferenceProfile
-from model.specs import get_spec
 from tests.monitoring.log_helpers import fraud_features, write_log
 
 pytestmark = pytest.mark.e2e
@@ -99,7 +103,7 @@ def scored_log(client, version: str, root: Path, shift: float, tmp_path: Path) -
 
 def monitor(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "monitoring", *args],
+        [sys.executable, "-m", "riskserve.monitoring", *args],
         env={**os.environ, **env},
         cwd=REPO,
         capture_output=True,

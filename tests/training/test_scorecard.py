@@ -12,14 +12,17 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-
-from model.specs import Feature, ModelSpec
-from training.candidates.gbm import DEFAULTS, GbmCandidate
-from training.competition.calibration import PlattCalibration
-from training.competition.compete import onnx_feeds
-from training.decision_graph import ScoreScaling, add_credit_decision, finalize
-from training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
-from training.scorecard.reason_codes import (
+from riskserve.model.specs import Feature, ModelSpec
+from riskserve.training.candidates.gbm import DEFAULTS, GbmCandidate
+from riskserve.training.competition.calibration import PlattCalibration
+from riskserve.training.competition.compete import onnx_feeds
+from riskserve.training.decision_graph import (
+    ScoreScaling,
+    add_credit_decision,
+    finalize,
+)
+from riskserve.training.scorecard.candidate import BINS_TENSOR, ScorecardCandidate
+from riskserve.training.scorecard.reason_codes import (
     POINTS_OUTPUT,
     REASONS_OUTPUT,
     add_reason_codes,

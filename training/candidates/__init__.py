@@ -2,26 +2,26 @@
 
 Values are `module:attribute` paths, imported only when a job uses that candidate (the
 DNN imports TensorFlow, which costs seconds). A new candidate is one line here; its class
-follows `training.candidates.base.Candidate`.
+follows `riskserve.training.candidates.base.Candidate`.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from model.specs import ModelSpec
-from training.candidates.base import Candidate, CandidateError
+from riskserve.model.specs import ModelSpec
+from riskserve.training.candidates.base import Candidate, CandidateError
 
 REGISTRY: dict[str, dict[str, str]] = {
     "fraud": {
-        "dnn": "training.candidates.dnn:DnnCandidate",
-        "gbm": "training.candidates.gbm:GbmCandidate",
-        "logreg": "training.candidates.logreg:LogisticCandidate",
+        "dnn": "riskserve.training.candidates.dnn:DnnCandidate",
+        "gbm": "riskserve.training.candidates.gbm:GbmCandidate",
+        "logreg": "riskserve.training.candidates.logreg:LogisticCandidate",
     },
     "credit": {
-        "logreg": "training.candidates.logreg:UnweightedLogisticCandidate",
-        "gbm": "training.candidates.gbm:GbmCandidate",
-        "scorecard": "training.scorecard.candidate:ScorecardCandidate",
+        "logreg": "riskserve.training.candidates.logreg:UnweightedLogisticCandidate",
+        "gbm": "riskserve.training.candidates.gbm:GbmCandidate",
+        "scorecard": "riskserve.training.scorecard.candidate:ScorecardCandidate",
     },
 }
 

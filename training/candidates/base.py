@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-
-from model.specs import ModelSpec
+from riskserve.model.specs import ModelSpec
 
 if TYPE_CHECKING:
     import onnx

@@ -7,9 +7,8 @@ from typing import Any
 import numpy as np
 import onnx
 import pandas as pd
+from riskserve.model.specs import ModelSpec
 from sklearn.model_selection import train_test_split
-
-from model.specs import ModelSpec
 
 
 def _say(message: str) -> None:
@@ -28,7 +27,7 @@ class DnnCandidate:
         self.network = None
 
     def fit(self, train_x, train_y, valid_x, valid_y, params: dict[str, Any]) -> None:
-        from training.fraud_model import train_network
+        from riskserve.training.fraud_model import train_network
 
         if valid_x is None:  # early stopping needs held-out rows
             train_x, valid_x, train_y, valid_y = train_test_split(

@@ -24,6 +24,10 @@ import numpy as np
 import onnx
 import pandas as pd
 from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+from riskserve.model.specs import ModelSpec
+from riskserve.training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
+from riskserve.training.candidates.logreg import native_input, sklearn_to_onnx
+from riskserve.training.candidates.margin import add_ml_margin
 from skl2onnx import update_registered_converter
 from skl2onnx.common.shape_calculator import (
     calculate_linear_classifier_output_shapes,
@@ -32,11 +36,6 @@ from skl2onnx.sklapi import CastTransformer
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
-
-from model.specs import ModelSpec
-from training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
-from training.candidates.logreg import native_input, sklearn_to_onnx
-from training.candidates.margin import add_ml_margin
 
 update_registered_converter(
     lgb.LGBMClassifier,

@@ -11,16 +11,15 @@ from typing import Any
 import numpy as np
 import onnx
 import pandas as pd
+from riskserve.model.specs import ModelSpec
+from riskserve.training.candidates.base import ONNX_OPSET
+from riskserve.training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
+from riskserve.training.candidates.margin import add_ml_margin
+from riskserve.training.logistic_features import feature_pipeline
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-
-from model.specs import ModelSpec
-from training.candidates.base import ONNX_OPSET
-from training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
-from training.candidates.margin import add_ml_margin
-from training.logistic_features import feature_pipeline
 
 
 def onnx_initial_types(spec: ModelSpec) -> list:

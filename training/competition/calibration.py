@@ -21,11 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+from riskserve.training.candidates.margin import sigmoid
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
-
-from training.candidates.margin import sigmoid
 
 
 @dataclass(frozen=True)

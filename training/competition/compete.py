@@ -24,12 +24,16 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pandas as pd
+from riskserve.model.specs import ModelSpec
+from riskserve.training import candidates
+from riskserve.training.candidates.base import CandidateError
+from riskserve.training.competition.search import (
+    Metric,
+    SearchResult,
+    has_search_space,
+    tune,
+)
 from sklearn.metrics import average_precision_score, roc_auc_score
-
-from model.specs import ModelSpec
-from training import candidates
-from training.candidates.base import CandidateError
-from training.competition.search import Metric, SearchResult, has_search_space, tune
 
 PRIMARY_METRIC: dict[str, tuple[str, Metric]] = {
     "fraud": ("pr_auc", average_precision_score),
@@ -314,8 +318,8 @@ def lift_curve(
 ) -> Path:
     """Cumulative lift on the holdout: the positive rate among the top q of rows by
     score, over the overall rate, for every candidate that finished."""
-    from training.evaluation import _save as save_figure
-    from training.evaluation import plt
+    from riskserve.training.evaluation import _save as save_figure
+    from riskserve.training.evaluation import plt
 
     y = test_y.to_numpy()
     base = max(float(y.mean()), 1e-12)
@@ -341,10 +345,9 @@ def lift_curve(
 def calibration_plot(
     y: np.ndarray, before: np.ndarray, after: np.ndarray, out_dir: Path, title: str
 ) -> Path:
+    from riskserve.training.evaluation import _save as save_figure
+    from riskserve.training.evaluation import plt
     from sklearn.calibration import calibration_curve
-
-    from training.evaluation import _save as save_figure
-    from training.evaluation import plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
     top = 0.0

@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from riskserve.model.specs import ModelSpec
+from riskserve.training.candidates.base import Candidate, CandidateError
 from sklearn.model_selection import StratifiedKFold
-
-from model.specs import ModelSpec
-from training.candidates.base import Candidate, CandidateError
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 

@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from model.specs import Feature, ModelSpec
+from riskserve.model.specs import Feature, ModelSpec
 
 MISSING_LABEL = "Missing"
 UNKNOWN_LABEL = "Unknown"

@@ -17,12 +17,11 @@ import numpy as np
 import onnx
 import pandas as pd
 from onnx import TensorProto, helper
+from riskserve.model.specs import ModelSpec
+from riskserve.training.candidates.base import ONNX_OPSET
+from riskserve.training.scorecard.bins import FeatureBins, fit_bins, woe_matrix
+from riskserve.training.scorecard.graph import FlatBins, add_bin_index, add_lookup
 from sklearn.linear_model import LogisticRegression
-
-from model.specs import ModelSpec
-from training.candidates.base import ONNX_OPSET
-from training.scorecard.bins import FeatureBins, fit_bins, woe_matrix
-from training.scorecard.graph import FlatBins, add_bin_index, add_lookup
 
 PROBABILITY = "scorecard_probability"
 # Features below this information value are "not predictive" by the usual scorecard

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from training.scorecard.bins import FeatureBins
+from riskserve.training.scorecard.bins import FeatureBins
 
 ML_DOMAIN = "ai.onnx.ml"
 

@@ -34,9 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from model.specs import APPROVED, REASON_CODES
-from training.scorecard.graph import (
+from riskserve.model.specs import APPROVED, REASON_CODES
+from riskserve.training.scorecard.graph import (
     FlatBins,
     add_bin_index,
     add_lookup,
@@ -229,7 +228,7 @@ class CreditReasons:
     """The reason codes a credit job adds, and the scorecard they come from."""
 
     table: ReasonTable
-    scorecard: object  # training.scorecard.candidate.ScorecardCandidate
+    scorecard: object  # riskserve.training.scorecard.candidate.ScorecardCandidate
     k: int
     with_points: bool
 

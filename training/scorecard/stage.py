@@ -7,15 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from model.specs import ModelSpec
-from training.competition.compete import Entry, Splits
-from training.dataset import JobConfig
-from training.decision_graph import ScoreScaling
-from training.progress import Progress
-from training.scorecard.candidate import ScorecardCandidate
-from training.scorecard.reason_codes import CreditReasons, credit_reasons
-from training.winner import NativeModel
+from riskserve.model.specs import ModelSpec
+from riskserve.training.competition.compete import Entry, Splits
+from riskserve.training.dataset import JobConfig
+from riskserve.training.decision_graph import ScoreScaling
+from riskserve.training.progress import Progress
+from riskserve.training.scorecard.candidate import ScorecardCandidate
+from riskserve.training.scorecard.reason_codes import CreditReasons, credit_reasons
+from riskserve.training.winner import NativeModel
 
 
 def reason_scorecard(
