@@ -146,7 +146,9 @@ def parser() -> argparse.ArgumentParser:
             "drift",
             help="drift against the training reference (the default)",
             description="Drift of the logged inputs and scores against each served "
-            "version's training reference.",
+            "version's training reference (the default command: `riskserve monitor "
+            "MODEL` is `riskserve monitor drift MODEL`). Realised performance on late "
+            "labels: `riskserve monitor labels --help`.",
         )
     )
     _labels_arguments(
@@ -160,8 +162,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _with_subcommand(argv: list[str]) -> list[str]:
-    """`drift` when no subcommand is named: `monitor fraud ...` as before."""
-    if argv and argv[0] in (*SUBCOMMANDS, "-h", "--help"):
+    """`drift` when no subcommand is named: `monitor fraud ...` as before, and
+    `monitor --help` is the default command's help (which names `labels`)."""
+    if argv and argv[0] in SUBCOMMANDS:
         return argv
     return ["drift", *argv]
 
