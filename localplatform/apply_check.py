@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from riskserve.localplatform.isvc_schema import isvc_errors
+from riskserve.localplatform.processes import die_with_parent
 from riskserve.localplatform.spec_rules import (
     SpecError,
     annotation_problems,
@@ -125,8 +127,13 @@ class ApplyWorker:
     ) -> tuple[list[dict[str, Any]], Checked]:
         async with self._one_at_a_time:
             if self._pool is None:
+                # The worker dies with the gateway, as the predictors do: a
+                # SIGKILLed daemon must leave no process behind.
                 self._pool = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn")
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=die_with_parent,
+                    initargs=(os.getpid(),),
                 )
             loop = asyncio.get_running_loop()
             try:

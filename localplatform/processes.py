@@ -144,6 +144,19 @@ class ManagedProcess:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
+def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> None:
+    """Called in a child that is already running (a multiprocessing worker's
+    initializer): ask the kernel for `signum` when the parent dies, and leave at once
+    if it died before the request. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signum)
+
+
 def _parent_death_signal(signum: int) -> Callable[[], None] | None:
     """A preexec_fn that asks the kernel to send `signum` to the child when its parent
     dies; None where there is no prctl (not Linux)."""

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from riskserve.localplatform.client import (
     apply_yaml,
@@ -40,6 +41,19 @@ def wait_gone(pids: list[int], timeout: float) -> float | None:
     return None
 
 
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid`, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def test_daemon_sigkill_takes_its_predictors_with_it(tmp_path, rel_models, ledger):
     log_dir = tmp_path / "inference-log"
     platform = Platform(tmp_path / "state")
@@ -60,11 +74,20 @@ def test_daemon_sigkill_takes_its_predictors_with_it(tmp_path, rel_models, ledge
         assert answered == 20
         daemon = read_pidfile(pidfile(settings))
         assert daemon is not None
+        # Every other child of the daemon too: the YAML worker of its applies and
+        # multiprocessing's resource tracker.
+        helpers = [pid for pid in children_of(daemon) if pid not in predictors]
+        assert helpers, "the applies above started no YAML worker"
 
         os.kill(daemon, signal.SIGKILL)
         gone_after = wait_gone(list(predictors), timeout=10)
         survivors = [pid for pid in predictors if pid_alive(pid)]
         assert gone_after is not None, f"predictors outlived the daemon: {survivors}"
+        assert wait_gone(helpers, timeout=10) is not None, [
+            Path(f"/proc/{pid}/cmdline").read_bytes()[:120]
+            for pid in helpers
+            if pid_alive(pid)
+        ]
         assert not any(port_open(settings.host, port) for port in predictors.values())
         # Each stopped as on a clean `down` (SIGTERM, not SIGKILL), and the decisions
         # it answered are in its inference log.
