@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from riskserve.localplatform.isvc_schema import isvc_errors
-from riskserve.localplatform.processes import die_with_parent
+from riskserve.localplatform.processes import exit_with_parent
 from riskserve.localplatform.spec_rules import (
     SpecError,
     annotation_problems,
@@ -132,7 +132,7 @@ class ApplyWorker:
                 self._pool = ProcessPoolExecutor(
                     1,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=die_with_parent,
+                    initializer=exit_with_parent,
                     initargs=(os.getpid(),),
                 )
             loop = asyncio.get_running_loop()

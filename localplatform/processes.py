@@ -144,17 +144,19 @@ class ManagedProcess:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> None:
+def exit_with_parent(parent_pid: int, every_s: float = 0.5) -> None:
     """Called in a child that is already running (a multiprocessing worker's
-    initializer): ask the kernel for `signum` when the parent dies, and leave at once
-    if it died before the request. Linux only; elsewhere a no-op."""
-    if not sys.platform.startswith("linux"):
-        return
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent_pid:
-        os.kill(os.getpid(), signum)
+    initializer): a daemon thread ends the process once its parent is gone (the
+    child is then reparented). Polling, not PR_SET_PDEATHSIG: the kernel ties that
+    signal to the thread that started the child, and an executor may start its
+    workers from any thread."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _parent_death_signal(signum: int) -> Callable[[], None] | None:
