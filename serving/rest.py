@@ -93,6 +93,10 @@ class RestApp:
                     if rest == ["infer"]:
                         _require(method, "POST", path)
                         self._authorize(scope)
+                        # The model and version before the body, as KServe and
+                        # Triton: a request for a model this server does not serve
+                        # is a 404 whatever its body holds (empty, not JSON, too big).
+                        self.dataplane.get_model(model_name, version)
                         body = await self._read_body(scope, receive)
                         # Parsing, scoring and writing a big batch all leave the
                         # loop; the data plane decides by the (estimated) rows.

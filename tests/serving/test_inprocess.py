@@ -164,7 +164,7 @@ def test_rest_answers_health_metadata_infer_and_errors(fraud) -> None:
     assert infer.headers["x-riskserve-revision"] == "fraud-predictor-00003"
     assert infer.json()["id"] == "fraud-testdata-1"
     assert wrong_method.status_code == 405
-    assert unknown.status_code in (400, 404) and "error" in unknown.json()
+    assert unknown.status_code == 404 and "error" in unknown.json()
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
 
 
