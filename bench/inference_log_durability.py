@@ -11,8 +11,9 @@ temporary folder (set TMPDIR to measure another disk).
 "logged" also counts the warm-up requests, which "answered" does not.
 
 `--source DIR` adds the same variants run from another checkout (e.g. the commit
-before the durable log, whose log queued records for a background thread):
-    git archive HEAD~3 | tar -x -C /tmp/before
+before the durable log, whose log queued records for a background thread), imported
+as that checkout's `riskserve.serving` through bench/checkout.py:
+    git worktree add --detach /tmp/before HEAD~3
     python -m bench.inference_log_durability --source /tmp/before
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from riskserve.localplatform.processes import ManagedProcess, free_port, http_ok
 
+from bench import checkout
 from bench.runner import REPO_ROOT, fraud_model_dir, loadgen, request_body
 
 VARIANTS: dict[str, dict[str, str]] = {
@@ -62,7 +64,12 @@ def measure(
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("RISKSERVE_SERVING_")
     }
-    env |= {"PYTHONPATH": str(source), **VARIANTS[variant]}
+    # This checkout runs as installed; another through a link tree of its own rooms
+    # (PYTHONPATH alone would import this checkout's riskserve.serving).
+    root = source if source == REPO_ROOT else checkout.importable(source, workdir)
+    if source != REPO_ROOT:
+        env |= checkout.environment(root)
+    env |= VARIANTS[variant]
     if variant != "log off":
         env["RISKSERVE_SERVING_INFERENCE_LOG_URI"] = str(log_dir)
     process = ManagedProcess(
@@ -82,7 +89,7 @@ def measure(
         ],
         log_path=workdir / f"{log_dir.name}.log",
         env=env,
-        cwd=source,
+        cwd=root,
     ).start()
     try:
         deadline = time.monotonic() + 60

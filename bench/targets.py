@@ -19,6 +19,9 @@ class Target:
     infer_path: str = "/v2/models/fraud/infer"
     env: dict[str, str] = field(default_factory=dict)
     baseline: str | None = None  # "stock" or "floor": what the ratios compare against
+    # The working directory (default: this checkout); a target run from another
+    # checkout sets it and `env` with bench/checkout.py.
+    cwd: Path | None = None
 
 
 def _module(module: str, kserve_args: bool) -> Callable[[Path, int, int], list[str]]:
@@ -37,7 +40,7 @@ def _module(module: str, kserve_args: bool) -> Callable[[Path, int, int], list[s
     return argv
 
 
-_predictor = _module("serving", kserve_args=True)
+_predictor = _module("riskserve.serving", kserve_args=True)
 _stock = _module("bench.stock_kserve", kserve_args=True)
 _bare = _module("bench.bare_asgi", kserve_args=False)
 _gateway = _module("bench.gateway_target", kserve_args=False)
@@ -76,3 +79,16 @@ TARGETS: list[Target] = [
 
 def register(target: Target) -> None:
     TARGETS.append(target)
+
+
+def predictor_from(name: str, root: Path, env: dict[str, str]) -> Target:
+    """This predictor as another checkout has it (`root`: bench/checkout.py's link
+    tree of that checkout, `env` its PYTHONPATH), to be measured beside this one."""
+    return Target(
+        name,
+        f"the predictor of {root.name} (python -m riskserve.serving)",
+        _predictor,
+        "/v2/health/ready",
+        env=env,
+        cwd=root,
+    )
