@@ -36,10 +36,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway_target")
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--http_port", type=int, required=True)
+    parser.add_argument("--grpc_port", type=int, default=0, help="0: no gRPC")
     args = parser.parse_args()
     settings = PlatformSettings(
         state_dir=Path(tempfile.mkdtemp(prefix="riskserve-bench-platform-")),
         gateway_port=args.http_port,
+        gateway_grpc_port=args.grpc_port,
     )
     platform = LocalPlatform(settings, env=inherited_environment())
     platform.apply_documents(parse_documents(ISVC.format(storage_uri=args.model_dir)))

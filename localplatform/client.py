@@ -48,6 +48,13 @@ def start_daemon(settings: PlatformSettings, env: dict[str, str] | None = None) 
             f"port {settings.gateway_port} is taken by another program; set "
             "RISKSERVE_GATEWAY_PORT to a free port"
         )
+    if settings.gateway_grpc_port and port_open(
+        settings.host, settings.gateway_grpc_port
+    ):
+        raise PlatformError(
+            f"port {settings.gateway_grpc_port} (the gateway's gRPC) is taken by another "
+            "program; set RISKSERVE_GATEWAY_GRPC_PORT to a free port, or 0 to turn it off"
+        )
     process = ManagedProcess(
         name="riskserve platform",
         argv=[sys.executable, "-m", "riskserve.localplatform.daemon"],

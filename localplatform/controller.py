@@ -53,6 +53,7 @@ TICK_S = 0.2
 class RunningRevision:
     process: ManagedProcess
     pool: UpstreamPool
+    grpc_port: int
     started_at: float = field(default_factory=time.monotonic)
     was_ready: bool = False
 
@@ -281,7 +282,7 @@ class LocalPlatform:
         )
         revision.ready = False
         self.running[revision.name] = RunningRevision(
-            process, UpstreamPool(self.settings.host, http_port)
+            process, UpstreamPool(self.settings.host, http_port), grpc_port
         )
         log.info("started %s (pid %s, port %s)", revision.name, process.pid, http_port)
 
@@ -310,6 +311,11 @@ class LocalPlatform:
     def pool(self, revision_name: str) -> UpstreamPool | None:
         running = self.running.get(revision_name)
         return running.pool if running else None
+
+    def grpc_port(self, revision_name: str) -> int | None:
+        """The gRPC port of a revision's running predictor, if it runs."""
+        running = self.running.get(revision_name)
+        return running.grpc_port if running else None
 
     async def tick(self) -> None:
         """One pass over every revision: start, probe, notice deaths, stop leftovers.
@@ -366,6 +372,7 @@ class LocalPlatform:
                 self.running.pop(revision.name)
                 running.pool.close()
                 revision.ready = False
+                self.version += 1
                 if running.was_ready:
                     # It served before: restart it, as a kubelet restarts a pod.
                     revision.reason = f"predictor process died ({reason}); restarting"
@@ -383,6 +390,9 @@ class LocalPlatform:
                     running.pool, service.name, self.settings.readiness_probe_timeout_s
                 ):
                     revision.ready, revision.reason = True, ""
+                    # The gateway's routes change now, not when the tick ends: its
+                    # other probes may wait a probe timeout each.
+                    self.version += 1
                     running.was_ready = True
                     dirty = True
                     log.info("%s is ready", revision.name)

@@ -1,7 +1,7 @@
 """`python -m riskserve.localplatform.daemon`: the local platform's long-running process.
 
 One asyncio loop runs the controller (predictor processes, readiness, restarts) and
-the gateway (port 8000 by default). On SIGTERM or Ctrl-C it stops every predictor it
+the gateway: HTTP on port 8000 and gRPC on port 8001 by default. On SIGTERM or Ctrl-C it stops every predictor it
 started, by PID, and saves its state.
 """
 
@@ -17,6 +17,7 @@ import sys
 import uvicorn
 from riskserve.localplatform.controller import LocalPlatform
 from riskserve.localplatform.gateway import Gateway
+from riskserve.localplatform.grpc_gateway import GrpcGateway
 from riskserve.localplatform.settings import PlatformSettings, inherited_environment
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
@@ -32,6 +33,10 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
+
+
+class PortTaken(Exception):
+    """A port the daemon must listen on is taken."""
 
 
 async def run(settings: PlatformSettings) -> None:
@@ -60,6 +65,18 @@ async def run(settings: PlatformSettings) -> None:
         loop="none",
     )
     server = _Server(config)
+    grpc_gateway = GrpcGateway(gateway)
+    grpc_server = None
+    if settings.gateway_grpc_port:
+        try:
+            grpc_server = grpc_gateway.server(settings.host, settings.gateway_grpc_port)
+        except RuntimeError as exc:
+            raise PortTaken(
+                f"cannot listen for gRPC on {settings.host}:"
+                f"{settings.gateway_grpc_port} ({exc}); set RISKSERVE_GATEWAY_GRPC_PORT "
+                "to a free port, or 0 to turn the gateway's gRPC off"
+            ) from None
+        await grpc_server.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
@@ -68,6 +85,9 @@ async def run(settings: PlatformSettings) -> None:
     try:
         await server.serve()
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+        await grpc_gateway.close()
         stop.set()
         await controller
         gateway.apply_worker.close()
@@ -90,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    serve_forever(settings)
+    try:
+        serve_forever(settings)
+    except PortTaken as exc:
+        print(f"riskserve platform: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -24,6 +24,10 @@ class PlatformSettings(BaseSettings):
     gateway_port: int = 8000
     """Port of the gateway that routes `/v2/models/<isvc>/...` by the traffic split."""
 
+    gateway_grpc_port: int = Field(default=8001, ge=0, le=65535)
+    """Port of the gateway's gRPC side (`inference.GRPCInferenceService`), routed by the
+    same traffic split, deadlines, retries, shadow and key as HTTP; 0 turns it off."""
+
     predictor_ready_timeout_s: float = 120.0
     """How long a new revision's predictor may take to load its model."""
 

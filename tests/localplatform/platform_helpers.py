@@ -65,10 +65,15 @@ def isvc_yaml(
 
 class Platform:
     def __init__(self, state_dir: Path) -> None:
-        self.settings = PlatformSettings(state_dir=state_dir, gateway_port=free_port())
+        self.settings = PlatformSettings(
+            state_dir=state_dir,
+            gateway_port=free_port(),
+            gateway_grpc_port=free_port(),
+        )
         self.env = {
             "RISKSERVE_STATE_DIR": str(state_dir),
             "RISKSERVE_GATEWAY_PORT": str(self.settings.gateway_port),
+            "RISKSERVE_GATEWAY_GRPC_PORT": str(self.settings.gateway_grpc_port),
         }
         self.client = httpx.Client(base_url=self.settings.gateway_url, timeout=30)
 

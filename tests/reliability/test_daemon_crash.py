@@ -129,6 +129,7 @@ def test_down_stops_orphaned_predictors_and_only_those(tmp_path, rel_models, led
         **os.environ,
         "RISKSERVE_STATE_DIR": str(tmp_path / "state"),
         "RISKSERVE_GATEWAY_PORT": str(free_port()),
+        "RISKSERVE_GATEWAY_GRPC_PORT": str(free_port()),
     }
     platform = Platform(tmp_path / "state")
 

@@ -1,0 +1,444 @@
+"""gRPC through the local platform's gateway: clients no one here wrote (Triton's and
+KServe's), the canary split, deadlines and retries, shadow copies, the key, and the
+unknown model refused first. Real daemon, real predictors, real sockets."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import numpy as np
+import pytest
+from riskserve.localplatform.client import apply_yaml, status, traffic, wait_ready
+from riskserve.localplatform.grpc_gateway import MalformedMessage, model_name
+from riskserve.model.specs import FRAUD
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+
+from tests.fixtures.contract_models import expected_fraud
+from tests.localplatform.platform_helpers import Platform, isvc_yaml
+
+KEY = "grpc-gateway-test-key"
+AUTH = (("authorization", f"Bearer {KEY}"),)
+CANARY = "fraud-predictor-00002"
+STABLE = "fraud-predictor-00001"
+
+
+@pytest.fixture(scope="module")
+def canary_platform(tmp_path_factory, model_dirs):
+    """fraud v1 with v2 as a 50% canary, behind a key; the try timeout short."""
+    running = Platform(tmp_path_factory.mktemp("grpc") / "state").use_key(KEY)
+    running.env["RISKSERVE_GATEWAY_TRY_TIMEOUT_S"] = "0.5"
+    running.start()
+    apply_yaml(running.settings, isvc_yaml("fraud", model_dirs["v1"]))
+    wait_ready(running.settings, ["fraud"], 60)
+    apply_yaml(running.settings, isvc_yaml("fraud", model_dirs["v2"], canary=50))
+    wait_ready(running.settings, ["fraud"], 60)
+    yield running
+    running.stop()
+    running.client.close()
+
+
+def grpc_target(platform: Platform) -> str:
+    return f"127.0.0.1:{platform.settings.gateway_grpc_port}"
+
+
+def rows(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    features = rng.gamma(2.0, 3.0, (n, len(FRAUD.feature_names))).astype(np.float32)
+    features[:, 3:] = rng.integers(0, 2, (n, 4))
+    return features
+
+
+def typed_request(features: np.ndarray, model: str = "fraud") -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name=model)
+    for index, name in enumerate(FRAUD.feature_names):
+        tensor = request.inputs.add(
+            name=name, datatype="FP32", shape=[len(features), 1]
+        )
+        tensor.contents.fp32_contents.extend(features[:, index].tolist())
+    return request
+
+
+# Triton's and KServe's clients each register their own copy of the v2 protobuf
+# package `inference`, which cannot share a process with another copy (protobuf refuses
+# a second definition of a symbol): each runs in a process of its own, as a payment
+# system's client would, and prints what it saw.
+TRITON_CLIENT = """
+import collections, json, sys
+import numpy as np
+import tritonclient.grpc as triton
+target, key, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+names = json.loads(sys.argv[4])
+client = triton.InferenceServerClient(target)
+headers = {"authorization": f"Bearer {key}"}
+out = {
+    "live": client.is_server_live(headers=headers),
+    "ready": client.is_model_ready("fraud", headers=headers),
+    "inputs": [i["name"] for i in client.get_model_metadata(
+        "fraud", headers=headers, as_json=True)["inputs"]],
+    "answers": [],
+}
+rng = np.random.default_rng(0)
+for call in range(calls):
+    features = rng.gamma(2.0, 3.0, (2, len(names))).astype(np.float32)
+    inputs = []
+    for index, name in enumerate(names):
+        tensor = triton.InferInput(name, [2, 1], "FP32")
+        tensor.set_data_from_numpy(features[:, index : index + 1].copy())
+        inputs.append(tensor)
+    result = client.infer("fraud", inputs, headers=headers)
+    out["answers"].append({
+        "features": features.tolist(),
+        "probability": result.as_numpy("fraud_probability").ravel().tolist(),
+        "is_fraud": result.as_numpy("is_fraud").ravel().tolist(),
+        "version": result.get_response().model_version,
+    })
+client.close()
+print(json.dumps(out))
+"""
+
+KSERVE_CLIENT = """
+import asyncio, json, sys
+import numpy as np
+from kserve import InferenceGRPCClient, InferInput, InferRequest
+target, key, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+names = json.loads(sys.argv[4])
+
+async def main():
+    client = InferenceGRPCClient(target, timeout=10, verbose=False)
+    rng = np.random.default_rng(1)
+    answers = []
+    try:
+        for call in range(calls):
+            features = rng.gamma(2.0, 3.0, (3, len(names))).astype(np.float32)
+            inputs = []
+            for index, name in enumerate(names):
+                tensor = InferInput(name, [3, 1], "FP32")
+                tensor.set_data_from_numpy(
+                    features[:, index : index + 1].copy(), binary_data=False
+                )
+                inputs.append(tensor)
+            response = await client.infer(
+                InferRequest(model_name="fraud", infer_inputs=inputs),
+                headers=(("authorization", f"Bearer {key}"),),
+            )
+            by_name = {o.name: o for o in response.outputs}
+            answers.append({
+                "features": features.tolist(),
+                "probability": [float(v) for v in by_name["fraud_probability"].data],
+                "version": response.model_version,
+            })
+    finally:
+        await client.close()
+    print(json.dumps({"answers": answers}))
+
+asyncio.run(main())
+"""
+
+
+def run_client(script: str, platform: Platform, calls: int) -> dict:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            grpc_target(platform),
+            KEY,
+            str(calls),
+            json.dumps(list(FRAUD.feature_names)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_answers(answers: list[dict]) -> collections.Counter[str]:
+    versions: collections.Counter[str] = collections.Counter()
+    for answer in answers:
+        probability, decision = expected_fraud(np.asarray(answer["features"]))
+        np.testing.assert_allclose(
+            answer["probability"], probability, rtol=1e-4, atol=1e-6
+        )
+        if "is_fraud" in answer:
+            assert answer["is_fraud"] == decision.tolist()
+        versions[answer["version"]] += 1
+    return versions
+
+
+@pytest.mark.e2e
+def test_triton_grpc_client_gets_both_revisions_in_proportion(canary_platform):
+    """tritonclient.grpc as a payment system would use it: raw tensors, the key as a
+    header. 400 calls split about 50/50 by the versions that answered, every answer
+    exactly the model's."""
+    before = served_counts(canary_platform)
+    seen = run_client(TRITON_CLIENT, canary_platform, 400)
+    assert seen["live"] and seen["ready"]
+    assert seen["inputs"] == list(FRAUD.feature_names)
+    versions = check_answers(seen["answers"])
+    print(f"versions over 400 gRPC calls through the gateway: {dict(versions)}")
+    assert set(versions) == {"1", "2"}
+    assert 150 <= versions["2"] <= 250, versions  # 50% +- 5 standard deviations
+    after = served_counts(canary_platform)
+    # The gateway counts gRPC calls with HTTP's: the rollout gates see both.
+    assert after[CANARY] - before[CANARY] >= versions["2"]
+    assert after[STABLE] - before[STABLE] >= versions["1"]
+
+
+@pytest.mark.e2e
+def test_kserve_grpc_client_through_the_gateway(canary_platform):
+    """KServe's own async gRPC client, typed contents: both revisions answer."""
+    versions = check_answers(run_client(KSERVE_CLIENT, canary_platform, 200)["answers"])
+    assert set(versions) == {"1", "2"}
+    assert 65 <= versions["2"] <= 135, versions
+
+
+def served_counts(platform: Platform) -> dict[str, int]:
+    revisions = traffic(platform.settings)["inferenceservices"]["fraud"]["revisions"]
+    return collections.defaultdict(int, {r["name"]: r["requests"] for r in revisions})
+
+
+@pytest.mark.e2e
+def test_the_revision_is_named_in_the_trailers(canary_platform):
+    with grpc.insecure_channel(grpc_target(canary_platform)) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        seen = set()
+        for call in range(60):
+            features = rows(1, seed=call)
+            response, outcome = stub.ModelInfer.with_call(
+                typed_request(features), metadata=AUTH, timeout=10
+            )
+            revision = dict(outcome.trailing_metadata())["x-riskserve-revision"]
+            assert response.model_version == {STABLE: "1", CANARY: "2"}[revision]
+            seen.add(revision)
+    assert seen == {STABLE, CANARY}
+
+
+@pytest.mark.e2e
+def test_unknown_models_keys_and_garbage_are_refused_first(canary_platform):
+    """The key before the lookup, the lookup before the body: an unknown model with an
+    empty or broken request is NOT_FOUND; without the key, known or not, the same
+    UNAUTHENTICATED; bytes that are no protobuf message are INVALID_ARGUMENT."""
+    with grpc.insecure_channel(grpc_target(canary_platform)) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=None,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+
+        def refusal(body: bytes, metadata=AUTH) -> tuple[grpc.StatusCode, str]:
+            with pytest.raises(grpc.RpcError) as caught:
+                infer(body, metadata=metadata, timeout=10)
+            return caught.value.code(), caught.value.details()
+
+        empty_unknown = pb.ModelInferRequest(model_name="nope").SerializeToString()
+        code, details = refusal(empty_unknown)
+        assert code == grpc.StatusCode.NOT_FOUND and "nope" in details
+        # The predictor's own lookup comes first too: an empty request to a known
+        # model is the predictor's INVALID_ARGUMENT, passed on with its words.
+        code, details = refusal(
+            pb.ModelInferRequest(model_name="fraud").SerializeToString()
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        without_key = {
+            refusal(body, metadata=())
+            for body in (
+                empty_unknown,
+                typed_request(rows(1)).SerializeToString(),
+                b"\xff\xff\xff",
+            )
+        }
+        assert without_key == {
+            (grpc.StatusCode.UNAUTHENTICATED, "missing or invalid API key")
+        }
+        code, details = refusal(b"\x0a\xff\xff\xff\xff\x0f")  # a name longer than all
+        assert (
+            code == grpc.StatusCode.INVALID_ARGUMENT and "ModelInferRequest" in details
+        )
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelMetadata(pb.ModelMetadataRequest(name="nope"), metadata=AUTH)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as caught:
+            # Triton's statistics extension: no predictor serves it.
+            channel.unary_unary("/inference.GRPCInferenceService/ModelStatistics")(
+                b"", metadata=AUTH, timeout=10
+            )
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert stub.ServerLive(pb.ServerLiveRequest()).live  # probes need no key
+
+
+@pytest.mark.e2e
+def test_a_hung_canary_costs_one_try_and_deadlines_bound_the_call(canary_platform):
+    """SIGSTOP the canary: every call still answers, from the stable revision, and the
+    canary leaves the split until it answers again. Then with the stable revision
+    stopped too, the call's own deadline and the x-riskserve-timeout-ms metadata bound
+    the wait."""
+    pids = {
+        name: revision["pid"]
+        for name, revision in status(canary_platform.settings)["revisions"].items()
+    }
+    with grpc.insecure_channel(grpc_target(canary_platform)) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        os.kill(pids[CANARY], signal.SIGSTOP)
+        try:
+            versions = collections.Counter()
+            slowest = 0.0
+            for call in range(40):
+                started = time.monotonic()
+                response = stub.ModelInfer(
+                    typed_request(rows(1, seed=call)), metadata=AUTH, timeout=10
+                )
+                slowest = max(slowest, time.monotonic() - started)
+                versions[response.model_version] += 1
+            assert versions == {"1": 40}, versions
+            assert slowest < 0.5 + 2.0, slowest  # one try timeout at most
+            revision = status(canary_platform.settings)["revisions"][CANARY]
+            assert not revision["ready"]
+            # The stable revision hung too: the metadata's deadline bounds the call
+            # (the try that timed out takes it out of the split, as on HTTP) ...
+            os.kill(pids[STABLE], signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.ModelInfer(
+                        typed_request(rows(1)),
+                        metadata=(*AUTH, ("x-riskserve-timeout-ms", "800")),
+                        timeout=20,
+                    )
+                assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "800 ms" in caught.value.details()
+                assert time.monotonic() - started < 5
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.ModelInfer(typed_request(rows(1)), metadata=AUTH, timeout=10)
+                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "no ready revision" in caught.value.details()
+            finally:
+                os.kill(pids[STABLE], signal.SIGCONT)
+            wait_revision_ready(canary_platform, STABLE)
+            # ... and so does the call's own gRPC deadline.
+            os.kill(pids[STABLE], signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.ModelInfer(typed_request(rows(1)), metadata=AUTH, timeout=1.0)
+                assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert time.monotonic() - started < 4
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.ModelInfer(
+                        typed_request(rows(1)),
+                        metadata=(*AUTH, ("x-riskserve-timeout-ms", "soon")),
+                        timeout=10,
+                    )
+                assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "x-riskserve-timeout-ms" in caught.value.details()
+            finally:
+                os.kill(pids[STABLE], signal.SIGCONT)
+        finally:
+            os.kill(pids[CANARY], signal.SIGCONT)
+    wait_revision_ready(canary_platform, STABLE)
+    wait_revision_ready(canary_platform, CANARY)
+
+
+def wait_revision_ready(platform: Platform, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while not status(platform.settings)["revisions"][name]["ready"]:
+        assert time.monotonic() < deadline, status(platform.settings)
+        time.sleep(0.2)
+
+
+@pytest.mark.e2e
+def test_a_shadow_gets_grpc_copies_and_never_answers(tmp_path, model_dirs):
+    platform = Platform(tmp_path / "state").start()
+    try:
+        apply_yaml(platform.settings, isvc_yaml("fraud", model_dirs["v1"]))
+        wait_ready(platform.settings, ["fraud"], 60)
+        shadowed = isvc_yaml("fraud", model_dirs["shifted"], canary=0).replace(
+            "  name: fraud\n",
+            "  name: fraud\n  annotations:\n    riskserve.io/shadow: 'true'\n",
+        )
+        apply_yaml(platform.settings, shadowed)
+        wait_ready(platform.settings, ["fraud"], 60)
+        with grpc.insecure_channel(grpc_target(platform)) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            for call in range(100):
+                request = typed_request(rows(4, seed=call))
+                if call % 2:  # raw tensors as well as typed contents
+                    features = rows(4, seed=call)
+                    request = pb.ModelInferRequest(model_name="fraud")
+                    for index, name in enumerate(FRAUD.feature_names):
+                        request.inputs.add(name=name, datatype="FP32", shape=[4, 1])
+                        request.raw_input_contents.append(
+                            features[:, index].astype("<f4").tobytes()
+                        )
+                response = stub.ModelInfer(request, timeout=10)
+                assert response.model_version == "1"
+        time.sleep(0.5)  # the last copies are on their way
+        revisions = {
+            r["name"]: r
+            for r in traffic(platform.settings)["inferenceservices"]["fraud"][
+                "revisions"
+            ]
+        }
+        comparison = revisions[CANARY]["shadow_comparison"]
+        assert comparison["compared"] >= 95 and comparison["errors"] == 0, comparison
+        # The shifted model scores higher: its answers differ; none reached a client.
+        assert comparison["sum_abs_diff"] / comparison["compared"] > 0.05
+    finally:
+        platform.stop()
+        platform.client.close()
+
+
+@pytest.mark.inprocess
+@pytest.mark.parametrize(
+    "message",
+    [
+        pb.ModelInferRequest(model_name="fraud"),
+        pb.ModelInferRequest(model_name="fraud", id="x" * 300),
+        pb.ModelMetadataRequest(name="credit", version="3"),
+        pb.ModelReadyRequest(name="ünïcode"),
+        pb.ModelInferRequest(),
+    ],
+)
+def test_the_model_name_is_read_off_the_wire(message):
+    request = typed_request(rows(5), model=getattr(message, "model_name", "x"))
+    if isinstance(message, pb.ModelInferRequest):
+        request.MergeFrom(message)
+        expected = request.model_name
+        wire = request.SerializeToString()
+    else:
+        expected = message.name
+        wire = message.SerializeToString()
+    assert model_name(wire) == expected
+    # The last occurrence wins, as protobuf reads it.
+    assert (
+        model_name(wire + pb.ModelInferRequest(model_name="z").SerializeToString())
+        == "z"
+    )
+
+
+@pytest.mark.inprocess
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"\x0a\x05abc",
+        b"\x0a",
+        b"\xff",
+        b"\x0f",
+        b"\x00\x01",
+        b"\x0a\x02\xff\xfe",
+        b"\x80" * 20,
+    ],
+)
+def test_broken_messages_are_named_not_crashed_on(wire):
+    with pytest.raises(MalformedMessage):
+        model_name(wire)
