@@ -83,6 +83,7 @@ def test_helm_lint_strict(values: Path) -> None:
         (["--set", "mlflow.replicas=2"], "backendStore"),
         (["--set", "servingRuntime.workers=0"], "workers"),
         (["--set", "models.credit.timeout=0"], "timeout"),
+        (["--set", "models.fraud.protocol=soap"], "protocol"),
         # External S3 is the default: without an endpoint there is no store.
         (["--set", "s3.endpoint="], "s3.endpoint"),
         # Drift alerts with nowhere for the monitor's gauges to go would never fire.
@@ -124,6 +125,25 @@ def test_workers_and_timeouts_come_from_values() -> None:
         if d["kind"] == "InferenceService"
     }
     assert timeouts == {"fraud": 2, "credit": 5}
+
+
+def test_a_grpc_model_declares_the_h2c_port_knative_routes() -> None:
+    """`models.<m>.protocol: grpc`: the predictor's gRPC port is the one Knative routes
+    (its canary split with it); the other model keeps REST; both still validate."""
+    documents = helm_template(CI_VALUES[0], "--set", "models.fraud.protocol=grpc")
+    services = {
+        d["metadata"]["name"]: d for d in documents if d["kind"] == "InferenceService"
+    }
+    fraud = services["fraud"]["spec"]["predictor"]["model"]
+    assert fraud["protocolVersion"] == "grpc-v2"
+    assert fraud["ports"] == [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
+    (runtime,) = [d for d in documents if d["kind"] == "ServingRuntime"]
+    assert "--grpc_port=8081" in runtime["spec"]["containers"][0]["args"]
+    credit = services["credit"]["spec"]["predictor"]["model"]
+    assert credit["protocolVersion"] == "v2" and "ports" not in credit
+    for document in services.values():
+        validator = kserve_validator(document["apiVersion"], document["kind"])
+        assert not [e.message for e in validator.iter_errors(document)]
 
 
 def test_every_render_has_documents(rendered: Render) -> None:

@@ -198,6 +198,7 @@ def test_triton_grpc_client_gets_both_revisions_in_proportion(canary_platform):
 def test_kserve_grpc_client_through_the_gateway(canary_platform):
     """KServe's own async gRPC client, typed contents: both revisions answer."""
     versions = check_answers(run_client(KSERVE_CLIENT, canary_platform, 200)["answers"])
+    print(f"versions over 200 KServe gRPC client calls: {dict(versions)}")
     assert set(versions) == {"1", "2"}
     assert 65 <= versions["2"] <= 135, versions
 
