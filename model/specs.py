@@ -82,13 +82,13 @@ PROBABILITY_OUTPUT: dict[str, str] = {
 }
 """The probability output of each model kind."""
 
-FRAUD_OUTPUTS = (("fraud_probability", "FP32"), ("is_fraud", "BOOL"))
+FRAUD_OUTPUTS = ((FRAUD_PROBABILITY, "FP32"), (IS_FRAUD, "BOOL"))
 CREDIT_OUTPUTS = (
-    ("default_probability", "FP32"),
-    ("credit_score", "FP32"),
-    ("approved", "BOOL"),
+    (DEFAULT_PROBABILITY, "FP32"),
+    (CREDIT_SCORE, "FP32"),
+    (APPROVED, "BOOL"),
 )
-SCORE_OUTPUTS = ("fraud_probability", "default_probability", "credit_score")
+SCORE_OUTPUTS = (FRAUD_PROBABILITY, DEFAULT_PROBABILITY, CREDIT_SCORE)
 """The outputs whose distribution the reference profiles keep and the monitor compares."""
 
 FRAUD = ModelSpec(
