@@ -118,6 +118,23 @@ def model_name(message: bytes) -> str:
         raise MalformedMessage("the model name is not UTF-8") from None
 
 
+class Upstream:
+    """A channel to one predictor, and its calls made once (bytes in and out)."""
+
+    __slots__ = ("port", "channel", "_calls")
+
+    def __init__(self, port: int, channel: grpc.aio.Channel) -> None:
+        self.port, self.channel = port, channel
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+
+    def call(self, path: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        call = self._calls.get(path)
+        if call is None:
+            # No (de)serializers: the bytes go as they came.
+            call = self._calls[path] = self.channel.unary_unary(path)
+        return call
+
+
 class GrpcGateway:
     """The gRPC half of the gateway: routing state, stats and key are `gateway`'s."""
 
@@ -125,7 +142,7 @@ class GrpcGateway:
         self.gateway = gateway
         self.platform = gateway.platform
         self.max_message = self.platform.settings.gateway_max_body_bytes
-        self._channels: dict[str, tuple[int, grpc.aio.Channel]] = {}
+        self._channels: dict[str, Upstream] = {}
         self._shadow_tasks: set[asyncio.Task[None]] = set()
 
     # -- the server ----------------------------------------------------------------------
@@ -172,8 +189,8 @@ class GrpcGateway:
     async def close(self) -> None:
         for task in list(self._shadow_tasks):
             task.cancel()
-        for _, channel in self._channels.values():
-            await channel.close()
+        for upstream in self._channels.values():
+            await upstream.channel.close()
         self._channels.clear()
 
     # -- the gateway's own calls -----------------------------------------------------------
@@ -200,11 +217,15 @@ class GrpcGateway:
 
     # -- routed calls ----------------------------------------------------------------------
 
-    def _authorized(self, context: Context) -> bool:
+    def _authorized(
+        self, context: Context, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> bool:
         key = self.gateway._api_key
         if key is None:
             return True
-        return key_matches(presented_key(_metadata_bytes(context)), key)
+        if headers is None:
+            headers = _metadata_bytes(context)
+        return key_matches(presented_key(headers), key)
 
     def _forwarder(self, method: str) -> Callable[[bytes, Context], Awaitable[bytes]]:
         path = f"/{SERVICE}/{method}"
@@ -217,8 +238,12 @@ class GrpcGateway:
     async def forward(
         self, path: str, method: str, request: bytes, context: Context
     ) -> bytes:
+        received: tuple[tuple[str, str | bytes], ...] = tuple(
+            context.invocation_metadata() or ()
+        )
+        headers = _metadata_bytes(context, received)
         # The key before the lookup: without it, NOT_FOUND would say which models exist.
-        if not self._authorized(context):
+        if not self._authorized(context, headers):
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "missing or invalid API key"
             )
@@ -235,14 +260,10 @@ class GrpcGateway:
                 f"unknown InferenceService {excerpt(isvc)!r}",
             )
         try:
-            deadline_s = self._deadline_s(isvc, context)
+            deadline_s = self._deadline_s(isvc, context, headers)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        metadata = tuple(
-            (k, v)
-            for k, v in context.invocation_metadata() or ()
-            if k in FORWARDED_METADATA
-        )
+        metadata = tuple((k, v) for k, v in received if k in FORWARDED_METADATA)
         deadline = time.monotonic() + deadline_s
         tried: set[str] = set()
         timed_out = False
@@ -272,7 +293,7 @@ class GrpcGateway:
             )
             started = time.perf_counter()
             try:
-                response = await _raw(channel, path)(
+                response = await channel.call(path)(
                     request, timeout=try_timeout, metadata=metadata
                 )
             except grpc.aio.AioRpcError as error:
@@ -305,52 +326,50 @@ class GrpcGateway:
                 self._mirror_later(isvc, path, request, metadata, response)
             return response
 
-    def _deadline_s(self, isvc: str, context: Context) -> float:
+    def _deadline_s(
+        self, isvc: str, context: Context, headers: list[tuple[bytes, bytes]]
+    ) -> float:
         """The shortest of the call's own deadline and what HTTP would use (the
         `x-riskserve-timeout-ms` metadata, else the service's timeout, else the
         platform's default)."""
-        headers = [
-            (k.encode(), v.encode())
-            for k, v in context.invocation_metadata() or ()
-            if isinstance(v, str)
-        ]
         deadline_s = self.gateway.deadline_s(isvc, headers)
         remaining = context.time_remaining()
         if remaining is not None:
             deadline_s = min(deadline_s, max(remaining, 0.0))
         return deadline_s
 
-    async def _channel(self, revision: str) -> grpc.aio.Channel | None:
-        """A channel to the revision's running predictor (None when it does not run);
+    async def _channel(self, revision: str) -> Upstream | None:
+        """The revision's running predictor (None when it does not run): a channel
         made on first use, remade when the predictor restarted on another port."""
         port = self.platform.grpc_port(revision)
         cached = self._channels.get(revision)
-        if cached is not None and (port is None or cached[0] != port):
+        if cached is not None and cached.port == port:
+            return cached
+        if cached is not None:
             del self._channels[revision]
-            await cached[1].close()
-            cached = None
+            await cached.channel.close()
         if port is None:
             return None
-        if cached is None:
-            if len(self._channels) >= 64:
-                await self._forget_stopped()
-            channel = grpc.aio.insecure_channel(
+        if len(self._channels) >= 64:
+            await self._forget_stopped()
+        upstream = Upstream(
+            port,
+            grpc.aio.insecure_channel(
                 f"{_grpc_host(self.platform.settings.host)}:{port}",
                 options=[
                     ("grpc.max_send_message_length", self.max_message),
                     ("grpc.max_receive_message_length", self.max_message),
                 ],
-            )
-            self._channels[revision] = (port, channel)
-            return channel
-        return cached[1]
+            ),
+        )
+        self._channels[revision] = upstream
+        return upstream
 
     async def _forget_stopped(self) -> None:
         for revision in [
             r for r in self._channels if self.platform.grpc_port(r) is None
         ]:
-            _, channel = self._channels.pop(revision)
-            await channel.close()
+            await self._channels.pop(revision).channel.close()
 
     # -- shadow copies ------------------------------------------------------------------
 
@@ -387,7 +406,7 @@ class GrpcGateway:
             return
         started = time.perf_counter()
         try:
-            payload = await _raw(channel, path)(
+            payload = await channel.call(path)(
                 request,
                 timeout=self.platform.settings.gateway_deadline_s,
                 metadata=metadata,
@@ -454,13 +473,6 @@ def response_outputs(payload: bytes) -> dict[str, list[dict[str, Any]]]:
     return {"outputs": outputs}
 
 
-def _raw(
-    channel: grpc.aio.Channel, path: str
-) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
-    """The call `path` on `channel`, bytes in and out (no (de)serializer)."""
-    return channel.unary_unary(path)
-
-
 def _not_answered(error: grpc.aio.AioRpcError) -> bool:
     """True when the revision did not answer the call itself: it could not be reached,
     its connection broke, or the try's timeout passed. A predictor names itself in the
@@ -475,11 +487,14 @@ def _not_answered(error: grpc.aio.AioRpcError) -> bool:
     return False
 
 
-def _metadata_bytes(context: Context) -> list[tuple[bytes, bytes]]:
-    return [
-        (k.encode(), v.encode() if isinstance(v, str) else v)
-        for k, v in context.invocation_metadata() or ()
-    ]
+def _metadata_bytes(
+    context: Context, received: Sequence[tuple[str, str | bytes]] | None = None
+) -> list[tuple[bytes, bytes]]:
+    """The call's metadata as HTTP headers (names and values as bytes), for the key
+    and deadline rules the HTTP side applies."""
+    if received is None:
+        received = tuple(context.invocation_metadata() or ())
+    return [(k.encode(), v.encode() if isinstance(v, str) else v) for k, v in received]
 
 
 def _grpc_host(host: str) -> str:
