@@ -5,9 +5,11 @@ unknown model refused first. Real daemon, real predictors, real sockets."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,8 @@ import time
 import grpc
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from riskserve.localplatform.client import apply_yaml, status, traffic, wait_ready
 from riskserve.localplatform.grpc_gateway import MalformedMessage, model_name
 from riskserve.model.specs import FRAUD
@@ -443,3 +447,37 @@ def test_the_model_name_is_read_off_the_wire(message):
 def test_broken_messages_are_named_not_crashed_on(wire):
     with pytest.raises(MalformedMessage):
         model_name(wire)
+
+
+@pytest.mark.inprocess
+@given(wire=st.binary(max_size=200))
+@settings(max_examples=2000, deadline=None)
+def test_any_bytes_give_a_name_or_a_malformed_message(wire):
+    try:
+        name = model_name(wire)
+    except MalformedMessage:
+        return
+    assert isinstance(name, str)
+
+
+@pytest.mark.e2e
+def test_garbage_on_the_grpc_port_harms_no_later_call(canary_platform):
+    """Bytes that are not HTTP/2, a preface cut short, a connection left idle: the
+    gateway drops each, and the next call is answered."""
+    for junk in (
+        b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\xff" * 100,
+        os.urandom(4096),
+        b"",
+    ):
+        with socket.create_connection(
+            ("127.0.0.1", canary_platform.settings.gateway_grpc_port), timeout=5
+        ) as raw:
+            raw.sendall(junk)
+            raw.settimeout(2)
+            with contextlib.suppress(OSError):
+                raw.recv(1024)
+    with grpc.insecure_channel(grpc_target(canary_platform)) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        response = stub.ModelInfer(typed_request(rows(1)), metadata=AUTH, timeout=10)
+        assert response.model_version in {"1", "2"}
