@@ -33,8 +33,8 @@ lint: install typecheck
 
 # mypy (configured in pyproject.toml) over riskserve. The rooms install as
 # riskserve.<room> (setup.py), a mapping mypy cannot read, so it reads them through a
-# tree of links of that shape, .typecheck/, made anew each run. training's errors are
-# not reported until it is typed (pyproject.toml).
+# tree of links of that shape, .typecheck/, made anew each run. training is checked like
+# the other rooms, and its functions must be fully annotated (pyproject.toml).
 typecheck: install
 	@rm -rf .typecheck && mkdir -p .typecheck/riskserve
 	@for f in riskserve/*; do ln -s ../../$$f .typecheck/riskserve/; done

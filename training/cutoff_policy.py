@@ -17,9 +17,12 @@ Numpy and pandas only, so that a bad policy is reported before any heavy import.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from riskserve.model.specs import DEFAULT_PROBABILITY
 
@@ -105,7 +108,7 @@ class CutoffChoice:
     policy: str  # str(policy)
 
 
-def _checked(name: str, values, n: int | None = None) -> np.ndarray:
+def _checked(name: str, values: npt.ArrayLike, n: int | None = None) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64).ravel()
     if array.size == 0:
         raise ValueError(f"no rows to choose a cut-off on ({name} is empty)")
@@ -117,7 +120,7 @@ def _checked(name: str, values, n: int | None = None) -> np.ndarray:
     return array
 
 
-def _approved(scores, cutoff: float) -> np.ndarray:
+def _approved(scores: npt.ArrayLike, cutoff: float) -> np.ndarray:
     """scores >= cutoff, compared as the ONNX graph compares them: a float32 score
     against the cut-off rounded to float32."""
     scores = np.asarray(scores)
@@ -125,7 +128,9 @@ def _approved(scores, cutoff: float) -> np.ndarray:
     return scores >= np.asarray(cutoff, dtype=dtype)
 
 
-def _break_even_score(pd_: np.ndarray, scores: np.ndarray, odds_good: float):
+def _break_even_score(
+    pd_: np.ndarray, scores: np.ndarray, odds_good: float
+) -> float | None:
     """The score of the PD with odds_good = (1 - p) / p, read back from the rows'
     own scaling (score = offset + factor * ln((1 - p) / p)); None when it cannot be."""
     keep = (pd_ > _UNCLIPPED) & (pd_ < 1 - _UNCLIPPED)
@@ -208,7 +213,14 @@ def _cutoff_between(s_sorted: np.ndarray, k: int) -> float:
     return float((s_sorted[k - 1] + s_sorted[k]) / 2)
 
 
-def _profit_cutoff(policy, p, s, s_sorted, k: int, fallback: float) -> float:
+def _profit_cutoff(
+    policy: CutoffPolicy,
+    p: np.ndarray,
+    s: np.ndarray,
+    s_sorted: np.ndarray,
+    k: int,
+    fallback: float,
+) -> float:
     """The break-even score (PD = GAIN/(GAIN+LOSS)) when it approves the same rows
     as the chosen k: a property of the scaling, not of where this sample's gaps fall,
     and it carries over to applicants scoring outside the sample's range."""
@@ -256,9 +268,9 @@ STRATEGY_COLUMNS = [
 
 
 def strategy_table(
-    y_true,
-    default_probability,
-    scores,
+    y_true: npt.ArrayLike,
+    default_probability: npt.ArrayLike,
+    scores: npt.ArrayLike,
     policy: CutoffPolicy,
     cutoff: float,
     bands: int = 10,
@@ -340,17 +352,18 @@ def strategy_table(
     return table.astype({"size": "Int64", "defaults": "Int64"})
 
 
-def _percent(x) -> str:
+def _percent(x: float) -> str:
     return "" if pd.isna(x) else f"{100 * x:.1f}%"
 
 
-def _amount(x) -> str:
+def _amount(x: float) -> str:
     return "" if pd.isna(x) else f"{x:+.3f}"
 
 
 def format_strategy_table(table: pd.DataFrame) -> str:
     """The strategy table for the terminal; the chosen cut-off's row starts with >>."""
-    columns = [
+    # (title, column, how a cell of it is written, alignment)
+    columns: list[tuple[str, str, Callable[[Any], str], str]] = [
         ("score band", "band", str, "<"),
         ("size", "size", lambda v: "" if pd.isna(v) else str(int(v)), ">"),
         ("defaults", "defaults", lambda v: "" if pd.isna(v) else str(int(v)), ">"),

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from riskserve.model.specs import (
@@ -49,7 +50,12 @@ class ScoreScaling:
         return self.offset + self.factor * np.log((1 - p) / p)
 
 
-def _const(graph: onnx.GraphProto, name: str, value, dtype=np.float32) -> str:
+def _const(
+    graph: onnx.GraphProto,
+    name: str,
+    value: npt.ArrayLike,
+    dtype: npt.DTypeLike = np.float32,
+) -> str:
     graph.initializer.append(
         numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -25,6 +26,9 @@ from sklearn.metrics import (  # noqa: E402
     roc_auc_score,
     roc_curve,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -125,7 +129,7 @@ def score_bands(
     return pd.DataFrame(rows)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -202,7 +206,8 @@ def credit_plots(
     paths.append(_save(fig, out_dir / "calibration_curve.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(scores.min(), scores.max(), 40)
+    # A list: matplotlib's stubs type `bins` as a Sequence, which an array is not.
+    bins = np.linspace(scores.min(), scores.max(), 40).tolist()
     ax.hist(scores[y_true == 0], bins=bins, alpha=0.6, density=True, label="repaid")
     ax.hist(scores[y_true == 1], bins=bins, alpha=0.6, density=True, label="defaulted")
     ax.axvline(cutoff, color="black", linestyle="--", label=f"cut-off {cutoff:.0f}")

@@ -6,7 +6,9 @@ ships it); importing this module costs several seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from riskserve.training.settings import quiet_tensorflow_logs
 
@@ -22,13 +24,19 @@ from riskserve.training.candidates.base import ONNX_OPSET  # noqa: E402
 from riskserve.training.candidates.class_weights import positive_weight  # noqa: E402
 from tensorflow import keras  # noqa: E402
 
+if TYPE_CHECKING:
+    from tensorflow._aliases import TensorCompatible
+
+    # A network of this module: one [N, 1] column per feature in, one [N, 1] tensor out.
+    Network: TypeAlias = keras.Model[TensorCompatible, tf.Tensor]
+
 
 # Continuous, non-negative, heavy-tailed features are scaled on a log scale; the
 # log1p sits in the graph, before Normalization, so raw values go in.
 @dataclass
 class FraudNetwork:
     spec: ModelSpec
-    model: keras.Model
+    model: Network
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         inputs = [
@@ -39,7 +47,9 @@ class FraudNetwork:
 
     def margin(self, features: pd.DataFrame) -> np.ndarray:
         """The logit before the final sigmoid, in float64."""
-        logit = keras.Model(self.model.inputs, self.model.get_layer("logit").output)
+        logit: Network = keras.Model(
+            self.model.inputs, self.model.get_layer("logit").output
+        )
         inputs = [
             features[name].to_numpy(np.float32).reshape(-1, 1)
             for name in self.spec.feature_names
@@ -55,7 +65,7 @@ class FraudNetwork:
         model = self.model
 
         @tf.function(input_signature=signature)
-        def serve(*columns):
+        def serve(*columns: tf.Tensor) -> tf.Tensor:
             return model(list(columns), training=False)
 
         proto, _ = tf2onnx.convert.from_function(
@@ -92,12 +102,12 @@ class FraudNetwork:
         return proto, proto.graph.output[0].name
 
 
-def _log_scale(x):
+def _log_scale(x: tf.Tensor) -> tf.Tensor:
     # log(1 + x) spelled out: tf2onnx has no mapping for TensorFlow's Log1p op.
     return keras.ops.log(1.0 + keras.ops.maximum(x, 0.0))
 
 
-def build_network(spec: ModelSpec, train: pd.DataFrame, seed: int) -> keras.Model:
+def build_network(spec: ModelSpec, train: pd.DataFrame, seed: int) -> Network:
     keras.utils.set_random_seed(seed)
     inputs = [
         keras.Input(shape=(1,), name=name, dtype="float32")
@@ -129,7 +139,7 @@ def build_network(spec: ModelSpec, train: pd.DataFrame, seed: int) -> keras.Mode
     # The logit is its own layer so that calibration can work on the margin.
     logit = keras.layers.Dense(1, name="logit")(x)
     output = keras.layers.Activation("sigmoid", name="probability")(logit)
-    model = keras.Model(inputs=inputs, outputs=output, name=f"{spec.name}_dnn")
+    model: Network = keras.Model(inputs=inputs, outputs=output, name=f"{spec.name}_dnn")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=2e-3),
         loss="binary_crossentropy",
@@ -139,11 +149,11 @@ def build_network(spec: ModelSpec, train: pd.DataFrame, seed: int) -> keras.Mode
 
 
 class _EpochPrinter(keras.callbacks.Callback):
-    def __init__(self, epochs: int, say) -> None:
+    def __init__(self, epochs: int, say: Callable[[str], None]) -> None:
         super().__init__()
         self.epochs, self.say = epochs, say
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = logs or {}
         self.say(
             f"  epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f}"
@@ -160,7 +170,7 @@ def train_network(
     valid_y: pd.Series,
     epochs: int,
     seed: int,
-    say,
+    say: Callable[[str], None],
     class_weighting: str = "sqrt",
 ) -> FraudNetwork:
     tf.config.threading.set_inter_op_parallelism_threads(2)
@@ -168,7 +178,7 @@ def train_network(
     weight = positive_weight(class_weighting, train_y.to_numpy())
     class_weight = None if weight == 1.0 else {0: 1.0, 1: weight}
 
-    def as_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def as_inputs(frame: pd.DataFrame) -> dict[str, TensorCompatible]:
         return {
             n: frame[n].to_numpy(np.float32).reshape(-1, 1) for n in spec.feature_names
         }
@@ -176,7 +186,8 @@ def train_network(
     model.fit(
         as_inputs(train_x),
         train_y.to_numpy(np.float32),
-        validation_data=(as_inputs(valid_x), valid_y.to_numpy(np.float32)),
+        # Keras takes an (x, y) tuple, x a dict by input name; the stubs' type does not.
+        validation_data=(as_inputs(valid_x), valid_y.to_numpy(np.float32)),  # type: ignore[arg-type]
         epochs=epochs,
         batch_size=512,
         class_weight=class_weight,

@@ -113,8 +113,11 @@ def git_commit(settings: TrainingSettings) -> str:
     return out.stdout.strip() or "unknown"
 
 
-def split(features: pd.DataFrame, target: pd.Series, seed: int):
-    """70% train, 15% validation (early stopping, threshold, parity), 15% holdout."""
+def split(
+    features: pd.DataFrame, target: pd.Series, seed: int
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """70% train, 15% validation (early stopping, threshold, parity), 15% holdout:
+    (train_x, train_y, valid_x, valid_y, test_x, test_y), the fields of `Splits`."""
     train_x, rest_x, train_y, rest_y = train_test_split(
         features, target, test_size=0.30, stratify=target, random_state=seed
     )
@@ -300,7 +303,7 @@ def calibrate_winner(
     progress.stage(
         "calibrating the winner on its out-of-fold CV margins (kept if Brier improves)"
     )
-    oof = winner.search.oof_margin
+    oof = winner.searched.oof_margin
     if oof is None:  # every trial's folds scored NaN: nothing to calibrate on
         raise CompetitionError(
             f"{winner.name} has no out-of-fold predictions to calibrate and choose "
@@ -315,7 +318,7 @@ def calibrate_winner(
     )
     winner.extra["brier_before"] = result.brier_before
     winner.extra["brier_after"] = result.brier_after
-    proto, probability, column = winner.proto, winner.probability, winner.column
+    proto, probability, column = winner.graph, winner.probability, winner.column
     rows = f"{int(scored.sum())} out-of-fold rows, {int(y.sum())} positives"
     if result.calibration is None:
         progress.detail(
@@ -327,7 +330,7 @@ def calibrate_winner(
         f"calibrated (Platt on the margin): Brier {result.brier_before:.5f} -> "
         f"{result.brier_after:.5f} ({rows})"
     )
-    margin_tensor = winner.candidate.onnx_margin(proto)
+    margin_tensor = winner.fitted.onnx_margin(proto)
     proto, probability, column = result.calibration.append_to(proto, margin_tensor)
     oof_p = result.calibration.apply(margin)
     return NativeModel(winner, result.calibration, proto, probability, column, oof_p, y)

@@ -7,7 +7,10 @@ numbers, "" for strings) like the native model does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
 import numpy as np
+import numpy.typing as npt
 from onnx import TensorProto
 from riskserve.model.specs import ModelSpec
 from skl2onnx import update_registered_converter
@@ -27,23 +30,29 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+if TYPE_CHECKING:
+    from skl2onnx.common._container import ModelComponentContainer
+    from skl2onnx.common._topology import Operator, Scope
+
 
 class SignedLog(BaseEstimator, TransformerMixin):
     """sign(x) * log(1 + |x|): tames heavy tails (amounts, counts) and keeps NaN."""
 
-    def fit(self, X, y=None):
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike | None = None) -> Self:
         return self
 
-    def transform(self, X):
+    def transform(self, X: npt.ArrayLike) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         return np.sign(X) * np.log1p(np.abs(X))
 
 
-def _same_shape(operator):
+def _same_shape(operator: Operator) -> None:
     operator.outputs[0].type = FloatTensorType(operator.inputs[0].type.shape)
 
 
-def _signed_log_converter(scope, operator, container):
+def _signed_log_converter(
+    scope: Scope, operator: Operator, container: ModelComponentContainer
+) -> None:
     opv = container.target_opset
     x = operator.inputs[0]
     one = np.array([1.0], dtype=np.float32)
@@ -62,14 +71,16 @@ def _signed_log_converter(scope, operator, container):
 class MissingFlags(BaseEstimator, TransformerMixin):
     """1.0 where a value is missing (NaN), else 0.0, for every column."""
 
-    def fit(self, X, y=None):
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike | None = None) -> Self:
         return self
 
-    def transform(self, X):
+    def transform(self, X: npt.ArrayLike) -> np.ndarray:
         return np.isnan(np.asarray(X, dtype=np.float64)).astype(np.float64)
 
 
-def _missing_flags_converter(scope, operator, container):
+def _missing_flags_converter(
+    scope: Scope, operator: Operator, container: ModelComponentContainer
+) -> None:
     opv = container.target_opset
     flags = OnnxCast(
         OnnxIsNaN(operator.inputs[0], op_version=opv),

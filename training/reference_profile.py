@@ -4,6 +4,8 @@ training rows' feature distributions and the holdout's score distribution and me
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,9 +14,18 @@ from riskserve.model.specs import SCORE_OUTPUTS
 
 # The score outputs monitoring watches (decisions follow from them).
 
+if TYPE_CHECKING:
+    from riskserve.training.competition.compete import Splits
+    from riskserve.training.dataset import JobConfig
+    from riskserve.training.evaluation import Evaluation
+
 
 def log_reference_profile(
-    config, proto: onnx.ModelProto, splits, evaluation, decision: dict[str, float]
+    config: JobConfig,
+    proto: onnx.ModelProto,
+    splits: Splits,
+    evaluation: Evaluation,
+    decision: dict[str, float],
 ) -> dict[str, str]:
     """Build the profile, log it as an artifact of the active run, and return the
     version tag that names it."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -125,12 +126,12 @@ def next_version(model_name: str) -> str:
 
 
 def log_run_artifacts(
-    params: dict,
+    params: dict[str, Any],
     metrics: dict[str, float],
-    files: list[Path],
+    files: Sequence[Path],
     tables: dict[str, pd.DataFrame],
     work_dir: Path,
-    documents: list[Path] = (),
+    documents: Sequence[Path] = (),
 ) -> None:
     mlflow.log_params(
         {
@@ -280,12 +281,12 @@ def log_candidate_run(entry: Entry, metric_name: str) -> None:
         mlflow.set_tag("candidate", entry.name)
         if entry.search is not None:
             mlflow.log_params({k: str(v) for k, v in entry.search.params.items()})
-        if not entry.ok:
+        if entry.error is not None:
             mlflow.set_tag("status", "failed")
             mlflow.set_tag("error", entry.error[:5000])
             return
         mlflow.set_tag("status", "ok")
-        search = entry.search
+        search = entry.searched
         values = {
             f"cv_{metric_name}": entry.cv_score,
             "cv_folds": entry.cv_folds,

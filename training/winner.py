@@ -28,8 +28,8 @@ class NativeModel:
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
         if self.calibration is None:
-            return self.entry.candidate.predict_proba(x)
-        return self.calibration.apply(self.entry.candidate.margin(x))
+            return self.entry.fitted.predict_proba(x)
+        return self.calibration.apply(self.entry.fitted.margin(x))
 
 
 @dataclass

@@ -10,7 +10,11 @@ from __future__ import annotations
 import importlib
 
 from riskserve.model.specs import ModelSpec
-from riskserve.training.candidates.base import Candidate, CandidateError
+from riskserve.training.candidates.base import (
+    Candidate,
+    CandidateError,
+    CandidateFactory,
+)
 
 REGISTRY: dict[str, dict[str, str]] = {
     "fraud": {
@@ -40,5 +44,5 @@ def unknown(kind: str, requested: list[str]) -> list[str]:
 
 def create(kind: str, name: str, spec: ModelSpec, seed: int) -> Candidate:
     module_name, _, attribute = REGISTRY[kind][name].partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute)
+    factory: CandidateFactory = getattr(importlib.import_module(module_name), attribute)
     return factory(spec, seed)

@@ -66,8 +66,9 @@ class Candidate(Protocol):
         candidate exported), adding the nodes that compute it where needed. Equal to
         `margin` within about 1e-5."""
 
-    def search_space(self, trial: optuna.Trial, rows: int) -> dict[str, Any]:
-        """Params for one Optuna trial (`trial.suggest_*`), for data of `rows` rows."""
+    def search_space(self, trial: optuna.trial.BaseTrial, rows: int) -> dict[str, Any]:
+        """Params for one Optuna trial (`trial.suggest_*`), for data of `rows` rows: a
+        `Trial` of the search, or a `FixedTrial` of given params."""
 
     def default_params(self, rows: int) -> dict[str, Any]:
         """Params without a search; also enqueued as the search's first trial."""
@@ -79,3 +80,10 @@ class CandidateFactory(Protocol):
 
 class CandidateError(RuntimeError):
     """A candidate could not be fitted or exported; the message says why."""
+
+
+class NotFittedError(RuntimeError):
+    """A candidate was asked to predict or export before `fit`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"candidate {name} is not fitted: call fit first")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 import pandas as pd
 from riskserve.model.specs import ModelSpec
+from riskserve.training.candidates.base import NotFittedError
 from sklearn.model_selection import train_test_split
+
+if TYPE_CHECKING:
+    import optuna
+    from riskserve.training.fraud_model import FraudNetwork
 
 
 def _say(message: str) -> None:
@@ -24,9 +29,16 @@ class DnnCandidate:
 
     def __init__(self, spec: ModelSpec, seed: int) -> None:
         self.spec, self.seed = spec, seed
-        self.network = None
+        self.network: FraudNetwork | None = None
 
-    def fit(self, train_x, train_y, valid_x, valid_y, params: dict[str, Any]) -> None:
+    def fit(
+        self,
+        train_x: pd.DataFrame,
+        train_y: pd.Series,
+        valid_x: pd.DataFrame | None,
+        valid_y: pd.Series | None,
+        params: dict[str, Any],
+    ) -> None:
         from riskserve.training.fraud_model import train_network
 
         if valid_x is None:  # early stopping needs held-out rows
@@ -37,6 +49,8 @@ class DnnCandidate:
                 stratify=train_y,
                 random_state=self.seed,
             )
+        elif valid_y is None:
+            raise ValueError("dnn: validation features were given without their labels")
         self.network = train_network(
             self.spec,
             train_x,
@@ -49,14 +63,19 @@ class DnnCandidate:
             params.get("class_weight", "sqrt"),
         )
 
+    def _fitted(self) -> FraudNetwork:
+        if self.network is None:
+            raise NotFittedError(self.name)
+        return self.network
+
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        return self.network.predict_proba(x)
+        return self._fitted().predict_proba(x)
 
     def margin(self, x: pd.DataFrame) -> np.ndarray:
-        return self.network.margin(x)
+        return self._fitted().margin(x)
 
     def to_onnx(self) -> tuple[onnx.ModelProto, str, int | None]:
-        proto, probability = self.network.to_onnx()
+        proto, probability = self._fitted().to_onnx()
         return proto, probability, None
 
     def onnx_margin(self, proto: onnx.ModelProto) -> str:
@@ -76,5 +95,5 @@ class DnnCandidate:
         # where early stopping on the validation loss means something.
         return {"epochs": 10, "class_weight": "sqrt"}
 
-    def search_space(self, trial, rows: int) -> dict[str, Any]:
+    def search_space(self, trial: optuna.trial.BaseTrial, rows: int) -> dict[str, Any]:
         return {}

@@ -6,13 +6,13 @@ imputation, scaling, missing-value flags, one-hot encoding) and a logistic regre
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 import pandas as pd
 from riskserve.model.specs import ModelSpec
-from riskserve.training.candidates.base import ONNX_OPSET
+from riskserve.training.candidates.base import ONNX_OPSET, NotFittedError
 from riskserve.training.candidates.class_weights import CLASS_WEIGHTS, class_weight_dict
 from riskserve.training.candidates.margin import add_ml_margin
 from riskserve.training.logistic_features import feature_pipeline
@@ -21,8 +21,13 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+if TYPE_CHECKING:
+    import optuna
 
-def onnx_initial_types(spec: ModelSpec) -> list:
+
+def onnx_initial_types(
+    spec: ModelSpec,
+) -> list[tuple[str, StringTensorType | FloatTensorType]]:
     """One [-1, 1] input per feature, named as the feature: FP32 or strings."""
     return [
         (
@@ -73,18 +78,30 @@ class LogisticCandidate:
         )
         return Pipeline([("features", features), ("classifier", classifier)])
 
-    def fit(self, train_x, train_y, valid_x, valid_y, params: dict[str, Any]) -> None:
+    def fit(
+        self,
+        train_x: pd.DataFrame,
+        train_y: pd.Series,
+        valid_x: pd.DataFrame | None,
+        valid_y: pd.Series | None,
+        params: dict[str, Any],
+    ) -> None:
         self.pipeline = self.build(params, train_y.to_numpy())
         self.pipeline.fit(native_input(self.spec, train_x), train_y.to_numpy())
 
+    def _fitted(self) -> Pipeline:
+        if self.pipeline is None:
+            raise NotFittedError(self.name)
+        return self.pipeline
+
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(native_input(self.spec, x))[:, 1]
+        return self._fitted().predict_proba(native_input(self.spec, x))[:, 1]
 
     def margin(self, x: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.decision_function(native_input(self.spec, x))
+        return self._fitted().decision_function(native_input(self.spec, x))
 
     def to_onnx(self) -> tuple[onnx.ModelProto, str, int | None]:
-        return sklearn_to_onnx(self.pipeline, self.spec), "probabilities", 1
+        return sklearn_to_onnx(self._fitted(), self.spec), "probabilities", 1
 
     def onnx_margin(self, proto: onnx.ModelProto) -> str:
         return add_ml_margin(proto)
@@ -94,7 +111,7 @@ class LogisticCandidate:
         # 0.558 none, 0.546 sqrt, 0.491 balanced.
         return {"C": 0.5, "class_weight": "none"}
 
-    def search_space(self, trial, rows: int) -> dict[str, Any]:
+    def search_space(self, trial: optuna.trial.BaseTrial, rows: int) -> dict[str, Any]:
         return {
             "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
             "class_weight": trial.suggest_categorical("class_weight", CLASS_WEIGHTS),
@@ -110,7 +127,7 @@ class UnweightedLogisticCandidate(LogisticCandidate):
     def default_params(self, rows: int) -> dict[str, Any]:
         return {"C": 0.5, "class_weight": "none"}
 
-    def search_space(self, trial, rows: int) -> dict[str, Any]:
+    def search_space(self, trial: optuna.trial.BaseTrial, rows: int) -> dict[str, Any]:
         return {
             "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
             "class_weight": "none",

@@ -16,6 +16,8 @@ output is the margin whose sigmoid is the classifier's probability.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import helper
@@ -39,7 +41,7 @@ class MarginError(RuntimeError):
     """The graph has no classifier node whose margin can be exposed."""
 
 
-def _attributes(node: onnx.NodeProto) -> dict:
+def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -68,12 +70,14 @@ def _tree_margin(node: onnx.NodeProto, out: str) -> onnx.NodeProto:
     attrs = _attributes(node)
     labels = attrs.get("classlabels_int64s") or attrs.get("classlabels_strings")
     ids = list(attrs["class_ids"])
-    if len(labels) != 2 or set(ids) != {0}:
+    if labels is None or len(labels) != 2 or set(ids) != {0}:
         raise MarginError(
             "the tree ensemble is not a binary classifier with one score per leaf"
         )
-    kept = {k: v for k, v in attrs.items() if k in _TREE_ATTRIBUTES}
     base = attrs.get("base_values")
+    # base_values only when the classifier has them; the tree attributes as they are.
+    extra: dict[str, Any] = {"base_values": list(base)} if base else {}
+    extra |= {k: v for k, v in attrs.items() if k in _TREE_ATTRIBUTES}
     return helper.make_node(
         "TreeEnsembleRegressor",
         [node.input[0]],
@@ -86,8 +90,7 @@ def _tree_margin(node: onnx.NodeProto, out: str) -> onnx.NodeProto:
         target_nodeids=list(attrs["class_nodeids"]),
         target_treeids=list(attrs["class_treeids"]),
         target_weights=list(attrs["class_weights"]),
-        **({"base_values": list(base)} if base else {}),
-        **kept,
+        **extra,
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import helper, numpy_helper
 from riskserve.training.candidates.margin import sigmoid
@@ -43,7 +44,9 @@ class PlattCalibration:
         the margin tensor `margin` ([N] or [N, 1])."""
         graph = proto.graph
 
-        def const(name: str, value, dtype=np.float32) -> str:
+        def const(
+            name: str, value: npt.ArrayLike, dtype: npt.DTypeLike = np.float32
+        ) -> str:
             graph.initializer.append(
                 numpy_helper.from_array(np.asarray(value, dtype), name)
             )

@@ -26,7 +26,7 @@ import onnxruntime as ort
 import pandas as pd
 from riskserve.model.specs import ModelSpec
 from riskserve.training import candidates
-from riskserve.training.candidates.base import CandidateError
+from riskserve.training.candidates.base import Candidate, CandidateError
 from riskserve.training.competition.search import (
     Metric,
     SearchResult,
@@ -72,7 +72,7 @@ class Entry:
     """One candidate's result. `error` is set when it dropped out."""
 
     name: str
-    candidate: Any = None
+    candidate: Candidate | None = None
     search: SearchResult | None = None
     fit_seconds: float = float("nan")
     onnx_latency_us: float = float("nan")
@@ -91,9 +91,36 @@ class Entry:
     def ok(self) -> bool:
         return self.error is None
 
+    # What every entry that did not drop out has; asked of one that did, a clear error.
+
+    @property
+    def searched(self) -> SearchResult:
+        """The search's result (the entry got that far)."""
+        if self.search is None:
+            raise self._missing("search result")
+        return self.search
+
+    @property
+    def fitted(self) -> Candidate:
+        """The candidate refitted on train + validation."""
+        if self.candidate is None:
+            raise self._missing("fitted candidate")
+        return self.candidate
+
+    @property
+    def graph(self) -> onnx.ModelProto:
+        """The candidate's exported ONNX graph."""
+        if self.proto is None:
+            raise self._missing("ONNX graph")
+        return self.proto
+
+    def _missing(self, what: str) -> RuntimeError:
+        why = f" (it dropped out: {self.error})" if self.error else ""
+        return RuntimeError(f"candidate {self.name} has no {what}{why}")
+
 
 def onnx_feeds(spec: ModelSpec, x: pd.DataFrame) -> dict[str, np.ndarray]:
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for feature in spec.features:
         column = x[feature.name]
         if feature.kind == "categorical":
@@ -112,7 +139,10 @@ def session(proto: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def graph_probability(
-    sess: ort.InferenceSession, name: str, column: int | None, feeds
+    sess: ort.InferenceSession,
+    name: str,
+    column: int | None,
+    feeds: dict[str, np.ndarray],
 ) -> np.ndarray:
     (out,) = sess.run([name], feeds)
     out = np.asarray(out)
@@ -154,7 +184,7 @@ def run_candidate(
     entry = Entry(name)
     try:
         fit_x, fit_y = splits.fit_x, splits.fit_y
-        entry.search = tune(
+        search = entry.search = tune(
             lambda: candidates.create(kind, name, spec, seed),
             spec,
             fit_x,
@@ -168,17 +198,18 @@ def run_candidate(
         )
         candidate = candidates.create(kind, name, spec, seed)
         started = time.monotonic()
-        candidate.fit(fit_x, fit_y, None, None, entry.search.params)
+        candidate.fit(fit_x, fit_y, None, None, search.params)
         entry.fit_seconds = time.monotonic() - started
         entry.candidate = candidate
-        entry.proto, entry.probability, entry.column = candidate.to_onnx()
-        sess = session(entry.proto)
+        proto, entry.probability, entry.column = candidate.to_onnx()
+        entry.proto = proto
+        sess = session(proto)
         test_feeds = onnx_feeds(spec, splits.test_x)
-        entry.holdout_p = graph_probability(
+        holdout_p = entry.holdout_p = graph_probability(
             sess, entry.probability, entry.column, test_feeds
         )
         native_p = np.asarray(candidate.predict_proba(splits.test_x), float)
-        entry.parity = float(np.max(np.abs(entry.holdout_p - native_p)))
+        entry.parity = float(np.max(np.abs(holdout_p - native_p)))
         if not entry.parity <= PARITY_TOLERANCE:
             raise RuntimeError(
                 f"its ONNX graph differs from the native model by {entry.parity:.2e} "
@@ -192,7 +223,7 @@ def run_candidate(
         entry.error = f"{type(exc).__name__}: {first}" if named else first
         say(f"candidate {name} failed and is out of the competition: {entry.error}")
         return entry
-    cv = entry.search
+    cv = search
     say(
         f"  {name}: best cv {PRIMARY_METRIC[kind][0]} {cv.cv_mean:.4f} +- "
         f"{cv.cv_std:.4f} on {len(cv.cv_scores)} folds ({cv.trials} trials, "
@@ -207,11 +238,11 @@ def rank_on_common_folds(entries: list[Entry]) -> int:
     """Sets every standing entry's `cv_score` to its mean over the first k folds,
     k being the folds every one of them finished; returns k."""
     standing = [e for e in entries if e.ok]
-    common = min(len(e.search.cv_scores) for e in standing)
+    common = min(len(e.searched.cv_scores) for e in standing)
     for e in standing:
         e.cv_folds = common
-        e.cv_score = float(np.mean(e.search.cv_scores[:common]))
-        e.cv_std = float(np.std(e.search.cv_scores[:common]))
+        e.cv_score = float(np.mean(e.searched.cv_scores[:common]))
+        e.cv_std = float(np.std(e.searched.cv_scores[:common]))
     return common
 
 
@@ -238,7 +269,7 @@ def compete(
     its defaults once and stops) goes to those after it."""
     rows = len(splits.train_y) + len(splits.valid_y)
     tunable = {name for name in names if _tunable(kind, name, spec, seed, rows)}
-    entries = []
+    entries: list[Entry] = []
     spent = 0.0
     for i, name in enumerate(names, start=1):
         # An even share of what is left, never below half the first even share:
@@ -304,7 +335,7 @@ def comparison_table(
 
 def format_table(table: pd.DataFrame) -> str:
     shown = table.drop(columns=["error"])
-    formats = {
+    formats: dict[str | int, Callable[[float], str]] = {
         column: (lambda v: f"{v:.1e}") if column == "parity" else (lambda v: f"{v:.4f}")
         for column in shown.columns
         if shown[column].dtype.kind == "f"

@@ -64,6 +64,15 @@ class SearchResult:
         return float(np.std(self.cv_scores)) if self.cv_scores else float("nan")
 
 
+@dataclass
+class _BestOutOfFold:
+    """The out-of-fold margins of the best complete trial so far."""
+
+    value: float = -np.inf
+    oof: np.ndarray | None = None
+    trial: int | None = None
+
+
 def has_search_space(candidate: Candidate, rows: int) -> bool:
     """False for a candidate whose search space is empty (nothing to tune)."""
     try:
@@ -100,7 +109,7 @@ def tune(
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
     errors: list[str] = []
     fold_scores: dict[int, list[float]] = {}
-    best_margin: dict[str, object] = {"value": -np.inf, "oof": None}
+    best_margin = _BestOutOfFold()
 
     def objective(trial: optuna.Trial) -> float:
         params = {
@@ -131,8 +140,9 @@ def tune(
         fold_scores[trial.number] = scores
         trial.set_user_attr("folds", len(scores))
         value = float(np.mean(scores))
-        if value > best_margin["value"]:
-            best_margin.update(value=value, oof=oof, trial=trial.number)
+        if value > best_margin.value:
+            best_margin.value, best_margin.oof = value, oof
+            best_margin.trial = trial.number
         return value
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -160,15 +170,25 @@ def tune(
     study.enqueue_trial(probe.default_params(rows))
     started = time.monotonic()
     deadline = started + budget_s
-    run = {"catch": (Exception,), "callbacks": [report], "gc_after_trial": True}
+
+    def optimize(n_trials: int | None, timeout: float | None = None) -> None:
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,),
+            callbacks=[report],
+            gc_after_trial=True,
+        )
+
     # The defaults run whatever the budget (on one fold at least): Optuna's timeout
     # is checked before a trial starts, and a budget of 0 would run none.
-    study.optimize(objective, n_trials=1, **run)
+    optimize(n_trials=1)
     left = deadline - time.monotonic()
     more = None if max_trials is None else max_trials - 1
     defaults_fit = study.trials[0].state != optuna.trial.TrialState.FAIL
     if defaults_fit and left > 0 and (more is None or more > 0):
-        study.optimize(objective, timeout=left, n_trials=more, **run)
+        optimize(n_trials=more, timeout=left)
     best = _best(study)
     if best is None:
         raise CandidateError(
@@ -182,12 +202,17 @@ def tune(
         pruned=states.count(optuna.trial.TrialState.PRUNED),
         failed=states.count(optuna.trial.TrialState.FAIL),
         seconds=time.monotonic() - started,
-        oof_margin=best_margin["oof"]
-        if best_margin.get("trial") == best.number
-        else None,
+        oof_margin=best_margin.oof if best_margin.trial == best.number else None,
     )
+
+
+def _value(trial: optuna.trial.FrozenTrial) -> float:
+    value = trial.value
+    # Optuna sets the value of every COMPLETE trial of a single-objective study.
+    assert value is not None, f"complete trial {trial.number} has no value"
+    return value
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    return max(complete, key=lambda t: t.value) if complete else None
+    return max(complete, key=_value) if complete else None

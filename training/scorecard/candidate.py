@@ -11,17 +11,20 @@ Unweighted (no class weights), so PDs mean what they say, as the credit logreg's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 import pandas as pd
 from onnx import TensorProto, helper
 from riskserve.model.specs import ModelSpec
-from riskserve.training.candidates.base import ONNX_OPSET
+from riskserve.training.candidates.base import ONNX_OPSET, NotFittedError
 from riskserve.training.scorecard.bins import FeatureBins, fit_bins, woe_matrix
 from riskserve.training.scorecard.graph import FlatBins, add_bin_index, add_lookup
 from sklearn.linear_model import LogisticRegression
+
+if TYPE_CHECKING:
+    import optuna
 
 PROBABILITY = "scorecard_probability"
 # Features below this information value are "not predictive" by the usual scorecard
@@ -36,16 +39,30 @@ class ScorecardCandidate:
 
     def __init__(self, spec: ModelSpec, seed: int) -> None:
         self.spec, self.seed = spec, seed
-        self.flat: FlatBins | None = None
+        self._flat: FlatBins | None = None
         self.logit_parts: list[np.ndarray] = []  # per feature, in `flat` order
         self.coefficients: np.ndarray | None = None
         self.intercept = 0.0
 
     @property
+    def flat(self) -> FlatBins:
+        """The fitted bins of every feature, in the graph's order."""
+        if self._flat is None:
+            raise NotFittedError(self.name)
+        return self._flat
+
+    @property
     def bins(self) -> tuple[FeatureBins, ...]:
         return self.flat.bins
 
-    def fit(self, train_x, train_y, valid_x, valid_y, params: dict[str, Any]) -> None:
+    def fit(
+        self,
+        train_x: pd.DataFrame,
+        train_y: pd.Series,
+        valid_x: pd.DataFrame | None,
+        valid_y: pd.Series | None,
+        params: dict[str, Any],
+    ) -> None:
         bins = fit_bins(
             self.spec,
             train_x,
@@ -55,7 +72,7 @@ class ScorecardCandidate:
             params.get("monotonic", True),
             params.get("max_pvalue"),
         )
-        self.flat = FlatBins.of(bins)
+        self._flat = FlatBins.of(bins)
         woe = woe_matrix(list(self.flat.bins), train_x)
         used = np.array([b.iv >= MIN_IV for b in self.flat.bins])
         if not used.any():
@@ -176,7 +193,7 @@ class ScorecardCandidate:
     def default_params(self, rows: int) -> dict[str, Any]:
         return {"C": 1.0, "min_prebin_size": 0.02, "max_pvalue": None}
 
-    def search_space(self, trial, rows: int) -> dict[str, Any]:
+    def search_space(self, trial: optuna.trial.BaseTrial, rows: int) -> dict[str, Any]:
         return {
             "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
             "min_prebin_size": trial.suggest_float("min_prebin_size", 0.01, 0.1),

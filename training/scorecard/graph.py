@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import onnx
+import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 from riskserve.training.scorecard.bins import FeatureBins
 
@@ -59,7 +61,7 @@ class FlatBins:
             per_feature = [per_feature[b.name] for b in self.bins]
         return np.concatenate([np.asarray(v) for v in per_feature])
 
-    def flat_index(self, x) -> np.ndarray:
+    def flat_index(self, x: pd.DataFrame) -> np.ndarray:
         """[N, F] flat indices, as the graph computes them (numpy)."""
         return np.column_stack(
             [
@@ -69,7 +71,9 @@ class FlatBins:
         )
 
 
-def _const(graph: onnx.GraphProto, name: str, value, dtype) -> str:
+def _const(
+    graph: onnx.GraphProto, name: str, value: npt.ArrayLike, dtype: npt.DTypeLike
+) -> str:
     graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype), name))
     return name
 
@@ -150,6 +154,8 @@ def add_bin_index(graph: onnx.GraphProto, flat: FlatBins, prefix: str) -> str:
         if not b.categorical:
             continue
         offset = offsets[j]
+        unknown = b.unknown_bin
+        assert unknown is not None  # every categorical feature has an unknown bin
         strings = [c for group in b.groups for c in group] + [""]
         indices = [offset + i for i, group in enumerate(b.groups) for _ in group]
         indices.append(offset + b.missing_bin)
@@ -161,7 +167,7 @@ def add_bin_index(graph: onnx.GraphProto, flat: FlatBins, prefix: str) -> str:
                 domain=ML_DOMAIN,
                 cats_strings=strings,
                 cats_int64s=indices,
-                default_int64=offset + b.unknown_bin,
+                default_int64=offset + unknown,
             )
         )
         pieces.append(f"{prefix}_{b.name}_bin")
@@ -174,7 +180,11 @@ def add_bin_index(graph: onnx.GraphProto, flat: FlatBins, prefix: str) -> str:
 
 
 def add_lookup(
-    graph: onnx.GraphProto, table: np.ndarray, index: str, out: str, dtype=np.float32
+    graph: onnx.GraphProto,
+    table: np.ndarray,
+    index: str,
+    out: str,
+    dtype: npt.DTypeLike = np.float32,
 ) -> str:
     """`out` = table[index], elementwise (one Gather into a constant)."""
     if dtype is object:
@@ -183,7 +193,8 @@ def add_lookup(
                 f"{out}_table",
                 TensorProto.STRING,
                 [len(table)],
-                [str(v).encode() for v in table],
+                # onnx types vals as numbers, but a STRING tensor's are bytes.
+                [str(v).encode() for v in table],  # type: ignore[misc]
             )
         )
     else:

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import onnx
+import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 from riskserve.model.specs import APPROVED, REASON_CODES
 from riskserve.training.scorecard.graph import (
@@ -43,12 +45,26 @@ from riskserve.training.scorecard.graph import (
     produces,
 )
 
+if TYPE_CHECKING:
+    from riskserve.training.competition.calibration import PlattCalibration
+    from riskserve.training.scorecard.candidate import ScorecardCandidate
+
 REASONS_OUTPUT = REASON_CODES
 POINTS_OUTPUT = "feature_points"
 DEFAULT_REASONS = 4
 EXACT = "scorecard"
 APPROXIMATE = "scorecard_approximation"
 TAG_LIMIT = 5000  # MLflow's limit on a tag value
+
+
+class ReasonRow(TypedDict):
+    """One (feature, bin) of the reason table, as the ONNX metadata and tags carry it."""
+
+    feature: str
+    bin: str
+    code: str
+    points: float
+    cost: float
 
 
 @dataclass
@@ -75,10 +91,11 @@ class ReasonTable:
     def codes(self) -> list[str]:
         return [code for b in self.flat.bins for code in b.reasons()]
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[ReasonRow]:
         costs = self.cost_table
         points = self.points_table
-        out, i = [], 0
+        out: list[ReasonRow] = []
+        i = 0
         for b in self.flat.bins:
             for label, code in zip(b.labels(), b.reasons(), strict=True):
                 out.append(
@@ -118,7 +135,7 @@ class ReasonTable:
             tags[f"reason_table.{feature}"] = text
         return tags
 
-    def native(self, x, approved: np.ndarray, k: int) -> np.ndarray:
+    def native(self, x: pd.DataFrame, approved: np.ndarray, k: int) -> np.ndarray:
         """[N, K] reason codes computed with numpy: what the graph must return."""
         k = min(k, len(self.flat.bins))
         flat = self.flat.flat_index(x)
@@ -130,7 +147,7 @@ class ReasonTable:
         codes = np.asarray(self.codes + [""], dtype=object)
         return np.where(keep, codes[chosen], "")
 
-    def native_points(self, x) -> np.ndarray:
+    def native_points(self, x: pd.DataFrame) -> np.ndarray:
         return self.points_table[self.flat.flat_index(x)]
 
 
@@ -228,11 +245,11 @@ class CreditReasons:
     """The reason codes a credit job adds, and the scorecard they come from."""
 
     table: ReasonTable
-    scorecard: object  # riskserve.training.scorecard.candidate.ScorecardCandidate
+    scorecard: ScorecardCandidate
     k: int
     with_points: bool
 
-    def check(self, x, outputs: dict[str, np.ndarray]) -> int:
+    def check(self, x: pd.DataFrame, outputs: dict[str, np.ndarray]) -> int:
         """Rows whose graph reason codes (or points) differ from numpy's; 0 is parity."""
         expected = self.table.native(x, outputs[APPROVED], self.k)
         bad = (outputs[REASONS_OUTPUT].astype(str) != expected.astype(str)).any(axis=1)
@@ -243,7 +260,11 @@ class CreditReasons:
 
 
 def credit_reasons(
-    scorecard, winner_is_scorecard: bool, factor: float, calibration, k: int
+    scorecard: ScorecardCandidate,
+    winner_is_scorecard: bool,
+    factor: float,
+    calibration: PlattCalibration | None,
+    k: int,
 ) -> CreditReasons:
     """Exact (the winner's own points, its calibration folded in) for a scorecard
     winner; the scorecard's points beside any other winner (an approximation)."""

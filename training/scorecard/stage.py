@@ -24,7 +24,13 @@ def reason_scorecard(
     validation with its defaults."""
     fitted = next((e for e in entries if e.name == "scorecard" and e.ok), None)
     if fitted is not None:
-        return fitted.candidate
+        candidate = fitted.fitted
+        if not isinstance(candidate, ScorecardCandidate):
+            raise TypeError(
+                f"the competition's scorecard is a {type(candidate).__name__}, "
+                "not a ScorecardCandidate: it cannot give reason codes"
+            )
+        return candidate
     progress.stage("fitting the scorecard for reason codes (not in the competition)")
     scorecard = ScorecardCandidate(spec, seed)
     scorecard.fit(
@@ -99,5 +105,8 @@ def scorecard_report(
     return ScorecardReport(
         tables={"scorecard.csv": table, "information_value.csv": ivs},
         document=html,
-        metrics={f"iv_{row.feature}": float(row.iv) for row in ivs.itertuples()},
+        metrics={
+            f"iv_{feature}": float(iv)
+            for feature, iv in zip(ivs["feature"], ivs["iv"], strict=True)
+        },
     )
