@@ -31,6 +31,9 @@ lint: install typecheck
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The rooms, from pyproject.toml's [tool.riskserve] (the one list).
+ROOMS = $(shell $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["riskserve"]["rooms"])')
+
 # mypy (configured in pyproject.toml) over riskserve. The rooms install as
 # riskserve.<room> (setup.py), a mapping mypy cannot read, so it reads them through a
 # tree of links of that shape, .typecheck/, made anew each run. training is checked like
@@ -38,7 +41,7 @@ lint: install typecheck
 typecheck: install
 	@rm -rf .typecheck && mkdir -p .typecheck/riskserve
 	@for f in riskserve/*; do ln -s ../../$$f .typecheck/riskserve/; done
-	@for room in model training serving localplatform rollout app monitoring; do ln -s ../../$$room .typecheck/riskserve/$$room; done
+	@for room in $(ROOMS); do ln -s ../../$$room .typecheck/riskserve/$$room; done
 	MYPYPATH=.typecheck $(BIN)/mypy -p riskserve
 
 # The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link, a
@@ -55,6 +58,7 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.gateway_grpc
 	$(BIN)/python -m bench.model_latency
 	$(BIN)/python -m bench.credit_competition
 	$(BIN)/python -m bench.credit_cutoffs

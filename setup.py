@@ -8,20 +8,16 @@ copies only some rooms (the serving image ships `serving/` and the model contrac
 needs) gets only those. pyproject.toml holds everything else.
 """
 
+import tomllib
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
-ROOMS = (
-    "model",
-    "training",
-    "serving",
-    "localplatform",
-    "rollout",
-    "app",
-    "monitoring",
-)
+# The one list of rooms, in pyproject.toml's [tool.riskserve].
+ROOMS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["riskserve"][
+    "rooms"
+]
 
 package_dir = {"riskserve": "riskserve"}
 packages = ["riskserve"] if (ROOT / "riskserve" / "__init__.py").exists() else []

@@ -453,8 +453,6 @@ def response_outputs(payload: bytes) -> dict[str, list[dict[str, Any]]]:
     """A serialized ModelInferResponse in the JSON form `compare_outputs` reads:
     {"outputs": [{"name", "data"}]}, typed contents or raw alike (BYTES outputs are
     left out: nothing compares them)."""
-    from riskserve.serving.infer_request import CONTENTS_FIELD
-
     response = pb.ModelInferResponse.FromString(payload)
     outputs = []
     for index, output in enumerate(response.outputs):
@@ -466,7 +464,9 @@ def response_outputs(payload: bytes) -> dict[str, list[dict[str, Any]]]:
                 response.raw_output_contents[index], dtype=dtype
             ).tolist()
         else:
-            data = list(getattr(output.contents, CONTENTS_FIELD[output.datatype]))
+            # The one repeated field the values are in (the datatype says which).
+            fields = output.contents.ListFields()
+            data = list(fields[0][1]) if fields else []
             if output.datatype == "BOOL":
                 data = [bool(v) for v in data]
         outputs.append({"name": output.name, "data": data})

@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.rooms import ROOMS
+
 pytestmark = pytest.mark.inprocess
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = (
-    "model",
-    "serving",
-    "localplatform",
-    "rollout",
-    "training",
-    "app",
-    "monitoring",
-)
+PRODUCT = ROOMS
 EVERYTHING = (*PRODUCT, "riskserve")
 # The rooms a room may import (by top-level package, or a single module of another).
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -31,9 +25,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # S3_USE_HTTPS included); it needs only the base install every image shares.
     "serving": ("serving", "model.s3_client"),
     # The local platform starts predictors by their command line; it shares only the
-    # predictor's bucket edges, so its histograms line up with the predictor's, and
-    # its HTTP limits (slow clients, overload), so the gateway holds as a predictor does.
-    "localplatform": ("localplatform", "serving.buckets", "serving.http_limits"),
+    # predictor's bucket edges, so its histograms line up with the predictor's, its
+    # HTTP limits (slow clients, overload), so the gateway holds as a predictor does,
+    # and the v2 gRPC protocol's generated messages, which the gateway's gRPC side
+    # reads (the model's name, a shadow's outputs).
+    "localplatform": (
+        "localplatform",
+        "serving.buckets",
+        "serving.http_limits",
+        "serving.grpc_v2",
+    ),
     # Rollouts reach the local platform through its client module, never the CLI.
     "rollout": (
         "rollout",
@@ -131,6 +132,10 @@ def test_every_room_is_imported_by_its_installed_name() -> None:
         for hit in bare_room_imports(path)
     ]
     assert not found, "import these as riskserve.<room>:\n" + "\n".join(found)
+
+
+def test_every_room_has_its_arrows() -> None:
+    assert set(PRODUCT) == set(ALLOWED) - {"riskserve", "bench", "tests"}
 
 
 def test_every_product_folder_is_a_known_room() -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.rooms import ROOMS
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,17 +67,7 @@ def test_the_wheel_installs_riskserve_and_nothing_else(tmp_path):
     rooms = sorted(
         p.name for p in (site / "riskserve").iterdir() if (p / "__init__.py").exists()
     )
-    assert rooms == sorted(
-        [
-            "app",
-            "localplatform",
-            "model",
-            "monitoring",
-            "rollout",
-            "serving",
-            "training",
-        ]
-    ), rooms
+    assert rooms == sorted(ROOMS), rooms
     assert list((site / "riskserve" / "localplatform" / "schemas").glob("*.json.gz"))
     with zipfile.ZipFile(wheel) as archive:
         tops = {name.split("/", 1)[0] for name in archive.namelist()}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.image_scan import scan
+from tests.fixtures.rooms import ROOMS
+from tests.images.image_scan import FIRST_PARTY, scan
 
 pytestmark = pytest.mark.inprocess
 
@@ -82,3 +83,9 @@ def test_every_kind_of_leak_is_found(tmp_path: Path) -> None:
     assert found["broken_commands"] == [
         "/opt/venv/bin/riskserve (riskserve.cli is not in the image)"
     ]
+
+
+def test_the_scanner_knows_every_room() -> None:
+    # image_scan.py runs inside images with the stdlib alone, so it keeps its own copy
+    # of the room list: this keeps the copy equal to pyproject.toml's.
+    assert set(FIRST_PARTY) == {*ROOMS, "riskserve", "bench"}

@@ -15,7 +15,7 @@ from riskserve.localplatform.client import apply_yaml, wait_ready
 from riskserve.localplatform.processes import free_port
 from riskserve.rollout.prometheus import local_targets_file, write_local_targets
 
-from riskserve.prometheus_server import start_prometheus
+from tests.fixtures.prometheus_server import start_prometheus
 from tests.localplatform.platform_helpers import REPO_ROOT, isvc_yaml
 from tests.rollout.test_auto_rollout import Traffic
 

@@ -20,7 +20,7 @@ from riskserve.rollout.prometheus import (
 )
 from riskserve.rollout.settings import RolloutSettings
 
-from riskserve.prometheus_server import start_prometheus
+from tests.fixtures.prometheus_server import start_prometheus
 from tests.localplatform.platform_helpers import isvc_yaml
 from tests.rollout.test_auto_rollout import Traffic, current
 

@@ -12,6 +12,7 @@ import pytest
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
+from tests.fixtures.rooms import ROOMS
 from tests.serving.predictor_helpers import load_testdata, start_predictor
 
 pytestmark = pytest.mark.e2e
@@ -33,17 +34,6 @@ NOT_IN_A_PREDICTOR = (
     "app",
 )
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(?P<module>[\w.]+)\s*$")
-
-
-ROOMS = (
-    "model",
-    "training",
-    "serving",
-    "localplatform",
-    "rollout",
-    "app",
-    "monitoring",
-)
 
 
 def top_level(module: str) -> str | None:
