@@ -681,9 +681,14 @@ def test_gateway_survives_fuzzing(tmp_path, rel_models, budget, ledger):
         # (its first apply starts the YAML worker process: a one-time cost).
         run_hostile_round(target, ledger)
         run_control_cases(target, ledger)
+        # The gateway's gRPC side too (its first calls open the channels to the
+        # predictors: a one-time cost).
+        grpc_gateway = f"127.0.0.1:{settings_.gateway_grpc_port}"
+        grpc_fuzz(grpc_gateway, 50, ledger, "gateway")
         rss_after_first_round = rss_kb(target.pid)
         run_spec_fuzz(target, budget.fuzz_examples, ledger)
         run_binary_fuzz(target, budget.fuzz_examples // 2, ledger)
+        grpc_fuzz(grpc_gateway, budget.fuzz_examples // 2, ledger, "gateway")
         run_hostile_round(target, ledger)
         run_control_cases(target, ledger)
         slow_clients(target, budget.slow_client_seconds)
