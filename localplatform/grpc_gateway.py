@@ -153,6 +153,14 @@ class GrpcGateway:
                 ("grpc.max_send_message_length", self.max_message),
                 ("grpc.max_receive_message_length", self.max_message),
                 ("grpc.so_reuseport", 0),
+                # A connection that never completes its HTTP/2 handshake is closed
+                # as HTTP closes a stalled head; an idle one after five minutes (its
+                # client reconnects by itself when it calls again).
+                (
+                    "grpc.server_handshake_timeout_ms",
+                    int(self.platform.settings.gateway_header_timeout_s * 1000),
+                ),
+                ("grpc.max_connection_idle_ms", 300_000),
             ],
             # Beyond it a call is refused with RESOURCE_EXHAUSTED, as HTTP gets a 503.
             maximum_concurrent_rpcs=self.platform.settings.gateway_max_concurrent_requests,

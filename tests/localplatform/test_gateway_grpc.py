@@ -39,6 +39,7 @@ def canary_platform(tmp_path_factory, model_dirs):
     """fraud v1 with v2 as a 50% canary, behind a key; the try timeout short."""
     running = Platform(tmp_path_factory.mktemp("grpc") / "state").use_key(KEY)
     running.env["RISKSERVE_GATEWAY_TRY_TIMEOUT_S"] = "0.5"
+    running.env["RISKSERVE_GATEWAY_HEADER_TIMEOUT_S"] = "2"
     running.start()
     apply_yaml(running.settings, isvc_yaml("fraud", model_dirs["v1"]))
     wait_ready(running.settings, ["fraud"], 60)
@@ -458,6 +459,20 @@ def test_any_bytes_give_a_name_or_a_malformed_message(wire):
     except MalformedMessage:
         return
     assert isinstance(name, str)
+
+
+@pytest.mark.e2e
+def test_a_silent_connection_is_closed_after_the_header_timeout(canary_platform):
+    """A client that connects and never speaks HTTP/2 holds a descriptor for the
+    header timeout (2 s here), not forever."""
+    started = time.monotonic()
+    with socket.create_connection(
+        ("127.0.0.1", canary_platform.settings.gateway_grpc_port), timeout=30
+    ) as silent:
+        while silent.recv(4096):  # the server's SETTINGS frame, then its close
+            pass
+    took = time.monotonic() - started
+    assert 1.5 < took < 10, took
 
 
 @pytest.mark.e2e
