@@ -18,6 +18,7 @@ import uvicorn
 from riskserve.localplatform.controller import LocalPlatform
 from riskserve.localplatform.gateway import Gateway
 from riskserve.localplatform.grpc_gateway import GrpcGateway
+from riskserve.localplatform.processes import port_open
 from riskserve.localplatform.settings import PlatformSettings, inherited_environment
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
@@ -68,14 +69,18 @@ async def run(settings: PlatformSettings) -> None:
     grpc_gateway = GrpcGateway(gateway)
     grpc_server = None
     if settings.gateway_grpc_port:
+        taken = PortTaken(
+            f"port {settings.gateway_grpc_port} (the gateway's gRPC) is taken on "
+            f"{settings.host}; set RISKSERVE_GATEWAY_GRPC_PORT to a free port, or 0 to "
+            "turn the gateway's gRPC off"
+        )
+        # Asked first, so that grpc's own bind error (a C++ log line) never shows.
+        if port_open(settings.host, settings.gateway_grpc_port):
+            raise taken
         try:
             grpc_server = grpc_gateway.server(settings.host, settings.gateway_grpc_port)
-        except RuntimeError as exc:
-            raise PortTaken(
-                f"cannot listen for gRPC on {settings.host}:"
-                f"{settings.gateway_grpc_port} ({exc}); set RISKSERVE_GATEWAY_GRPC_PORT "
-                "to a free port, or 0 to turn the gateway's gRPC off"
-            ) from None
+        except RuntimeError:
+            raise taken from None
         await grpc_server.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from riskserve.localplatform.client import apply_yaml, status, traffic, wait_ready
+from riskserve.localplatform.client import (
+    PlatformError,
+    apply_yaml,
+    status,
+    traffic,
+    wait_ready,
+)
 from riskserve.localplatform.grpc_gateway import MalformedMessage, model_name
 from riskserve.model.specs import FRAUD
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
@@ -496,3 +502,35 @@ def test_garbage_on_the_grpc_port_harms_no_later_call(canary_platform):
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         response = stub.ModelInfer(typed_request(rows(1)), metadata=AUTH, timeout=10)
         assert response.model_version in {"1", "2"}
+
+
+@pytest.mark.e2e
+def test_a_taken_grpc_port_is_refused_in_one_line(tmp_path):
+    """Another program on the gRPC port: `up` refuses before starting anything, and
+    the daemon itself (started by hand) exits with one line, not a traceback; grpc's
+    default SO_REUSEPORT would have let both listen and split the connections."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        platform = Platform(tmp_path / "state")
+        platform.settings = platform.settings.model_copy(
+            update={"gateway_grpc_port": port}
+        )
+        platform.env["RISKSERVE_GATEWAY_GRPC_PORT"] = str(port)
+        with pytest.raises(PlatformError, match="RISKSERVE_GATEWAY_GRPC_PORT"):
+            platform.start()
+        daemon = subprocess.run(
+            [sys.executable, "-m", "riskserve.localplatform.daemon"],
+            env={**os.environ, **platform.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert daemon.returncode == 2, daemon.stderr
+        assert daemon.stderr.count("\n") == 1, daemon.stderr
+        assert "RISKSERVE_GATEWAY_GRPC_PORT" in daemon.stderr
+    finally:
+        holder.close()
+        platform.client.close()
