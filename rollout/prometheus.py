@@ -1,6 +1,6 @@
 """Prometheus behind `rollout start --auto`: the gates' revision metrics read by PromQL.
 
-The gates of an automatic rollout (serving/rollout.py) read `revision_metrics(isvc)`:
+The gates of an automatic rollout (riskserve.rollout.controller) read `revision_metrics(isvc)`:
 per revision, cumulative requests, errors, a latency histogram and a score histogram,
 and judge the difference of two such snapshots (one window). `PrometheusBackend` wraps
 a backend (local or KServe) and answers `revision_metrics` from a Prometheus that

@@ -21,7 +21,7 @@ class RolloutSettings(BaseSettings):
 
     prometheus_url: str | None = None
     """A Prometheus scraping the predictors: `--auto` then reads its gates by PromQL
-    (serving/rollout_prometheus.py); needed on KServe, optional locally."""
+    (riskserve.rollout.prometheus); needed on KServe, optional locally."""
 
     mlflow_tracking_uri: str | None = Field(
         None,
