@@ -1,0 +1,96 @@
+"""`python -m riskserve.transformer --model_name fraud --predictor_host HOST:PORT
+--feature_repo DIR`: the transformer in front of a fraud predictor.
+
+Takes KServe's container arguments (the predictor's mirror of
+`kserve.model_server.parser`, which a test holds equal to KServe's), so
+`spec.transformer` passes them unchanged, plus the Feast repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from riskserve.serving.kserve_args import kserve_parser
+
+log = logging.getLogger("transformer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m riskserve.transformer",
+        description="Decide on raw card transactions: Feast online features, then the "
+        "predictor over v2.",
+        parents=[kserve_parser()],
+    )
+    parser.add_argument(
+        "--feature_repo",
+        type=Path,
+        default=None,
+        help="The Feast repository folder (also RISKSERVE_TRANSFORMER_FEATURE_REPO).",
+    )
+    # None: not given (KServe's defaults are v1 and 600 s; see main()).
+    parser.set_defaults(
+        protocol=None, predictor_protocol=None, predictor_request_timeout_seconds=None
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from riskserve.transformer.settings import TransformerSettings
+
+    settings = TransformerSettings()
+    if args.configure_logging:
+        from riskserve.serving.logs import configure_logging
+
+        configure_logging(settings.log_level)
+    problems = []
+    if not args.predictor_host:
+        problems.append("--predictor_host HOST:PORT is required")
+    for flag in ("protocol", "predictor_protocol"):
+        if getattr(args, flag) not in (None, "v2"):
+            problems.append(f"--{flag} {getattr(args, flag)}: only v2 is served")
+    if args.predictor_use_ssl:
+        problems.append("--predictor_use_ssl: TLS to the predictor is not supported")
+    if args.workers != 1:
+        problems.append("--workers: one process per transformer; scale with replicas")
+    repo = args.feature_repo or settings.feature_repo
+    if repo is None:
+        problems.append(
+            "--feature_repo (or RISKSERVE_TRANSFORMER_FEATURE_REPO) is required"
+        )
+    if problems:
+        parser.error("; ".join(problems))
+    from riskserve.transformer.server import ServerOptions, TransformerServer
+
+    options = ServerOptions(
+        model_name=args.model_name,
+        predictor_host=args.predictor_host,
+        http_port=args.http_port,
+        feature_repo=Path(repo),
+        predictor_timeout_seconds=float(
+            args.predictor_request_timeout_seconds or settings.predictor_timeout_seconds
+        ),
+        check_predictor_health=args.enable_predictor_health_check,
+        timeout_keep_alive=args.timeout_keep_alive,
+        log_config_file=args.log_config_file,
+    )
+    coroutine = TransformerServer(options, settings).serve()
+    if args.event_loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if args.event_loop == "uvloop":
+                raise
+        else:
+            return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""The transformer's v2 REST app: a raw ASGI app with orjson, as the predictor's
+(`serving/rest.py`), so the hop in front of the predictor costs little.
+
+Checked in the predictor's order: the method (405), the key (401), the model (404),
+readiness (503), and only then the body (400).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from riskserve.features.card import CONTEXT_FEATURES, FRAUD_FEATURES, VELOCITY_FEATURES
+from riskserve.serving.binary_tensors import (
+    HEADER_LENGTH,
+    OCTET_STREAM,
+    encode_outputs,
+    response_body,
+)
+from riskserve.serving.errors import (
+    InvalidInput,
+    ModelNotFound,
+    NotReady,
+    ServingError,
+    Unauthorized,
+)
+from riskserve.serving.tensors import OutputTensor
+from riskserve.transformer import metrics
+from riskserve.transformer.features_source import (
+    FeatureSource,
+    PushWorker,
+    StoreUnavailable,
+    request_only,
+)
+from riskserve.transformer.predictor_client import PredictorError, PredictorPool
+from riskserve.transformer.raw_request import RAW_INPUTS, parse_raw_request
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("transformer")
+JSON = b"application/json"
+UNKNOWN_ENTITY = "unknown_entity"
+FEATURES_UNAVAILABLE = "features_unavailable"
+# The features answered beside the predictor's outputs: the model's seven as sent
+# (FP32), then velocity and context as the on-demand view computes them.
+EXTRA_OUTPUTS: tuple[tuple[str, str], ...] = (
+    *((name, "FP32") for name in FRAUD_FEATURES),
+    ("transactions_1h", "INT64"),
+    ("amount_1h", "FP64"),
+    ("transactions_24h", "INT64"),
+    ("amount_24h", "FP64"),
+    ("card_transactions", "INT64"),
+    ("card_registered", "INT64"),
+    (UNKNOWN_ENTITY, "BOOL"),
+    (FEATURES_UNAVAILABLE, "BOOL"),
+)
+_NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "BOOL": np.bool_}
+assert {n for n, _ in EXTRA_OUTPUTS[7:13]} == {*VELOCITY_FEATURES, *CONTEXT_FEATURES}
+
+
+class ServiceUnavailable(ServingError):
+    status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class UpstreamFailed(ServingError):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ClientDisconnected(Exception):
+    """The client left before its body came: nothing is scored or pushed."""
+
+
+@dataclass
+class Transformer:
+    """What the app serves: one model name, its feature source and its predictor."""
+
+    model_name: str
+    predictor: PredictorPool
+    source: FeatureSource | None  # None until the store is open (not ready)
+    pushes: PushWorker | None
+    api_key: str | None = None
+    fail_open: bool = False
+    max_batch_size: int = 64
+    max_body_bytes: int = 1024 * 1024
+    check_predictor_health: bool = False
+    predictor_outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.source is not None and self.pushes is not None
+
+
+class TransformerApp:
+    def __init__(self, transformer: Transformer, revision: str | None = None) -> None:
+        self.t = transformer
+        extra = [(b"x-riskserve-revision", revision.encode())] if revision else []
+        self._json_headers = [(b"content-type", JSON), *extra]
+        self._extra_headers = extra
+        self._requests_ok = metrics.REQUESTS.labels(transformer.model_name, "200")
+        self._latency = metrics.LATENCY.labels(transformer.model_name)
+        self._rows = metrics.ROWS.labels(transformer.model_name)
+        self._stage_lookup = metrics.STAGE.labels("lookup")
+        self._stage_predictor = metrics.STAGE.labels("predictor")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        parts = path.strip("/").split("/")
+        model: str | None = None
+        try:
+            if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+                model, rest = parts[2], parts[3:]
+                if rest == ["infer"]:
+                    _require(method, "POST", path)
+                    self._authorize(scope)
+                    self._model(model)
+                    await self._infer(scope, receive, send, started)
+                    return
+                await self._model_get(scope, send, model, rest, method)
+                return
+            await self._server_get(scope, send, parts, method, path)
+        except ClientDisconnected:
+            return
+        except ServingError as error:
+            await self._fail(send, error, error.status, model, path)
+        except Exception as error:  # a genuine fault: 500, logged with its traceback
+            log.exception("internal error", extra={"path": path})
+            await self._fail(
+                send,
+                ServingError(f"internal error: {type(error).__name__}"),
+                500,
+                model,
+                path,
+            )
+
+    # -- inference ---------------------------------------------------------------------
+    async def _infer(
+        self, scope: Scope, receive: Receive, send: Send, started: float
+    ) -> None:
+        t = self.t
+        if not t.ready:
+            raise NotReady(
+                "the transformer is not ready: its feature store is not open"
+            )
+        body = await self._read_body(scope, receive)
+        raw = parse_raw_request(body, _header(scope, HEADER_LENGTH), t.max_batch_size)
+        request_id = raw.id or uuid.uuid4().hex
+        rows = len(raw.transactions)
+        assert t.source is not None and t.pushes is not None
+        lookup_started = time.perf_counter()
+        try:
+            found = (await t.source.lookup(raw.transactions)).found
+            features = [f.features for f in found]
+            unavailable = False
+        except StoreUnavailable as exc:
+            metrics.STORE_ERRORS.inc()
+            if not t.fail_open:
+                raise ServiceUnavailable(str(exc)) from None
+            log.warning(
+                "fail-open: scoring from request-only features",
+                extra={"error": str(exc)},
+            )
+            metrics.FAIL_OPEN.inc(rows)
+            found = []
+            features = [request_only(txn) for txn in raw.transactions]
+            unavailable = True
+        self._stage_lookup.observe(time.perf_counter() - lookup_started)
+        model_inputs = {
+            name: np.fromiter((row[name] for row in features), np.float32, rows)
+            for name in FRAUD_FEATURES
+        }
+        predictor_started = time.perf_counter()
+        try:
+            answer = await t.predictor.infer(t.model_name, model_inputs, request_id)
+        except PredictorError as exc:
+            raise UpstreamFailed(exc.message, exc.status) from None
+        self._stage_predictor.observe(time.perf_counter() - predictor_started)
+        unknown = np.fromiter(
+            (
+                not unavailable
+                and row["card_transactions"] == 0
+                and row["card_registered"] == 0
+                for row in features
+            ),
+            np.bool_,
+            rows,
+        )
+        outputs = list(answer.outputs)
+        for name, datatype in EXTRA_OUTPUTS:
+            if name == UNKNOWN_ENTITY:
+                array = unknown
+            elif name == FEATURES_UNAVAILABLE:
+                array = np.full(rows, unavailable)
+            elif name in model_inputs:
+                array = model_inputs[name]
+            else:
+                array = np.fromiter(
+                    (row[name] for row in features), _NUMPY[datatype], rows
+                )
+            outputs.append(OutputTensor(name, datatype, array))
+        if raw.outputs.names is not None:
+            by_name = {o.name: o for o in outputs}
+            unknown_names = [n for n in raw.outputs.names if n not in by_name]
+            if unknown_names:
+                raise InvalidInput(
+                    f"unknown requested output(s): {', '.join(map(repr, unknown_names))}"
+                )
+            outputs = [by_name[n] for n in raw.outputs.names]
+        described, binary = encode_outputs(outputs, raw.outputs)
+        payload, json_length = response_body(
+            {
+                "model_name": t.model_name,
+                "model_version": answer.model_version,
+                "id": request_id,
+                "outputs": described,
+            },
+            binary,
+        )
+        headers = self._json_headers
+        if json_length is not None:
+            headers = [
+                (b"content-type", OCTET_STREAM),
+                (HEADER_LENGTH, str(json_length).encode()),
+                *self._extra_headers,
+            ]
+        await self._send(send, 200, payload, headers)
+        # The answer has left: the cards' new states go to the push thread.
+        for txn, card in zip(raw.transactions, found, strict=False):
+            t.pushes.submit(txn, card.state)
+        self._requests_ok.inc()
+        self._rows.inc(rows)
+        if unknown.any():
+            metrics.UNKNOWN_ENTITIES.inc(int(unknown.sum()))
+        self._latency.observe(time.perf_counter() - started)
+
+    # -- metadata, health ------------------------------------------------------------
+    def model_metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.t.model_name,
+            "versions": [],
+            "platform": "riskserve-transformer",
+            "inputs": [
+                {"name": name, "datatype": datatype, "shape": [-1, 1]}
+                for name, datatype, _ in RAW_INPUTS
+            ],
+            "outputs": [
+                *self.t.predictor_outputs,
+                *(
+                    {"name": name, "datatype": datatype, "shape": [-1]}
+                    for name, datatype in EXTRA_OUTPUTS
+                ),
+            ],
+            "parameters": {
+                "raw_inputs": {name: what for name, _, what in RAW_INPUTS},
+                "fail_open": self.t.fail_open,
+            },
+        }
+
+    async def _model_get(
+        self, scope: Scope, send: Send, name: str, rest: list[str], method: str
+    ) -> None:
+        path = scope["path"]
+        if rest == ["ready"]:
+            _require(method, "GET", path)
+            self._model(name)
+            if await self._is_ready():
+                await self._send(send, 200, orjson.dumps({"name": name, "ready": True}))
+            else:
+                await self._send(send, 503, _error_body(f"model {name!r} is not ready"))
+            return
+        if rest:
+            raise ModelNotFound(f"no route {path}")
+        _require(method, "GET", path)
+        self._authorize(scope)
+        self._model(name)
+        await self._send(send, 200, orjson.dumps(self.model_metadata()))
+
+    async def _server_get(
+        self, scope: Scope, send: Send, parts: list[str], method: str, path: str
+    ) -> None:
+        if path == "/metrics":
+            _require(method, "GET", path)
+            await self._send(
+                send,
+                200,
+                generate_latest(REGISTRY),
+                [(b"content-type", CONTENT_TYPE_LATEST.encode()), *self._extra_headers],
+            )
+            return
+        if parts == ["v2"]:
+            _require(method, "GET", path)
+            self._authorize(scope)
+            await self._send(
+                send,
+                200,
+                orjson.dumps(
+                    {"name": "riskserve-transformer", "version": "1", "extensions": []}
+                ),
+            )
+            return
+        if len(parts) == 3 and parts[:2] == ["v2", "health"]:
+            _require(method, "GET", path)
+            if parts[2] == "live":
+                await self._send(send, 200, b'{"live":true}')
+                return
+            if parts[2] == "ready":
+                if await self._is_ready():
+                    await self._send(send, 200, b'{"ready":true}')
+                else:
+                    await self._send(
+                        send, 503, _error_body("the transformer is not ready")
+                    )
+                return
+        raise ModelNotFound(f"no route {method} {path}")
+
+    async def _is_ready(self) -> bool:
+        if not self.t.ready:
+            return False
+        if not self.t.check_predictor_health:
+            return True
+        try:
+            status, _ = await self.t.predictor.get_json(
+                f"/v2/models/{self.t.model_name}/ready"
+            )
+        except PredictorError:
+            return False
+        return status == 200
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _model(self, name: str) -> None:
+        if name != self.t.model_name:
+            raise ModelNotFound(f"model {name!r} is not served here")
+
+    def _authorize(self, scope: Scope) -> None:
+        key = self.t.api_key
+        if key is None:
+            return
+        given: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                text = value.decode("latin-1")
+                if text[:7].lower() == "bearer ":
+                    given = text[7:].strip()
+            elif name == b"x-api-key" and given is None:
+                given = value.decode("latin-1")
+        if given is None or not hmac.compare_digest(given.encode(), key.encode()):
+            raise Unauthorized("a valid API key is required")
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.t.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise InvalidInput(
+                f"the request body of {int(declared)} bytes is above the limit of "
+                f"{limit} bytes"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise InvalidInput(
+                    f"the request body is above the limit of {limit} bytes"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _fail(
+        self,
+        send: Send,
+        error: ServingError,
+        status: int,
+        model: str | None,
+        path: str,
+    ) -> None:
+        label = model if model == self.t.model_name else "unknown"
+        metrics.REQUESTS.labels(label, str(status)).inc()
+        log.info(
+            "request failed",
+            extra={"status": status, "path": path[:200], "error": error.message[:500]},
+        )
+        headers = self._json_headers
+        if status == 401:
+            headers = [*headers, (b"www-authenticate", b"Bearer")]
+        elif isinstance(error, MethodNotAllowed):
+            headers = [*headers, (b"allow", error.allowed.encode())]
+        await self._send(send, status, _error_body(error.message), headers)
+
+    async def _send(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    *(headers or self._json_headers),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class MethodNotAllowed(ServingError):
+    status = 405
+
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+def _require(method: str, allowed: str, path: str) -> None:
+    if method != allowed:
+        raise MethodNotAllowed(
+            f"{method} is not allowed on {path}; use {allowed}", allowed
+        )
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def fetch_predictor_outputs(transformer: Transformer, attempts: int = 60) -> None:
+    """The predictor's outputs for the metadata, once it answers (in the background)."""
+    for _ in range(attempts):
+        try:
+            status, metadata = await transformer.predictor.get_json(
+                f"/v2/models/{transformer.model_name}"
+            )
+        except PredictorError:
+            status, metadata = 0, None
+        if status == 200 and isinstance(metadata, dict):
+            transformer.predictor_outputs = list(metadata.get("outputs") or [])
+            return
+        await asyncio.sleep(1.0)

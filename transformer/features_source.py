@@ -1,0 +1,185 @@
+"""The online store, per request: the lookup (bounded in time) and the state push
+(after the answer, on one background thread, never lost silently)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from feast import FeatureStore
+from riskserve.features.card import CardState, Transaction, fraud_features
+from riskserve.features.online import (
+    CardLookup,
+    CardStateWriter,
+    lookup,
+    record_transaction,
+)
+from riskserve.features.repo import repo_config
+
+log = logging.getLogger("transformer")
+
+
+class StoreUnavailable(Exception):
+    """The online store failed or did not answer in time."""
+
+
+def open_feature_store(
+    repo: Path, online_store_path: Path | None = None, redis: str | None = None
+) -> FeatureStore:
+    """The repository's store: its `feature_store.yaml` when it has one (a cluster's
+    registry on S3, Redis), else riskserve's local layout (registry.db, SQLite)."""
+    if (repo / "feature_store.yaml").exists() and not (online_store_path or redis):
+        return FeatureStore(repo_path=str(repo))
+    return FeatureStore(
+        config=repo_config(repo, online_store_path, redis), repo_path=str(repo)
+    )
+
+
+def request_only(txn: Transaction) -> dict[str, Any]:
+    """The features of a transaction without the store (fail-open): those of a card
+    never seen, which `riskserve.features.card` documents."""
+    return fraud_features(txn, CardState(), None, None)
+
+
+def state_pusher(store: FeatureStore) -> Callable[[Transaction, CardState], object]:
+    """The feature layer's write of a card's new state (`record_transaction`)."""
+    writer = CardStateWriter(store)
+
+    def push(txn: Transaction, state: CardState) -> object:
+        return record_transaction(writer, txn, state)
+
+    return push
+
+
+@dataclass
+class Lookups:
+    found: list[CardLookup]
+    seconds: float
+
+
+class FeatureSource:
+    """Lookups on a thread of their own, so a store that hangs cannot stall the event
+    loop (nor health probes), and a wait bounded by `timeout_seconds`."""
+
+    def __init__(self, store: FeatureStore, timeout_seconds: float) -> None:
+        self.store = store
+        self.timeout = timeout_seconds
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="lookup")
+
+    def _lookup_all(self, transactions: list[Transaction]) -> Lookups:
+        started = time.perf_counter()
+        found = [lookup(self.store, txn) for txn in transactions]
+        return Lookups(found, time.perf_counter() - started)
+
+    async def lookup(self, transactions: list[Transaction]) -> Lookups:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._lookup_all, transactions)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the online store did not answer within {self.timeout * 1000:.0f} ms"
+            ) from None
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"the online store failed: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from exc
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class PushHooks:
+    """Metrics of the push worker (seconds per push, failures by reason, queue size)."""
+
+    pushed: Callable[[float], None]
+    failed: Callable[[str], None]
+    pending: Callable[[int], None]
+
+
+class PushWorker:
+    """The cards' new states, pushed one after the other on one thread, in the order
+    the answers left (so two transactions of a card in one process push in order).
+
+    A full queue drops the update; a push that raises is not retried (its state is
+    computed from the state read before it, and a later transaction of the card has
+    already read the old one); both are logged and counted, never silent.
+    """
+
+    def __init__(
+        self,
+        push: Callable[[Transaction, CardState], object],
+        max_pending: int,
+        hooks: PushHooks,
+    ) -> None:
+        self.push = push
+        self.hooks = hooks
+        self._queue: queue.Queue[tuple[Transaction, CardState] | None] = queue.Queue(
+            max_pending
+        )
+        self._thread = threading.Thread(target=self._run, name="push", daemon=True)
+        self._thread.start()
+
+    def submit(self, txn: Transaction, state: CardState) -> None:
+        try:
+            self._queue.put_nowait((txn, state))
+        except queue.Full:
+            self.hooks.failed("queue_full")
+            log.error(
+                "state update dropped: the push queue is full",
+                extra={"card_id": txn.card_id, "pending": self._queue.qsize()},
+            )
+            return
+        self.hooks.pending(self._queue.qsize())
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            txn, state = item
+            started = time.perf_counter()
+            try:
+                self.push(txn, state)
+            except Exception as exc:
+                self.hooks.failed("error")
+                log.error(
+                    "state update failed",
+                    extra={
+                        "card_id": txn.card_id,
+                        "error": f"{type(exc).__name__}: {str(exc)[:300]}",
+                    },
+                )
+            else:
+                self.hooks.pushed(time.perf_counter() - started)
+            self.hooks.pending(self._queue.qsize())
+
+    def close(self, drain_seconds: float) -> int:
+        """Push what is queued for up to `drain_seconds`; returns how many were left
+        (logged and counted as failed)."""
+        deadline = time.monotonic() + drain_seconds
+        while not self._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        left = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                left += 1
+                self.hooks.failed("shutdown")
+        if left:
+            log.error("state updates not pushed at shutdown", extra={"count": left})
+        self._queue.put(None)
+        self._thread.join(timeout=max(drain_seconds, 1.0))
+        return left

@@ -1,0 +1,182 @@
+"""A raw card transaction as v2 tensors: parsed once, checked field by field.
+
+One tensor per raw field, shape `[N]` or `[N, 1]`, JSON `data` or binary tensors
+(the v2 binary extension, decoded by the predictor's own codec so both servers read a
+v2 request alike). Every refusal is a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+from riskserve.features.card import Transaction
+from riskserve.serving.binary_tensors import (
+    RequestedOutputs,
+    decode_inputs,
+    requested_outputs,
+    split_body,
+)
+from riskserve.serving.errors import InvalidInput
+from riskserve.serving.tensors import InputTensor
+
+IDS = ("card_id", "merchant_id")
+AMOUNTS = ("amount", "merchant_latitude", "merchant_longitude")
+FLAGS = ("used_chip", "used_pin_number", "online_order")
+TIMESTAMP = "timestamp"
+# The raw inputs of the transformer's metadata: (name, datatype, what it is).
+RAW_INPUTS: tuple[tuple[str, str, str], ...] = (
+    ("card_id", "BYTES", "the card"),
+    ("amount", "FP64", "the transaction's amount"),
+    ("merchant_id", "BYTES", "the merchant"),
+    ("merchant_latitude", "FP64", "degrees, -90 to 90"),
+    ("merchant_longitude", "FP64", "degrees, -180 to 180"),
+    ("used_chip", "BOOL", "0/1 or true/false"),
+    ("used_pin_number", "BOOL", "0/1 or true/false"),
+    ("online_order", "BOOL", "0/1 or true/false"),
+    (TIMESTAMP, "INT64", "microseconds since the Unix epoch, UTC"),
+)
+RAW_NAMES = tuple(name for name, _, _ in RAW_INPUTS)
+_NUMERIC = frozenset(
+    {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+    | {"FP16", "FP32", "FP64"}
+)
+_INTEGERS = _NUMERIC - {"FP16", "FP32", "FP64"}
+_MAX_ID_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    id: str | None
+    transactions: list[Transaction]
+    outputs: RequestedOutputs
+
+
+def parse_raw_request(
+    body: bytes, header_length: bytes | None, max_rows: int
+) -> RawRequest:
+    json_part, binary = split_body(body, header_length)
+    try:
+        request = orjson.loads(json_part)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the request body is not valid JSON") from None
+    if type(request) is not dict:
+        raise InvalidInput("the request body must be a JSON object")
+    request_id = request.get("id")
+    if request_id is not None and type(request_id) is not str:
+        raise InvalidInput("'id' must be a string")
+    parameters = request.get("parameters") or {}
+    if type(parameters) is not dict:
+        raise InvalidInput("'parameters' must be an object")
+    inputs = request.get("inputs")
+    if type(inputs) is not list or not inputs:
+        raise InvalidInput(
+            "'inputs' must be a non-empty list of tensors, one per raw field: "
+            + ", ".join(RAW_NAMES)
+        )
+    tensors: dict[str, InputTensor] = {}
+    for tensor in decode_inputs(inputs, binary):
+        if tensor.name not in RAW_NAMES:
+            raise InvalidInput(
+                f"unknown input tensor {tensor.name!r}; the raw fields are "
+                + ", ".join(RAW_NAMES)
+            )
+        if tensor.name in tensors:
+            raise InvalidInput(f"input tensor {tensor.name!r} is sent twice")
+        tensors[tensor.name] = tensor
+    missing = [name for name in RAW_NAMES if name not in tensors]
+    if missing:
+        raise InvalidInput("missing input tensor(s): " + ", ".join(missing))
+    rows = _rows(tensors, max_rows)
+    columns = {name: _column(tensors[name], rows) for name in RAW_NAMES}
+    # Positional: the feature layer's field names for the flags (chip, pin, online)
+    # differ from the tensors' (the model's feature names).
+    transactions = [
+        Transaction(
+            columns["card_id"][i],
+            columns[TIMESTAMP][i],
+            columns["amount"][i],
+            columns["merchant_id"][i],
+            columns["merchant_latitude"][i],
+            columns["merchant_longitude"][i],
+            columns["used_chip"][i],
+            columns["used_pin_number"][i],
+            columns["online_order"][i],
+        )
+        for i in range(rows)
+    ]
+    return RawRequest(
+        request_id, transactions, requested_outputs(request.get("outputs"), parameters)
+    )
+
+
+def _rows(tensors: dict[str, InputTensor], max_rows: int) -> int:
+    rows = None
+    for name in RAW_NAMES:
+        shape = tensors[name].shape
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise InvalidInput(
+                f"input tensor {name!r} has shape {list(shape)}; expected [N] or [N, 1]"
+            )
+        if rows is None:
+            rows = shape[0]
+        elif shape[0] != rows:
+            raise InvalidInput(
+                f"input tensor {name!r} has {shape[0]} rows but "
+                f"{RAW_NAMES[0]!r} has {rows}"
+            )
+    assert rows is not None
+    if rows == 0:
+        raise InvalidInput("the request has no rows")
+    if rows > max_rows:
+        raise InvalidInput(
+            f"the request has {rows} rows; at most {max_rows} per request"
+        )
+    return rows
+
+
+def _column(tensor: InputTensor, rows: int) -> list:
+    name, datatype = tensor.name, tensor.datatype
+    values = tensor.array.reshape(rows)
+    if name in IDS:
+        if datatype != "BYTES":
+            raise InvalidInput(f"input tensor {name!r} must be BYTES, got {datatype}")
+        for value in values:
+            if not value or len(value) > _MAX_ID_LENGTH:
+                raise InvalidInput(
+                    f"input tensor {name!r} holds an empty id or one longer than "
+                    f"{_MAX_ID_LENGTH} characters"
+                )
+        return [str(v) for v in values]
+    if datatype not in _NUMERIC:
+        raise InvalidInput(f"input tensor {name!r} must be numeric, got {datatype}")
+    if name == TIMESTAMP:
+        if datatype not in _INTEGERS - {"BOOL"}:
+            raise InvalidInput(
+                f"input tensor {name!r} must be INT64 microseconds since the epoch, "
+                f"got {datatype}"
+            )
+        stamps = [int(v) for v in values]
+        if any(v <= 0 for v in stamps):
+            raise InvalidInput(
+                f"input tensor {name!r} must hold microseconds since the epoch (> 0)"
+            )
+        return stamps
+    numbers = values.astype(np.float64)
+    if name in FLAGS:
+        if not np.all((numbers == 0) | (numbers == 1)):
+            raise InvalidInput(f"input tensor {name!r} must hold 0/1 or true/false")
+        return [int(v) for v in numbers]
+    floats = [float(v) for v in numbers]
+    if not all(math.isfinite(v) for v in floats):
+        raise InvalidInput(f"input tensor {name!r} holds NaN or an infinite value")
+    if name == "amount" and any(v < 0 for v in floats):
+        raise InvalidInput(f"input tensor {name!r} holds a negative amount")
+    limit = 90.0 if name == "merchant_latitude" else 180.0
+    if name != "amount" and any(abs(v) > limit for v in floats):
+        raise InvalidInput(
+            f"input tensor {name!r} holds a value outside -{limit:g} to {limit:g}"
+        )
+    return floats

@@ -1,0 +1,180 @@
+"""Running the transformer: the REST app on uvicorn inside the predictor's HTTP limits,
+the feature store opened in the background (ready once it is), pushes drained at
+shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from riskserve.serving.http_limits import (
+    ConcurrencyLimit,
+    HttpTimeouts,
+    timeout_protocol,
+)
+from riskserve.transformer import metrics
+from riskserve.transformer.app import (
+    Transformer,
+    TransformerApp,
+    fetch_predictor_outputs,
+)
+from riskserve.transformer.features_source import (
+    FeatureSource,
+    PushHooks,
+    PushWorker,
+    open_feature_store,
+    state_pusher,
+)
+from riskserve.transformer.predictor_client import PredictorPool
+from riskserve.transformer.settings import TransformerSettings
+
+log = logging.getLogger("transformer")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the command line decides (KServe's arguments and the feature repo)."""
+
+    model_name: str
+    predictor_host: str
+    http_port: int
+    feature_repo: Path
+    predictor_timeout_seconds: float
+    check_predictor_health: bool = False
+    timeout_keep_alive: int = 65
+    log_config_file: str | None = None
+
+
+def _pushed(seconds: float) -> None:
+    metrics.PUSHES.inc()
+    metrics.STAGE.labels("push").observe(seconds)
+
+
+PUSH_HOOKS = PushHooks(
+    pushed=_pushed,
+    failed=lambda reason: metrics.PUSH_FAILURES.labels(reason).inc(),
+    pending=lambda size: metrics.PUSHES_PENDING.set(size),
+)
+
+
+class TransformerServer:
+    def __init__(self, options: ServerOptions, settings: TransformerSettings) -> None:
+        self.options = options
+        self.settings = settings
+        self.exit_code = 0
+        self.transformer = Transformer(
+            model_name=options.model_name,
+            predictor=PredictorPool(
+                options.predictor_host,
+                options.predictor_timeout_seconds,
+                settings.predictor_api_key.get_secret_value()
+                if settings.predictor_api_key
+                else None,
+            ),
+            source=None,
+            pushes=None,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            fail_open=settings.fail_open,
+            max_batch_size=settings.max_batch_size,
+            max_body_bytes=settings.max_body_bytes,
+            check_predictor_health=options.check_predictor_health,
+        )
+        self.http = uvicorn.Server(self._http_config())
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _http_config(self) -> uvicorn.Config:
+        settings = self.settings
+        extra = (
+            [(b"x-riskserve-revision", settings.revision.encode())]
+            if settings.revision
+            else []
+        )
+        app = ConcurrencyLimit(
+            TransformerApp(self.transformer, settings.revision),
+            max_requests=settings.max_concurrent_requests,
+            max_body_bytes=settings.max_in_flight_body_bytes,
+            retry_after_seconds=settings.retry_after_seconds,
+            on_reject=lambda limit: metrics.HTTP_REJECTED.labels(limit).inc(),
+            headers=extra,
+        )
+        timeouts = HttpTimeouts(
+            header_seconds=settings.http_header_timeout_seconds,
+            body_seconds=settings.http_body_timeout_seconds,
+            on_timeout=lambda phase: metrics.HTTP_TIMEOUTS.labels(phase).inc(),
+        )
+        return uvicorn.Config(
+            app,
+            host=settings.host,
+            port=self.options.http_port,
+            loop="none",
+            http=timeout_protocol(timeouts),
+            lifespan="off",
+            access_log=False,
+            log_config=self.options.log_config_file,
+            timeout_keep_alive=self.options.timeout_keep_alive,
+            server_header=False,
+        )
+
+    async def _open_store(self) -> None:
+        settings, repo = self.settings, self.options.feature_repo
+        try:
+            store = await asyncio.to_thread(
+                open_feature_store, repo, settings.online_store_path, settings.redis
+            )
+            # The registry read and the first connection, before readiness says yes.
+            await asyncio.to_thread(store.list_feature_views)
+            push = await asyncio.to_thread(state_pusher, store)
+        except Exception as exc:
+            log.error(
+                "cannot open the feature store",
+                extra={
+                    "feature_repo": str(repo),
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            self.exit_code = 1
+            self.http.should_exit = True
+            return
+        self.transformer.pushes = PushWorker(
+            push, settings.max_pending_pushes, PUSH_HOOKS
+        )
+        self.transformer.source = FeatureSource(store, settings.lookup_timeout_seconds)
+        log.info(
+            "serving",
+            extra={
+                "model_name": self.options.model_name,
+                "predictor_host": self.options.predictor_host,
+                "http_port": self.options.http_port,
+                "feature_repo": str(repo),
+                "fail_open": settings.fail_open,
+                "auth": self.transformer.api_key is not None,
+            },
+        )
+
+    async def serve(self) -> int:
+        self._tasks = [
+            asyncio.create_task(self._open_store()),
+            asyncio.create_task(fetch_predictor_outputs(self.transformer)),
+        ]
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(handled, lambda *_: None)
+        try:
+            await self.http.serve()
+        finally:
+            await self.stop()
+        return self.exit_code or (0 if self.http.started else 1)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.transformer.predictor.close()
+        if self.transformer.source is not None:
+            self.transformer.source.close()
+        if self.transformer.pushes is not None:
+            await asyncio.to_thread(
+                self.transformer.pushes.close, self.settings.push_drain_seconds
+            )

@@ -1,0 +1,95 @@
+"""The transformer's settings: read from the environment once, at start (prefix
+`RISKSERVE_TRANSFORMER_`). KServe's container arguments (`--predictor_host`, ...) are
+command-line arguments (`riskserve.transformer.__main__`), as for the predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TransformerSettings(BaseSettings):
+    """The transformer's own settings (prefix `RISKSERVE_TRANSFORMER_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RISKSERVE_TRANSFORMER_", extra="ignore"
+    )
+
+    feature_repo: Path | None = None
+    """The Feast repository folder (`--feature_repo` wins): its `feature_store.yaml`
+    when it has one, else riskserve's local layout (`registry.db` and the SQLite
+    online store `online.db` in it, `riskserve.features.repo.repo_config`)."""
+
+    online_store_path: Path | None = None
+    """The SQLite online store of the local layout (default `<feature_repo>/online.db`)."""
+
+    redis: str | None = None
+    """`host:port` of a Redis online store, for the local layout instead of SQLite."""
+
+    api_key: SecretStr | None = None
+    """When set, inference and metadata need `Authorization: Bearer <key>` or
+    `x-api-key: <key>` (the predictor's scheme); health and /metrics stay open."""
+
+    predictor_api_key: SecretStr | None = None
+    """The key sent to the predictor (`Authorization: Bearer`), when its auth is on."""
+
+    fail_open: bool = False
+    """False (default): an online store that fails or does not answer within
+    `lookup_timeout_seconds` is a 503. True: the request is scored from its own fields
+    alone (the defaults of a card never seen) and flagged `features_unavailable`; no
+    state is pushed for it."""
+
+    predictor_timeout_seconds: float = Field(default=2.0, gt=0)
+    """Longest wait for the predictor's answer when `--predictor_request_timeout_seconds`
+    is not given (KServe's default for that argument, 600 s, is no budget for a card
+    authorisation); beyond it the answer is a 504."""
+
+    lookup_timeout_seconds: float = Field(default=1.0, gt=0)
+    """Longest wait for the online lookup of one request."""
+
+    max_batch_size: int = Field(default=64, ge=1)
+    """Most transactions one request may carry (one online lookup each)."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body; larger is a 400."""
+
+    max_pending_pushes: int = Field(default=10_000, ge=1)
+    """State updates waiting to be pushed; beyond it an update is dropped, logged and
+    counted (`riskserve_transformer_push_failures_total{reason="queue_full"}`)."""
+
+    push_drain_seconds: float = Field(default=10.0, ge=0)
+    """On shutdown, how long pending pushes may still take; what is left is logged
+    and counted as failed."""
+
+    revision: str | None = None
+    """A revision name (set by a platform): returned as header `x-riskserve-revision`."""
+
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request head not complete this long after the connection opened (or the
+    request's first byte) closes the connection (408), as in the predictor."""
+
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A body that sends nothing for this long closes the connection (408)."""
+
+    max_concurrent_requests: int = Field(default=256, ge=1)
+    """Requests handled at once; beyond it a 503 with `Retry-After`."""
+
+    max_in_flight_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Sum of the declared bodies of the requests in flight; beyond it a 503."""
+
+    retry_after_seconds: int = Field(default=1, ge=0)
+    """The `Retry-After` of those 503s."""
+
+    host: str = "0.0.0.0"
+    """Address the HTTP server listens on."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level; failed requests and failed pushes log one structured line each."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
