@@ -43,11 +43,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.buckets",
         "serving.model_uri",
     ),
-    "training": ("training", "model"),
+    # training builds training sets from events with the feature layer's own
+    # point-in-time joins, so the features it learns from are those it is served.
+    "training": ("training", "model", "features"),
     "app": ("app", "model"),
     # Drift and late labels: the shared profile schema; the inference-log format is
     # read as data, and retraining and rollouts run as commands, never imported.
     "monitoring": ("monitoring", "model"),
+    # The feature layer (Feast repository, feature code): the model contract only.
+    # The predictor never imports it (it stays lean).
+    "features": ("features", "model"),
     "riskserve": EVERYTHING,
     # Benchmarks build the same test-only contract models as the tests.
     "bench": ("bench", *EVERYTHING, "tests.fixtures"),

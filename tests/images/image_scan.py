@@ -47,6 +47,7 @@ FIRST_PARTY = (
     "training",
     "monitoring",
     "app",
+    "features",
     "riskserve",
     "bench",
 )

@@ -1,0 +1,145 @@
+"""The event log's offline store, and training sets from it by point-in-time joins.
+
+`write_offline_store` turns raw card events into the Parquet the feature views read:
+the card register as it is, and each card's state after each transaction, folded with
+the same `advance` the online push uses. `fraud_training_set` asks Feast for the fraud
+features of every transaction as of just before it (`get_historical_features`): a row
+sees the card's state up to its previous transaction and nothing after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+from riskserve.features.card import (
+    CONTEXT_FEATURES,
+    FRAUD_FEATURES,
+    STATE_FIELDS,
+    VELOCITY_FEATURES,
+    CardState,
+    Transaction,
+    advance,
+)
+from riskserve.features.repo import (
+    CARD_ACTIVITY_FILE,
+    CARDS_FILE,
+    FRAUD_FULL_SERVICE,
+    FRAUD_SERVICE,
+)
+
+# A training row looks the card up as of 1 microsecond before its transaction: Feast's
+# point-in-time join includes state stamped at the entity's own time, and the state
+# stamped at a transaction's time is the state after it.
+AS_OF_BEFORE = pd.Timedelta(microseconds=1)
+TRANSACTIONS_FILE = "card_transactions.parquet"
+
+
+def timestamp_us(ts: pd.Series) -> pd.Series:
+    """UTC timestamps as integer microseconds since the epoch."""
+    return ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64")
+
+
+def transactions(events: pd.DataFrame) -> Iterator[Transaction]:
+    """The rows of a transaction log as `Transaction`s, in the log's order."""
+    stamps = timestamp_us(events["event_timestamp"]).tolist()
+    columns = [
+        events[c].tolist()
+        for c in (
+            "card_id",
+            "amount",
+            "merchant_id",
+            "merchant_latitude",
+            "merchant_longitude",
+            "chip",
+            "pin",
+            "online",
+        )
+    ]
+    for ts, (card, amount, merchant, lat, lon, chip, pin, online) in zip(
+        stamps, zip(*columns, strict=True), strict=True
+    ):
+        yield Transaction(
+            card, int(ts), float(amount), merchant, lat, lon, chip, pin, online
+        )
+
+
+def card_activity_log(events: pd.DataFrame, cards: pd.DataFrame) -> pd.DataFrame:
+    """Each card's state after each of its transactions, stamped with its time, after
+    an empty state stamped when the card was issued.
+
+    Why the empty rows: Feast's file (dask) offline store drops an entity row whose
+    card has feature rows, all of them later than the row (a card's first
+    transaction), instead of returning nulls; with a row at issue every transaction
+    has one at or before it. Online, a card with no state reads the same defaults."""
+    ordered = events.sort_values("event_timestamp", kind="stable")
+    rows = [CardState().as_row() for _ in range(len(cards))]
+    states: dict[str, CardState] = {}
+    for txn in transactions(ordered):
+        state = advance(states.get(txn.card_id, CardState()), txn)
+        states[txn.card_id] = state
+        rows.append(state.as_row())
+    log = pd.DataFrame(rows, columns=list(STATE_FIELDS))
+    log.insert(0, "card_id", np.r_[cards["card_id"].to_numpy(), ordered["card_id"]])
+    stamps = pd.concat([cards["issued_at"], ordered["event_timestamp"]])
+    log.insert(1, "event_timestamp", stamps.reset_index(drop=True))
+    return log
+
+
+def write_offline_store(
+    offline_dir: Path, cards: pd.DataFrame, events: pd.DataFrame
+) -> None:
+    """The register, the raw transactions and the activity log as Parquet."""
+    offline_dir.mkdir(parents=True, exist_ok=True)
+    cards.to_parquet(offline_dir / CARDS_FILE, index=False)
+    events.to_parquet(offline_dir / TRANSACTIONS_FILE, index=False)
+    card_activity_log(events, cards).to_parquet(
+        offline_dir / CARD_ACTIVITY_FILE, index=False
+    )
+
+
+def request_frame(events: pd.DataFrame) -> pd.DataFrame:
+    """Feast's entity frame for transactions: the card, the as-of time and the raw
+    request fields of the on-demand view."""
+    return pd.DataFrame(
+        {
+            "card_id": events["card_id"].to_numpy(),
+            "event_timestamp": (events["event_timestamp"] - AS_OF_BEFORE).reset_index(
+                drop=True
+            ),
+            "amount": events["amount"].astype(float).to_numpy(),
+            "merchant_id": events["merchant_id"].to_numpy(),
+            "merchant_latitude": events["merchant_latitude"].astype(float).to_numpy(),
+            "merchant_longitude": events["merchant_longitude"].astype(float).to_numpy(),
+            "chip": events["chip"].astype("int64").to_numpy(),
+            "pin": events["pin"].astype("int64").to_numpy(),
+            "online": events["online"].astype("int64").to_numpy(),
+            "transaction_timestamp_us": timestamp_us(
+                events["event_timestamp"]
+            ).to_numpy(),
+            "transaction_id": events["transaction_id"].to_numpy(),
+        }
+    )
+
+
+def fraud_training_set(
+    store: FeatureStore, events: pd.DataFrame, full: bool = False
+) -> pd.DataFrame:
+    """The fraud features of every transaction as of just before it, in the events'
+    order, with `transaction_id` and the `fraud` label. `full` adds the velocity and
+    context features."""
+    service = store.get_feature_service(FRAUD_FULL_SERVICE if full else FRAUD_SERVICE)
+    entity = request_frame(events)
+    joined = store.get_historical_features(entity_df=entity, features=service).to_df()
+    joined = joined.set_index("transaction_id").loc[entity["transaction_id"]]
+    names = (
+        [*FRAUD_FEATURES, *VELOCITY_FEATURES, *CONTEXT_FEATURES]
+        if full
+        else [*FRAUD_FEATURES]
+    )
+    out = joined[names].reset_index()
+    out["fraud"] = events["fraud"].astype("int64").to_numpy()
+    return out
