@@ -53,6 +53,23 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The feature layer (Feast repository, feature code): the model contract only.
     # The predictor never imports it (it stays lean).
     "features": ("features", "model"),
+    # The transformer (KServe's spec.transformer): the feature layer and the model
+    # contract; of the predictor only what any v2 server in front of it shares: the v2
+    # tensor codec (JSON and binary tensors, the same 400 messages), KServe's
+    # container arguments (held equal to KServe's by a test), the HTTP limits, the
+    # histogram edges and the JSON log format. It reaches the predictor over v2 only.
+    "transformer": (
+        "transformer",
+        "features",
+        "model",
+        "serving.binary_tensors",
+        "serving.tensors",
+        "serving.errors",
+        "serving.kserve_args",
+        "serving.http_limits",
+        "serving.buckets",
+        "serving.logs",
+    ),
     "riskserve": EVERYTHING,
     # Benchmarks build the same test-only contract models as the tests.
     "bench": ("bench", *EVERYTHING, "tests.fixtures"),

@@ -48,6 +48,7 @@ FIRST_PARTY = (
     "monitoring",
     "app",
     "features",
+    "transformer",
     "riskserve",
     "bench",
 )
