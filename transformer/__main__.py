@@ -59,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("--predictor_use_ssl: TLS to the predictor is not supported")
     if args.workers != 1:
         problems.append("--workers: one process per transformer; scale with replicas")
-    repo = args.feature_repo or settings.feature_repo
+    repo: Path | None = args.feature_repo or settings.feature_repo
     if repo is None:
         problems.append(
             "--feature_repo (or RISKSERVE_TRANSFORMER_FEATURE_REPO) is required"
         )
-    if problems:
+    if problems or repo is None:
         parser.error("; ".join(problems))
     from riskserve.transformer.server import ServerOptions, TransformerServer
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         model_name=args.model_name,
         predictor_host=args.predictor_host,
         http_port=args.http_port,
-        feature_repo=Path(repo),
+        feature_repo=repo,
         predictor_timeout_seconds=float(
             args.predictor_request_timeout_seconds or settings.predictor_timeout_seconds
         ),

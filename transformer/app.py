@@ -204,6 +204,7 @@ class TransformerApp:
         )
         outputs = list(answer.outputs)
         for name, datatype in EXTRA_OUTPUTS:
+            array: np.ndarray
             if name == UNKNOWN_ENTITY:
                 array = unknown
             elif name == FEATURES_UNAVAILABLE:
