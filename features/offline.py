@@ -143,3 +143,55 @@ def fraud_training_set(
     out = joined[names].reset_index()
     out["fraud"] = events["fraud"].astype("int64").to_numpy()
     return out
+
+
+def read_event_log(event_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The card register and the transactions of an event log folder
+    (`cards.parquet`, `card_transactions.parquet`), checked for their columns."""
+    wanted = {
+        CARDS_FILE: ("card_id", "issued_at", "home_latitude", "home_longitude"),
+        TRANSACTIONS_FILE: (
+            "transaction_id",
+            "card_id",
+            "event_timestamp",
+            "amount",
+            "merchant_id",
+            "merchant_latitude",
+            "merchant_longitude",
+            "chip",
+            "pin",
+            "online",
+            "fraud",
+        ),
+    }
+    frames = []
+    for name, columns in wanted.items():
+        path = event_dir / name
+        if not path.is_file():
+            raise ValueError(
+                f"{event_dir}: no {name} (an event log holds {CARDS_FILE} and {TRANSACTIONS_FILE})"
+            )
+        frame = pd.read_parquet(path)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+        frames.append(frame)
+    cards, events = frames
+    for frame, column in ((cards, "issued_at"), (events, "event_timestamp")):
+        if not isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return cards, events.sort_values("event_timestamp", kind="stable").reset_index(
+        drop=True
+    )
+
+
+def fraud_training_set_from_log(event_dir: Path, work_dir: Path) -> pd.DataFrame:
+    """The fraud training set of an event log folder: its offline store and a Feast
+    repository are built under `work_dir`, then every transaction's features are
+    joined as of just before it (`fraud_training_set`)."""
+    from riskserve.features.repo import open_store
+
+    cards, events = read_event_log(event_dir)
+    write_offline_store(work_dir / "offline", cards, events)
+    store = open_store(work_dir / "repo", work_dir / "offline")
+    return fraud_training_set(store, events)

@@ -85,7 +85,8 @@ def card_transactions(
             for k in range(_MERCHANTS_PER_CITY)
         ]
     )
-    web_city = rng.integers(0, _CITIES, _ONLINE_MERCHANTS)
+    # Online shops are registered in a city too; a card's usual ones are at home.
+    web_city = np.arange(_ONLINE_MERCHANTS) % _CITIES
     web_lat = city_lat[web_city] + rng.normal(0.0, 0.05, _ONLINE_MERCHANTS)
     web_lon = city_lon[web_city] + rng.normal(0.0, 0.05, _ONLINE_MERCHANTS)
     web_ids = np.array([f"web-{k:03d}" for k in range(_ONLINE_MERCHANTS)])
@@ -100,7 +101,10 @@ def card_transactions(
     favourites = home_city[:, None] * _MERCHANTS_PER_CITY + rng.integers(
         0, _MERCHANTS_PER_CITY, (cards, _FAVOURITES)
     )
-    favourite_web = rng.integers(0, _ONLINE_MERCHANTS, (cards, _FAVOURITE_ONLINE))
+    web_per_city = _ONLINE_MERCHANTS // _CITIES
+    favourite_web = home_city[:, None] + _CITIES * rng.integers(
+        0, web_per_city, (cards, _FAVOURITE_ONLINE)
+    )
     issued = START - pd.to_timedelta(rng.integers(30, 2_000, cards), unit="D")
     card_ids = np.array([f"card-{seed:02d}-{i:06d}" for i in range(cards)])
 

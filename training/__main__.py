@@ -25,6 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="training CSV (default: synthetic data)"
     )
     parser.add_argument(
+        "--events",
+        type=Path,
+        metavar="DIR",
+        help="fraud: train on a raw event log (cards.parquet, card_transactions.parquet; "
+        "python -m riskserve.features generate DIR writes one), its features joined "
+        "point-in-time by the feature layer",
+    )
+    parser.add_argument(
         "--target",
         help="target column of --data; when given, the feature spec is inferred from the "
         "CSV (any schema) instead of the built-in one",
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.folds < 2:
         return fail(args.kind, f"--folds must be at least 2, got {args.folds}", 2)
+    if args.events is not None and (args.data is not None or args.target is not None):
+        return fail(args.kind, "give --events or --data (with --target), not both", 2)
     if args.positive is not None and args.target is None:
         return fail(args.kind, "--positive needs --target", 2)
     if args.reasons < 1:
@@ -184,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     config = JobConfig(
         kind=args.kind,
         data=args.data,
+        events=args.events,
         target=args.target,
         positive=args.positive,
         rows=args.rows or DEMO_ROWS[args.kind],

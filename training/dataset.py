@@ -6,6 +6,7 @@ second or two, before any heavy import.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from riskserve.training.decision_graph import ScoreScaling
 class JobConfig:
     kind: str  # "fraud" or "credit"
     data: Path | None = None
+    # A raw event log (riskserve.features): the features by point-in-time joins.
+    events: Path | None = None
     target: str | None = None
     positive: str | None = None  # the event class of --target; None: 1/True/larger
     rows: int = 20_000
@@ -64,6 +67,8 @@ class LoadedData:
 
 def load_data(config: JobConfig) -> LoadedData:
     """The spec, typed features, 0/1 target, and a description of the source."""
+    if config.events is not None:
+        return load_events(config)
     if config.data is None:
         spec = get_spec(config.kind)
         frame = generate(config.kind, config.rows, config.seed)
@@ -96,3 +101,33 @@ def load_data(config: JobConfig) -> LoadedData:
             "each class to train and evaluate"
         )
     return LoadedData(spec, features, target, str(config.data))
+
+
+def load_events(config: JobConfig) -> LoadedData:
+    """The fraud training set of a raw event log, built by the feature layer's
+    point-in-time joins: each transaction sees its card's state up to its previous
+    transaction, the same features a transformer computes when it is served."""
+    assert config.events is not None
+    if config.kind != "fraud":
+        raise DataError(
+            f"{config.events}: training {config.kind} from events is not built yet "
+            "(fraud only)"
+        )
+    # Feast is imported only on this path (the CSV and synthetic paths stay light).
+    from riskserve.features.offline import fraud_training_set_from_log
+
+    spec = get_spec(config.kind)
+    with tempfile.TemporaryDirectory(prefix="riskserve-events-") as work:
+        try:
+            frame = fraud_training_set_from_log(config.events, Path(work))
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
+    source = f"event log {config.events}"
+    features = validate(frame, spec, source)
+    target = frame[spec.target].astype(np.int64)
+    if target.sum() < 4 or (len(target) - target.sum()) < 4:
+        raise DataError(
+            f"{config.events}: the transactions need at least 4 of each class (fraud "
+            "and not) to train and evaluate"
+        )
+    return LoadedData(spec, features, target, f"{source}, point-in-time features")
