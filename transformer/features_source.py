@@ -66,20 +66,40 @@ class Lookups:
 
 
 class FeatureSource:
-    """Lookups on a thread of their own, so a store that hangs cannot stall the event
-    loop (nor health probes), and a wait bounded by `timeout_seconds`."""
+    """The online lookup of a request's transactions.
 
-    def __init__(self, store: FeatureStore, timeout_seconds: float) -> None:
+    `in_thread=False`: on the event loop (a SQLite or Redis read of a card is well
+    under a millisecond). `in_thread=True`: on a thread of its own, so a store that
+    hangs cannot stall the loop (nor health probes), and the wait is bounded by
+    `timeout_seconds`; the GIL hand-offs between that thread and the loop cost
+    milliseconds per request on a busy machine (docs/transformer.md)."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        timeout_seconds: float,
+        in_thread: bool = False,
+        lookup_one: Callable[[Transaction], CardLookup] | None = None,
+    ) -> None:
         self.store = store
+        self._lookup_one = lookup_one or (lambda txn: lookup(store, txn))
         self.timeout = timeout_seconds
-        self._executor = ThreadPoolExecutor(2, thread_name_prefix="lookup")
+        self.in_thread = in_thread
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="lookup")
 
     def _lookup_all(self, transactions: list[Transaction]) -> Lookups:
         started = time.perf_counter()
-        found = [lookup(self.store, txn) for txn in transactions]
+        found = [self._lookup_one(txn) for txn in transactions]
         return Lookups(found, time.perf_counter() - started)
 
     async def lookup(self, transactions: list[Transaction]) -> Lookups:
+        if not self.in_thread:
+            try:
+                return self._lookup_all(transactions)
+            except Exception as exc:
+                raise StoreUnavailable(
+                    f"the online store failed: {type(exc).__name__}: {str(exc)[:200]}"
+                ) from exc
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._lookup_all, transactions)
         try:
@@ -107,8 +127,11 @@ class PushHooks:
 
 
 class PushWorker:
-    """The cards' new states, pushed one after the other on one thread, in the order
-    the answers left (so two transactions of a card in one process push in order).
+    """The cards' new states, pushed one after the other in the order the answers
+    left (so two transactions of a card in one process push in order): on one thread
+    of its own (`in_thread=True`), or on the event loop right after the answer has
+    been handed to the connection (the default: no GIL hand-off; the next request on
+    the loop waits for the write, a fraction of a millisecond).
 
     A full queue drops the update; a push that raises is not retried (its state is
     computed from the state read before it, and a later transaction of the card has
@@ -120,16 +143,22 @@ class PushWorker:
         push: Callable[[Transaction, CardState], object],
         max_pending: int,
         hooks: PushHooks,
+        in_thread: bool = True,
     ) -> None:
         self.push = push
         self.hooks = hooks
+        self.in_thread = in_thread
         self._queue: queue.Queue[tuple[Transaction, CardState] | None] = queue.Queue(
             max_pending
         )
         self._thread = threading.Thread(target=self._run, name="push", daemon=True)
-        self._thread.start()
+        if in_thread:
+            self._thread.start()
 
     def submit(self, txn: Transaction, state: CardState) -> None:
+        if not self.in_thread:
+            self._push_one(txn, state)
+            return
         try:
             self._queue.put_nowait((txn, state))
         except queue.Full:
@@ -146,22 +175,24 @@ class PushWorker:
             item = self._queue.get()
             if item is None:
                 return
-            txn, state = item
-            started = time.perf_counter()
-            try:
-                self.push(txn, state)
-            except Exception as exc:
-                self.hooks.failed("error")
-                log.error(
-                    "state update failed",
-                    extra={
-                        "card_id": txn.card_id,
-                        "error": f"{type(exc).__name__}: {str(exc)[:300]}",
-                    },
-                )
-            else:
-                self.hooks.pushed(time.perf_counter() - started)
+            self._push_one(*item)
             self.hooks.pending(self._queue.qsize())
+
+    def _push_one(self, txn: Transaction, state: CardState) -> None:
+        started = time.perf_counter()
+        try:
+            self.push(txn, state)
+        except Exception as exc:
+            self.hooks.failed("error")
+            log.error(
+                "state update failed",
+                extra={
+                    "card_id": txn.card_id,
+                    "error": f"{type(exc).__name__}: {str(exc)[:300]}",
+                },
+            )
+        else:
+            self.hooks.pushed(time.perf_counter() - started)
 
     def close(self, drain_seconds: float) -> int:
         """Push what is queued for up to `drain_seconds`; returns how many were left
@@ -180,6 +211,7 @@ class PushWorker:
                 self.hooks.failed("shutdown")
         if left:
             log.error("state updates not pushed at shutdown", extra={"count": left})
-        self._queue.put(None)
-        self._thread.join(timeout=max(drain_seconds, 1.0))
+        if self.in_thread:
+            self._queue.put(None)
+            self._thread.join(timeout=max(drain_seconds, 1.0))
         return left

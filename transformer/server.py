@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from riskserve.transformer.app import (
     TransformerApp,
     fetch_predictor_outputs,
 )
+from riskserve.transformer.direct_lookup import DirectLookup
 from riskserve.transformer.features_source import (
     FeatureSource,
     PushHooks,
@@ -128,6 +130,11 @@ class TransformerServer:
             # The registry read and the first connection, before readiness says yes.
             await asyncio.to_thread(store.list_feature_views)
             push = await asyncio.to_thread(state_pusher, store)
+            direct = (
+                await asyncio.to_thread(DirectLookup, store)
+                if settings.lookup_path == "direct"
+                else None
+            )
         except Exception as exc:
             log.error(
                 "cannot open the feature store",
@@ -139,10 +146,21 @@ class TransformerServer:
             self.exit_code = 1
             self.http.should_exit = True
             return
+        threads = settings.store_io == "thread"
+        if threads:
+            # A thread that wants the GIL waits up to the switch interval (5 ms by
+            # default) for the one holding it: with lookups and writes on threads
+            # beside the loop that wait lands in the requests' latency.
+            sys.setswitchinterval(0.0005)
         self.transformer.pushes = PushWorker(
-            push, settings.max_pending_pushes, PUSH_HOOKS
+            push, settings.max_pending_pushes, PUSH_HOOKS, in_thread=threads
         )
-        self.transformer.source = FeatureSource(store, settings.lookup_timeout_seconds)
+        self.transformer.source = FeatureSource(
+            store,
+            settings.lookup_timeout_seconds,
+            in_thread=threads,
+            lookup_one=direct.lookup if direct is not None else None,
+        )
         log.info(
             "serving",
             extra={
@@ -151,6 +169,8 @@ class TransformerServer:
                 "http_port": self.options.http_port,
                 "feature_repo": str(repo),
                 "fail_open": settings.fail_open,
+                "store_io": settings.store_io,
+                "lookup_path": settings.lookup_path,
                 "auth": self.transformer.api_key is not None,
             },
         )

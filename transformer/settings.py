@@ -47,8 +47,23 @@ class TransformerSettings(BaseSettings):
     is not given (KServe's default for that argument, 600 s, is no budget for a card
     authorisation); beyond it the answer is a 504."""
 
+    lookup_path: Literal["direct", "feast"] = "direct"
+    """`direct` (default): the card's two rows read through the store's provider and
+    the features computed by the on-demand view's own function
+    (`riskserve.transformer.direct_lookup`; ~0.1 ms). `feast`:
+    `FeatureStore.get_online_features` on the on-demand view (~1-3 ms here). Both give
+    the same values (tested)."""
+
+    store_io: Literal["loop", "thread"] = "loop"
+    """Where the online store is read and written. `loop` (default): on the event
+    loop, the lookup before the predictor call and the state write right after the
+    answer has been handed to the connection; lowest latency, but a store that hangs
+    (not one that fails) stalls the process. `thread`: lookups on a thread bounded by
+    `lookup_timeout_seconds`, writes queued to a thread of their own; a hung store
+    is a 503 in time, at the price of GIL hand-offs (docs/transformer.md)."""
+
     lookup_timeout_seconds: float = Field(default=1.0, gt=0)
-    """Longest wait for the online lookup of one request."""
+    """Longest wait for the online lookup of one request (`store_io=thread`)."""
 
     max_batch_size: int = Field(default=64, ge=1)
     """Most transactions one request may carry (one online lookup each)."""
