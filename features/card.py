@@ -113,20 +113,32 @@ class CardState:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> CardState:
-        """From the stored fields; a card never seen has them all None."""
-        if row.get("transactions") is None:
+        """From the stored fields; a card never seen has them all None (or NaN, from
+        a pandas frame)."""
+        if _missing(row.get("transactions")):
             return cls()
+        stamp = row["last_timestamp_us"]
         return cls(
-            last_latitude=row["last_latitude"],
-            last_longitude=row["last_longitude"],
-            last_timestamp_us=row["last_timestamp_us"],
-            median_purchase=row["median_purchase"],
+            last_latitude=None
+            if _missing(row["last_latitude"])
+            else row["last_latitude"],
+            last_longitude=None
+            if _missing(row["last_longitude"])
+            else row["last_longitude"],
+            last_timestamp_us=None if _missing(stamp) else int(stamp),
+            median_purchase=None
+            if _missing(row["median_purchase"])
+            else row["median_purchase"],
             transactions=int(row["transactions"]),
             merchants_seen=list(row["merchants_seen"] or []),
             recent_amounts=list(row["recent_amounts"] or []),
-            recent_timestamps_us=list(row["recent_timestamps_us"] or []),
+            recent_timestamps_us=[int(t) for t in row["recent_timestamps_us"] or []],
             recent_window_amounts=list(row["recent_window_amounts"] or []),
         )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 STATE_FIELDS = tuple(CardState().as_row())

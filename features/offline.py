@@ -27,6 +27,7 @@ from riskserve.features.card import (
 from riskserve.features.repo import (
     CARD_ACTIVITY_FILE,
     CARDS_FILE,
+    FRAUD_FEATURE_VIEW,
     FRAUD_FULL_SERVICE,
     FRAUD_SERVICE,
 )
@@ -188,10 +189,72 @@ def read_event_log(event_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def fraud_training_set_from_log(event_dir: Path, work_dir: Path) -> pd.DataFrame:
     """The fraud training set of an event log folder: its offline store and a Feast
     repository are built under `work_dir`, then every transaction's features are
-    joined as of just before it (`fraud_training_set`)."""
+    joined as of just before it and computed by the repository's on-demand view
+    (`fraud_training_set_asof`, equal to `fraud_training_set`)."""
     from riskserve.features.repo import open_store
 
     cards, events = read_event_log(event_dir)
     write_offline_store(work_dir / "offline", cards, events)
     store = open_store(work_dir / "repo", work_dir / "offline")
-    return fraud_training_set(store, events)
+    return fraud_training_set_asof(store, work_dir / "offline", events)
+
+
+def fraud_training_set_asof(
+    store: FeatureStore, offline_dir: Path, events: pd.DataFrame, full: bool = False
+) -> pd.DataFrame:
+    """`fraud_training_set` with the point-in-time join done by pandas' `merge_asof`
+    (the same rule as Feast's: the latest row stamped at or before the as-of time)
+    and the registered on-demand view applied to the joined rows.
+
+    Why: Feast's file offline store joins every entity row with every row of its
+    card before filtering, so its cost grows with transactions x history per card
+    (measured: 20,000 rows of a 30-day log in 529 s); this takes seconds. The tests
+    hold both equal."""
+    entity = request_frame(events)
+    entity["row"] = np.arange(len(entity))
+    entity = entity.sort_values("event_timestamp", kind="stable")
+    profile = pd.read_parquet(offline_dir / CARDS_FILE).sort_values("issued_at")
+    activity = pd.read_parquet(offline_dir / CARD_ACTIVITY_FILE).sort_values(
+        "event_timestamp", kind="stable"
+    )
+    joined = pd.merge_asof(
+        entity,
+        profile[["card_id", "issued_at", "home_latitude", "home_longitude"]],
+        left_on="event_timestamp",
+        right_on="issued_at",
+        by="card_id",
+        direction="backward",
+    )
+    joined = pd.merge_asof(
+        joined,
+        activity.rename(columns={"event_timestamp": "state_timestamp"}),
+        left_on="event_timestamp",
+        right_on="state_timestamp",
+        by="card_id",
+        direction="backward",
+    ).sort_values("row")
+    inputs: dict[str, list[object]] = {}
+    for column in joined.columns:
+        values = joined[column].tolist()
+        inputs[column] = [
+            None if isinstance(v, float) and np.isnan(v) else v for v in values
+        ]
+    for column in STATE_FIELDS:
+        if column in (
+            "merchants_seen",
+            "recent_amounts",
+            "recent_timestamps_us",
+            "recent_window_amounts",
+        ):
+            inputs[column] = [None if v is None else list(v) for v in inputs[column]]
+    odfv = store.get_on_demand_feature_view(FRAUD_FEATURE_VIEW)
+    computed = odfv.transform_dict(inputs)
+    names = (
+        [*FRAUD_FEATURES, *VELOCITY_FEATURES, *CONTEXT_FEATURES]
+        if full
+        else [*FRAUD_FEATURES]
+    )
+    out = pd.DataFrame({name: computed[name] for name in names})
+    out.insert(0, "transaction_id", joined["transaction_id"].to_numpy())
+    out["fraud"] = events["fraud"].astype("int64").to_numpy()
+    return out

@@ -12,7 +12,11 @@ from riskserve.features.card import (
     FRAUD_FEATURES,
     VELOCITY_FEATURES,
 )
-from riskserve.features.offline import fraud_training_set, transactions
+from riskserve.features.offline import (
+    fraud_training_set,
+    fraud_training_set_asof,
+    transactions,
+)
 from riskserve.features.online import CardStateWriter, lookup, record_transaction
 
 from tests.features.conftest import EventRepo
@@ -41,19 +45,26 @@ def test_serving_features_equal_the_training_set_float32_exact(
 ) -> None:
     log = event_repo.events.transactions
     trained = fraud_training_set(event_repo.store, log, full=True)
+
+    # The training job's join (merge_asof + the registered on-demand view).
+    job = fraud_training_set_asof(
+        event_repo.store, event_repo.offline_dir, log, full=True
+    )
     served = serve_all(event_repo)
 
-    assert len(trained) == len(served) == len(log)
+    assert len(trained) == len(job) == len(served) == len(log)
     assert list(trained["transaction_id"]) == list(log["transaction_id"])
+    assert list(job["transaction_id"]) == list(log["transaction_id"])
     for name in COMPARED:
         at_serve = np.asarray(served[name], np.float64).astype(np.float32)
-        at_train = np.asarray(trained[name], np.float64).astype(np.float32)
-        differ = np.flatnonzero(at_serve != at_train)
-        assert differ.size == 0, (
-            f"{name}: {differ.size} of {len(log)} rows differ, first "
-            f"{log['transaction_id'].iloc[differ[0]]}: served {at_serve[differ[0]]}, "
-            f"trained {at_train[differ[0]]}"
-        )
+        for path, frame in (("get_historical_features", trained), ("the job", job)):
+            at_train = np.asarray(frame[name], np.float64).astype(np.float32)
+            differ = np.flatnonzero(at_serve != at_train)
+            assert differ.size == 0, (
+                f"{name} ({path}): {differ.size} of {len(log)} rows differ, first "
+                f"{log['transaction_id'].iloc[differ[0]]}: served "
+                f"{at_serve[differ[0]]}, trained {at_train[differ[0]]}"
+            )
     # The comparison covers real histories, not defaults alone.
     assert (trained["card_transactions"] > 0).mean() > 0.8
     assert 0.1 < trained["repeat_retailer"].mean() < 1.0
