@@ -2,6 +2,8 @@
 
 - lookup: `riskserve.features.online.lookup`, one card's profile and state from the
   online store plus the on-demand view (the seven fraud features, velocity, context);
+- the direct reader (`CardReader`): the same rows and the same function without
+  Feast's per-request conversion and on-demand machinery;
 - compute only: `riskserve.features.card.fraud_features` on a state in memory;
 - write: the card's new state after a scored transaction (`record_transaction`:
   `advance` + `CardStateWriter`), and the same through Feast's `store.push`;
@@ -30,6 +32,7 @@ from riskserve.features.offline import (
     write_offline_store,
 )
 from riskserve.features.online import (
+    CardReader,
     CardStateWriter,
     lookup,
     push_transaction,
@@ -94,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
             lookup(store, txn)
         looked = timed(len(recent), lambda i: lookup(store, recent[i]))
         print(f"lookup + on-demand view (one card, SQLite): {percentiles(looked)}")
+
+        reader = CardReader(store)
+        direct = timed(len(recent), lambda i: reader.lookup(recent[i]))
+        print(f"lookup, direct reader (same rows, same code): {percentiles(direct)}")
 
         found = [lookup(store, t) for t in recent]
         compute = timed(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -233,7 +234,7 @@ def fraud_training_set_asof(
         by="card_id",
         direction="backward",
     ).sort_values("row")
-    inputs: dict[str, list[object]] = {}
+    inputs: dict[str, list[Any]] = {}
     for column in joined.columns:
         values = joined[column].tolist()
         inputs[column] = [

@@ -17,7 +17,12 @@ from riskserve.features.offline import (
     fraud_training_set_asof,
     transactions,
 )
-from riskserve.features.online import CardStateWriter, lookup, record_transaction
+from riskserve.features.online import (
+    CardReader,
+    CardStateWriter,
+    lookup,
+    record_transaction,
+)
 
 from tests.features.conftest import EventRepo
 
@@ -26,18 +31,22 @@ pytestmark = pytest.mark.inprocess
 COMPARED = (*FRAUD_FEATURES, *VELOCITY_FEATURES, *CONTEXT_FEATURES)
 
 
-def serve_all(repo: EventRepo) -> pd.DataFrame:
-    """Replay the log in time order as a transformer would: look up, answer, write."""
+def serve_all(repo: EventRepo) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replay the log in time order as a transformer would: look up, answer, write.
+    Returns the features of Feast's lookup (online features + on-demand view) and of
+    the direct reader, both read before each write."""
     store = repo.store
     register = repo.events.cards.assign(event_timestamp=repo.events.cards["issued_at"])
     store.write_to_online_store("card_profile", register)
     writer = CardStateWriter(store)
-    served = []
+    reader = CardReader(store)
+    served, direct = [], []
     for txn in transactions(repo.events.transactions):
         found = lookup(store, txn)
         served.append(found.features)
+        direct.append(reader.lookup(txn).features)
         record_transaction(writer, txn, found.state)
-    return pd.DataFrame(served)
+    return pd.DataFrame(served), pd.DataFrame(direct)
 
 
 def test_serving_features_equal_the_training_set_float32_exact(
@@ -50,14 +59,19 @@ def test_serving_features_equal_the_training_set_float32_exact(
     job = fraud_training_set_asof(
         event_repo.store, event_repo.offline_dir, log, full=True
     )
-    served = serve_all(event_repo)
+    served, direct = serve_all(event_repo)
 
     assert len(trained) == len(job) == len(served) == len(log)
     assert list(trained["transaction_id"]) == list(log["transaction_id"])
     assert list(job["transaction_id"]) == list(log["transaction_id"])
     for name in COMPARED:
         at_serve = np.asarray(served[name], np.float64).astype(np.float32)
-        for path, frame in (("get_historical_features", trained), ("the job", job)):
+        paths = (
+            ("get_historical_features", trained),
+            ("the job", job),
+            ("the direct reader", direct),
+        )
+        for path, frame in paths:
             at_train = np.asarray(frame[name], np.float64).astype(np.float32)
             differ = np.flatnonzero(at_serve != at_train)
             assert differ.size == 0, (
