@@ -52,12 +52,30 @@ class InferenceServiceState:
     latest_rolledout: str | None = None
     previous_rolledout: str | None = None
     invalid_reason: str = ""  # the last applied document was rejected
+    component: str = "predictor"
+    """Which component of the spec this state's revisions run: `predictor`, or
+    `transformer` for the nested state of `spec.transformer`."""
+    transformer: InferenceServiceState | None = None
+    """The transformer component (`spec.transformer`), with its own revisions,
+    rolled-out history and split, by the same rules; None without one."""
 
     # -- revisions ------------------------------------------------------------
 
     @property
     def predictor(self) -> dict[str, Any]:
-        return self.spec.get("predictor", {})
+        """This component's spec (`spec.predictor`, or `spec.transformer` in the
+        nested transformer state)."""
+        return self.spec.get(self.component, {})
+
+    def components(self) -> list[InferenceServiceState]:
+        """The predictor component (self), then the transformer's, if any."""
+        return [self] if self.transformer is None else [self, self.transformer]
+
+    @property
+    def front(self) -> InferenceServiceState:
+        """The component the gateway's main port routes to: the transformer when
+        there is one (as KServe's ingress does), else the predictor."""
+        return self.transformer if self.transformer is not None else self
 
     @property
     def canary_percent(self) -> int | None:
@@ -66,6 +84,10 @@ class InferenceServiceState:
 
     @property
     def shadow(self) -> bool:
+        if self.component != "predictor":
+            # A transformer pushes each card's new state after it answers: a mirrored
+            # request would push it twice. Shadow applies to the predictor component.
+            return False
         annotations = self.spec.get("_annotations", {})
         return str(annotations.get("riskserve.io/shadow", "")).lower() == "true"
 
@@ -88,7 +110,7 @@ class InferenceServiceState:
             for r in self.revisions
             if r.name.rsplit("-", 1)[-1].isdigit()
         ]
-        return f"{self.name}-predictor-{max(numbers, default=0) + 1:05d}"
+        return f"{self.name}-{self.component}-{max(numbers, default=0) + 1:05d}"
 
     # -- KServe's traffic rules ------------------------------------------------
 
@@ -148,11 +170,31 @@ class InferenceServiceState:
 
     # -- KServe's status shape ---------------------------------------------------
 
-    def status(self, base_url: str) -> dict[str, Any]:
+    def component_status(self, url: str) -> dict[str, Any]:
+        """`status.components.<component>`, in KServe's shape."""
         latest = self.latest_created
         ready_rev = self.latest_ready
-        routes = self.routes()
-        conditions = []
+        return {
+            "latestCreatedRevision": latest.name if latest else None,
+            "latestReadyRevision": ready_rev.name if ready_rev else None,
+            "latestRolledoutRevision": self.latest_rolledout,
+            "previousRolledoutRevision": self.previous_rolledout,
+            "traffic": [
+                {
+                    "revisionName": t.revision_name,
+                    "percent": t.percent,
+                    **({"tag": t.tag} if t.tag else {}),
+                    "latestRevision": t.latest_revision,
+                    "url": url,
+                }
+                for t in self.traffic()
+            ],
+        }
+
+    def status(self, base_url: str) -> dict[str, Any]:
+        url = f"{base_url}/v2/models/{self.name}"
+        components = {c.component: c.component_status(url) for c in self.components()}
+        conditions: list[dict[str, Any]] = []
         if self.invalid_reason:
             conditions.append(
                 {
@@ -162,49 +204,51 @@ class InferenceServiceState:
                     "message": self.invalid_reason,
                 }
             )
-        elif routes:
-            conditions.append({"type": "Ready", "status": "True"})
         else:
+            # Ready when every component has a ready revision to route to; KServe
+            # also reports each component's readiness (PredictorReady, ...).
+            waiting = [c for c in self.components() if not c.routes()]
+            if not waiting:
+                conditions.append({"type": "Ready", "status": "True"})
+            else:
+                latest = waiting[0].latest_created
+                conditions.append(
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "reason": "NoReadyRevision",
+                        "message": latest.reason
+                        if latest and latest.reason
+                        else "loading",
+                    }
+                )
+        for component in self.components():
+            conditions.extend(component._component_conditions())
+        return {"url": url, "conditions": conditions, "components": components}
+
+    def _component_conditions(self) -> list[dict[str, Any]]:
+        latest = self.latest_created
+        conditions: list[dict[str, Any]] = []
+        if self.component != "predictor" and not self.invalid_reason:
+            ready = bool(self.routes())
             conditions.append(
                 {
-                    "type": "Ready",
-                    "status": "False",
-                    "reason": "NoReadyRevision",
-                    "message": latest.reason if latest and latest.reason else "loading",
+                    "type": f"{self.component.capitalize()}Ready",
+                    "status": "True" if ready else "False",
                 }
             )
         if latest is not None and latest.failed:
             conditions.append(
                 {
-                    "type": "LatestDeploymentReady",
+                    "type": "LatestDeploymentReady"
+                    if self.component == "predictor"
+                    else f"{self.component.capitalize()}LatestDeploymentReady",
                     "status": "False",
                     "reason": "RevisionFailed",
                     "message": f"{latest.name}: {latest.reason}",
                 }
             )
-        url = f"{base_url}/v2/models/{self.name}"
-        return {
-            "url": url,
-            "conditions": conditions,
-            "components": {
-                "predictor": {
-                    "latestCreatedRevision": latest.name if latest else None,
-                    "latestReadyRevision": ready_rev.name if ready_rev else None,
-                    "latestRolledoutRevision": self.latest_rolledout,
-                    "previousRolledoutRevision": self.previous_rolledout,
-                    "traffic": [
-                        {
-                            "revisionName": t.revision_name,
-                            "percent": t.percent,
-                            **({"tag": t.tag} if t.tag else {}),
-                            "latestRevision": t.latest_revision,
-                            "url": url,
-                        }
-                        for t in self.traffic()
-                    ],
-                }
-            },
-        }
+        return conditions
 
 
 def predictor_hash(predictor: dict[str, Any]) -> str:
@@ -229,11 +273,10 @@ class PlatformState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlatformState:
-        services = {}
-        for name, raw in data.get("services", {}).items():
-            raw = copy.deepcopy(raw)
-            revisions = [Revision(**r) for r in raw.pop("revisions", [])]
-            services[name] = InferenceServiceState(**raw, revisions=revisions)
+        services = {
+            name: _service_from_json(raw)
+            for name, raw in data.get("services", {}).items()
+        }
         return cls(services)
 
     def save(self, path: Path) -> None:
@@ -247,3 +290,13 @@ class PlatformState:
         if not path.exists():
             return cls()
         return cls.from_json(json.loads(path.read_text()))
+
+
+def _service_from_json(raw: dict[str, Any]) -> InferenceServiceState:
+    """One service (and its nested transformer component); state files written
+    before transformers existed have neither `component` nor `transformer`."""
+    raw = copy.deepcopy(raw)
+    revisions = [Revision(**r) for r in raw.pop("revisions", [])]
+    nested = raw.pop("transformer", None)
+    transformer = _service_from_json(nested) if nested else None
+    return InferenceServiceState(**raw, revisions=revisions, transformer=transformer)
