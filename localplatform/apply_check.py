@@ -24,6 +24,7 @@ from riskserve.localplatform.spec_rules import (
     env_problems,
     load_yaml_documents,
     storage_problem,
+    transformer_problems,
     valid_name,
 )
 from riskserve.localplatform.state import storage_uri
@@ -76,6 +77,7 @@ def check_documents(
             errors = [
                 *([problem] if problem else []),
                 *env_problems(spec),
+                *transformer_problems(spec, name, roots),
                 *annotation_problems(document["metadata"].get("annotations")),
             ]
         if name != "?" and name in seen:

@@ -38,7 +38,29 @@ ALLOWED_ENV = frozenset(
         "LOG_LEVEL",
     )
 )
+# Transformer settings a spec may tune (transformer/settings.py). Not among them: its
+# keys, the feature repository (an argument, checked like a storageUri), the Redis
+# address, where it listens, its revision name.
+ALLOWED_TRANSFORMER_ENV = frozenset(
+    f"RISKSERVE_TRANSFORMER_{name}"
+    for name in (
+        "FAIL_OPEN",
+        "PREDICTOR_TIMEOUT_SECONDS",
+        "LOOKUP_TIMEOUT_SECONDS",
+        "MAX_BATCH_SIZE",
+        "MAX_PENDING_PUSHES",
+        "MAX_CONCURRENT_REQUESTS",
+        "LOG_LEVEL",
+    )
+)
 MAX_ENV_VALUE = 256
+
+# The transformer container's arguments the platform passes on (KServe's own and the
+# feature repository); it injects --model_name, --predictor_host, --http_port and
+# --protocol itself, so those two may appear only with the values it would use.
+ALLOWED_TRANSFORMER_ARGS = ("--feature_repo", "--predictor_request_timeout_seconds")
+INJECTED_TRANSFORMER_ARGS = ("--model_name", "--protocol")
+MAX_ARGS = 16
 
 
 class SpecError(ValueError):
@@ -99,21 +121,31 @@ def load_yaml_documents(text: str) -> list[Any]:
 
 # -- env ------------------------------------------------------------------------------------
 def env_problems(spec: dict[str, Any]) -> list[str]:
-    """What is wrong with the `env` of a spec: only `predictor.model.env` is run, and
-    only the allow-listed predictor settings, with plain values."""
+    """What is wrong with the `env` of a spec: only `predictor.model.env` and the
+    transformer container's `env` are run, and only the allow-listed settings of
+    each, with plain values."""
     problems = []
     predictor = spec.get("predictor") or {}
     model = predictor.get("model") or {}
+    container = transformer_container(spec)
     for where, entries in _env_lists(spec):
-        if where != "spec.predictor.model.env" or entries is not model.get("env"):
+        if where == "spec.predictor.model.env" and entries is model.get("env"):
+            allowed = ALLOWED_ENV
+        elif (
+            where == "spec.transformer.containers[0].env"
+            and container is not None
+            and entries is container.get("env")
+        ):
+            allowed = ALLOWED_TRANSFORMER_ENV
+        else:
             problems.append(f"{where} is not run by the local platform")
             continue
         for entry in entries or []:
             name = entry.get("name") if isinstance(entry, dict) else None
-            if name not in ALLOWED_ENV:
+            if name not in allowed:
                 problems.append(
                     f"{where}: {excerpt(name)!r} is not allowed on the local platform "
-                    f"(allowed: {', '.join(sorted(ALLOWED_ENV))})"
+                    f"(allowed: {', '.join(sorted(allowed))})"
                 )
             elif "valueFrom" in entry:
                 problems.append(
@@ -151,6 +183,119 @@ def allowed_env(predictor: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# -- spec.transformer -----------------------------------------------------------------------
+def transformer_container(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The transformer's one container (KServe's `kserve-container`), if any."""
+    transformer = spec.get("transformer")
+    if not isinstance(transformer, dict):
+        return None
+    containers = transformer.get("containers")
+    if isinstance(containers, list) and containers and isinstance(containers[0], dict):
+        return containers[0]
+    return None
+
+
+def transformer_problems(
+    spec: dict[str, Any], name: str, roots: list[Path]
+) -> list[str]:
+    """What the platform refuses in `spec.transformer`: it runs riskserve's
+    transformer by its module (the container's `image` is not run), with the
+    allow-listed arguments; `--feature_repo` must lie under the model roots."""
+    transformer = spec.get("transformer")
+    if transformer is None:
+        return []
+    containers = (transformer or {}).get("containers")
+    if not isinstance(containers, list) or len(containers) != 1:
+        return [
+            "spec.transformer.containers must hold exactly one container "
+            "(riskserve's transformer)"
+        ]
+    container = containers[0]
+    where = "spec.transformer.containers[0]"
+    problems = []
+    for field in ("command", "envFrom"):
+        if field in container:
+            problems.append(f"{where}.{field} is not run by the local platform")
+    try:
+        args = transformer_args(container.get("args") or [])
+    except SpecError as exc:
+        return [*problems, str(exc)]
+    for flag, value in args:
+        if flag == "--model_name" and value != name:
+            problems.append(
+                f"{where}.args: --model_name {excerpt(value)!r} must be the "
+                f"InferenceService's name, {name!r}"
+            )
+        elif flag == "--protocol" and value != "v2":
+            problems.append(f"{where}.args: --protocol {excerpt(value)!r}: only v2")
+        elif flag == "--predictor_request_timeout_seconds":
+            try:
+                ok = 0 < float(value) <= 3600
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(
+                    f"{where}.args: --predictor_request_timeout_seconds "
+                    f"{excerpt(value)!r} is not a number of seconds up to 3600"
+                )
+        elif flag == "--feature_repo":
+            problem = path_problem(value, roots, f"{where}.args --feature_repo")
+            if problem:
+                problems.append(problem)
+    if not any(flag == "--feature_repo" for flag, _ in args):
+        problems.append(f"{where}.args needs --feature_repo (the Feast repository)")
+    return problems
+
+
+def transformer_args(args: object) -> list[tuple[str, str]]:
+    """The container's arguments as (flag, value) pairs, `--flag value` or
+    `--flag=value`; a flag off the allow-list is a SpecError naming the list."""
+    where = "spec.transformer.containers[0].args"
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise SpecError(f"{where} must be a list of strings")
+    if len(args) > 2 * MAX_ARGS:
+        raise SpecError(f"{where} has more than {2 * MAX_ARGS} items")
+    allowed = (*ALLOWED_TRANSFORMER_ARGS, *INJECTED_TRANSFORMER_ARGS)
+    pairs, index = [], 0
+    while index < len(args):
+        flag, sep, value = args[index].partition("=")
+        if flag not in allowed:
+            raise SpecError(
+                f"{where}: {excerpt(flag, 60)!r} is not allowed on the local platform "
+                f"(allowed: {', '.join(allowed)}; the platform sets --model_name, "
+                "--predictor_host, --http_port and --protocol itself)"
+            )
+        if not sep:
+            if index + 1 >= len(args):
+                raise SpecError(f"{where}: {flag} has no value")
+            index += 1
+            value = args[index]
+        if "\0" in value or len(value) > 1024:
+            raise SpecError(f"{where}: {flag} has an unusable value")
+        pairs.append((flag, value))
+        index += 1
+    return pairs
+
+
+def transformer_argv(container: dict[str, Any]) -> list[str]:
+    """The allow-listed arguments of a validated container, as `--flag value`."""
+    return [
+        part
+        for flag, value in transformer_args(container.get("args") or [])
+        if flag in ALLOWED_TRANSFORMER_ARGS
+        for part in (flag, value)
+    ]
+
+
+def transformer_env(container: dict[str, Any]) -> dict[str, str]:
+    """The allow-listed settings of a validated transformer container."""
+    return {
+        e["name"]: str(e["value"])
+        for e in container.get("env") or []
+        if e.get("name") in ALLOWED_TRANSFORMER_ENV and "value" in e
+    }
+
+
 # -- storageUri ---------------------------------------------------------------------------
 REMOTE_SCHEMES = ("s3://", "models:/")
 
@@ -176,10 +321,19 @@ def storage_problem(uri: object, roots: list[Path]) -> str | None:
             f"spec.predictor.model.storageUri {excerpt(uri)!r}: use s3://bucket/prefix, "
             "models:/name@alias or a local folder"
         )
-    path = Path(os.path.realpath(uri.removeprefix("file://")))
+    return path_problem(
+        uri.removeprefix("file://"), roots, "spec.predictor.model.storageUri"
+    )
+
+
+def path_problem(value: str, roots: list[Path], where: str) -> str | None:
+    """Why a local path is refused: outside the model roots (never whether it exists)."""
+    if not value or "\0" in value:
+        return f"{where} is not a usable path"
+    path = Path(os.path.realpath(value))
     if not any(path == root or root in path.parents for root in roots):
         return (
-            f"spec.predictor.model.storageUri {excerpt(uri)!r} is outside the model "
+            f"{where} {excerpt(value)!r} is outside the model "
             f"roots ({', '.join(str(r) for r in roots)}); add a folder to "
             "RISKSERVE_MODEL_ROOTS to serve from it"
         )
