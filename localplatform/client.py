@@ -157,13 +157,14 @@ def wait_ready(
         for item in report["inferenceservices"]:
             if item["metadata"]["name"] not in names:
                 continue
-            predictor = item["status"]["components"]["predictor"]
-            latest = predictor["latestCreatedRevision"]
-            revision = report["revisions"].get(latest, {})
-            if revision.get("failed"):
-                continue
-            if predictor["latestReadyRevision"] != latest:
-                pending.append(latest)
+            # Every component: the predictor, and the transformer in front of it.
+            for component in item["status"]["components"].values():
+                latest = component["latestCreatedRevision"]
+                revision = report["revisions"].get(latest, {})
+                if revision.get("failed"):
+                    continue
+                if component["latestReadyRevision"] != latest:
+                    pending.append(latest)
         if not pending:
             return
         if time.monotonic() > deadline:
@@ -178,18 +179,23 @@ def summary_lines(report: dict) -> list[str]:
     for item in report["inferenceservices"]:
         name = item["metadata"]["name"]
         st = item["status"]
-        predictor = st["components"]["predictor"]
         ready: dict[str, Any] = next(
             (c for c in st["conditions"] if c["type"] == "Ready"), {}
         )
-        split = (
-            ", ".join(
-                f"{t['revisionName']} {t['percent']}%" for t in predictor["traffic"]
+        splits = []
+        for component, state in st["components"].items():
+            split = (
+                ", ".join(
+                    f"{t['revisionName']} {t['percent']}%" for t in state["traffic"]
+                )
+                or "no traffic"
             )
-            or "no traffic"
-        )
+            splits.append(
+                split if component == "predictor" else f"{component}: {split}"
+            )
         lines.append(
-            f"{name}: ready={ready.get('status')} url={st['url']} traffic: {split}"
+            f"{name}: ready={ready.get('status')} url={st['url']} traffic: "
+            + "; ".join(splits)
         )
         for condition in st["conditions"]:
             if condition["status"] == "False":

@@ -1,7 +1,9 @@
 """The local platform's controller: InferenceServices in, predictor processes out.
 
-Each revision runs as its own `python -m riskserve.serving` process on free loopback ports. The
-controller creates a revision when a predictor spec changes (as Knative does), watches
+Each revision runs as its own `python -m riskserve.serving` process on free loopback ports
+(a transformer revision as `python -m riskserve.transformer`, in front of the gateway's
+predictor listener). The controller creates a revision when a component's spec changes
+(as Knative does), watches
 each process (a dead one loses its traffic at the next tick, within 0.2 s), restarts a
 revision that died after it had been ready, and keeps the state file current.
 """
@@ -32,6 +34,9 @@ from riskserve.localplatform.spec_rules import (
     default_model_roots,
     excerpt,
     name_problem,
+    transformer_argv,
+    transformer_container,
+    transformer_env,
 )
 from riskserve.localplatform.state import (
     InferenceServiceState,
@@ -68,6 +73,10 @@ class LocalPlatform:
         self.running: dict[str, RunningRevision] = {}
         self.model_roots = default_model_roots(settings.state_dir, settings.model_roots)
         self.version = 0  # bumped on every routing change; the gateway caches on it
+        self.predictor_port: int | None = None
+        """The gateway's internal predictor listener on loopback (KServe's
+        `<isvc>-predictor` service): where transformers send their requests. Set by
+        the daemon once it listens; without it no transformer starts."""
 
     # -- applying specs ------------------------------------------------------------
 
@@ -111,10 +120,15 @@ class LocalPlatform:
                 f"{settings.max_inferenceservices} (RISKSERVE_MAX_INFERENCESERVICES): "
                 "delete one with `riskserve delete NAME`"
             )
-        processes = sum(len(s.needed_revisions()) for s in state.services.values())
+        processes = sum(
+            len(c.needed_revisions())
+            for s in state.services.values()
+            for c in s.components()
+        )
         if processes > settings.max_predictor_processes:
             raise ApplyError(
-                f"this apply needs {processes} predictor processes; the limit is "
+                f"this apply needs {processes} predictor and transformer processes; "
+                "the limit is "
                 f"{settings.max_predictor_processes} (RISKSERVE_MAX_PREDICTOR_PROCESSES)"
             )
 
@@ -133,25 +147,47 @@ class LocalPlatform:
             service.generation += 1
         service.invalid_reason = ""
         predictor = spec["predictor"]
-        digest = predictor_hash(predictor)
-        latest = service.latest_created
+        message = f"{name}: " + self._revise(service, storage_uri(predictor))
+        transformer = spec.get("transformer")
+        if transformer is None:
+            # No transformer in the spec: the component goes, and its processes
+            # stop at the next tick (their revisions are forgotten).
+            service.transformer = None
+        else:
+            component = service.transformer
+            if component is None:
+                component = InferenceServiceState(
+                    name=name, spec=spec, component="transformer"
+                )
+                service.transformer = component
+            component.spec = spec
+            component.generation = service.generation
+            message += "; transformer: " + self._revise(
+                component, _feature_repo(transformer)
+            )
+        return message
+
+    def _revise(self, component: InferenceServiceState, uri: str) -> str:
+        """A new revision of `component` when its spec changed (anything but the
+        traffic split), as Knative does; then KServe's rollout rules."""
+        spec = component.predictor
+        digest = predictor_hash(spec)
+        latest = component.latest_created
         if latest is None or latest.spec_hash != digest:
             revision = Revision(
-                name=service.next_revision_name(),
-                storage_uri=storage_uri(predictor),
-                predictor=copy.deepcopy(predictor),
+                name=component.next_revision_name(),
+                storage_uri=uri,
+                predictor=copy.deepcopy(spec),
                 spec_hash=digest,
             )
-            service.revisions.append(revision)
-            self._forget_old_revisions(service)
-            message = (
-                f"{name}: created revision {revision.name} ({revision.storage_uri})"
-            )
+            component.revisions.append(revision)
+            self._forget_old_revisions(component)
+            message = f"created revision {revision.name} ({revision.storage_uri})"
         else:
-            message = f"{name}: unchanged revision {latest.name}"
-        if service.canary_percent is not None:
-            message += f", canaryTrafficPercent {service.canary_percent}"
-        service.settle()
+            message = f"unchanged revision {latest.name}"
+        if component.canary_percent is not None:
+            message += f", canaryTrafficPercent {component.canary_percent}"
+        component.settle()
         return message
 
     def _forget_old_revisions(self, service: InferenceServiceState) -> None:
@@ -243,6 +279,8 @@ class LocalPlatform:
     # -- processes -----------------------------------------------------------------
 
     def _start(self, service: InferenceServiceState, revision: Revision) -> None:
+        if service.component == "transformer":
+            return self._start_transformer(service, revision)
         http_port, grpc_port = free_port(), free_port()
         # The spec's settings are on an allow-list of tuning knobs (spec_rules), so they
         # may win over the platform's; the key, the host and the rest are never among them.
@@ -286,6 +324,65 @@ class LocalPlatform:
         )
         log.info("started %s (pid %s, port %s)", revision.name, process.pid, http_port)
 
+    def _start_transformer(
+        self, component: InferenceServiceState, revision: Revision
+    ) -> None:
+        """`python -m riskserve.transformer` with KServe's injected arguments, its
+        predictor being the gateway's predictor listener (the predictor component's
+        own split), plus the container's allow-listed arguments and env. The
+        container's image is not run: the platform runs riskserve's transformer."""
+        if self.predictor_port is None:
+            revision.reason = "waiting for the gateway's predictor listener"
+            return
+        container = transformer_container({"transformer": revision.predictor}) or {}
+        http_port = free_port()
+        env = {**self.env, **transformer_env(container)}
+        env["RISKSERVE_TRANSFORMER_REVISION"] = revision.name
+        env["RISKSERVE_TRANSFORMER_HOST"] = self.settings.host
+        key = self.env.get("RISKSERVE_SERVING_API_KEY")
+        if key:
+            # The predictors' key: the transformer asks its callers for it (as the
+            # predictor does) and sends it to the predictor component.
+            env["RISKSERVE_TRANSFORMER_API_KEY"] = key
+            env["RISKSERVE_TRANSFORMER_PREDICTOR_API_KEY"] = key
+        spawn = ManagedProcess(
+            name=f"transformer {revision.name}",
+            argv=[
+                sys.executable,
+                "-m",
+                "riskserve.transformer",
+                "--model_name",
+                component.name,
+                "--predictor_host",
+                f"127.0.0.1:{self.predictor_port}",
+                "--http_port",
+                str(http_port),
+                "--protocol",
+                "v2",
+                *transformer_argv(container),
+            ],
+            log_path=self.root / "logs" / f"{revision.name}.log",
+            env=env,
+            die_with_parent=True,
+        )
+        try:
+            process = spawn.start()
+        except OSError as exc:
+            revision.failed, revision.pid = True, None
+            revision.reason = f"transformer could not start: {excerpt(str(exc), 200)}"
+            log.error("%s: %s", revision.name, revision.reason)
+            return
+        revision.pid, revision.http_port, revision.grpc_port = (
+            process.pid,
+            http_port,
+            None,
+        )
+        revision.ready = False
+        self.running[revision.name] = RunningRevision(
+            process, UpstreamPool(self.settings.host, http_port), 0
+        )
+        log.info("started %s (pid %s, port %s)", revision.name, process.pid, http_port)
+
     def _stop(self, revision: Revision) -> None:
         running = self.running.pop(revision.name, None)
         if running is not None:
@@ -298,7 +395,7 @@ class LocalPlatform:
         """After a restart: predictors of the previous run that still live are ours
         (their PIDs are in the state file); stop them, then start afresh."""
         for service in self.state.services.values():
-            for revision in service.revisions:
+            for revision in (r for c in service.components() for r in c.revisions):
                 if (
                     revision.pid
                     and pid_alive(revision.pid)
@@ -315,7 +412,7 @@ class LocalPlatform:
     def grpc_port(self, revision_name: str) -> int | None:
         """The gRPC port of a revision's running predictor, if it runs."""
         running = self.running.get(revision_name)
-        return running.grpc_port if running else None
+        return (running.grpc_port or None) if running else None  # 0: a transformer
 
     async def tick(self) -> None:
         """One pass over every revision: start, probe, notice deaths, stop leftovers.
@@ -336,7 +433,12 @@ class LocalPlatform:
 
     def _stop_forgotten(self) -> bool:
         """Stop predictors whose revision was deleted or forgotten."""
-        known = {r.name for s in self.state.services.values() for r in s.revisions}
+        known = {
+            r.name
+            for s in self.state.services.values()
+            for c in s.components()
+            for r in c.revisions
+        }
         forgotten = [name for name in self.running if name not in known]
         for name in forgotten:
             running = self.running.pop(name)
@@ -352,6 +454,13 @@ class LocalPlatform:
                 service.invalid_reason = problem
                 return True
             return False
+        dirty = False
+        for component in service.components():
+            dirty = await self._tick_component(component) or dirty
+        return dirty
+
+    async def _tick_component(self, service: InferenceServiceState) -> bool:
+        """One component's revisions: start, probe, notice deaths, stop leftovers."""
         dirty = False
         needed = {r.name for r in service.needed_revisions()}
         for revision in service.revisions:
@@ -375,14 +484,16 @@ class LocalPlatform:
                 self.version += 1
                 if running.was_ready:
                     # It served before: restart it, as a kubelet restarts a pod.
-                    revision.reason = f"predictor process died ({reason}); restarting"
+                    revision.reason = (
+                        f"{service.component} process died ({reason}); restarting"
+                    )
                     log.warning("%s: %s", revision.name, revision.reason)
                     await asyncio.sleep(0)  # let in-flight retries see it gone
                     self._start(service, revision)
                 else:
                     revision.failed = True
                     revision.pid = None
-                    revision.reason = f"predictor failed to start: {reason}"
+                    revision.reason = f"{service.component} failed to start: {reason}"
                     log.error("%s: %s", revision.name, revision.reason)
                 continue
             if not revision.ready:
@@ -414,7 +525,11 @@ class LocalPlatform:
         stop routing to it now; the next ticks decide whether its process died, or
         take it back when its readiness probe answers again."""
         for service in self.state.services.values():
-            revision = service.revision(revision_name)
+            revision = service.revision(revision_name) or (
+                service.transformer.revision(revision_name)
+                if service.transformer is not None
+                else None
+            )
             if revision is not None and revision.ready:
                 revision.ready = False
                 revision.reason = reason
@@ -431,7 +546,7 @@ class LocalPlatform:
 
     def shutdown(self) -> None:
         for service in self.state.services.values():
-            for revision in service.revisions:
+            for revision in (r for c in service.components() for r in c.revisions):
                 if revision.name in self.running:
                     self._stop(revision)
         self.save()
@@ -463,6 +578,7 @@ class LocalPlatform:
         revisions = {
             revision.name: {
                 "inferenceService": service.name,
+                "component": component.component,
                 "storageUri": revision.storage_uri,
                 "ready": revision.ready,
                 "failed": revision.failed,
@@ -472,9 +588,28 @@ class LocalPlatform:
                 "grpcPort": revision.grpc_port,
             }
             for service in self.state.services.values()
-            for revision in service.revisions
+            for component in service.components()
+            for revision in component.revisions
         }
-        return {"inferenceservices": items, "revisions": revisions}
+        listener = (
+            {"predictorListener": f"http://127.0.0.1:{self.predictor_port}"}
+            if self.predictor_port is not None
+            else {}
+        )
+        return {
+            "inferenceservices": items,
+            "revisions": revisions,
+            **({"gateway": listener} if listener else {}),
+        }
+
+
+def _feature_repo(transformer: dict[str, Any]) -> str:
+    """The `--feature_repo` of a transformer spec, shown where a predictor revision
+    shows its storageUri."""
+    argv = transformer_argv(transformer_container({"transformer": transformer}) or {})
+    return next(
+        (v for f, v in zip(argv, argv[1:], strict=False) if f == "--feature_repo"), ""
+    )
 
 
 async def _model_ready(pool: UpstreamPool, model: str, timeout: float) -> bool:

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 
 import uvicorn
 from riskserve.localplatform.controller import LocalPlatform
-from riskserve.localplatform.gateway import Gateway
+from riskserve.localplatform.gateway import Gateway, PredictorListener
 from riskserve.localplatform.grpc_gateway import GrpcGateway
 from riskserve.localplatform.processes import port_open
 from riskserve.localplatform.settings import PlatformSettings, inherited_environment
@@ -66,6 +67,23 @@ async def run(settings: PlatformSettings) -> None:
         loop="none",
     )
     server = _Server(config)
+    # The predictor components' own address, for transformers: loopback only,
+    # bound here so that the controller knows its port before any transformer starts.
+    predictor_socket = _bind_loopback(settings.gateway_predictor_port)
+    platform.predictor_port = predictor_socket.getsockname()[1]
+    predictor_config = uvicorn.Config(
+        ConcurrencyLimit(
+            PredictorListener(gateway),
+            max_requests=settings.gateway_max_concurrent_requests,
+            max_body_bytes=settings.gateway_max_in_flight_bytes,
+        ),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=timeout_protocol(timeouts),
+        loop="none",
+    )
+    predictor_server = _Server(predictor_config)
     grpc_gateway = GrpcGateway(gateway)
     grpc_server = None
     if settings.gateway_grpc_port:
@@ -84,12 +102,15 @@ async def run(settings: PlatformSettings) -> None:
         await grpc_server.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, lambda: _exit(server, predictor_server))
     stop = asyncio.Event()
     controller = asyncio.create_task(platform.run(stop))
+    internal = asyncio.create_task(predictor_server.serve(sockets=[predictor_socket]))
     try:
         await server.serve()
     finally:
+        predictor_server.should_exit = True
+        await internal
         if grpc_server is not None:
             await grpc_server.stop(grace=5)
         await grpc_gateway.close()
@@ -100,6 +121,26 @@ async def run(settings: PlatformSettings) -> None:
         logging.getLogger("riskserve.platform").info(
             "stopped every predictor; state saved"
         )
+
+
+def _exit(*servers: uvicorn.Server) -> None:
+    for server in servers:
+        server.should_exit = True
+
+
+def _bind_loopback(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise PortTaken(
+            f"port {port} (the gateway's predictor listener) is taken on 127.0.0.1; "
+            "set RISKSERVE_GATEWAY_PREDICTOR_PORT to a free port, or 0 to pick one"
+        ) from None
+    sock.listen(1024)
+    sock.set_inheritable(False)
+    return sock
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,11 @@ retried on another ready revision (inference is a pure function of its input, so
 retry cannot do harm); only a request already being answered by a process that dies is
 lost. With a shadow revision, a copy of each inference request also goes there; its
 answer is compared with the one returned and never itself returned.
+
+An InferenceService with a transformer is answered by its transformer component's
+split on the main port (as KServe's ingress sends to the transformer); the transformers
+reach the predictor component's split through a second listener on loopback
+(`PredictorListener`, KServe's `<isvc>-predictor` service), with the same rules.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from riskserve.localplatform.control_guard import (
 )
 from riskserve.localplatform.controller import LocalPlatform
 from riskserve.localplatform.spec_rules import excerpt, valid_name
+from riskserve.localplatform.state import InferenceServiceState
 from riskserve.localplatform.upstream import UpstreamError
 from riskserve.serving.buckets import LATENCY_BOUNDS_MS
 
@@ -48,6 +54,13 @@ FORWARDED_HEADERS = {
 }
 JSON = [(b"content-type", b"application/json")]
 DEADLINE_HEADER = b"x-riskserve-timeout-ms"
+REVISION_NAME = re.compile(r"-(?:predictor|transformer)-\d+$")
+
+FRONT = "front"
+"""Where the main port sends an InferenceService's requests: its transformer
+component when it has one, else its predictor component."""
+PREDICTOR = "predictor"
+"""The predictor component, whatever is in front of it (the predictor listener)."""
 
 
 class RevisionStats:
@@ -91,7 +104,7 @@ class Gateway:
         self.stats: dict[str, RevisionStats] = defaultdict(RevisionStats)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GatewayMetrics(self.stats))
-        self._routes: dict[str, tuple[list[float], list[str]]] = {}
+        self._routes: dict[tuple[str, str], tuple[list[float], list[str]]] = {}
         self._routes_version = -1
         self.max_body = platform.settings.gateway_max_body_bytes
         self.try_timeout_s = platform.settings.gateway_try_timeout_s
@@ -105,23 +118,30 @@ class Gateway:
 
     # -- routing ---------------------------------------------------------------------
 
-    def _route_table(self, isvc: str) -> tuple[list[float], list[str]] | None:
+    def _route_table(
+        self, isvc: str, component: str = FRONT
+    ) -> tuple[list[float], list[str]] | None:
         if self._routes_version != self.platform.version:
             table = {}
             for name, service in self.platform.state.services.items():
-                routes = service.routes()
-                total = float(sum(p for _, p in routes))
-                cumulative, names, acc = [], [], 0.0
-                for revision, percent in routes:
-                    acc += percent / total
-                    cumulative.append(acc)
-                    names.append(revision.name)
-                table[name] = (cumulative, names)
+                for key, state in ((FRONT, service.front), (PREDICTOR, service)):
+                    routes = state.routes()
+                    total = float(sum(p for _, p in routes))
+                    cumulative, names, acc = [], [], 0.0
+                    for revision, percent in routes:
+                        acc += percent / total
+                        cumulative.append(acc)
+                        names.append(revision.name)
+                    table[(name, key)] = (cumulative, names)
             self._routes, self._routes_version = table, self.platform.version
-        return self._routes.get(isvc)
+        return self._routes.get((isvc, component))
 
-    def pick(self, isvc: str, exclude: set[str]) -> str | None:
-        table = self._route_table(isvc)
+    def component(self, isvc: str, component: str = FRONT) -> InferenceServiceState:
+        service = self.platform.state.services[isvc]
+        return service.front if component == FRONT else service
+
+    def pick(self, isvc: str, exclude: set[str], component: str = FRONT) -> str | None:
+        table = self._route_table(isvc, component)
         if not table or not table[1]:
             return None
         cumulative, names = table
@@ -131,10 +151,12 @@ class Gateway:
         index = bisect.bisect_left(cumulative, random.random())
         return names[min(index, len(names) - 1)]
 
-    def deadline_s(self, isvc: str, headers: list[tuple[bytes, bytes]]) -> float:
+    def deadline_s(
+        self, isvc: str, headers: list[tuple[bytes, bytes]], component: str = FRONT
+    ) -> float:
         """The request's deadline: the `x-riskserve-timeout-ms` header, else the
-        InferenceService's `spec.predictor.timeout` (seconds, as KServe), else the
-        platform's default."""
+        component's `timeout` (`spec.predictor.timeout`, or `spec.transformer.timeout`
+        in front of it; seconds, as KServe), else the platform's default."""
         for name, value in headers:
             if name == DEADLINE_HEADER:
                 text = value.decode("latin-1").strip()
@@ -143,7 +165,7 @@ class Gateway:
                         f"x-riskserve-timeout-ms must be a positive integer, got {text!r}"
                     )
                 return int(text) / 1000
-        timeout = self.platform.state.services[isvc].predictor.get("timeout")
+        timeout = self.component(isvc, component).predictor.get("timeout")
         if isinstance(timeout, int) and timeout > 0:
             return float(timeout)
         return self.platform.settings.gateway_deadline_s
@@ -162,7 +184,8 @@ class Gateway:
             return await self.proxy(scope, receive, send, path)
         if path in ("/v2/health/live", "/v2/health/ready"):
             ready = path.endswith("live") or all(
-                s.routes() for s in self.platform.state.services.values()
+                s.routes() and s.front.routes()
+                for s in self.platform.state.services.values()
             )
             return await _send(
                 send,
@@ -190,7 +213,9 @@ class Gateway:
             return await self.control(scope, receive, send, method, path)
         return await _send(send, 404, {"error": f"no route for {excerpt(path)}"})
 
-    async def proxy(self, scope, receive, send, path: str) -> None:
+    async def proxy(
+        self, scope, receive, send, path: str, component: str = FRONT
+    ) -> None:
         isvc = path.split("/", 4)[3]
         if self._api_key is not None and not self._authorized(scope["headers"]):
             # Before the lookup: without the key, a 404 would say which models exist.
@@ -210,14 +235,21 @@ class Gateway:
         )
         method = scope["method"]
         try:
-            deadline_s = self.deadline_s(isvc, scope["headers"])
+            deadline_s = self.deadline_s(isvc, scope["headers"], component)
         except ValueError as exc:
             return await _send(send, 400, {"error": str(exc)})
+        # A transformer pushes each card's new state once it has answered: a request
+        # it may have received is never sent to another revision (only one that could
+        # not connect is), and no try is cut short for a retry.
+        retry_unanswered = not (
+            component == FRONT
+            and self.platform.state.services[isvc].transformer is not None
+        )
         deadline = time.monotonic() + deadline_s
         tried: set[str] = set()
         timed_out = False
         while True:
-            revision = self.pick(isvc, tried)
+            revision = self.pick(isvc, tried, component)
             remaining = deadline - time.monotonic()
             if revision is None or remaining <= 0:
                 if remaining <= 0 or timed_out:
@@ -238,7 +270,10 @@ class Gateway:
                 tried.add(revision)
                 continue
             # A try is cut short only when another ready revision can take the request.
-            another = self.pick(isvc, tried | {revision}) is not None
+            another = (
+                retry_unanswered
+                and self.pick(isvc, tried | {revision}, component) is not None
+            )
             try_timeout = min(self.try_timeout_s, remaining) if another else remaining
             started = time.perf_counter()
             try:
@@ -247,14 +282,31 @@ class Gateway:
                 )
             except UpstreamError as exc:
                 timed_out = timed_out or exc.timed_out
+                self.stats[revision].record(599, time.perf_counter() - started)
+                if not retry_unanswered and not exc.connect_failed:
+                    log.warning("%s: %s; not retried (a transformer)", revision, exc)
+                    if exc.timed_out:
+                        return await _send(
+                            send,
+                            504,
+                            {
+                                "error": f"{isvc}: {revision} did not answer within "
+                                f"{deadline_s * 1000:.0f} ms"
+                            },
+                        )
+                    self.platform.mark_suspect(revision, str(exc))
+                    return await _send(
+                        send,
+                        502,
+                        {"error": f"{isvc}: {revision} closed the connection"},
+                    )
                 log.warning("%s: %s; retrying on another revision", revision, exc)
                 self.platform.mark_suspect(revision, str(exc))
-                self.stats[revision].record(599, time.perf_counter() - started)
                 tried.add(revision)
                 continue
             self.stats[revision].record(status, time.perf_counter() - started)
             break
-        shadow = self.platform.state.services[isvc].shadow_revision()
+        shadow = self.component(isvc, component).shadow_revision()
         if (
             shadow is not None
             and method == "POST"
@@ -392,27 +444,38 @@ class Gateway:
         """Per InferenceService, each revision's share, counters and score histogram."""
         result: dict[str, Any] = {}
         for name, service in self.platform.state.services.items():
-            configured = {t.revision_name: t.percent for t in service.traffic()}
-            shadow = service.shadow_revision()
-            revisions = []
-            for revision in service.revisions:
-                if revision.name not in configured and revision.name not in self.stats:
-                    continue
-                edges, counts = await self.score_histogram(revision.name)
-                revisions.append(
-                    {
-                        "name": revision.name,
-                        "percent": configured.get(revision.name, 0),
-                        "ready": revision.ready,
-                        "shadow": shadow is not None and shadow.name == revision.name,
-                        "storageUri": revision.storage_uri,
-                        **self.stats[revision.name].snapshot(),
-                        "score_edges": edges,
-                        "score_counts": counts,
-                    }
-                )
-            result[name] = {"revisions": revisions}
+            result[name] = {"revisions": await self._component_traffic(service)}
+            if service.transformer is not None:
+                # Beside the predictor's, so that rollouts of the predictor read
+                # the same list as before.
+                result[name]["transformer"] = {
+                    "revisions": await self._component_traffic(service.transformer)
+                }
         return {"inferenceservices": result}
+
+    async def _component_traffic(
+        self, component: InferenceServiceState
+    ) -> list[dict[str, Any]]:
+        configured = {t.revision_name: t.percent for t in component.traffic()}
+        shadow = component.shadow_revision()
+        revisions = []
+        for revision in component.revisions:
+            if revision.name not in configured and revision.name not in self.stats:
+                continue
+            edges, counts = await self.score_histogram(revision.name)
+            revisions.append(
+                {
+                    "name": revision.name,
+                    "percent": configured.get(revision.name, 0),
+                    "ready": revision.ready,
+                    "shadow": shadow is not None and shadow.name == revision.name,
+                    "storageUri": revision.storage_uri,
+                    **self.stats[revision.name].snapshot(),
+                    "score_edges": edges,
+                    "score_counts": counts,
+                }
+            )
+        return revisions
 
     async def score_histogram(self, revision: str) -> tuple[list[float], list[int]]:
         """The revision's `riskserve_output_score` histogram, scraped from its predictor."""
@@ -442,10 +505,28 @@ class GatewayMetrics(Collector):
             labels=["isvc", "revision", "code"],
         )
         for revision, stats in sorted(self.stats.items()):
-            isvc = revision.rsplit("-predictor-", 1)[0]
+            isvc = REVISION_NAME.sub("", revision)
             for code, count in sorted(stats.codes.items()):
                 family.add_metric([isvc, revision, str(code)], count)
         yield family
+
+
+class PredictorListener:
+    """The gateway's second, internal HTTP side (loopback only): `/v2/models/<isvc>/...`
+    goes straight to the predictor component's split, whatever is in front of it, as
+    KServe's `<isvc>-predictor` service does for a transformer. Same deadline,
+    retries, shadow and key as the main port; no control API."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope["path"]
+        if path.startswith("/v2/models/"):
+            return await self.gateway.proxy(scope, receive, send, path, PREDICTOR)
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            return await _send(send, 200, {"live": True})
+        return await _send(send, 404, {"error": f"no route for {excerpt(path)}"})
 
 
 # The control API: (method, path pattern, handler method of Gateway).

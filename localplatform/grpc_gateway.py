@@ -267,6 +267,12 @@ class GrpcGateway:
                 grpc.StatusCode.NOT_FOUND,
                 f"unknown InferenceService {excerpt(isvc)!r}",
             )
+        if self.platform.state.services[isvc].transformer is not None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{isvc} has a transformer, which serves v2 REST only: send "
+                f"POST /v2/models/{isvc}/infer to the gateway's HTTP port",
+            )
         try:
             deadline_s = self._deadline_s(isvc, context, headers)
         except ValueError as exc:

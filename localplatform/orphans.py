@@ -22,16 +22,20 @@ def state_path(settings: PlatformSettings) -> Path:
 
 
 def is_our_predictor(pid: int, http_port: int | None) -> bool:
-    """True when `pid` runs `python -m riskserve.serving ... --http_port <http_port>`, the
-    command line the controller starts a revision with; the port was free when the
-    revision started, so no other predictor holds it at the same time."""
+    """True when `pid` runs `python -m riskserve.serving ... --http_port <http_port>`
+    (or `-m riskserve.transformer`, a transformer revision), the command line the
+    controller starts a revision with; the port was free when the revision started,
+    so no other predictor holds it at the same time."""
     if http_port is None:
         return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:  # gone, or not ours to read
         return False
-    if argv[1:3] != [b"-m", b"riskserve.serving"]:
+    if argv[1:3] not in (
+        [b"-m", b"riskserve.serving"],
+        [b"-m", b"riskserve.transformer"],
+    ):
         return False
     port_flags = [i for i, arg in enumerate(argv[:-1]) if arg == b"--http_port"]
     return any(argv[i + 1] == str(http_port).encode() for i in port_flags)
@@ -45,7 +49,7 @@ def stop_orphans(settings: PlatformSettings, grace: float = 5.0) -> list[int]:
     state = PlatformState.load(state_path(settings))
     stopped = []
     for service in state.services.values():
-        for revision in service.revisions:
+        for revision in (r for c in service.components() for r in c.revisions):
             pid = revision.pid
             if (
                 pid

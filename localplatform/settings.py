@@ -28,6 +28,11 @@ class PlatformSettings(BaseSettings):
     """Port of the gateway's gRPC side (`inference.GRPCInferenceService`), routed by the
     same traffic split, deadlines, retries, shadow and key as HTTP; 0 turns it off."""
 
+    gateway_predictor_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the gateway's internal predictor listener on loopback, where transformers
+    reach an InferenceService's predictor component (KServe's `<isvc>-predictor`
+    service); 0 picks a free port at start."""
+
     predictor_ready_timeout_s: float = 120.0
     """How long a new revision's predictor may take to load its model."""
 
