@@ -56,6 +56,9 @@ def _pids(state_dir: Path) -> list[int]:
     if not path.exists():
         return []
     data = json.loads(path.read_text())
-    return [
-        r["pid"] for s in data["services"].values() for r in s["revisions"] if r["pid"]
+    components = [
+        c
+        for s in data["services"].values()
+        for c in (s, s.get("transformer") or {"revisions": []})
     ]
+    return [r["pid"] for c in components for r in c["revisions"] if r["pid"]]
