@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# One process, so never prometheus_client's multiprocess mode: importing Feast sets
+# these in os.environ (its own temporary folder), and a child of a process that
+# imported Feast inherits them; prometheus_client reads them when first imported.
+MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
+    for name in MULTIPROCESS_VARIABLES:
+        os.environ.pop(name, None)
     parser = build_parser()
     args = parser.parse_args(argv)
     from riskserve.transformer.settings import TransformerSettings

@@ -369,7 +369,7 @@ class HangingStore:
 
 
 def test_a_store_that_hangs_is_unavailable_after_the_timeout() -> None:
-    source = FeatureSource(HangingStore(), timeout_seconds=0.2)  # type: ignore[arg-type]
+    source = FeatureSource(HangingStore(), 0.2, in_thread=True)  # type: ignore[arg-type]
     txn = parse_raw_request(body(), None, 64).transactions
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="did not answer within 200 ms"):

@@ -48,9 +48,14 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    monkeypatch_env = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp("transformer")
     repo = build_feature_repo(folder)
     write_onnx(fraud_model(), folder / "model")
+    # The predictor as a platform starts it: without the multiprocess-metrics folder
+    # importing Feast put into this process's environment.
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
+        monkeypatch_env.delenv(name, raising=False)
     predictor = start_predictor(folder, "predictor", "fraud", folder / "model")
     host = f"127.0.0.1:{predictor.http_port}"
     started: list[TransformerProcess] = []
@@ -73,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for process in started:
             process.stop()
         predictor.stop()
+        monkeypatch_env.undo()
 
 
 def counter(transformer: TransformerProcess, name: str) -> float:

@@ -40,6 +40,18 @@ def build_feature_repo(
     return FeatureRepo(repo, events)
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment for a server child, without RISKSERVE_* and
+    without the prometheus_client multiprocess folder importing Feast set here (a
+    child inheriting it would keep its metrics in Feast's temporary folder)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RISKSERVE_")
+        and k not in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+    }
+
+
 @dataclass
 class TransformerProcess:
     process: ManagedProcess
@@ -87,7 +99,7 @@ def start_transformer(
     timeout: float = 60.0,
 ) -> TransformerProcess:
     http_port = free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("RISKSERVE_")}
+    base = child_environment()
     process = ManagedProcess(
         name=f"transformer {label}",
         argv=transformer_argv(model_name, predictor_host, http_port, repo),
