@@ -38,11 +38,15 @@ import numpy as np
 import orjson
 from riskserve.features.card import FRAUD_FEATURES, Transaction
 from riskserve.features.offline import write_offline_store
-from riskserve.features.online import CardStateWriter, lookup, record_transaction
+from riskserve.features.online import (
+    CardReader,
+    CardStateWriter,
+    lookup,
+    record_transaction,
+)
 from riskserve.features.repo import open_store
 from riskserve.localplatform.processes import ManagedProcess, free_port
 from riskserve.model.events import card_transactions
-from riskserve.transformer.direct_lookup import DirectLookup
 from riskserve.transformer.predictor_client import PredictorPool, features_request
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 if line.startswith("riskserve_transformer_push_failures_total"):
                     print(" ", line)
         writer = CardStateWriter(store)
-        direct = DirectLookup(store)
+        direct = CardReader(store)
         lookups, directs, writes = [], [], []
         for _ in range(1000):
             txn = next_txn()

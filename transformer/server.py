@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from riskserve.features.online import CardReader
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
     HttpTimeouts,
@@ -23,7 +24,6 @@ from riskserve.transformer.app import (
     TransformerApp,
     fetch_predictor_outputs,
 )
-from riskserve.transformer.direct_lookup import DirectLookup
 from riskserve.transformer.features_source import (
     FeatureSource,
     PushHooks,
@@ -131,7 +131,7 @@ class TransformerServer:
             await asyncio.to_thread(store.list_feature_views)
             push = await asyncio.to_thread(state_pusher, store)
             direct = (
-                await asyncio.to_thread(DirectLookup, store)
+                await asyncio.to_thread(CardReader, store)
                 if settings.lookup_path == "direct"
                 else None
             )

@@ -48,11 +48,10 @@ class TransformerSettings(BaseSettings):
     authorisation); beyond it the answer is a 504."""
 
     lookup_path: Literal["direct", "feast"] = "direct"
-    """`direct` (default): the card's two rows read through the store's provider and
-    the features computed by the on-demand view's own function
-    (`riskserve.transformer.direct_lookup`; ~0.1 ms). `feast`:
-    `FeatureStore.get_online_features` on the on-demand view (~1-3 ms here). Both give
-    the same values (tested)."""
+    """`direct` (default): the feature layer's `CardReader`, the card's two rows read
+    through the store's provider and the features computed by the on-demand view's
+    own function (~0.2 ms). `feast`: `FeatureStore.get_online_features` on the
+    on-demand view (~1-3 ms here). Both give the same values (tests/features)."""
 
     store_io: Literal["loop", "thread"] = "loop"
     """Where the online store is read and written. `loop` (default): on the event
