@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 from riskserve.serving.dataplane import DataPlane, new_request_id
 from riskserve.serving.errors import ServingError
+from riskserve.serving.grpc_contents import fill_contents
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from riskserve.serving.infer_request import CONTENTS_FIELD, infer_request_from_grpc
@@ -145,6 +146,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         started = time.perf_counter()
         self._authorize(context)
+        # The model and version right after auth, before the inputs are looked at,
+        # as REST and KServe: a request for a model this server does not serve is
+        # NOT_FOUND whatever its inputs hold (none, misfiled, of an unknown type).
+        self.dataplane.get_model(request.model_name, request.model_version or None)
         # Decoding, scoring and encoding a big batch all leave the loop: the data
         # plane decides by the rows the first input declares.
         shape = request.inputs[0].shape if request.inputs else ()
@@ -175,12 +180,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if raw:
                 response.raw_output_contents.append(encode_raw(tensor.array))
             else:
+                field = CONTENTS_FIELD[tensor.datatype]
+                # FP32 / FP64 / BOOL from their packed bytes (grpc_contents): a
+                # 100,000-row answer no longer holds the GIL for a Python object
+                # per value.
+                if fill_contents(output.contents, field, tensor.array):
+                    continue
                 values = tensor.array.ravel().tolist()
                 if tensor.datatype == "BYTES":
                     values = [
                         v if isinstance(v, bytes) else str(v).encode() for v in values
                     ]
-                getattr(output.contents, CONTENTS_FIELD[tensor.datatype]).extend(values)
+                getattr(output.contents, field).extend(values)
         return response
 
 

@@ -127,6 +127,9 @@ def _grpc_parameters(parameters: Mapping[str, Any]) -> dict[str, object]:
 
 
 def decode_grpc_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
+    # gRPC's own module (it loads the stubs), imported by gRPC requests only.
+    from riskserve.serving.grpc_contents import contents_array
+
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidInput(
@@ -153,7 +156,13 @@ def decode_grpc_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
                     f"input tensor {tensor.name!r} is {tensor.datatype} but its data "
                     f"is in {other}"
                 )
+        values = getattr(contents, field)
+        # The packed field's own bytes when it has that form (no Python object per
+        # value, see grpc_contents), else value by value.
+        array = contents_array(contents, field, len(values))
         tensors.append(
-            decode_values(tensor.name, tensor.datatype, shape, getattr(contents, field))
+            decode_values(
+                tensor.name, tensor.datatype, shape, values if array is None else array
+            )
         )
     return tensors

@@ -21,6 +21,7 @@ from riskserve.serving.http_limits import (
 )
 from riskserve.serving.inference_log import InferenceLog
 from riskserve.serving.loading import in_daemon_thread, load_model
+from riskserve.serving.memory import keep_freed_memory
 from riskserve.serving.metrics import HTTP_REJECTED, HTTP_TIMEOUTS
 from riskserve.serving.model import OnnxRiskModel
 from riskserve.serving.rest import RestApp
@@ -76,6 +77,7 @@ class PredictorServer:
         """Open the transports and start loading; False when a `--workers N` worker,
         which loads before it joins the shared ports, could not load its model."""
         args, settings = self.args, self.settings
+        keep_freed_memory()  # big requests: no page faults on the loop (memory.py)
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max(1, args.max_threads), thread_name_prefix="infer")
         )

@@ -138,6 +138,74 @@ def test_errors_as_status_codes(fraud_stub):
     assert fraud_stub.ModelInfer(_fraud_request()).model_version == "3"
 
 
+def _bad_inputs() -> dict[str, pb.ModelInferRequest]:
+    """Requests whose inputs a served model would refuse with INVALID_ARGUMENT."""
+    empty = _fraud_request()
+    del empty.inputs[:]
+    unknown_type = _fraud_request()
+    unknown_type.inputs[0].datatype = "FP128"
+    misfiled = _fraud_request()
+    misfiled.inputs[0].contents.int_contents.append(1)
+    raw_mismatch = _fraud_request(raw=True)
+    del raw_mismatch.raw_input_contents[0]
+    short = _fraud_request()
+    short.inputs[1].shape[:] = [3, 1]
+    return {
+        "empty": empty,
+        "unknown_type": unknown_type,
+        "misfiled": misfiled,
+        "raw_mismatch": raw_mismatch,
+        "short": short,
+    }
+
+
+@pytest.mark.parametrize("inputs", list(_bad_inputs()))
+def test_an_unknown_model_or_version_is_not_found_before_its_inputs_are_read(
+    fraud_stub, inputs
+):
+    request = _bad_inputs()[inputs]
+    # the inputs are bad: the served model refuses them as such
+    assert _code(fraud_stub.ModelInfer, request)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    # but for a model or a version this server does not serve, that comes first
+    request.model_name = "nope"
+    code, details = _code(fraud_stub.ModelInfer, request)
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert "'nope' not found" in details
+    request.model_name, request.model_version = "fraud", "9"
+    code, details = _code(fraud_stub.ModelInfer, request)
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert "no version '9'" in details
+
+
+def test_auth_comes_before_the_model_lookup(credit_stub):
+    request = _credit_request()
+    request.model_name = "nope"
+    del request.inputs[:]
+    assert _code(credit_stub.ModelInfer, request)[0] == grpc.StatusCode.UNAUTHENTICATED
+    key = [("x-api-key", API_KEY)]
+    code, _ = _code(credit_stub.ModelInfer, request, metadata=key)
+    assert code == grpc.StatusCode.NOT_FOUND
+    unknown = pb.ModelMetadataRequest(name="nope")
+    assert _code(credit_stub.ModelMetadata, unknown)[0] == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    code, _ = _code(credit_stub.ModelMetadata, unknown, metadata=key)
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = _code(
+        credit_stub.ModelMetadata,
+        pb.ModelMetadataRequest(name="credit", version="9"),
+        metadata=key,
+    )
+    assert code == grpc.StatusCode.NOT_FOUND
+    # readiness is a probe: open, and NOT_FOUND for a model this server lacks
+    code, _ = _code(credit_stub.ModelReady, pb.ModelReadyRequest(name="nope"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = _code(
+        credit_stub.ModelReady, pb.ModelReadyRequest(name="credit", version="9")
+    )
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
 def _credit_request() -> pb.ModelInferRequest:
     rest = load_testdata("credit_infer_request.json")
     request = pb.ModelInferRequest(model_name="credit")
