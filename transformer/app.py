@@ -455,9 +455,10 @@ def _error_body(message: str) -> bytes:
     return orjson.dumps({"error": message})
 
 
-async def fetch_predictor_outputs(transformer: Transformer, attempts: int = 60) -> None:
-    """The predictor's outputs for the metadata, once it answers (in the background)."""
-    for _ in range(attempts):
+async def fetch_predictor_outputs(transformer: Transformer) -> None:
+    """The predictor's outputs for the metadata, once it answers (in the background,
+    every second until it does; cancelled at shutdown)."""
+    while True:
         try:
             status, metadata = await transformer.predictor.get_json(
                 f"/v2/models/{transformer.model_name}"
