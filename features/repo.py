@@ -25,7 +25,8 @@ import inspect
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import FunctionType
+from typing import Any, cast
 
 from feast import (
     Entity,
@@ -209,7 +210,7 @@ def definitions(offline_dir: Path | str) -> Definitions:
         sources=[card_profile, card_activity, request],
         schema=schema,
         mode="python",
-        udf=compute_fraud_features,
+        udf=cast(FunctionType, compute_fraud_features),
         udf_string=_UDF_SOURCE,
         description="the fraud model's features from the transaction and the card",
     )
