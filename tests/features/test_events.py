@@ -21,13 +21,18 @@ pytestmark = pytest.mark.inprocess
 
 
 def features_of(cards: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
-    homes = cards.set_index("card_id")[["home_latitude", "home_longitude"]]
+    homes = dict(
+        zip(
+            cards["card_id"],
+            zip(cards["home_latitude"], cards["home_longitude"], strict=True),
+            strict=True,
+        )
+    )
     states: dict[str, CardState] = {}
     rows = []
     for t in transactions(log):
         state = states.get(t.card_id, CardState())
-        home = homes.loc[t.card_id]
-        rows.append(fraud_features(t, state, *home))
+        rows.append(fraud_features(t, state, *homes[t.card_id]))
         states[t.card_id] = advance(state, t)
     return pd.DataFrame(rows)
 
