@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -11,6 +12,12 @@ from riskserve.localplatform.processes import free_port
 from riskserve.services import S3Endpoint, start_mlflow, start_s3
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Before any test module imports Feast directly: the feature layer imports it without
+# leaving prometheus_client's multiprocess variables in os.environ, where every server
+# a test starts would inherit them (riskserve/features/__init__.py says more).
+with contextlib.suppress(ModuleNotFoundError):  # an image without the feature layer
+    import riskserve.features  # noqa: F401
 
 # Every test belongs to one layer, so that `-m inprocess` (make test-fast) and the
 # others select what they say; tests/reliability marks its own by folder.
