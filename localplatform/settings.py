@@ -177,7 +177,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# prometheus_client's multiprocess folder: every process that has it sums its metrics
+# with every other's in that folder, so two revisions would report each other's
+# requests. Importing Feast sets it in its own process (feast's metrics module), which
+# a program that imports Feast and starts the platform would pass on.
+NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
 def inherited_environment() -> dict[str, str]:
     """The environment predictors inherit from the platform: S3 and MLflow variables,
-    and any `RISKSERVE_SERVING_*` setting (an API key, say) meant for every predictor."""
-    return dict(os.environ)
+    and any `RISKSERVE_SERVING_*` setting (an API key, say) meant for every predictor;
+    never a prometheus_client multiprocess folder (each revision keeps its own
+    metrics; a predictor's `--workers` sets its own)."""
+    return {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
