@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -315,6 +316,21 @@ def test_transformer_in_front_of_the_predictor_each_component_split_on_its_own(
     assert st["predictor"]["latestReadyRevision"] == "fraud-predictor-00001"
     assert st["transformer"]["latestReadyRevision"] == "fraud-transformer-00001"
     assert [t["percent"] for t in st["transformer"]["traffic"]] == [100]
+
+    # A transformer that dies after it was ready is restarted, as a predictor is.
+    first_pid = status(platform.settings)["revisions"]["fraud-transformer-00001"]["pid"]
+    os.kill(first_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while True:
+        revision = status(platform.settings)["revisions"]["fraud-transformer-00001"]
+        if revision["ready"] and revision["pid"] not in (None, first_pid):
+            break
+        assert time.monotonic() < deadline, f"not restarted: {revision}"
+        time.sleep(0.2)
+    again = platform.client.post(
+        "/v2/models/fraud/infer", json=raw_request(card, when + 2), headers=AUTH
+    )
+    assert again.status_code == 200, again.text
 
     # gRPC: the transformer serves REST; the answer says so.
     with grpc.insecure_channel(
