@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from riskserve.localplatform.apply_check import check_documents
+from riskserve.localplatform.apply_check import ApplyError, check_documents
 from riskserve.localplatform.client import (
     PlatformError,
     apply_yaml,
@@ -30,6 +30,8 @@ from riskserve.localplatform.client import (
     traffic,
     wait_ready,
 )
+from riskserve.localplatform.controller import LocalPlatform
+from riskserve.localplatform.settings import PlatformSettings
 from riskserve.localplatform.spec_rules import load_yaml_documents
 from riskserve.localplatform.state import (
     InferenceServiceState,
@@ -219,6 +221,61 @@ def test_the_transformer_component_has_its_own_revisions_split_and_status() -> N
     legacy = PlatformState.from_json(old).services["fraud"]
     assert legacy.transformer is None and legacy.component == "predictor"
     assert legacy.front is legacy
+
+
+@pytest.mark.inprocess
+def test_applies_make_transformer_revisions_count_them_and_drop_them(
+    tmp_path: Path,
+) -> None:
+    model, repo = tmp_path / "model", tmp_path / "repo"
+
+    def documents(text: str) -> list[dict]:
+        return load_yaml_documents(text)
+
+    settings = PlatformSettings(state_dir=tmp_path / "state", max_predictor_processes=1)
+    with pytest.raises(ApplyError, match="RISKSERVE_MAX_PREDICTOR_PROCESSES"):
+        LocalPlatform(settings, env={}).apply_documents(
+            documents(isvc_with_transformer(model, repo))
+        )
+    platform = LocalPlatform(
+        settings.model_copy(update={"max_predictor_processes": 4}), {}
+    )
+    (message,) = platform.apply_documents(documents(isvc_with_transformer(model, repo)))
+    assert message == (
+        f"fraud: created revision fraud-predictor-00001 ({model}); "
+        f"transformer: created revision fraud-transformer-00001 ({repo})"
+    )
+    (message,) = platform.apply_documents(
+        documents(isvc_with_transformer(model, repo, transformer_canary=10))
+    )
+    assert message.endswith(
+        "transformer: unchanged revision fraud-transformer-00001, canaryTrafficPercent 10"
+    )
+    (message,) = platform.apply_documents(
+        documents(
+            isvc_with_transformer(
+                model,
+                repo,
+                transformer_args=("--predictor_request_timeout_seconds", "2"),
+            )
+        )
+    )
+    assert message.endswith(
+        f"transformer: created revision fraud-transformer-00002 ({repo})"
+    )
+    service = platform.state.services["fraud"]
+    assert [r.name for r in service.revisions] == ["fraud-predictor-00001"]
+    # Saved and loaded again, as after `down` and `up`.
+    reloaded = LocalPlatform(settings, {}).state.services["fraud"]
+    assert reloaded.transformer is not None
+    assert [r.name for r in reloaded.transformer.revisions] == [
+        "fraud-transformer-00001",
+        "fraud-transformer-00002",
+    ]
+    plain = isvc_with_transformer(model, repo).split("  transformer:")[0]
+    (message,) = platform.apply_documents(documents(plain))
+    assert message == "fraud: unchanged revision fraud-predictor-00001"
+    assert platform.state.services["fraud"].transformer is None
 
 
 # -- end to end -----------------------------------------------------------------------
