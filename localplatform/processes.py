@@ -7,7 +7,6 @@ the command that started it), and stopped only by that PID: we never kill by nam
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -17,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +58,8 @@ class ManagedProcess:
     pidfile: Path | None = None
     die_with_parent: bool = False
     """Linux: the child gets SIGTERM when the thread that started it dies, even by
-    SIGKILL (prctl PR_SET_PDEATHSIG), so it cannot outlive a crashed parent. SIGTERM,
+    SIGKILL (prctl PR_SET_PDEATHSIG, set by a small launcher that then execs the
+    command: `with_parent_death_signal`), so it cannot outlive a crashed parent. SIGTERM,
     not SIGKILL, so that a predictor still flushes its inference log. The kernel ties
     the signal to the starting *thread*, not the process, so `start()` must run on the
     main thread (the daemon's controller starts predictors from its event loop there);
@@ -68,26 +68,25 @@ class ManagedProcess:
     popen: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def start(self) -> ManagedProcess:
-        preexec_fn = None
+        argv = list(self.argv)
         if self.die_with_parent:
             if threading.current_thread() is not threading.main_thread():
                 raise RuntimeError(
                     f"{self.name}: die_with_parent needs start() on the main thread; "
                     "from any other, the child would get SIGTERM when that thread ends"
                 )
-            preexec_fn = _parent_death_signal(signal.SIGTERM)
+            argv = with_parent_death_signal(argv)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         env = None if self.env is None else dict(self.env)  # None: inherit ours
         self.popen = subprocess.Popen(
-            list(self.argv),
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
             cwd=self.cwd,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the child
-            preexec_fn=preexec_fn,
         )
         log.close()
         if self.pidfile is not None:
@@ -159,25 +158,29 @@ def exit_with_parent(parent_pid: int, every_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _parent_death_signal(signum: int) -> Callable[[], None] | None:
-    """A preexec_fn that asks the kernel to send `signum` to the child when its parent
-    dies; None where there is no prctl (not Linux)."""
+# The child's first program: ask the kernel for SIGTERM when the parent (the thread
+# that started it) dies, check that it has not died already, then become the real
+# command (exec keeps the PID and the parent-death signal). It runs in a process of
+# its own, so no Python code runs between fork and exec in the parent's copy: a
+# preexec_fn did, and with it the parent's at-fork hooks, of which grpc's (the
+# gateway serves gRPC) sometimes killed the child before it could exec.
+_LAUNCH = (
+    "import ctypes, os, signal, sys\n"
+    "prctl = ctypes.CDLL(None, use_errno=True).prctl\n"
+    f"if prctl({_PR_SET_PDEATHSIG}, signal.SIGTERM, 0, 0, 0) != 0:\n"
+    "    sys.exit('prctl(PR_SET_PDEATHSIG) failed')\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    """`argv` started through `_LAUNCH`, which sets the parent-death signal (Linux;
+    elsewhere `argv` unchanged). `argv[0]` must be a path (it is exec'd as is)."""
     if not sys.platform.startswith("linux"):
-        return None
-    # Resolved here, before the fork: the child only makes the call.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent_pid = os.getpid()
-
-    def set_parent_death_signal() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-            # No guarantee, no child: Popen raises SubprocessError in the parent.
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        # The parent may have died between fork and prctl; then no signal will come,
-        # and the child was re-parented already.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return set_parent_death_signal
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _LAUNCH, str(os.getpid()), *argv]
 
 
 def stop_pid(
