@@ -201,12 +201,16 @@ def create_server(
     max_message_bytes: int,
     revision: str | None = None,
     host: str = "[::]",
+    max_concurrent_rpcs: int | None = None,
 ) -> grpc.aio.Server:
+    """The v2 gRPC server; beyond `max_concurrent_rpcs` calls in flight, grpc answers
+    RESOURCE_EXHAUSTED without running the handler (None: no cap)."""
     server = grpc.aio.server(
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
-        ]
+        ],
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(dataplane, revision), server

@@ -101,6 +101,7 @@ class PredictorServer:
                 ),
                 revision=settings.revision,
                 host="[::]" if settings.host in ("0.0.0.0", "::") else settings.host,
+                max_concurrent_rpcs=settings.max_concurrent_rpcs,
             )
             await grpc_server.start()
             self.grpc = grpc_server

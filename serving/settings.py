@@ -98,6 +98,12 @@ class ServingSettings(BaseSettings):
     """Requests handled at once by one process; beyond it the answer is 503 with
     `Retry-After`, without reading the body. Health probes and /metrics are exempt."""
 
+    max_concurrent_rpcs: int = Field(default=256, ge=1)
+    """gRPC calls handled at once by one process (grpc.aio's
+    `maximum_concurrent_rpcs`, health and metadata RPCs included); beyond it a call
+    fails at once with RESOURCE_EXHAUSTED, so an overloaded process sheds load instead
+    of queueing it without bound."""
+
     max_in_flight_body_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     """Sum of the declared bodies (Content-Length) of the requests being handled;
     a request that would go above it is a 503 with `Retry-After` (one request is
