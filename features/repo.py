@@ -43,6 +43,11 @@ from feast import (
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.types import Array, Float64, Int64, String
 from riskserve.features.card import FRAUD_FEATURES, STATE_FIELDS
+from riskserve.features.store_config import (
+    FeatureStoreSettings,
+    online_store_config,
+    registry_path,
+)
 
 PROJECT = "riskserve"
 CARDS_FILE = "cards.parquet"
@@ -224,18 +229,16 @@ def definitions(offline_dir: Path | str) -> Definitions:
 def repo_config(
     repo_dir: Path, online_path: Path | None = None, redis: str | None = None
 ) -> RepoConfig:
-    """A local repository: registry and SQLite online store under `repo_dir` (or the
-    Redis at `redis`, host:port), the file offline store."""
-    online: dict[str, Any] = (
-        {"type": "redis", "connection_string": redis}
-        if redis
-        else {"type": "sqlite", "path": str(online_path or repo_dir / "online.db")}
-    )
+    """The repository at `repo_dir`: registry and online store where
+    `riskserve.features.store_config` says (by default `registry.db` and the SQLite
+    `online.db` under `repo_dir`; `online_path` or the Redis at `redis`, host:port,
+    win), the file offline store."""
+    stores = FeatureStoreSettings()
     return RepoConfig(
         project=PROJECT,
-        registry=str(repo_dir / "registry.db"),
+        registry=registry_path(stores, repo_dir),
         provider="local",
-        online_store=online,
+        online_store=online_store_config(stores, repo_dir, online_path, redis),
         offline_store={"type": "file"},
         entity_key_serialization_version=3,
         repo_path=str(repo_dir),

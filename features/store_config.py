@@ -1,0 +1,119 @@
+"""Where the feature store keeps its registry and its online state: the feature
+layer's settings (prefix `RISKSERVE_FEATURES_`), read once, when a store is opened
+(`riskserve.features.repo.repo_config`).
+
+- On one machine (the default): `registry.db` and the SQLite `online.db` in the
+  repository folder; `riskserve services up --redis` adds a Redis on loopback.
+- On a cluster (docs/kubernetes.md): the registry on S3
+  (`s3://<bucket>/feast/registry.db`; Feast's S3 registry reads the endpoint from
+  `FEAST_S3_ENDPOINT_URL`, boto3 from `AWS_ENDPOINT_URL`) and Redis or Valkey, its
+  password from a Secret through `RISKSERVE_FEATURES_REDIS_PASSWORD`; none of these
+  lives in a values default or a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.db$")
+
+
+class FeatureStoreSettings(BaseSettings):
+    """The feature store's registry and online store (prefix `RISKSERVE_FEATURES_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKSERVE_FEATURES_", extra="ignore")
+
+    registry: str | None = None
+    """The Feast registry: a local file, or `s3://<bucket>/<key>.db` (default
+    `<repository>/registry.db`)."""
+
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    """`sqlite` (the embedded default, `<repository>/online.db`) or `redis`."""
+
+    redis_host: str | None = None
+    """Host of the Redis (or Valkey) online store; required with `online_store=redis`."""
+
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    """Its port."""
+
+    redis_password: SecretStr | None = None
+    """Its password (`requirepass`), from a Secret; never logged."""
+
+    redis_ssl: bool = False
+    """TLS to Redis (a managed Redis usually wants it)."""
+
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    """Connect and socket timeout of each Redis call: a Redis that hangs fails the
+    request (503, or fail-open) instead of stalling it."""
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_uri(cls, value: str | None) -> str | None:
+        if value and "://" in value and not _S3_URI.match(value):
+            raise ValueError(
+                f"{value[:100]!r}: the registry is a local path or "
+                "s3://<bucket>/<key>.db"
+            )
+        return value
+
+    @field_validator("redis_password")
+    @classmethod
+    def _password_fits(cls, value: SecretStr | None) -> SecretStr | None:
+        # Feast reads the password out of a comma-separated `key=value` string.
+        secret = value.get_secret_value() if value is not None else None
+        if secret is not None and ("," in secret or not secret):
+            raise ValueError("the Redis password must be non-empty, without commas")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_host(self) -> FeatureStoreSettings:
+        if self.online_store == "redis" and not self.redis_host:
+            raise ValueError(
+                "RISKSERVE_FEATURES_ONLINE_STORE=redis needs "
+                "RISKSERVE_FEATURES_REDIS_HOST"
+            )
+        return self
+
+
+def redis_connection_string(address: str, settings: FeatureStoreSettings) -> str:
+    """Feast's Redis `connection_string` for `host:port`, with the password, TLS
+    and timeouts of `settings`."""
+    timeout = settings.redis_timeout_seconds
+    parts = [
+        address,
+        f"socket_timeout={timeout}",
+        f"socket_connect_timeout={timeout}",
+    ]
+    if settings.redis_ssl:
+        parts.append("ssl=true")
+    if settings.redis_password is not None:
+        parts.append(f"password={settings.redis_password.get_secret_value()}")
+    return ",".join(parts)
+
+
+def online_store_config(
+    settings: FeatureStoreSettings,
+    repo_dir: Path,
+    online_path: Path | None = None,
+    redis: str | None = None,
+) -> dict[str, Any]:
+    """The online store: an explicit SQLite file or Redis `host:port` (a caller's
+    own setting) wins over `settings`."""
+    if online_path is None and redis is None and settings.online_store == "redis":
+        redis = f"{settings.redis_host}:{settings.redis_port}"
+    if redis:
+        return {
+            "type": "redis",
+            "connection_string": redis_connection_string(redis, settings),
+        }
+    return {"type": "sqlite", "path": str(online_path or repo_dir / "online.db")}
+
+
+def registry_path(settings: FeatureStoreSettings, repo_dir: Path) -> str:
+    """The registry: `settings.registry`, else `<repo_dir>/registry.db`."""
+    return settings.registry or str(repo_dir / "registry.db")
