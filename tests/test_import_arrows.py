@@ -28,12 +28,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # predictor's bucket edges, so its histograms line up with the predictor's, its
     # HTTP limits (slow clients, overload), so the gateway holds as a predictor does,
     # and the v2 gRPC protocol's generated messages, which the gateway's gRPC side
-    # reads (the model's name, a shadow's outputs).
+    # reads (the model's name, a shadow's outputs). The pooled keep-alive HTTP/1.1
+    # client is shared with the transformer's hop to its predictor (one copy, not two;
+    # it imports nothing of the predictor).
     "localplatform": (
         "localplatform",
         "serving.buckets",
         "serving.http_limits",
         "serving.grpc_v2",
+        "serving.keepalive_client",
     ),
     # Rollouts reach the local platform through its client module, never the CLI.
     "rollout": (
@@ -57,7 +60,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # contract; of the predictor only what any v2 server in front of it shares: the v2
     # tensor codec (JSON and binary tensors, the same 400 messages), KServe's
     # container arguments (held equal to KServe's by a test), the HTTP limits, the
-    # histogram edges and the JSON log format. It reaches the predictor over v2 only.
+    # histogram edges and the JSON log format. It reaches the predictor over v2 only,
+    # through the keep-alive client the gateway uses too.
     "transformer": (
         "transformer",
         "features",
@@ -69,6 +73,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.http_limits",
         "serving.buckets",
         "serving.logs",
+        "serving.keepalive_client",
     ),
     "riskserve": EVERYTHING,
     # Benchmarks build the same test-only contract models as the tests.

@@ -1,23 +1,23 @@
-"""The hop to the predictor: v2 binary tensors over pooled keep-alive HTTP/1.1.
-
-The connection pool is the idea of the local platform's gateway client
-(`localplatform/upstream.py`), copied rather than imported: the transformer room may
-not import the platform, and the hop is one request shape to one kind of server, for
-which httpx costs more per request than the predictor spends scoring it.
+"""The hop to the predictor: v2 binary tensors over the shared pooled keep-alive
+HTTP/1.1 client (`serving/keepalive_client.py`, which the gateway's hop uses too).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 from riskserve.serving.binary_tensors import HEADER_LENGTH
+from riskserve.serving.keepalive_client import (
+    Headers,
+    KeepAliveError,
+    KeepAlivePool,
+    header,
+)
 from riskserve.serving.tensors import OutputTensor, decode_raw_input
 
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_INFER_HEADERS = [(b"content-type", b"application/octet-stream")]
 
 
 class PredictorError(Exception):
@@ -37,7 +37,8 @@ class PredictorAnswer:
 
 
 class PredictorPool:
-    """Idle keep-alive connections to one predictor (`host:port`)."""
+    """Idle keep-alive connections to one predictor (`host:port`); every request
+    bounded by `timeout_seconds` (connecting by at most 2 s of it)."""
 
     def __init__(
         self,
@@ -51,58 +52,25 @@ class PredictorPool:
             host, port = predictor_host, "80"
         self.host, self.port = host.strip("[]"), int(port)
         self.timeout = timeout_seconds
-        self._authority = f"{self.host}:{self.port}".encode()
-        self._auth = (
-            [(b"authorization", b"Bearer " + api_key.encode())] if api_key else []
+        self._pool = KeepAlivePool(
+            self.host,
+            self.port,
+            max_idle=max_idle,
+            connect_timeout=min(timeout_seconds, 2.0),
+            label=f"the predictor at {self.host}:{self.port}",
+            default_headers=(
+                [(b"authorization", b"Bearer " + api_key.encode())] if api_key else []
+            ),
         )
-        self._idle: deque[Connection] = deque()
-        self._max_idle = max_idle
-
-    async def _connect(self) -> Connection:
-        try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), min(self.timeout, 2.0)
-            )
-        except (OSError, TimeoutError) as exc:
-            raise PredictorError(
-                f"cannot connect to the predictor at {self.host}:{self.port}: {exc}",
-                502,
-            ) from None
 
     async def request(
-        self, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> tuple[int, dict[bytes, bytes], bytes]:
-        reused = bool(self._idle)
-        reader, writer = self._idle.pop() if reused else await self._connect()
-        head = [method.encode(), b" ", target.encode(), b" HTTP/1.1\r\nhost: "]
-        head.append(self._authority + b"\r\n")
-        for name, value in (*self._auth, *headers):
-            head.append(name + b": " + value + b"\r\n")
-        head.append(b"content-length: %d\r\n\r\n" % len(body))
+        self, method: str, target: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
         try:
-            writer.write(b"".join(head) + body)
-            status, response_headers, payload, keep = await asyncio.wait_for(
-                _read_response(reader), self.timeout
-            )
-        except TimeoutError:  # before OSError, of which it is a subclass
-            writer.close()
-            raise PredictorError(
-                f"the predictor did not answer within {self.timeout * 1000:.0f} ms",
-                504,
-            ) from None
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            writer.close()
-            if reused:
-                # A pooled connection the predictor had closed: once more, fresh.
-                return await self.request(method, target, headers, body)
-            raise PredictorError(
-                f"the predictor closed the connection: {exc!r}", 502
-            ) from None
-        if keep and len(self._idle) < self._max_idle:
-            self._idle.append((reader, writer))
-        else:
-            writer.close()
-        return status, response_headers, payload
+            return await self._pool.request(method, target, headers, body, self.timeout)
+        except KeepAliveError as exc:
+            # Not answered in time: 504; not reached, or the connection broke: 502.
+            raise PredictorError(exc.message, 504 if exc.timed_out else 502) from None
 
     async def infer(
         self, model_name: str, features: dict[str, np.ndarray], request_id: str
@@ -112,15 +80,12 @@ class PredictorPool:
         status, headers, payload = await self.request(
             "POST",
             f"/v2/models/{model_name}/infer",
-            [
-                (b"content-type", b"application/octet-stream"),
-                (HEADER_LENGTH, json_length),
-            ],
+            [*_INFER_HEADERS, (HEADER_LENGTH, json_length)],
             body,
         )
         if status != 200:
             raise PredictorError(_predictor_message(status, payload), _status(status))
-        return parse_response(payload, headers.get(HEADER_LENGTH))
+        return parse_response(payload, header(headers, HEADER_LENGTH))
 
     async def get_json(self, target: str) -> tuple[int, object]:
         status, _, payload = await self.request("GET", target, [], b"")
@@ -130,9 +95,7 @@ class PredictorPool:
             return status, None
 
     def close(self) -> None:
-        while self._idle:
-            _, writer = self._idle.pop()
-            writer.close()
+        self._pool.close()
 
 
 def features_request(
@@ -200,41 +163,3 @@ def _predictor_message(status: int, payload: bytes) -> str:
         error = None
     text = str(error) if error else payload[:200].decode("utf-8", "replace")
     return f"the predictor answered {status}: {text[:300]}"
-
-
-async def _read_response(
-    reader: asyncio.StreamReader,
-) -> tuple[int, dict[bytes, bytes], bytes, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    headers: dict[bytes, bytes] = {}
-    length, chunked, keep = None, False, True
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, _, value = line.partition(b":")
-        name, value = name.strip().lower(), value.strip()
-        headers[name] = value
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif name == b"connection":
-            keep = value.lower() != b"close"
-    if chunked:
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        body = b"".join(parts)
-    elif length is not None:
-        body = await reader.readexactly(length)
-    else:
-        body = await reader.read()
-        keep = False
-    return status, headers, body, keep
