@@ -1,25 +1,59 @@
 """How every riskserve process talks to MLflow: one place for the client's limits.
 
-MLflow's client reads its settings from the environment. Training, monitoring and the
-rollout tooling all call `bound_mlflow_client`, so an unreachable server fails every
-one of them within the same bounded wait, never after MLflow's default of minutes of
-retries, and none prints MLflow's "View run ... at: URL" lines on stdout.
+MLflow's client reads its settings from its own environment variables, nothing else.
+Training, monitoring and rollouts read those limits once, at start, as fields of their
+settings classes (this mixin, under MLflow's own names, so a user's
+`MLFLOW_HTTP_REQUEST_*` is the value used everywhere, checks included), and
+`bind_mlflow_client` writes them back for MLflow's client, so an unreachable server
+fails every one of them within the same bounded wait, never after MLflow's default of
+minutes of retries, and none prints MLflow's "View run ... at: URL" lines on stdout.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def bound_mlflow_client(
-    tracking_uri: str | None, timeout_s: float, retries: int
-) -> None:
-    """Point MLflow's client at `tracking_uri` (when given) and bound each call to
-    `timeout_s` seconds and `retries` retries. Limits the user set in the environment
-    win: they are defaults, not overrides."""
-    if tracking_uri:
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(timeout_s)))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+class MlflowClientSettings(BaseSettings):
+    """MLflow client limits shared by every settings class that talks to MLflow. The
+    timeout and retries are fields of each component's class (their defaults differ);
+    these two are the same for all."""
+
+    mlflow_backoff_factor: int = Field(
+        1, ge=0, validation_alias="MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+    )
+    """Backoff factor between MLflow's retries, whole seconds as MLflow reads it
+    (MLflow's own variable; its default is 2)."""
+
+    mlflow_logging_level: LogLevel = Field(
+        "WARNING", validation_alias="MLFLOW_LOGGING_LEVEL"
+    )
+    """MLflow's logger level (MLflow's own variable): WARNING keeps its INFO lines
+    ("Experiment with name ... does not exist. Creating a new experiment.") off the
+    console; its warnings and errors still show."""
+
+    def bind_mlflow_client(
+        self, tracking_uri: str | None, timeout_s: float, retries: int
+    ) -> None:
+        """Point MLflow's client at `tracking_uri` (when given) and bound each call to
+        `timeout_s` seconds (MLflow takes whole seconds: rounded up) and `retries`
+        retries."""
+        if tracking_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, math.ceil(timeout_s)))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(
+            self.mlflow_backoff_factor
+        )
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        os.environ["MLFLOW_LOGGING_LEVEL"] = self.mlflow_logging_level
+        # MLflow reads the level when it is imported, which may have happened already.
+        logging.getLogger("mlflow").setLevel(self.mlflow_logging_level)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
-from riskserve.model.mlflow_client import bound_mlflow_client
+from riskserve.model.mlflow_client import MlflowClientSettings
 from riskserve.model.s3_client import S3Settings
 from riskserve.monitoring.drift import Thresholds
 
 
-class MonitorSettings(S3Settings):
+class MonitorSettings(S3Settings, MlflowClientSettings):
     """Where the log is, the drift and degradation thresholds, where results go; S3
     as the predictor reaches it (`S3Settings`)."""
 
@@ -58,8 +58,14 @@ class MonitorSettings(S3Settings):
     """The MLflow server holding the versions' reference profiles (MLflow's own
     variable keeps its name)."""
 
-    mlflow_timeout_s: float = 10.0
-    """Seconds one call to MLflow may take."""
+    mlflow_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "MLFLOW_HTTP_REQUEST_TIMEOUT", "RISKSERVE_MONITOR_MLFLOW_TIMEOUT_S"
+        ),
+    )
+    """Seconds one call to MLflow may take (MLflow's own variable, when set, wins)."""
 
     def thresholds(self) -> Thresholds:
         """When a column has drifted: the one place the settings become `Thresholds`."""
@@ -69,6 +75,8 @@ class MonitorSettings(S3Settings):
 
     def apply_mlflow_client(self) -> None:
         """MLflow's client reads its own variables: the tracking server, a bounded
-        wait (the user's values win), and no "View run ... at: URL" line on stdout,
-        which would break `--json` (stdout holds the JSON object and nothing else)."""
-        bound_mlflow_client(self.mlflow_tracking_uri, self.mlflow_timeout_s, retries=1)
+        wait, and no "View run ... at: URL" line on stdout, which would break `--json`
+        (stdout holds the JSON object and nothing else)."""
+        self.bind_mlflow_client(
+            self.mlflow_tracking_uri, self.mlflow_timeout_s, retries=1
+        )

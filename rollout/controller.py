@@ -56,10 +56,9 @@ def resolve_model(
         raise RolloutError(str(exc)) from None
     if not settings.mlflow_tracking_uri:
         raise RolloutError(f"{uri}: set MLFLOW_TRACKING_URI to resolve models:/ URIs")
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = settings.mlflow_client()
     name = reference.name
     try:
         version = resolve_version(client, reference)
@@ -330,9 +329,7 @@ class Rollout:
         version = before.annotations.get(MODEL_VERSION_ANNOTATION)
         if version and self.settings.mlflow_tracking_uri:
             name, number = version.rsplit("/", 1)
-            from mlflow import MlflowClient
-
-            MlflowClient(self.settings.mlflow_tracking_uri).set_registered_model_alias(
+            self.settings.mlflow_client().set_registered_model_alias(
                 name, "champion", number
             )
             message += f"; MLflow alias champion -> {name} v{number}"

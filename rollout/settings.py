@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from riskserve.model.mlflow_client import MlflowClientSettings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
-class RolloutSettings(BaseSettings):
+class RolloutSettings(MlflowClientSettings):
     """Which platform a rollout drives, and the gates of an automatic rollout."""
 
     model_config = SettingsConfigDict(env_prefix="RISKSERVE_ROLLOUT_", extra="ignore")
@@ -30,6 +34,25 @@ class RolloutSettings(BaseSettings):
         ),
     )
     """MLflow, to resolve `models:/` URIs and to move the `champion` alias on promote."""
+
+    mlflow_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "MLFLOW_HTTP_REQUEST_TIMEOUT", "RISKSERVE_ROLLOUT_MLFLOW_TIMEOUT_S"
+        ),
+    )
+    """Seconds one call to MLflow may take (MLflow's own variable, when set, wins)."""
+
+    def mlflow_client(self) -> MlflowClient:
+        """MLflow's client for this rollout, its calls bounded like the jobs' (one
+        retry), so a dead server fails `riskserve rollout` in seconds."""
+        self.bind_mlflow_client(
+            self.mlflow_tracking_uri, self.mlflow_timeout_s, retries=1
+        )
+        from mlflow import MlflowClient
+
+        return MlflowClient(self.mlflow_tracking_uri)
 
     artifacts_destination: str = "s3://mlflow/artifacts"
     """The MLflow server's `--artifacts-destination`: `mlflow-artifacts:/` paths are

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from riskserve.model.mlflow_client import bound_mlflow_client
+from pydantic_settings import SettingsConfigDict
+from riskserve.model.mlflow_client import MlflowClientSettings
 
 
-class TrainingSettings(BaseSettings):
+class TrainingSettings(MlflowClientSettings):
     """Where the jobs register models and how long they wait for the registry."""
 
     model_config = SettingsConfigDict(env_prefix="RISKSERVE_TRAINING_", extra="ignore")
@@ -22,36 +22,37 @@ class TrainingSettings(BaseSettings):
     )
     """The MLflow tracking server (MLflow's own variable keeps its name)."""
 
-    registry_timeout_s: float = 10.0
-    """Seconds one call to MLflow may take before the job gives up on it."""
+    registry_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "MLFLOW_HTTP_REQUEST_TIMEOUT", "RISKSERVE_TRAINING_REGISTRY_TIMEOUT_S"
+        ),
+    )
+    """Seconds one call to MLflow may take before the job gives up on it (MLflow's
+    own variable, when set, wins)."""
 
-    registry_retries: int = 1
-    """Retries of a failed MLflow call; with the timeout, bounds a dead server to ~30 s."""
+    registry_retries: int = Field(
+        1,
+        ge=0,
+        validation_alias=AliasChoices(
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "RISKSERVE_TRAINING_REGISTRY_RETRIES"
+        ),
+    )
+    """Retries of a failed MLflow call; with the timeout, bounds a dead server to ~30 s
+    (MLflow's own variable, when set, wins)."""
 
     git_commit: str | None = None
     """The source commit to tag versions with; images set it, checkouts ask git."""
 
     def apply_client_limits(self) -> None:
         """Bound MLflow's HTTP client so an unreachable server fails fast, not after
-        MLflow's default of minutes of retries. Variables the user set win."""
-        bound_mlflow_client(
+        MLflow's default of minutes of retries, and keep its "🏃 View run NAME at: URL"
+        lines (four per fraud job) and INFO lines off the console: the job prints the
+        version's URL itself."""
+        self.bind_mlflow_client(
             self.mlflow_tracking_uri, self.registry_timeout_s, self.registry_retries
         )
-        quiet_mlflow_logs()
-
-
-def quiet_mlflow_logs() -> None:
-    """MLflow's client writes a "🏃 View run NAME at: URL" and "🧪 View experiment at:
-    URL" pair on stdout for every run it ends (four per fraud job: one per candidate
-    and the job's own), and INFO lines such as "Experiment with name ... does not
-    exist. Creating a new experiment."; the job prints the version's URL itself. Its
-    warnings and errors still show. Variables the user set win."""
-    import logging
-
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    level = os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # MLflow reads the level when it is imported, which may have happened already.
-    logging.getLogger("mlflow").setLevel(level.upper())
 
 
 def quiet_tensorflow_logs() -> None:
