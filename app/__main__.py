@@ -60,11 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     # One line per request from httpx would drown the app's own messages.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from riskserve.app.examples import ExamplesError
     from riskserve.app.ui import (
         build_app,  # Gradio takes seconds to import: only when needed
     )
 
-    demo = build_app(settings)
+    try:
+        demo = build_app(settings)
+    except ExamplesError as exc:
+        print(
+            f"riskserve app: error: RISKSERVE_APP_EXAMPLES_FILE: {exc}", file=sys.stderr
+        )
+        return 2
     closed = close_on_sigterm(demo)
     print(f"riskserve app: http://{settings.host}:{settings.port}", flush=True)
     try:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 FRAUD_EXAMPLES: dict[str, dict[str, object]] = {
     "Ordinary: in-store, chip and PIN, usual amount": {
         "distance_from_home": 8.5,
@@ -77,3 +85,112 @@ CREDIT_EXAMPLES: dict[str, dict[str, object]] = {
         "merchant_group": "Intangible products",
     },
 }
+
+
+# -- raw events (a model behind a transformer) --------------------------------------
+
+# A fresh id per app process: the transformer remembers a card once it has scored
+# it, so a fixed id would be unknown for its first transaction only, ever.
+UNKNOWN_CARD_EXAMPLE: dict[str, object] = {
+    "card_id": f"card-new-{secrets.token_hex(4)}",
+    "amount": 80.0,
+    "merchant_id": "web-001",
+    "merchant_latitude": 48.85,
+    "merchant_longitude": 2.35,
+    "used_chip": 0,
+    "used_pin_number": 0,
+    "online_order": 1,
+    "timestamp": "",
+}
+UNKNOWN_CARD_LABEL = (
+    "A card never seen (unknown on its first transaction: the documented defaults)"
+)
+
+
+class ExamplesError(ValueError):
+    """The examples file cannot be used; the message is one line."""
+
+
+def raw_fraud_examples(
+    cards: pd.DataFrame, transactions: pd.DataFrame, count: int = 2
+) -> dict[str, dict[str, object]]:
+    """Raw transactions of real cards of a generated history (the demo's): for each
+    of the `count` busiest cards, one at the shop it uses most, with chip and PIN at
+    its median amount, and one like fraud on it: online, at a merchant it never used
+    in the city farthest from its home, at eight times its median. The time is left
+    empty (now), after the card's history."""
+    examples: dict[str, dict[str, object]] = {}
+    busiest = transactions["card_id"].value_counts().index[:count]
+    homes = cards.set_index("card_id")
+    shops = transactions.drop_duplicates("merchant_id").set_index("merchant_id")
+    for card_id in busiest:
+        own = transactions[transactions["card_id"] == card_id]
+        median = float(own["amount"].median())
+        in_store = own[own["online"] == 0]
+        favourite = (in_store if len(in_store) else own)["merchant_id"].mode().iloc[0]
+        home = homes.loc[card_id]
+        strangers = shops[
+            ~shops.index.isin(own["merchant_id"]) & shops.index.str.startswith("web-")
+        ]
+        distance = (strangers["merchant_latitude"] - home["home_latitude"]) ** 2 + (
+            strangers["merchant_longitude"] - home["home_longitude"]
+        ) ** 2
+        far = distance.idxmax()
+        examples[f"{card_id} at its usual shop: chip and PIN, usual amount"] = {
+            "card_id": card_id,
+            "amount": round(median, 2),
+            "merchant_id": favourite,
+            "merchant_latitude": round(
+                float(shops.loc[favourite, "merchant_latitude"]), 4
+            ),
+            "merchant_longitude": round(
+                float(shops.loc[favourite, "merchant_longitude"]), 4
+            ),
+            "used_chip": 1,
+            "used_pin_number": 1,
+            "online_order": 0,
+            "timestamp": "",
+        }
+        examples[f"{card_id} fraud-like: online, a new merchant far away, 8x usual"] = {
+            "card_id": card_id,
+            "amount": round(8 * median, 2),
+            "merchant_id": far,
+            "merchant_latitude": round(
+                float(strangers.loc[far, "merchant_latitude"]), 4
+            ),
+            "merchant_longitude": round(
+                float(strangers.loc[far, "merchant_longitude"]), 4
+            ),
+            "used_chip": 0,
+            "used_pin_number": 0,
+            "online_order": 1,
+            "timestamp": "",
+        }
+    return examples
+
+
+def write_examples_file(path: Path, examples: dict[str, dict[str, dict]]) -> None:
+    """`{"fraud": {label: {field: value}}, "credit": {...}}`, for
+    RISKSERVE_APP_EXAMPLES_FILE."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(examples, indent=1, sort_keys=True) + "\n")
+
+
+def load_examples_file(path: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """The raw-event examples of `path`, per model kind; ExamplesError in one line."""
+    try:
+        loaded = json.loads(path.read_text())
+    except OSError as exc:
+        raise ExamplesError(f"cannot read {path} ({exc.strerror or exc})") from None
+    except ValueError:
+        raise ExamplesError(f"{path} is not JSON") from None
+    if not isinstance(loaded, dict) or not all(
+        kind in ("fraud", "credit")
+        and isinstance(examples, dict)
+        and all(isinstance(v, dict) for v in examples.values())
+        for kind, examples in loaded.items()
+    ):
+        raise ExamplesError(
+            f'{path} must hold {{"fraud": {{label: {{field: value}}}}, "credit": ...}}'
+        )
+    return loaded

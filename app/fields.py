@@ -5,13 +5,25 @@ be missing. A retrained model with other inputs gets other fields, with no code 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
 from riskserve.app.v2_client import ModelMetadata, TensorMetadata
-from riskserve.model.specs import ModelSpec
+from riskserve.model.specs import MERCHANT_GROUPS, ModelSpec
 
 MISSING = "missing"
+NOW = "now"
+TIMESTAMP_KIND = "timestamp"
+# What a transformer's raw fields may hold, beyond their datatype: the transformer
+# refuses the rest too, but the form says so before a request is sent.
+RAW_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "amount": (0.0, None),
+    "basket_amount": (0.0, None),
+    "merchant_latitude": (-90.0, 90.0),
+    "merchant_longitude": (-180.0, 180.0),
+}
+RAW_CATEGORIES: dict[str, tuple[str, ...]] = {"merchant_group": MERCHANT_GROUPS}
 
 
 @dataclass(frozen=True)
@@ -29,10 +41,12 @@ class Field:
     def label(self) -> str:
         return self.name.replace("_", " ")
 
-    def parse(self, raw: object) -> float | str | None:
+    def parse(self, raw: object) -> float | int | str | None:
         """The value to send for `raw` (form or CSV text); ValueError in plain words."""
         if isinstance(raw, str):
             raw = raw.strip()
+        if self.kind == TIMESTAMP_KIND:
+            return parse_timestamp_us(self.name, raw)
         empty = raw is None or raw == "" or raw == MISSING
         if isinstance(raw, float) and math.isnan(raw):
             empty = True
@@ -67,11 +81,58 @@ class Field:
         return number
 
 
+def parse_timestamp_us(name: str, raw: object) -> int:
+    """Microseconds since the epoch, UTC, of a form's time: empty or "now" is now, a
+    date and time without a zone is UTC."""
+    if raw is None or raw == "" or raw == NOW:
+        moment = dt.datetime.now(dt.UTC)
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(raw))
+        except ValueError:
+            raise ValueError(
+                f"{name} {raw!r} is not a date and time (e.g. 2026-01-31 14:05:00, "
+                "UTC), nor empty for now"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (moment - epoch) // dt.timedelta(microseconds=1)
+
+
+def format_timestamp_us(timestamp_us: int) -> str:
+    """The form's text for a time in microseconds (UTC, to the second)."""
+    moment = dt.datetime.fromtimestamp(timestamp_us / 1_000_000, dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def fields_from_metadata(
     metadata: ModelMetadata, spec: ModelSpec | None
 ) -> list[Field]:
-    """One field per input the model declares, in its order."""
+    """One field per input the model declares, in its order: the model's features,
+    or for a transformer, the raw event's fields."""
+    if metadata.takes_raw_events:
+        return [_raw_field(tensor, metadata) for tensor in metadata.inputs]
     return [_field(tensor, spec) for tensor in metadata.inputs]
+
+
+def _raw_field(tensor: TensorMetadata, metadata: ModelMetadata) -> Field:
+    what = metadata.raw_inputs.get(tensor.name, "")
+    if tensor.name == "timestamp":
+        return Field(
+            tensor.name,
+            tensor.datatype,
+            TIMESTAMP_KIND,
+            "UTC, e.g. 2026-01-31 14:05:00; empty or 'now' for now",
+        )
+    if tensor.datatype == "BYTES":
+        categories = RAW_CATEGORIES.get(tensor.name, ())
+        kind = "categorical" if categories else "id"
+        return Field(tensor.name, tensor.datatype, kind, what, categories=categories)
+    if tensor.datatype == "BOOL":
+        return Field(tensor.name, tensor.datatype, "binary", "")
+    low, high = RAW_RANGES.get(tensor.name, (None, None))
+    return Field(tensor.name, tensor.datatype, "numeric", what, low, high)
 
 
 def fields_from_spec(spec: ModelSpec) -> list[Field]:

@@ -10,8 +10,10 @@ from html import escape
 from riskserve.app.v2_client import InferenceResult, ModelMetadata
 from riskserve.model.specs import (
     APPROVED,
+    CREDIT,
     CREDIT_SCORE,
     DEFAULT_PROBABILITY,
+    FRAUD,
     FRAUD_PROBABILITY,
     IS_FRAUD,
     REASON_CODES,
@@ -19,6 +21,23 @@ from riskserve.model.specs import (
 
 RED, GREEN, AMBER, GREY = "#c62828", "#2e7d32", "#ef6c00", "#9e9e9e"
 SERIES_COLOURS = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457")
+
+# A transformer's answer: the predictor's outputs, the features it computed, and two
+# flags (riskserve.transformer's outputs; the app reads them by name only).
+UNKNOWN_ENTITY = "unknown_entity"
+FEATURES_UNAVAILABLE = "features_unavailable"
+DECISION_OUTPUTS = frozenset(
+    {
+        FRAUD_PROBABILITY,
+        IS_FRAUD,
+        DEFAULT_PROBABILITY,
+        CREDIT_SCORE,
+        APPROVED,
+        REASON_CODES,
+        "feature_points",
+    }
+)
+ENTITY_WORDS = {"fraud": "card", "credit": "customer"}
 
 # The score scaling of DESIGN.md, when a model's metadata does not carry its own.
 DEFAULT_BASE_SCORE, DEFAULT_BASE_ODDS, DEFAULT_PDO = 600.0, 50.0, 20.0
@@ -80,8 +99,77 @@ def fraud_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
         f"{probability:.4f}</b> ({probability:.1%})</div>"
         f"{probability_bar(probability, threshold, RED if flagged else GREEN)}"
         f'<div class="rs-decision" style="font-size:1.1em">Decision: {decision}</div>'
+        f"{computed_features_html(result, 'fraud', FRAUD.feature_names)}"
         f"{_served_by(result)}</div>"
     )
+
+
+def computed_features_html(
+    result: InferenceResult, kind: str, model_features: Sequence[str]
+) -> str:
+    """What a transformer adds to the answer: whether it knew the entity, and the
+    features it computed (the model's own inputs marked). Empty for a bare
+    predictor's answer."""
+    extra = [
+        name
+        for name in result.outputs
+        if name not in DECISION_OUTPUTS
+        and name not in (UNKNOWN_ENTITY, FEATURES_UNAVAILABLE)
+    ]
+    flags = {
+        name: bool(_first(result.outputs[name]))
+        for name in (UNKNOWN_ENTITY, FEATURES_UNAVAILABLE)
+        if name in result.outputs
+    }
+    if not extra and not flags:
+        return ""
+    entity = ENTITY_WORDS.get(kind, "entity")
+    notes = []
+    if flags.get(UNKNOWN_ENTITY):
+        notes.append(
+            f'<div class="rs-unknown" style="color:{AMBER};font-weight:bold">Unknown '
+            f"{entity}: no history, scored on the documented defaults.</div>"
+        )
+    elif UNKNOWN_ENTITY in flags:
+        notes.append(
+            f'<div class="rs-known" style="color:#555">Known {entity}: its features '
+            "come from its history.</div>"
+        )
+    if flags.get(FEATURES_UNAVAILABLE):
+        notes.append(
+            f'<div class="rs-unavailable" style="color:{RED};font-weight:bold">'
+            "The feature store was down: scored on request-only defaults "
+            "(fail-open).</div>"
+        )
+    rows = "".join(
+        f'<tr class="rs-feature" data-name="{escape(name)}"><td>{escape(name)}'
+        f"{' <small>(model input)</small>' if name in model_features else ''}"
+        f'</td><td class="rs-feature-value" style="text-align:right">'
+        f"{escape(_feature_text(_first(result.outputs[name])))}</td></tr>"
+        for name in extra
+    )
+    table = (
+        '<table class="rs-features" style="font-size:0.85em;margin-top:4px">'
+        f"{rows}</table>"
+        if rows
+        else ""
+    )
+    return (
+        '<div class="rs-computed" style="margin-top:8px"><div style="font-weight:'
+        f'bold">Features the transformer computed</div>{"".join(notes)}{table}</div>'
+    )
+
+
+def _first(values: Sequence[object]) -> object:
+    return values[0] if values else None
+
+
+def _feature_text(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -177,6 +265,7 @@ def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
         f'<div class="rs-decision" style="font-size:1.1em;margin-top:6px">'
         f"Decision: {verdict}{at}</div>"
         f"{reasons_html(result, approved)}{points_chart_html(result, metadata)}"
+        f"{computed_features_html(result, 'credit', CREDIT.feature_names)}"
         f"{_served_by(result)}</div>"
     )
 

@@ -7,6 +7,7 @@ and `GRADIO_SERVER_PORT` (which the container image sets) are accepted for host 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
@@ -59,6 +60,12 @@ class AppSettings(BaseSettings):
 
     max_upload_rows: int = Field(default=200_000, ge=1)
     """Most data rows an uploaded CSV may have."""
+
+    examples_file: Path | None = None
+    """A JSON file of raw-event examples for the forms of models behind a transformer
+    (`{"fraud": {label: {field: value}}}`); `riskserve demo` writes one from its
+    generated history (real card ids). Without it, a transformer's form offers an
+    unknown-card example only."""
 
     rollout_refresh_seconds: float = Field(default=5.0, ge=0)
     """How often the rollout panel refreshes itself (0: only with its button)."""

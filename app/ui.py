@@ -18,8 +18,20 @@ from typing import TypedDict
 
 import gradio as gr
 from riskserve.app.batch import PROBABILITY_EDGES, BatchError, BatchOutcome, score_csv
-from riskserve.app.examples import CREDIT_EXAMPLES, FRAUD_EXAMPLES
-from riskserve.app.fields import MISSING, Field, fields_from_metadata, fields_from_spec
+from riskserve.app.examples import (
+    CREDIT_EXAMPLES,
+    FRAUD_EXAMPLES,
+    UNKNOWN_CARD_EXAMPLE,
+    UNKNOWN_CARD_LABEL,
+    load_examples_file,
+)
+from riskserve.app.fields import (
+    MISSING,
+    TIMESTAMP_KIND,
+    Field,
+    fields_from_metadata,
+    fields_from_spec,
+)
 from riskserve.app.render import (
     credit_answer_html,
     error_html,
@@ -57,6 +69,7 @@ class ModelEndpoint:
     client: V2Client
     fields: list[Field]
     status: str
+    raw_events: bool = False
 
     @classmethod
     def connect(cls, kind: str, settings: AppSettings) -> ModelEndpoint:
@@ -80,14 +93,42 @@ class ModelEndpoint:
                 f"{exc} The form below follows the built-in {kind} feature spec until "
                 "the model answers.",
             )
-        version = ", ".join(metadata.versions) or "unknown"
+        if metadata.takes_raw_events:
+            entity = "a card and a transaction" if kind == "fraud" else "a raw event"
+            if kind == "credit":
+                entity = "a customer and a basket"
+            status = (
+                f"{kind} model `{metadata.name}` at {client.model_url}: behind a "
+                f"transformer, which takes {entity} ({len(metadata.inputs)} raw "
+                "fields) and computes the model's features from the history it "
+                "keeps."
+            )
+        else:
+            version = ", ".join(metadata.versions) or "unknown"
+            status = (
+                f"{kind} model `{metadata.name}` at {client.model_url}: version "
+                f"{version}, {len(metadata.inputs)} inputs."
+            )
         return cls(
             kind,
             client,
             fields_from_metadata(metadata, spec),
-            f"{kind} model `{metadata.name}` at {client.model_url}: version {version}, "
-            f"{len(metadata.inputs)} inputs.",
+            status,
+            metadata.takes_raw_events,
         )
+
+    def examples(
+        self, from_file: dict[str, dict[str, dict[str, object]]]
+    ) -> dict[str, dict[str, object]]:
+        """The examples its form offers: the built-in feature rows for a bare
+        predictor; for a transformer, the examples file's raw events (real ids of
+        the demo's history) and, for fraud, a card never seen."""
+        if not self.raw_events:
+            return EXAMPLES[self.kind]
+        examples = dict(from_file.get(self.kind, {}))
+        if self.kind == "fraud":
+            examples[UNKNOWN_CARD_LABEL] = UNKNOWN_CARD_EXAMPLE
+        return examples
 
 
 class _ComponentArgs(TypedDict):
@@ -111,6 +152,8 @@ def _component(field: Field) -> gr.components.Component:
         "info": info or None,
         "elem_id": f"field-{field.name}",
     }
+    if field.kind == TIMESTAMP_KIND:
+        return gr.Textbox(value="", placeholder="now", **common)
     if field.datatype == "BYTES":
         if field.categories:
             return gr.Dropdown(
@@ -133,11 +176,15 @@ def _component(field: Field) -> gr.components.Component:
         choices = [MISSING, *codes] if field.nullable else codes
         return gr.Dropdown(choices, value=choices[0], **common)
     default = None if field.nullable else (field.minimum or 0.0)
+    if field.minimum is not None and field.minimum < 0 and field.maximum is not None:
+        default = 0.0  # a latitude or longitude: the middle, not the edge
     return gr.Number(value=default, **common)
 
 
 def _component_value(field: Field, value: object) -> object:
     """An example value as the field's component shows it."""
+    if field.kind == TIMESTAMP_KIND:
+        return "" if value is None else str(value)
     if field.datatype == "BYTES":
         return value
     if field.kind == "binary" and not field.nullable:
@@ -214,6 +261,10 @@ def _escape(text: str) -> str:
 
 
 def build_app(settings: AppSettings) -> gr.Blocks:
+    """The app; ExamplesError (one line) when the examples file cannot be used."""
+    file_examples = (
+        load_examples_file(settings.examples_file) if settings.examples_file else {}
+    )
     endpoints = {
         kind: ModelEndpoint.connect(kind, settings) for kind in ("fraud", "credit")
     }
@@ -239,7 +290,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                             note_html("Fill in the fields and press Score."),
                             elem_id=f"answer-{kind}",
                         )
-                        examples = EXAMPLES[kind]
+                        examples = endpoint.examples(file_examples)
                         gr.Examples(
                             examples=[
                                 [

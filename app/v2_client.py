@@ -15,6 +15,9 @@ from typing import TypedDict
 import httpx
 
 REVISION_HEADER = "x-riskserve-revision"
+_INTEGER_TYPES = frozenset(
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+)
 
 
 class EndpointError(Exception):
@@ -51,6 +54,9 @@ class ModelMetadata:
     inputs: tuple[TensorMetadata, ...]
     outputs: tuple[TensorMetadata, ...]
     parameters: Mapping[str, str] = field(default_factory=dict)
+    raw_inputs: Mapping[str, str] = field(default_factory=dict)
+    """A transformer's raw inputs and what each is (its metadata's
+    `parameters.raw_inputs`); empty for a bare predictor."""
 
     @classmethod
     def from_json(cls, body: object) -> ModelMetadata:
@@ -71,14 +77,29 @@ class ModelMetadata:
             )
 
         parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ValueError("the metadata's 'parameters' is not an object")
+        raw = parameters.get("raw_inputs")
+        raw_inputs = (
+            {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        )
         return cls(
             name=str(body.get("name", "")),
             versions=tuple(str(v) for v in body.get("versions") or ()),
             platform=str(body.get("platform", "")),
             inputs=tensors("inputs"),
             outputs=tensors("outputs"),
-            parameters={str(k): str(v) for k, v in parameters.items()},
+            parameters={
+                str(k): str(v) for k, v in parameters.items() if k != "raw_inputs"
+            },
+            raw_inputs=raw_inputs,
         )
+
+    @property
+    def takes_raw_events(self) -> bool:
+        """A transformer in front of the predictor: the inputs are a raw event (a
+        card transaction, a checkout), not the model's features."""
+        return bool(self.raw_inputs)
 
     @property
     def input_names(self) -> list[str]:
@@ -239,6 +260,10 @@ def build_inputs(
         values = columns[tensor.name]
         if tensor.datatype == "BYTES":
             data: list[object] = ["" if v is None else str(v) for v in values]
+        elif tensor.datatype == "BOOL":
+            data = [None if v is None else bool(v) for v in values]
+        elif tensor.datatype in _INTEGER_TYPES:
+            data = [None if v is None else int(v) for v in values]  # type: ignore[call-overload]
         else:
             data = [_number(v) for v in values]
         inputs.append(

@@ -1,11 +1,15 @@
 """`riskserve demo` (`make demo`): the whole platform on one machine, from a fresh clone.
 
-Starts MLflow, trains and registers both models, deploys the `fraud` and `credit`
-InferenceServices on the local platform, trains a second fraud version and starts it
-as a 20% canary, sends fraud traffic (a calm slice, then a drifted one) with the
-inference log on and runs the drift monitor on each slice (printing the command, the
-verdict and the report file), starts the analyst app, prints every URL, and on Ctrl-C
-stops everything it started (and only that).
+Starts MLflow, generates a raw card event log (a card register and a month of
+transactions) and builds the Feast feature repository from it (offline store, online
+store seeded with every card's state), trains the fraud model on the log's
+point-in-time features and the credit model, deploys the `fraud` InferenceService with
+a transformer in front of its predictor and `credit` as a bare predictor on the local
+platform, trains a second fraud version and starts it as a 20% canary, sends the next
+day's raw transactions of the same cards through the gateway (a calm slice, then a
+drifted one) with the inference log on and runs the drift monitor on each slice
+(printing the command, the verdict and the report file), starts the analyst app,
+prints every URL, and on Ctrl-C stops everything it started (and only that).
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from riskserve import local_services
+from riskserve.app.examples import raw_fraud_examples, write_examples_file
 from riskserve.localplatform.client import (
     apply_yaml,
     start_daemon,
@@ -36,13 +44,16 @@ from riskserve.rollout.controller import LocalBackend, Rollout, resolve_model
 from riskserve.rollout.settings import RolloutSettings
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from feast import FeatureStore
 
 APP_PORT = 7860
-TRAFFIC_REQUESTS = 600  # the last third is the drifted slice
-ROWS_PER_REQUEST = 5
 DRIFTED_FEATURE = "ratio_to_median_purchase_price"
-DRIFT_FACTOR = 3.0  # purchases at three times the customer's median
+DRIFT_FACTOR = 3.0  # purchases at three times the card's median
+EVENTS_SEED = 5
+TRANSFORMER_IMAGE = "ghcr.io/riskserve/riskserve-transformer:latest"  # not run locally
+# Materialise everything the register and the activity log hold.
+MATERIALISE_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+MATERIALISE_TO = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 
 STARTED = time.monotonic()
@@ -67,24 +78,119 @@ def train(kind: str, env: dict[str, str], extra: list[str]) -> None:
     say(f"{kind} trained and registered in {time.monotonic() - started:.0f} s")
 
 
-def isvc(name: str, storage_uri: str) -> str:
-    """The InferenceService as the chart renders it (modelFormat onnx, v2 protocol)."""
-    return (
+def isvc(name: str, storage_uri: str, feature_repo: Path | None = None) -> str:
+    """The InferenceService as the chart renders it (modelFormat onnx, v2 protocol);
+    with `feature_repo`, KServe's `spec.transformer` in front of the predictor (the
+    local platform runs riskserve's transformer with the container's args; the image
+    is what a cluster would pull)."""
+    text = (
         "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
         f"metadata:\n  name: {name}\n  annotations:\n"
         "    serving.kserve.io/deploymentMode: Serverless\n"
         "spec:\n  predictor:\n    model:\n      modelFormat:\n        name: onnx\n"
         f"      protocolVersion: v2\n      storageUri: {storage_uri}\n"
     )
+    if feature_repo is not None:
+        text += (
+            "  transformer:\n    containers:\n      - name: kserve-container\n"
+            f"        image: {TRANSFORMER_IMAGE}\n"
+            f"        args:\n          - --feature_repo\n          - {json.dumps(str(feature_repo))}\n"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class CardFeatures:
+    """The demo's card data: the event log the fraud model trains on (the register
+    and `days` days of transactions, with the offline store's activity log), the
+    Feast repository whose online store holds each card's state at the end of it,
+    and the next day's transactions of the same cards, the demo's traffic."""
+
+    event_log: Path
+    repo: Path
+    cards: pd.DataFrame
+    history: pd.DataFrame
+    traffic: pd.DataFrame
+
+
+def build_card_features(
+    folder: Path, cards: int, days: int, seed: int = EVENTS_SEED, say=say
+) -> CardFeatures:
+    """Generate `days` + 1 days of card transactions; write the first `days` as the
+    offline store (`folder/events`), apply the feature definitions
+    (`folder/repo`: registry and SQLite online store) and materialise every card's
+    profile and state into the online store; keep the last day as traffic."""
+    from riskserve.features.offline import write_offline_store
+    from riskserve.features.repo import open_store
+    from riskserve.model.events import START, card_transactions
+
+    started = time.monotonic()
+    folder = folder.resolve()  # Feast reads a relative registry path from the repo's
+    events = card_transactions(cards=cards, days=days + 1, seed=seed)
+    log = events.transactions
+    cut = START + dt.timedelta(days=days)
+    history = log[log["event_timestamp"] < cut].reset_index(drop=True)
+    traffic = log[log["event_timestamp"] >= cut].reset_index(drop=True)
+    say(
+        f"generated {len(events.cards)} cards with {len(history)} transactions over "
+        f"{days} days ({int(history['fraud'].sum())} fraud), and the next day's "
+        f"{len(traffic)} as traffic"
+    )
+    event_log, repo = folder / "events", folder / "repo"
+    for stale in (repo / "registry.db", repo / "online.db"):
+        stale.unlink(missing_ok=True)  # a repository of an earlier run's cards
+    write_offline_store(event_log, events.cards, history)
+    say(f"offline store written: {event_log} (register, transactions, card activity)")
+    store = open_store(repo, event_log)
+    say(f"feature definitions applied: {repo}")
+    seed_online_store(store, event_log)
+    say(
+        f"online store seeded with every card's profile and state in "
+        f"{time.monotonic() - started:.0f} s: {repo / 'online.db'}"
+    )
+    return CardFeatures(event_log, repo, events.cards, history, traffic)
+
+
+def seed_online_store(store: FeatureStore, event_log: Path) -> None:
+    """Every card's profile (Feast's materialisation of `card_profile`) and its
+    latest `card_activity` row, written as the transformer's own state updates are
+    (`CardStateWriter`): the rows `materialize` would write. Why not materialise
+    both: Feast converts every activity row of the log, not only each card's latest
+    (measured over 2 minutes for 2,000 cards and 110,000 transactions here)."""
+    import numpy as np
+
+    from riskserve.features.card import STATE_FIELDS, CardState
+    from riskserve.features.online import CardStateWriter
+    from riskserve.features.repo import CARD_ACTIVITY_FILE
+
+    store.materialize(MATERIALISE_FROM, MATERIALISE_TO, feature_views=["card_profile"])
+    activity = pd.read_parquet(event_log / CARD_ACTIVITY_FILE)
+    # The log holds each card's empty state at issue, then one row per transaction
+    # in time order: a card's last row is its state now.
+    latest = activity.groupby("card_id", sort=False).tail(1)
+    writer = CardStateWriter(store)
+    for row in latest.to_dict("records"):
+        fields = {
+            name: list(value) if isinstance(value, np.ndarray) else value
+            for name, value in ((n, row[n]) for n in STATE_FIELDS)
+        }
+        stamp = pd.Timestamp(row["event_timestamp"]).value // 1000
+        writer.write(str(row["card_id"]), stamp, CardState.from_row(fields))
+
+
+# The demo's traffic before it sent raw transactions: synthetic feature rows, five a
+# request. tests/monitoring/test_demo_drift.py still judges the monitor's verdicts on
+# them (its move to `traffic_slices` belongs to that test's owner).
+TRAFFIC_REQUESTS = 600
+ROWS_PER_REQUEST = 5
 
 
 def traffic_rows(
     requests: int = TRAFFIC_REQUESTS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The demo's fraud traffic, `ROWS_PER_REQUEST` rows a request: the calm slice
-    (the first two thirds of the requests, drawn as the training data is) and the
-    drifted slice (the last third, with purchases at `DRIFT_FACTOR` times the
-    customer's median) for the monitor to find."""
+    """Synthetic fraud feature rows, `ROWS_PER_REQUEST` a request: a calm slice (the
+    first two thirds, drawn as the synthetic training data is) and a drifted one
+    (`DRIFTED_FEATURE` times `DRIFT_FACTOR`)."""
     from riskserve.model.specs import get_spec
     from riskserve.model.synthetic import generate
 
@@ -96,25 +202,52 @@ def traffic_rows(
     return rows.iloc[:split], drifted
 
 
-def send_traffic(gateway: str, rows: pd.DataFrame) -> None:
-    """`rows` through the gateway, one request after the other."""
+def traffic_slices(traffic: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The demo's fraud traffic, raw transactions of the day after the history in
+    time order: the calm slice (the first two thirds, as they were generated) and the
+    drifted slice (the last third, with amounts at `DRIFT_FACTOR` times what the
+    cards spent) for the monitor to find."""
+    split = len(traffic) * 2 // 3
+    drifted = traffic.iloc[split:].copy()
+    drifted["amount"] *= DRIFT_FACTOR
+    return traffic.iloc[:split], drifted
+
+
+def raw_transaction(row: dict) -> dict:
+    """One generated transaction as the transformer's raw v2 request."""
+
+    def tensor(name: str, datatype: str, value: object) -> dict:
+        return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
+
+    stamp = row["event_timestamp"]
+    return {
+        "inputs": [
+            tensor("card_id", "BYTES", str(row["card_id"])),
+            tensor("amount", "FP64", float(row["amount"])),
+            tensor("merchant_id", "BYTES", str(row["merchant_id"])),
+            tensor("merchant_latitude", "FP64", float(row["merchant_latitude"])),
+            tensor("merchant_longitude", "FP64", float(row["merchant_longitude"])),
+            tensor("used_chip", "BOOL", bool(row["chip"])),
+            tensor("used_pin_number", "BOOL", bool(row["pin"])),
+            tensor("online_order", "BOOL", bool(row["online"])),
+            tensor("timestamp", "INT64", stamp.value // 1000),
+        ]
+    }
+
+
+def send_traffic(gateway: str, rows: pd.DataFrame) -> tuple[int, int]:
+    """`rows` through the gateway as raw transactions, one after the other in time
+    order (each card's state advances with each); (requests, flagged as fraud)."""
     import httpx
 
+    flagged = 0
     with httpx.Client(base_url=gateway, timeout=10) as client:
-        for first in range(0, len(rows), ROWS_PER_REQUEST):
-            part = rows.iloc[first : first + ROWS_PER_REQUEST]
-            body = {
-                "inputs": [
-                    {
-                        "name": n,
-                        "shape": [len(part), 1],
-                        "datatype": "FP32",
-                        "data": part[n].astype(float).tolist(),
-                    }
-                    for n in rows.columns
-                ]
-            }
-            client.post("/v2/models/fraud/infer", json=body).raise_for_status()
+        for row in rows.to_dict("records"):
+            answer = client.post("/v2/models/fraud/infer", json=raw_transaction(row))
+            answer.raise_for_status()
+            outputs = {o["name"]: o["data"] for o in answer.json()["outputs"]}
+            flagged += bool(outputs["is_fraud"][0])
+    return len(rows), flagged
 
 
 def next_whole_second() -> float:
@@ -211,7 +344,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="store artifacts in a local S3-compatible server",
     )
-    parser.add_argument("--fraud-rows", type=int, default=200_000)
+    parser.add_argument(
+        "--cards",
+        type=int,
+        default=2_000,
+        help="cards in the generated event log the fraud model trains on",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="days of that log (its traffic is the next)",
+    )
     parser.add_argument("--credit-rows", type=int, default=90_000)
     parser.add_argument(
         "--budget",
@@ -229,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         help="stop everything and exit once the demo is up",
     )
     args = parser.parse_args(argv)
+    if min(args.cards, args.days) < 1:
+        parser.error("--cards and --days must be at least 1")
     settings = PlatformSettings()
     signal.signal(signal.SIGTERM, _interrupt)
     services = local_services.status(settings)
@@ -243,7 +389,16 @@ def main(argv: list[str] | None = None) -> int:
         if mlflow_was_running:
             say(f"MLflow is already running on {settings.mlflow_url}")
         budget = ["--budget", f"{args.budget:g}"]
-        train("fraud", env, ["--rows", str(args.fraud_rows), *budget])
+        card_data = build_card_features(
+            settings.state_dir / "features", args.cards, args.days
+        )
+        examples_file = settings.state_dir / "features" / "app-examples.json"
+        write_examples_file(
+            examples_file,
+            {"fraud": raw_fraud_examples(card_data.cards, card_data.history)},
+        )
+        events = ["--events", str(card_data.event_log)]
+        train("fraud", env, [*events, *budget])
         train("credit", env, ["--rows", str(args.credit_rows), *budget])
 
         say(f"starting the local platform (gateway {settings.gateway_url})")
@@ -265,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             champion = resolve_model(
                 f"models:/{name}@champion", rollout_settings, for_kserve=False
             )
-            for message in apply_yaml(settings, isvc(name, champion.storage_uri)):
+            # fraud takes raw transactions: a transformer in front of its predictor.
+            # credit stays a bare predictor until the checkout transformer exists.
+            repo = card_data.repo if name == "fraud" else None
+            for message in apply_yaml(settings, isvc(name, champion.storage_uri, repo)):
                 say(message)
         wait_ready(settings, ["fraud", "credit"], settings.predictor_ready_timeout_s)
 
@@ -278,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 env={
                     **inherited_environment(),
                     "RISKSERVE_APP_GATEWAY_URL": settings.gateway_url,
+                    "RISKSERVE_APP_EXAMPLES_FILE": str(examples_file),
                     "RISKSERVE_APP_HOST": settings.host,
                     "GRADIO_ANALYTICS_ENABLED": "False",
                 },
@@ -289,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             "fraud",
             env,
             [
-                "--rows",
-                str(args.fraud_rows),
+                *events,
                 "--seed",
                 "7",
                 "--candidates",
@@ -302,13 +460,13 @@ def main(argv: list[str] | None = None) -> int:
         rollout.start("fraud", "models:/fraud@challenger", 20)
         wait_ready(settings, ["fraud"], settings.predictor_ready_timeout_s)
 
-        calm, drifted = traffic_rows(TRAFFIC_REQUESTS)
+        calm, drifted = traffic_slices(card_data.traffic)
         say(
-            f"sending {TRAFFIC_REQUESTS} fraud requests: "
-            f"{len(calm) // ROWS_PER_REQUEST} calm (drawn as the training data), then "
-            f"{len(drifted) // ROWS_PER_REQUEST} drifted ({DRIFTED_FEATURE} x"
-            f"{DRIFT_FACTOR:g}: purchases at {DRIFT_FACTOR:g} times the customer's "
-            "median)"
+            f"sending {len(calm) + len(drifted)} raw transactions of the day after "
+            "the history through the gateway (transformer, then predictor): "
+            f"{len(calm)} calm (as generated), then {len(drifted)} drifted (amounts "
+            f"x{DRIFT_FACTOR:g}: {DRIFTED_FEATURE} about {DRIFT_FACTOR:g} times the "
+            "card's usual)"
         )
         # Each slice is judged on its own window, as a monitor run on consecutive
         # windows sees a shift once it starts. Judged together, the calm two thirds
@@ -319,8 +477,9 @@ def main(argv: list[str] | None = None) -> int:
         # would still sit on the edge; the rule stays as measured (0 false alarms in
         # 160 unshifted columns, bench/monitoring.py).
         boundaries = [next_whole_second()]
-        for rows in (calm, drifted):
-            send_traffic(settings.gateway_url, rows)
+        for name, rows in (("calm", calm), ("drifted", drifted)):
+            sent, flagged = send_traffic(settings.gateway_url, rows)
+            say(f"  {name}: {sent} transactions scored, {flagged} flagged as fraud")
             boundaries.append(next_whole_second())
         slices = [
             TrafficSlice("calm", boundaries[0], boundaries[1], drift_expected=False),

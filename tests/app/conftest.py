@@ -1,12 +1,16 @@
 """Fixtures of the app tests: contract models served by real predictor processes, the
-app as a real process, and headless Chromium (installed from Debian when missing)."""
+fraud one also behind a real transformer process over the demo's feature repository,
+the app as a real process, and headless Chromium (installed from Debian when
+missing)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from riskserve.app.examples import raw_fraud_examples, write_examples_file
 
+from riskserve.demo import CardFeatures, build_card_features
 from tests.app.app_processes import (
     APP_API_KEY,
     FRAUD_REVISION,
@@ -21,6 +25,10 @@ from tests.fixtures.contract_models import (
     write_onnx,
 )
 from tests.serving.predictor_helpers import Predictor, start_predictor
+from tests.transformer.transformer_helpers import (
+    TransformerProcess,
+    start_transformer,
+)
 
 
 @pytest.fixture(scope="session")
@@ -150,5 +158,66 @@ def scorecard_page(browser, scorecard_app):
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(scorecard_app.url)
+    yield page
+    context.close()
+
+
+# -- the fraud model behind a transformer (raw transactions) --------------------------
+
+
+@pytest.fixture(scope="session")
+def card_features(tmp_path_factory) -> CardFeatures:
+    """The demo's card data, small: its event log, its feature repository seeded as
+    the demo seeds it, and the next day's transactions."""
+    return build_card_features(
+        tmp_path_factory.mktemp("app-cards"), cards=40, days=3, say=lambda _: None
+    )
+
+
+@pytest.fixture(scope="session")
+def fraud_transformer(fraud_predictor, card_features, app_logs) -> TransformerProcess:
+    """riskserve's transformer in front of the fraud predictor, over that repository."""
+    transformer = start_transformer(
+        app_logs,
+        "app-fraud-transformer",
+        "fraud",
+        f"127.0.0.1:{fraud_predictor.http_port}",
+        card_features.repo,
+        timeout=120,
+    )
+    yield transformer
+    transformer.stop()
+
+
+@pytest.fixture(scope="session")
+def raw_examples(card_features) -> dict[str, dict[str, object]]:
+    return raw_fraud_examples(card_features.cards, card_features.history)
+
+
+@pytest.fixture(scope="session")
+def raw_app(fraud_transformer, credit_predictor, raw_examples, app_logs) -> AppProcess:
+    """The app with fraud behind the transformer and credit a bare predictor, its raw
+    examples from the file the demo writes."""
+    examples = app_logs / "app-examples.json"
+    write_examples_file(examples, {"fraud": raw_examples})
+    app = start_app(
+        app_logs,
+        {
+            "RISKSERVE_APP_FRAUD_URL": fraud_transformer.url,
+            "RISKSERVE_APP_CREDIT_URL": credit_predictor.url,
+            "RISKSERVE_APP_API_KEY": APP_API_KEY,
+            "RISKSERVE_APP_EXAMPLES_FILE": str(examples),
+        },
+    )
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def raw_page(browser, raw_app):
+    context = browser.new_context(viewport={"width": 1280, "height": 1300})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(raw_app.url)
     yield page
     context.close()
