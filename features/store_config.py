@@ -9,11 +9,19 @@ layer's settings (prefix `RISKSERVE_FEATURES_`), read once, when a store is open
   `FEAST_S3_ENDPOINT_URL`, boto3 from `AWS_ENDPOINT_URL`) and Redis or Valkey, its
   password from a Secret through `RISKSERVE_FEATURES_REDIS_PASSWORD`; none of these
   lives in a values default or a ConfigMap.
+
+`python -m riskserve.features.store_config apply|materialize --offline DIR_OR_S3`
+is what the cluster's `feast apply` Job and materialisation CronJob run: the
+repository's definitions applied to that registry, or the offline Parquet written
+into the online store up to now.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,3 +125,48 @@ def online_store_config(
 def registry_path(settings: FeatureStoreSettings, repo_dir: Path) -> str:
     """The registry: `settings.registry`, else `<repo_dir>/registry.db`."""
     return settings.registry or str(repo_dir / "registry.db")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m riskserve.features.store_config",
+        description="Apply the feature repository to the registry the settings name, "
+        "or materialise its offline store into the online store.",
+    )
+    parser.add_argument("command", choices=["apply", "materialize"])
+    parser.add_argument(
+        "--offline",
+        required=True,
+        help="folder or s3://bucket/prefix of the offline Parquet (cards.parquet, "
+        "card_activity.parquet)",
+    )
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=Path("/tmp/feature-repo"),
+        help="scratch repository folder (the registry and online store live where "
+        "RISKSERVE_FEATURES_* say)",
+    )
+    args = parser.parse_args(argv)
+    from feast import FeatureStore
+    from riskserve.features.repo import definitions, repo_config
+
+    try:
+        config = repo_config(args.repo)
+    except ValueError as exc:  # a setting that does not validate: one line
+        parser.error(str(exc).splitlines()[-1] if str(exc) else repr(exc))
+    args.repo.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(config=config, repo_path=str(args.repo))
+    if args.command == "apply":
+        objects = definitions(args.offline).all()
+        store.apply(objects)
+        print(f"applied {len(objects)} objects to the registry {config.registry.path}")
+    else:
+        end = datetime.now(UTC)
+        store.materialize_incremental(end_date=end)
+        print(f"materialised the offline store up to {end.isoformat()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,8 @@
 # Builds the riskserve images from the repository root with images/engine (docker where
 # a Docker engine answers, podman otherwise), after making their base present
 # (images/base_image.sh). The Dockerfiles are built as they are.
-#   images/build.sh [serving] [app] [training]     (default: all three, training last)
+#   images/build.sh [serving] [app] [transformer] [training]
+#     (default: all four, training last)
 # Tags: ${RISKSERVE_IMAGE_PREFIX:-ghcr.io/riskserve/riskserve-}<name>:${RISKSERVE_IMAGE_TAG:-<version>},
 # the version from pyproject.toml (the chart's appVersion).
 set -euo pipefail
@@ -12,10 +13,10 @@ ENGINE="$HERE/engine"
 cd "$REPO"
 
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(serving app training)
+[[ ${#names[@]} -gt 0 ]] || names=(serving app transformer training)
 for name in "${names[@]}"; do
 	[[ -f "$name/Dockerfile" ]] || {
-		echo "images/build.sh: no image named '$name' (serving, app, training)" >&2
+		echo "images/build.sh: no image named '$name' (serving, app, transformer, training)" >&2
 		exit 2
 	}
 done

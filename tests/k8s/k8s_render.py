@@ -46,6 +46,10 @@ CONFIGURATIONS: dict[str, tuple[Path, Path]] = {
         CHART / "ci" / "drift-monitor-values.yaml",
         MANIFESTS / "overlays" / "drift-monitor",
     ),
+    "feature-store": (
+        CHART / "ci" / "feature-store-values.yaml",
+        MANIFESTS / "overlays" / "feature-store",
+    ),
 }
 KSERVE_KINDS = {"InferenceService", "ServingRuntime", "ClusterServingRuntime"}
 
@@ -190,6 +194,9 @@ def pod_specs(rendered: Render) -> Iterator[tuple[str, dict[str, Any]]]:
             yield where, {"containers": spec["containers"], **_volumes(spec)}
         elif kind == "InferenceService":
             yield where, predictor_pod(rendered, document)
+            transformer = document["spec"].get("transformer")
+            if transformer:  # a pod spec of its own (KServe's spec.transformer)
+                yield f"{where} transformer", transformer_pod(transformer)
 
 
 def _volumes(spec: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +216,27 @@ def predictor_pod(rendered: Render, isvc: dict[str, Any]) -> dict[str, Any]:
     if "volumes" in runtime:
         pod["volumes"] = runtime["volumes"] + pod.get("volumes", [])
     return pod
+
+
+# The component fields KServe's ComponentExtensionSpec adds to a transformer's
+# PodSpec; the rest is the pod.
+COMPONENT_FIELDS = {
+    "minReplicas",
+    "maxReplicas",
+    "timeout",
+    "canaryTrafficPercent",
+    "scaleTarget",
+    "scaleMetric",
+    "containerConcurrency",
+    "logger",
+    "batcher",
+    "labels",
+    "annotations",
+}
+
+
+def transformer_pod(transformer: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in transformer.items() if k not in COMPONENT_FIELDS}
 
 
 def containers(pod: dict[str, Any]) -> list[dict[str, Any]]:

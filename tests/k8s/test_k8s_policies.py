@@ -159,15 +159,28 @@ def test_secrets_only_in_throwaway_configurations(rendered: Render) -> None:
     if rendered.configuration in {"default", "production", "drift-monitor"}:
         assert not secrets
         return
-    assert [s["metadata"]["name"] for s in secrets] == ["riskserve-s3"]
+    names = sorted(s["metadata"]["name"] for s in secrets)
+    # The feature store's throwaway configuration adds a placeholder Redis password.
+    expected = ["riskserve-s3"]
+    if rendered.configuration == "feature-store":
+        expected = ["riskserve-redis", "riskserve-s3"]
+    assert names == expected
     import base64
 
-    secret = secrets[0]
-    values = dict(secret.get("stringData") or {})
-    for key, encoded in (secret.get("data") or {}).items():
-        values[key] = base64.b64decode(encoded).decode()
-    assert set(values) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    assert all("placeholder" in value for value in values.values()), values
+    def secret_values(secret: dict[str, Any]) -> dict[str, str]:
+        values = dict(secret.get("stringData") or {})
+        for key, encoded in (secret.get("data") or {}).items():
+            values[key] = base64.b64decode(encoded).decode()
+        return values
+
+    for secret in secrets:
+        values = secret_values(secret)
+        assert all("placeholder" in value for value in values.values()), values
+    if rendered.configuration == "feature-store":
+        redis = rendered.named("Secret", "riskserve-redis")
+        assert set(secret_values(redis)) == {"password"}
+    secret = rendered.named("Secret", "riskserve-s3")
+    assert set(secret_values(secret)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     annotations = secret["metadata"]["annotations"]
     assert {
         "serving.kserve.io/s3-endpoint",
@@ -365,6 +378,12 @@ def has_seaweedfs(rendered: Render) -> bool:
     )
 
 
+def has_feature_store(rendered: Render) -> bool:
+    return any(
+        d["metadata"]["name"].endswith("feast-apply") for d in rendered.of_kind("Job")
+    )
+
+
 def has_pushgateway(rendered: Render) -> bool:
     return any(
         d["metadata"]["name"].endswith("pushgateway")
@@ -372,14 +391,21 @@ def has_pushgateway(rendered: Render) -> bool:
     )
 
 
+def policy_target(policy: dict[str, Any]) -> str:
+    """What a NetworkPolicy fences: predictors, transformers (KServe's `component`
+    label on an InferenceService's pods), or a workload by its name label."""
+    selector = policy["spec"]["podSelector"]
+    labels = selector.get("matchLabels", {})
+    if "component" in labels:
+        return f"{labels['component']}s"
+    return labels["app.kubernetes.io/name"]
+
+
 def test_network_policies_fence_predictors_and_seaweedfs(rendered: Render) -> None:
     policies = rendered.of_kind("NetworkPolicy")
-    assert len(policies) == (2 if has_seaweedfs(rendered) else 1)
-    by_target = {}
-    for policy in policies:
-        selector = policy["spec"]["podSelector"]
-        key = "predictors" if "matchExpressions" in selector else "seaweedfs"
-        by_target[key] = policy["spec"]["ingress"]
+    feature_store = has_feature_store(rendered)
+    assert len(policies) == 1 + has_seaweedfs(rendered) + 2 * feature_store
+    by_target = {policy_target(p): p["spec"]["ingress"] for p in policies}
     sources = str(by_target["predictors"])
     assert "riskserve-app" in sources and "istio-system" in sources
     assert "knative-serving" in sources

@@ -123,3 +123,45 @@ else the in-chart Pushgateway when driftMonitor.pushgateway.enabled, else "". */
 {{- printf "http://%s.%s.svc.cluster.local:9091" (include "riskserve.componentName" (list . "pushgateway")) .Release.Namespace }}
 {{- end }}
 {{- end }}
+
+{{/* The feature store: the Feast registry and the offline store on S3. */}}
+{{- define "riskserve.feastRegistryUri" -}}
+{{- .Values.featureStore.registryUri | default (printf "s3://%s/feast/registry.db" .Values.s3.bucket) }}
+{{- end }}
+
+{{- define "riskserve.feastOfflineUri" -}}
+{{- .Values.featureStore.offlineUri | default (printf "s3://%s/feast/offline" .Values.s3.bucket) }}
+{{- end }}
+
+{{/* host of the online store: the in-chart Valkey, else featureStore.redis.host. */}}
+{{- define "riskserve.redisHost" -}}
+{{- $redis := .Values.featureStore.redis }}
+{{- if $redis.inCluster }}
+{{- printf "%s.%s.svc.cluster.local" (include "riskserve.componentName" (list . "redis")) .Release.Namespace }}
+{{- else if $redis.host }}
+{{- $redis.host }}
+{{- else }}
+{{- fail "featureStore.redis: set host (an external Redis) or inCluster: true" }}
+{{- end }}
+{{- end }}
+
+{{/* env of every feature-store client (transformer, apply Job, materialisation):
+where the registry and the online store are, from the ConfigMap
+riskserve-feature-store (envFrom; a fixed name, so the InferenceServices are the same
+whichever tool rendered them), and the Redis password and the S3 keys from their
+Secrets only. */}}
+{{- define "riskserve.featureStoreEnvFrom" -}}
+- configMapRef:
+    name: riskserve-feature-store
+{{- end }}
+
+{{- define "riskserve.featureStoreEnv" -}}
+- name: RISKSERVE_FEATURES_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.featureStore.redis.secret.name }}
+      key: {{ .Values.featureStore.redis.secret.key }}
+- name: HOME
+  value: /tmp
+{{ include "riskserve.s3CredentialEnv" . }}
+{{- end }}
