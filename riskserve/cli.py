@@ -27,17 +27,27 @@ def _services(argv: list[str]) -> int:
         action="store_true",
         help="also run a local S3-compatible server for the artifacts",
     )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also run Redis (Debian's redis-server) as the feature store's online "
+        "store",
+    )
     args = parser.parse_args(argv)
     from riskserve import local_services
     from riskserve.localplatform.settings import PlatformSettings
 
     settings = PlatformSettings()
     if args.action == "up":
-        env = local_services.up(settings, args.s3)
+        env = local_services.up(settings, args.s3, use_redis=args.redis)
         print(f"MLflow UI: {settings.mlflow_url}")
+        shown = {k: v for k, v in env.items() if "SECRET" not in k}
+        if "RISKSERVE_FEATURES_REDIS_PASSWORD" in shown:  # read from its file
+            path = settings.state_dir / "local-redis-password"
+            shown["RISKSERVE_FEATURES_REDIS_PASSWORD"] = f'"$(cat {path})"'
         print(
             "to use it from a shell: "
-            + " ".join(f"export {k}={v};" for k, v in env.items() if "SECRET" not in k)
+            + " ".join(f"export {k}={v};" for k, v in shown.items())
         )
     elif args.action == "down":
         local_services.down(settings)

@@ -1,4 +1,5 @@
-"""`riskserve services up|down|status`: MLflow (and optionally a local S3) for a developer.
+"""`riskserve services up|down|status`: MLflow (and optionally a local S3 and a Redis
+for the feature store's online store) for a developer.
 
 The processes outlive the command that starts them; their PIDs are kept in pidfiles
 under the state folder, and `down` stops exactly those.
@@ -12,7 +13,14 @@ from pathlib import Path
 
 from riskserve.localplatform.processes import http_ok, port_open, read_pidfile, stop_pid
 from riskserve.localplatform.settings import PlatformSettings
-from riskserve.services import S3Endpoint, create_bucket, start_mlflow, start_s3
+from riskserve.services import (
+    RedisEndpoint,
+    S3Endpoint,
+    create_bucket,
+    start_mlflow,
+    start_redis,
+    start_s3,
+)
 
 
 def _pidfile(settings: PlatformSettings, name: str) -> Path:
@@ -35,7 +43,32 @@ def _local_s3_credentials(settings: PlatformSettings) -> tuple[str, str]:
     return key, secret
 
 
-def services_env(settings: PlatformSettings, use_s3: bool) -> dict[str, str]:
+def _local_redis_password(settings: PlatformSettings) -> str:
+    """The local Redis' password: made once and kept (created mode 600) in the
+    state folder; none is ever written in the repo."""
+    path = settings.state_dir / "local-redis-password"
+    if path.exists():
+        return path.read_text().strip()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    password = "r" + secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
+def local_redis(settings: PlatformSettings) -> RedisEndpoint:
+    """Where `services up --redis` runs Redis: the platform's host, the feature
+    layer's Redis port (RISKSERVE_FEATURES_REDIS_PORT, 6379 by default)."""
+    from riskserve.features.store_config import FeatureStoreSettings
+
+    port = FeatureStoreSettings().redis_port
+    return RedisEndpoint(settings.host, port, _local_redis_password(settings))
+
+
+def services_env(
+    settings: PlatformSettings, use_s3: bool, use_redis: bool = False
+) -> dict[str, str]:
     """The variables a client of the local services (a job, a predictor) needs."""
     env = {"MLFLOW_TRACKING_URI": settings.mlflow_url}
     if use_s3:
@@ -47,13 +80,34 @@ def services_env(settings: PlatformSettings, use_s3: bool) -> dict[str, str]:
             secret,
         )
         env.update(endpoint.client_env())
+    if use_redis:
+        env.update(local_redis(settings).client_env())
     return env
 
 
-def up(settings: PlatformSettings, use_s3: bool, say=print) -> dict[str, str]:
+def up(
+    settings: PlatformSettings, use_s3: bool, say=print, use_redis: bool = False
+) -> dict[str, str]:
     """Start what is not running yet; returns the client environment."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    env = services_env(settings, use_s3)
+    env = services_env(settings, use_s3, use_redis)
+    if use_redis:
+        pidfile = _pidfile(settings, "redis")
+        if read_pidfile(pidfile) is None:
+            redis = local_redis(settings)
+            if port_open(redis.host, redis.port):
+                raise RuntimeError(
+                    f"port {redis.port} is taken by another program; set "
+                    "RISKSERVE_FEATURES_REDIS_PORT to a free port"
+                )
+            say(f"starting Redis (the online store) on {redis.host}:{redis.port}")
+            start_redis(
+                settings.state_dir,
+                redis.port,
+                redis.password,
+                host=redis.host,
+                pidfile=pidfile,
+            )
     if use_s3:
         pidfile = _pidfile(settings, "s3")
         if read_pidfile(pidfile) is None:
@@ -106,7 +160,7 @@ def up(settings: PlatformSettings, use_s3: bool, say=print) -> dict[str, str]:
 
 
 def down(settings: PlatformSettings, say=print) -> None:
-    for name in ("mlflow", "s3"):
+    for name in ("mlflow", "s3", "redis"):
         pidfile = _pidfile(settings, name)
         pid = read_pidfile(pidfile)
         if pid is None:
@@ -120,7 +174,7 @@ def down(settings: PlatformSettings, say=print) -> None:
 
 def status(settings: PlatformSettings) -> dict[str, str]:
     report = {}
-    for name in ("mlflow", "s3"):
+    for name in ("mlflow", "s3", "redis"):
         pid = read_pidfile(_pidfile(settings, name))
         report[name] = f"running (pid {pid})" if pid else "stopped"
     return report

@@ -1,4 +1,5 @@
-"""The developer's local backing services: an S3 server (SeaweedFS) and MLflow.
+"""The developer's local backing services: an S3 server (SeaweedFS), MLflow, and a
+Redis for the feature store's online store (Debian's `redis-server`).
 
 `riskserve services up` starts them as processes on loopback with pidfiles under the
 state folder; `riskserve services down` stops exactly those PIDs. Tests start the same
@@ -240,6 +241,112 @@ def start_mlflow(
     return process, url
 
 
+@dataclass(frozen=True)
+class RedisEndpoint:
+    host: str
+    port: int
+    password: str
+
+    def client_env(self) -> dict[str, str]:
+        """The feature layer's settings (riskserve.features.store_config) that make
+        a feature store, and so a transformer, use this Redis as its online store."""
+        return {
+            "RISKSERVE_FEATURES_ONLINE_STORE": "redis",
+            "RISKSERVE_FEATURES_REDIS_HOST": self.host,
+            "RISKSERVE_FEATURES_REDIS_PORT": str(self.port),
+            "RISKSERVE_FEATURES_REDIS_PASSWORD": self.password,
+        }
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError(
+            "redis-server is not installed; run `make redis` "
+            "(apt-get install redis-server)"
+        )
+    return found
+
+
+def write_redis_config(
+    path: Path, host: str, port: int, password: str, data_dir: Path
+) -> Path:
+    """redis-server's configuration: loopback only, a password, the append-only
+    file in `data_dir`; written mode 600 (it holds the password), never on the
+    command line where `ps` shows it."""
+    lines = [
+        f"bind {host}",
+        f"port {port}",
+        "protected-mode yes",
+        "daemonize no",
+        f"dir {data_dir}",
+        "appendonly yes",
+        'save ""',
+        f'requirepass "{password}"',
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def start_redis(
+    state_dir: Path,
+    port: int,
+    password: str,
+    host: str = "127.0.0.1",
+    pidfile: Path | None = None,
+    timeout: float = 20.0,
+) -> tuple[ManagedProcess, RedisEndpoint]:
+    """Start Debian's redis-server as its own process on `host:port`, with a
+    password; its data lives in `state_dir/redis-data`. Ready when it answers an
+    authenticated PING."""
+    import redis
+
+    if not password or any(c in password for c in ',"\\ '):
+        raise ValueError(
+            'the Redis password must be non-empty, without , " \\ or spaces'
+        )
+    data_dir = state_dir / "redis-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = write_redis_config(
+        state_dir / "redis.conf", host, port, password, data_dir.resolve()
+    )
+    process = ManagedProcess(
+        name="redis-server",
+        argv=[redis_binary(), str(config.resolve())],
+        log_path=state_dir / "logs" / "redis.log",
+        pidfile=pidfile,
+    ).start()
+    endpoint = RedisEndpoint(host, port, password)
+    client = redis.Redis(host=host, port=port, password=password, socket_timeout=1.0)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not process.alive():
+                raise ProcessFailed(
+                    f"redis-server exited with code {process.returncode} before it "
+                    f"was ready; last lines of {process.log_path}:\n"
+                    f"{process.log_tail()}"
+                )
+            try:
+                if client.ping():
+                    return process, endpoint
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    process.stop(grace=2)
+                    raise ProcessFailed(
+                        f"redis-server did not answer on {host}:{port} within "
+                        f"{timeout:.0f} s ({exc}); last lines of "
+                        f"{process.log_path}:\n{process.log_tail()}"
+                    ) from None
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
 def stop_from_pidfile(pidfile: Path) -> bool:
     """Stop the process whose PID we recorded; False when it was not running."""
     pid = read_pidfile(pidfile)
@@ -248,10 +355,12 @@ def stop_from_pidfile(pidfile: Path) -> bool:
 
 
 __all__ = [
+    "RedisEndpoint",
     "S3Endpoint",
     "create_bucket",
     "http_ok",
     "start_mlflow",
+    "start_redis",
     "start_s3",
     "stop_from_pidfile",
     "write_s3_identities",
