@@ -24,6 +24,7 @@ from riskserve.serving.tensors import (
     check_header,
     decode_json_input,
     decode_raw_input,
+    decode_single_row,
     encode_raw,
 )
 
@@ -51,6 +52,10 @@ def split_body(body: bytes, header_length: bytes | None) -> tuple[bytes, bytes]:
 
 def decode_inputs(inputs: list, binary: bytes) -> list[InputTensor]:
     """Every input, from its JSON `data` or from its slice of the binary section."""
+    if not binary:
+        single = decode_single_row(inputs)
+        if single is not None:
+            return single
     tensors = []
     offset = 0
     for index, item in enumerate(inputs):
@@ -119,12 +124,18 @@ class RequestedOutputs:
         return self.binary.get(name, self.binary_default)
 
 
+_EVERY_OUTPUT_JSON = RequestedOutputs(None, {}, False)
+_EVERY_OUTPUT_BINARY = RequestedOutputs(None, {}, True)
+
+
 def requested_outputs(outputs: object, parameters: dict) -> RequestedOutputs:
     default = parameters.get("binary_data_output", False)
     if type(default) is not bool:
         raise InvalidInput("'binary_data_output' must be true or false")
     if outputs is None:
-        return RequestedOutputs(None, {}, default)
+        # Nearly every request: no per-output choices (a frozen dataclass costs ~1 us
+        # to build, so the two answers are built once).
+        return _EVERY_OUTPUT_BINARY if default else _EVERY_OUTPUT_JSON
     if not isinstance(outputs, list):
         raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
     names, binary = [], {}

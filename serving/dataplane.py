@@ -152,9 +152,14 @@ class DataPlane:
         it is a few rows (a thread hop costs more than they take), on a worker thread
         otherwise, so that health probes and small requests are answered while a big
         batch is decoded, scored (onnxruntime releases the GIL) and encoded."""
-        if rows <= self.inline_max_rows:
+        if self.runs_inline(rows):
             return function(*args)
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+    def runs_inline(self, rows: int) -> bool:
+        """`run`'s rule, for a transport that calls a small request's work itself
+        (REST's hot path: no coroutine to create and await)."""
+        return rows <= self.inline_max_rows
 
     async def infer(self, request: InferRequest) -> InferResult:
         return await self.run(request.rows, self.infer_now, request)

@@ -27,7 +27,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import (
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -51,12 +55,67 @@ class HttpTimeouts:
     """Called with "header" or "body" for each connection closed (e.g. a counter)."""
 
 
-def timeout_protocol(timeouts: HttpTimeouts) -> type[HttpToolsProtocol]:
+def timeout_protocol(
+    timeouts: HttpTimeouts, one_write: bool = False
+) -> type[HttpToolsProtocol]:
     """A subclass of uvicorn's httptools protocol enforcing `timeouts`, for
-    `uvicorn.Config(http=...)` (uvicorn instantiates the class per connection)."""
+    `uvicorn.Config(http=...)` (uvicorn instantiates the class per connection).
+
+    `one_write`: a response's head is held until its first body message and both go
+    out in one `transport.write` (see `OneWriteCycle`); for apps that send the body
+    right after the head (the predictor), not for a proxy streaming a slow upstream.
+    """
     return type(
-        "TimeoutHttpToolsProtocol", (TimeoutHttpToolsProtocol,), {"timeouts": timeouts}
+        "TimeoutHttpToolsProtocol",
+        (TimeoutHttpToolsProtocol,),
+        {"timeouts": timeouts, "one_write": one_write},
     )
+
+
+class _Captured:
+    """Stands in for the transport while uvicorn's `send` formats one message."""
+
+    __slots__ = ("chunks", "closed")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing a response's head together with its
+    first body message: one `transport.write` (one send syscall, one TCP segment for a
+    small answer) instead of uvicorn's two. The head is formatted by uvicorn itself
+    (same checks, same bytes): its `send` writes into a `_Captured` stand-in, and the
+    bytes reach the real transport with the next body message. Later body messages
+    (streaming) are written as they come.
+    """
+
+    _head: bytes = b""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        transport = self.transport
+        captured = _Captured()
+        self.transport = captured  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+        if message["type"] == "http.response.start":
+            self._head = b"".join(captured.chunks)
+            return
+        data = b"".join([self._head, *captured.chunks])
+        self._head = b""
+        if data:
+            transport.write(data)
+        if captured.closed:
+            transport.close()
 
 
 _TIMEOUT_BODY = b'{"error":"the request did not arrive in time"}'
@@ -77,6 +136,7 @@ class TimeoutHttpToolsProtocol(HttpToolsProtocol):
     """
 
     timeouts: ClassVar[HttpTimeouts] = HttpTimeouts()
+    one_write: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -104,6 +164,10 @@ class TimeoutHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if self.one_write and self.cycle is not None:
+            # uvicorn builds its RequestResponseCycle in on_headers_complete with no
+            # hook for the class; the cycle's app task has not started yet.
+            self.cycle.__class__ = OneWriteCycle
         # Cleared at once by on_message_complete when the request has no body.
         self._expect("body")
 

@@ -2,6 +2,13 @@
 
 The hot path touches pre-bound label children only; the score histogram is a small
 numpy collector so a 10,000-row batch costs one `searchsorted`, not 10,000 observes.
+
+prometheus_client stays on the single-row path because a measurement says it costs
+little there (issue 24, in-process, min of 100 rounds on a loaded 2-core box): a bound
+child's `inc()` 0.50 us and `observe()` 1.12 us, against 0.38 / 0.86 us for handles
+calling the value cells directly (bisect for the bucket). Most of it is the value
+cell's lock, which a hand-written metric shared by the loop and worker threads needs
+too; 0.4 us a request did not pay for a second metrics implementation.
 """
 
 from __future__ import annotations

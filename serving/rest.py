@@ -99,16 +99,27 @@ class RestApp:
                         self.dataplane.get_model(model_name, version)
                         body = await self._read_body(scope, receive)
                         # Parsing, scoring and writing a big batch all leave the
-                        # loop; the data plane decides by the (estimated) rows.
-                        payload, request_id, headers = await self.dataplane.run(
-                            len(body) // JSON_BYTES_PER_ROW,
-                            self._infer,
-                            model_name,
-                            version,
-                            body,
-                            _header(scope, HEADER_LENGTH),
-                            started,
-                        )
+                        # loop; the data plane decides by the (estimated) rows. A
+                        # small one is answered here without `run`'s coroutine.
+                        rows = len(body) // JSON_BYTES_PER_ROW
+                        if self.dataplane.runs_inline(rows):
+                            payload, request_id, headers = self._infer(
+                                model_name,
+                                version,
+                                body,
+                                _header(scope, HEADER_LENGTH),
+                                started,
+                            )
+                        else:
+                            payload, request_id, headers = await self.dataplane.run(
+                                rows,
+                                self._infer,
+                                model_name,
+                                version,
+                                body,
+                                _header(scope, HEADER_LENGTH),
+                                started,
+                            )
                         await self._send(send, 200, payload, headers)
                         return
                     await self._model_get(

@@ -219,7 +219,8 @@ def _http_config(
         host=settings.host,
         port=args.http_port,
         loop="none",
-        http=timeout_protocol(timeouts),
+        # The app sends each answer's body right after its head: one write for both.
+        http=timeout_protocol(timeouts, one_write=True),
         lifespan="off",
         access_log=False,
         log_config=args.log_config_file,
