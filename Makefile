@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools/bin
 
-.PHONY: install test test-fast lint typecheck docs format demo bench reliability tools prometheus images image-tools services-up services-down clean
+.PHONY: install test test-fast lint typecheck docs format demo bench reliability tools prometheus redis images image-tools services-up services-down clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 	@$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
 	@touch $(STAMP)
 
-test: install tools prometheus image-tools
+test: install tools prometheus redis image-tools
 	$(BIN)/python -m pytest -q
 
 # The in-process layer only (no server process started): seconds, for every edit.
@@ -94,7 +94,17 @@ prometheus:
 		(command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null); \
 	fi
 
-# The three images (serving, app, training), with docker where a Docker engine answers,
+# Debian's redis-server: the feature store's online store of `riskserve services up
+# --redis` and the tests (they start their own on loopback); skipped when present.
+redis:
+	@if command -v redis-server >/dev/null; then :; else \
+		echo ">> installing redis-server (apt-get)"; \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) apt-get update -qq && \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends redis-server; \
+	fi
+
+# The four images (serving, app, transformer, training), with docker where a Docker engine answers,
 # podman otherwise (store under .riskserve/containers); the base image is pulled, or
 # made locally with debootstrap where no container registry is reachable.
 images: image-tools

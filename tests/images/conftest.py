@@ -89,3 +89,8 @@ def predictor(serving_image, models):
         yield container, url
     finally:
         container.remove()
+
+
+@pytest.fixture(scope="session")
+def transformer_image(built) -> str:
+    return built("transformer")
