@@ -4,6 +4,7 @@ HTTP/1.1 client (`serving/keepalive_client.py`, which the gateway's hop uses too
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,23 +103,37 @@ def features_request(
     features: dict[str, np.ndarray], request_id: str
 ) -> tuple[bytes, bytes]:
     """A v2 binary request: every feature FP32 `[N, 1]`, all outputs binary."""
-    inputs = []
-    raw = []
-    for name, values in features.items():
-        data = values.astype("<f4", copy=False).tobytes()
-        inputs.append(
-            {
-                "name": name,
-                "datatype": "FP32",
-                "shape": [len(values), 1],
-                "parameters": {"binary_data_size": len(data)},
-            }
-        )
-        raw.append(data)
+    rows = {len(values) for values in features.values()}
+    if len(rows) != 1:
+        raise ValueError(f"the features have different lengths: {sorted(rows)}")
+    before_id, after_id = _request_header(tuple(features), rows.pop())
+    header = before_id + orjson.dumps(request_id) + after_id
+    data = b"".join(v.astype("<f4", copy=False).tobytes() for v in features.values())
+    return header + data, str(len(header)).encode()
+
+
+@functools.lru_cache(maxsize=128)
+def _request_header(names: tuple[str, ...], rows: int) -> tuple[bytes, bytes]:
+    """The request's JSON header for these features and rows, cut where the id goes:
+    built once, as a request differs from the one before only in its id (building
+    it with orjson every time was a tenth of the hop's own cost)."""
     header = orjson.dumps(
-        {"id": request_id, "inputs": inputs, "parameters": {"binary_data_output": True}}
+        {
+            "id": "",
+            "inputs": [
+                {
+                    "name": name,
+                    "datatype": "FP32",
+                    "shape": [rows, 1],
+                    "parameters": {"binary_data_size": 4 * rows},
+                }
+                for name in names
+            ],
+            "parameters": {"binary_data_output": True},
+        }
     )
-    return header + b"".join(raw), str(len(header)).encode()
+    cut = header.index(b'""')
+    return header[:cut], header[cut + 2 :]
 
 
 def parse_response(payload: bytes, header_length: bytes | None) -> PredictorAnswer:
