@@ -18,8 +18,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+# The folders setup.py installs as riskserve.<room>, for a checkout from before
+# pyproject.toml's [tool.riskserve] listed them.
 ROOMS = (
     "model",
     "training",
@@ -32,8 +35,11 @@ ROOMS = (
 
 
 def importable(source: Path, workdir: Path) -> Path:
-    """A folder under `workdir` from which `riskserve.<room>` imports `source`'s."""
+    """A folder under `workdir` from which `riskserve.<room>` imports `source`'s
+    (`source` itself when it already has the installed shape)."""
     source = source.resolve()
+    if (source / "riskserve" / "serving" / "__init__.py").exists():
+        return source
     digest = hashlib.sha1(str(source).encode()).hexdigest()[:10]
     root = workdir / f"checkout-{source.name}-{digest}"
     package = root / "riskserve"
@@ -41,10 +47,20 @@ def importable(source: Path, workdir: Path) -> Path:
     for entry in (source / "riskserve").iterdir():
         if entry.name != "__pycache__":
             _link(package / entry.name, entry)
-    for room in ROOMS:
+    for room in rooms(source):
         if (source / room / "__init__.py").exists():
             _link(package / room, source / room)
     return root
+
+
+def rooms(source: Path) -> list[str]:
+    """The rooms `source` installs: pyproject.toml's [tool.riskserve] list, as
+    setup.py reads it."""
+    try:
+        config = tomllib.loads((source / "pyproject.toml").read_text())
+        return list(config["tool"]["riskserve"]["rooms"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return list(ROOMS)
 
 
 def environment(root: Path) -> dict[str, str]:

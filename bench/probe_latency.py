@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from pathlib import Path
 
 import grpc
@@ -42,6 +41,7 @@ import numpy as np
 from riskserve.localplatform.processes import ManagedProcess, free_port
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 
+from bench import checkout
 from bench.runner import REPO_ROOT, fraud_model_dir
 
 FEATURES = 7
@@ -57,17 +57,6 @@ SINGLE_ROW = json.dumps(
         ]
     }
 ).encode()
-# The folders setup.py installs as riskserve.<room>, for a checkout from before
-# pyproject.toml's [tool.riskserve] listed them.
-ROOMS = (
-    "model",
-    "training",
-    "serving",
-    "localplatform",
-    "rollout",
-    "app",
-    "monitoring",
-)
 # The predictor's entry point, run by a child that first says where it imported
 # riskserve.serving from.
 BOOT = (
@@ -87,32 +76,6 @@ def batch_request(rows: int) -> pb.ModelInferRequest:
         tensor = request.inputs.add(name=name, datatype="FP32", shape=[rows, 1])
         tensor.contents.fp32_contents.extend(rng.gamma(2.0, 5.0, rows).tolist())
     return request
-
-
-def import_root(source: Path, workdir: Path) -> Path:
-    """A folder that, on PYTHONPATH, makes `riskserve.*` the rooms of `source`."""
-    if (source / "riskserve" / "serving" / "__init__.py").exists():
-        return source  # already of the installed shape
-    root = workdir / f"imports-{abs(hash(str(source)))}"
-    package = root / "riskserve"
-    package.mkdir(parents=True, exist_ok=True)
-    for entry in (source / "riskserve").iterdir():
-        if not (package / entry.name).exists():
-            (package / entry.name).symlink_to(entry)
-    for room in rooms(source):
-        if (source / room / "__init__.py").exists() and not (package / room).exists():
-            (package / room).symlink_to(source / room)
-    return root
-
-
-def rooms(source: Path) -> list[str]:
-    """The rooms `source` installs: pyproject.toml's [tool.riskserve] list, as
-    setup.py reads it."""
-    try:
-        config = tomllib.loads((source / "pyproject.toml").read_text())
-        return list(config["tool"]["riskserve"]["rooms"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return list(ROOMS)
 
 
 def timed_get(conn: http.client.HTTPConnection, method: str, path: str, body=None):
@@ -229,7 +192,7 @@ def measure(
     source: Path, model_dir: Path, workdir: Path, seconds: float, rows: int
 ) -> dict[str, list[float]]:
     http_port, grpc_port = free_port(), free_port()
-    root = import_root(source, workdir)
+    root = checkout.importable(source, workdir)
     log_path = workdir / f"probe-{abs(hash(str(source)))}-{time.monotonic_ns()}.log"
     process = ManagedProcess(
         name=f"predictor ({source})",
