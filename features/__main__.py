@@ -1,16 +1,17 @@
 """`python -m riskserve.features generate OUT`: a synthetic raw event log to train
-from (`riskserve train fraud --events OUT`) or to replay through a transformer."""
+from (`riskserve train fraud|credit --events OUT`) or to replay through a
+transformer: cards and their transactions, BNPL checkouts and their invoices'
+payment events."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from riskserve.features.customer_offline import CHECKOUTS_FILE, PAYMENTS_FILE
 from riskserve.features.offline import TRANSACTIONS_FILE
 from riskserve.features.repo import CARDS_FILE
-from riskserve.model.events import bnpl_checkouts, card_transactions
-
-CHECKOUTS_FILE = "bnpl_checkouts.parquet"
+from riskserve.model.events import bnpl_events, card_transactions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     cards = card_transactions(args.cards, args.days, args.seed)
     cards.cards.to_parquet(args.out / CARDS_FILE, index=False)
     cards.transactions.to_parquet(args.out / TRANSACTIONS_FILE, index=False)
-    checkouts = bnpl_checkouts(args.customers, max(args.days, 365), args.seed)
-    checkouts.to_parquet(args.out / CHECKOUTS_FILE, index=False)
+    # Two years of BNPL history at least: the credit features' longest window.
+    bnpl = bnpl_events(args.customers, max(args.days, 730), args.seed)
+    bnpl.checkouts.to_parquet(args.out / CHECKOUTS_FILE, index=False)
+    bnpl.payments.to_parquet(args.out / PAYMENTS_FILE, index=False)
     log = cards.transactions
     print(
         f"{args.out}: {len(cards.cards)} cards, {len(log)} transactions "
-        f"({int(log['fraud'].sum())} fraud), {len(checkouts)} BNPL checkouts"
+        f"({int(log['fraud'].sum())} fraud), {len(bnpl.checkouts)} BNPL checkouts "
+        f"({int(bnpl.checkouts['default'].sum())} defaults), "
+        f"{len(bnpl.payments)} payment events"
     )
     return 0
 

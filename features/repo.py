@@ -43,6 +43,8 @@ from feast import (
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.types import Array, Float64, Int64, String
 from riskserve.features.card import FRAUD_FEATURES, STATE_FIELDS
+from riskserve.features.customer import CREDIT_FEATURES, LIST_FIELDS
+from riskserve.features.customer import STATE_FIELDS as CUSTOMER_STATE_FIELDS
 from riskserve.features.store_config import (
     FeatureStoreSettings,
     online_store_config,
@@ -56,6 +58,17 @@ CARD_ACTIVITY_PUSH = "card_activity_push"
 FRAUD_FEATURE_VIEW = "fraud_features"
 FRAUD_SERVICE = "fraud_model"  # the seven model inputs
 FRAUD_FULL_SERVICE = "fraud_decision"  # the seven, velocity and context
+CUSTOMER_ACTIVITY_FILE = "customer_activity.parquet"
+CUSTOMER_ACTIVITY_PUSH = "customer_activity_push"
+CREDIT_FEATURE_VIEW = "credit_features"
+CREDIT_SERVICE = "credit_model"  # the 24 model inputs
+CREDIT_FULL_SERVICE = "credit_decision"  # the 24 and the context
+# The raw checkout fields the credit on-demand view reads from the request.
+CHECKOUT_REQUEST_FIELDS = (
+    ("basket_amount", Float64),
+    ("checkout_merchant_group", String),  # `merchant_group` is an output
+    ("checkout_timestamp_us", Int64),
+)
 
 # The raw transaction fields the on-demand view reads from the request.
 TRANSACTION_REQUEST_FIELDS = (
@@ -138,6 +151,57 @@ def compute_fraud_features(inputs: dict[str, Any]) -> dict[str, Any]:
 
 _UDF_SOURCE = inspect.getsource(compute_fraud_features)
 
+_CUSTOMER_STATE_SCHEMA = [
+    Field(name="checkouts", dtype=Int64),
+    Field(name="invoices_paid", dtype=Int64),
+    Field(name="recovered_debt", dtype=Float64),
+    *(
+        Field(
+            name=n,
+            dtype=Array(
+                Int64
+                if n.endswith(("_us", "_stages", "_statuses", "_codes"))
+                else Float64
+            ),
+        )
+        for n in LIST_FIELDS
+    ),
+]
+assert tuple(f.name for f in _CUSTOMER_STATE_SCHEMA) == CUSTOMER_STATE_FIELDS
+
+
+def compute_credit_features(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The credit on-demand view's transformation (python mode, columns):
+    `riskserve.features.customer.credit_features` per row; a customer never seen
+    arrives as None and gets the empty history's values. Imports its own names, as
+    `compute_fraud_features` does."""
+    from riskserve.features.customer import (
+        CREDIT_FEATURES,
+        CUSTOMER_CONTEXT,
+        STATE_FIELDS,
+        Checkout,
+        CustomerState,
+        credit_features,
+    )
+
+    names = (*CREDIT_FEATURES, *CUSTOMER_CONTEXT)
+    out: dict[str, list[Any]] = {name: [] for name in names}
+    for i in range(len(inputs["basket_amount"])):
+        checkout = Checkout(
+            customer_id="",
+            timestamp_us=inputs["checkout_timestamp_us"][i],
+            basket_amount=inputs["basket_amount"][i],
+            merchant_group=inputs["checkout_merchant_group"][i],
+        )
+        state = CustomerState.from_row({f: inputs[f][i] for f in STATE_FIELDS})
+        values = credit_features(checkout, state)
+        for name in names:
+            out[name].append(values[name])
+    return out
+
+
+_CREDIT_UDF_SOURCE = inspect.getsource(compute_credit_features)
+
 
 @dataclass(frozen=True)
 class Definitions:
@@ -146,6 +210,9 @@ class Definitions:
     card_activity_push: PushSource
     fraud_features: OnDemandFeatureView
     services: tuple[FeatureService, ...]
+    customer_activity: FeatureView
+    customer_activity_push: PushSource
+    credit_features: OnDemandFeatureView
 
     def all(self) -> list[Any]:
         return [
@@ -156,6 +223,9 @@ class Definitions:
             self.card_activity_push,
             self.fraud_features,
             *self.services,
+            self.customer_activity,
+            self.customer_activity_push,
+            self.credit_features,
         ]
 
 
@@ -219,11 +289,60 @@ def definitions(offline_dir: Path | str) -> Definitions:
         udf_string=_UDF_SOURCE,
         description="the fraud model's features from the transaction and the card",
     )
-    services = (
+    services: tuple[FeatureService, ...] = (
         FeatureService(name=FRAUD_SERVICE, features=[odfv[list(FRAUD_FEATURES)]]),
         FeatureService(name=FRAUD_FULL_SERVICE, features=[odfv]),
     )
-    return Definitions(card_profile, card_activity, push, odfv, services)
+    customer_log = FileSource(
+        name="customer_activity_log",
+        path=f"{base}/{CUSTOMER_ACTIVITY_FILE}",
+        timestamp_field="event_timestamp",
+    )
+    customer_push = PushSource(name=CUSTOMER_ACTIVITY_PUSH, batch_source=customer_log)
+    customer_activity = FeatureView(
+        name="customer_activity",
+        entities=[customer],
+        ttl=timedelta(0),  # the windows age inside the state, not by TTL
+        schema=_CUSTOMER_STATE_SCHEMA,
+        source=customer_push,
+        online=True,
+    )
+    checkout = RequestSource(
+        name="checkout",
+        schema=[Field(name=n, dtype=t) for n, t in CHECKOUT_REQUEST_FIELDS],
+    )
+    credit_odfv = OnDemandFeatureView(
+        name=CREDIT_FEATURE_VIEW,
+        sources=[customer_activity, checkout],
+        schema=[
+            *(
+                Field(name=n, dtype=String if n == "merchant_group" else Float64)
+                for n in CREDIT_FEATURES
+            ),
+            Field(name="customer_checkouts", dtype=Int64),
+        ],
+        mode="python",
+        udf=cast(FunctionType, compute_credit_features),
+        udf_string=_CREDIT_UDF_SOURCE,
+        description="the credit model's features from the checkout and the customer",
+    )
+    services = (
+        *services,
+        FeatureService(
+            name=CREDIT_SERVICE, features=[credit_odfv[list(CREDIT_FEATURES)]]
+        ),
+        FeatureService(name=CREDIT_FULL_SERVICE, features=[credit_odfv]),
+    )
+    return Definitions(
+        card_profile,
+        card_activity,
+        push,
+        odfv,
+        services,
+        customer_activity,
+        customer_push,
+        credit_odfv,
+    )
 
 
 def repo_config(

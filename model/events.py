@@ -6,7 +6,9 @@ events the features are computed from (DATA.md, "Raw events"):
 - `card_transactions`: a card register (each card's home) and card transactions (card,
   time, amount, merchant and its location, chip, PIN, online, fraud label).
 - `bnpl_checkouts`: BNPL checkouts (customer, time, basket amount, merchant group,
-  default label).
+  default label); `bnpl_events` adds each checkout's invoice's payment events (paid on
+  time or late after reminders, sent to debt collection, recovered, archived with a
+  status), driven by the same latent risk per customer.
 
 Card fraud is shaped like real data: rare (about 0.3% of transactions), in short bursts
 on a compromised card, mostly far from home and from the card's last purchase, well
@@ -49,6 +51,24 @@ CHECKOUT_COLUMNS = (
     "merchant_group",
     "default",
 )
+# The payment events of the checkouts' invoices (the credit features' history).
+PAYMENT_COLUMNS = (
+    "checkout_id",
+    CUSTOMER_ID,
+    EVENT_TIMESTAMP,
+    "checkout_timestamp",  # the invoice's issue time: identifies it per customer
+    "kind",  # one of PAYMENT_KINDS
+    "amount",  # paid (kind payment), else 0
+    "status",  # 1 to 4 (kind archived), else 0
+)
+PAYMENT_KINDS = (
+    "payment",
+    "reminder",
+    "second_reminder",
+    "debt_collection",
+    "archived",
+)
+INVOICE_DUE_DAYS = 30  # a BNPL invoice is due 30 days after the checkout
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 _CITIES = 40
@@ -239,7 +259,127 @@ def bnpl_checkouts(
 ) -> pd.DataFrame:
     """BNPL checkouts of `customers` customers over `days` days: a latent risk per
     customer drives how often they buy, how much, and whether a checkout defaults
-    (about 1.5% of checkouts, more for customers who defaulted before)."""
+    (about 1.5% of checkouts, more for customers who defaulted before). A customer's
+    checkouts are at least a second apart."""
+    return _checkouts(customers, days, seed)[0]
+
+
+@dataclass(frozen=True)
+class BnplEvents:
+    checkouts: pd.DataFrame  # CHECKOUT_COLUMNS, sorted by time
+    payments: pd.DataFrame  # PAYMENT_COLUMNS, sorted by time, up to the log's end
+
+
+def bnpl_events(customers: int = 5_000, days: int = 365, seed: int = 0) -> BnplEvents:
+    """`bnpl_checkouts` and the payment events of their invoices up to the end of the
+    log (`days` after 2026-01-01 UTC). Each invoice is due `INVOICE_DUE_DAYS` after
+    its checkout and then, by the customer's latent risk:
+
+    - paid on time (status 1): one payment before the due date;
+    - paid after a reminder (status 2): `reminder` a day after the due date, payment
+      within 30 days of it;
+    - paid after a second reminder (status 3): `second_reminder` 31 days after the due
+      date, payment within the next 30 days;
+    - sent to debt collection (status 4): `debt_collection` 61 days after the due date;
+      a checkout that does not default is recovered in full later, one that defaults
+      (the `default` label) has at most a partial recovery and is written off 180
+      days after collection.
+
+    Every invoice closes with an `archived` event (its status: the worst stage it
+    reached) a second after its last payment or at its write-off. Payment events fall
+    half a second past a whole second, so never at a checkout's time, and a
+    customer's events are at distinct times. Deterministic by seed."""
+    checkouts, risk = _checkouts(customers, days, seed)
+    rng = np.random.default_rng([seed, 25])  # a stream of its own: checkouts unchanged
+    n = len(checkouts)
+    issued = (
+        checkouts[EVENT_TIMESTAMP].astype("datetime64[us, UTC]").astype("int64")
+    ).to_numpy() // 1_000_000
+    amount = checkouts["basket_amount"].to_numpy(np.float64)
+    default = checkouts["default"].to_numpy() == 1
+    day = 86_400
+    due = issued + INVOICE_DUE_DAYS * day
+
+    def chance(base: float) -> np.ndarray:
+        return rng.random(n) < 1.0 / (1.0 + np.exp(-(base + 1.1 * risk)))
+
+    late = default | chance(-2.2)
+    later = default | (late & chance(-1.0))
+    collected = default | (later & chance(-1.2))
+    # How the invoice ends: the stage at which it is paid (or written off).
+    stage = np.where(collected, 4, np.where(later, 3, np.where(late, 2, 1)))
+    offsets = rng.random((n, 4))
+    paid_at = np.select(
+        [stage == 1, stage == 2, stage == 3],
+        [
+            issued + (1 + offsets[:, 0] * (INVOICE_DUE_DAYS - 1.5)) * day,
+            due + (1.5 + offsets[:, 0] * 28) * day,
+            due + (31.5 + offsets[:, 0] * 28) * day,
+        ],
+        due + (66 + offsets[:, 0] * 90) * day,  # recovered from collection
+    ).astype(np.int64)
+    rows: list[tuple[int, int, str, float, int]] = []  # (row, second, kind, amount, st)
+    for i in range(n):
+        s = int(stage[i])
+        if s >= 2:
+            rows.append((i, int(due[i]) + day, "reminder", 0.0, 0))
+        if s >= 3:
+            rows.append((i, int(due[i]) + 31 * day, "second_reminder", 0.0, 0))
+        if s == 4:
+            rows.append((i, int(due[i]) + 61 * day, "debt_collection", 0.0, 0))
+        if default[i]:
+            sent = int(due[i]) + 61 * day
+            if offsets[i, 1] < 0.5:  # a partial recovery before the write-off
+                part = round(float(amount[i]) * (0.1 + 0.5 * offsets[i, 2]), 2)
+                rows.append(
+                    (
+                        i,
+                        sent + int((10 + offsets[i, 3] * 150) * day),
+                        "payment",
+                        part,
+                        0,
+                    )
+                )
+            rows.append((i, sent + 180 * day, "archived", 0.0, 4))
+        else:
+            rows.append((i, int(paid_at[i]), "payment", float(amount[i]), 0))
+            rows.append((i, int(paid_at[i]) + 1, "archived", 0.0, s))
+    row = np.array([r[0] for r in rows], np.int64)
+    seconds = np.array([r[1] for r in rows], np.int64)
+    owner = checkouts[CUSTOMER_ID].to_numpy()[row]
+    # A customer's payment events at distinct times (checkouts are whole seconds,
+    # payment events half a second past one).
+    order = np.lexsort((np.arange(row.size), seconds, owner))
+    row, seconds, owner = row[order], seconds[order], owner[order]
+    kinds = np.array([r[2] for r in rows], object)[order]
+    paid = np.array([r[3] for r in rows])[order]
+    status = np.array([r[4] for r in rows], np.int64)[order]
+    same = np.r_[False, owner[1:] == owner[:-1]]
+    for _ in range(16):
+        clash = same & np.r_[False, seconds[1:] <= seconds[:-1]]
+        if not clash.any():
+            break
+        seconds = np.where(clash, np.r_[seconds[:1], seconds[:-1]] + 1, seconds)
+    end = (START + pd.Timedelta(days=days)).value // 1_000
+    stamps_us = seconds * 1_000_000 + 500_000
+    keep = stamps_us < end
+    frame = pd.DataFrame(
+        {
+            "checkout_id": checkouts["checkout_id"].to_numpy()[row],
+            CUSTOMER_ID: owner,
+            EVENT_TIMESTAMP: pd.to_datetime(stamps_us, unit="us", utc=True),
+            "checkout_timestamp": checkouts[EVENT_TIMESTAMP].to_numpy()[row],
+            "kind": kinds,
+            "amount": paid,
+            "status": status,
+        }
+    )[keep]
+    frame = frame.sort_values([EVENT_TIMESTAMP, CUSTOMER_ID], kind="stable")
+    return BnplEvents(checkouts, frame.reset_index(drop=True)[list(PAYMENT_COLUMNS)])
+
+
+def _checkouts(customers: int, days: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The checkouts and each one's customer's latent risk (same order)."""
     if customers < 1 or days < 1:
         raise ValueError(
             f"customers and days must be at least 1, got {customers}, {days}"
@@ -258,6 +398,18 @@ def bnpl_checkouts(
     effect = np.array([_GROUP_EFFECT[g][1] for g in names])[group]
     log_odds = -4.6 + 1.3 * risk[owner] + effect + 0.25 * np.log(basket / 60.0)
     default = rng.random(n) < 1.0 / (1.0 + np.exp(-log_odds))
+    # A customer's checkouts at distinct seconds (collisions are rare).
+    order = np.lexsort((seconds, owner))
+    sorted_seconds = seconds[order]
+    same = np.r_[False, owner[order][1:] == owner[order][:-1]]
+    for _ in range(8):
+        clash = same & np.r_[False, sorted_seconds[1:] <= sorted_seconds[:-1]]
+        if not clash.any():
+            break
+        sorted_seconds = np.where(
+            clash, np.r_[sorted_seconds[:1], sorted_seconds[:-1]] + 1, sorted_seconds
+        )
+    seconds[order] = sorted_seconds
     frame = pd.DataFrame(
         {
             CUSTOMER_ID: np.array(
@@ -267,7 +419,9 @@ def bnpl_checkouts(
             "basket_amount": basket,
             "merchant_group": np.array(names, dtype=object)[group],
             "default": default.astype(np.int64),
+            "_risk": risk[owner],
         }
     ).sort_values([EVENT_TIMESTAMP, CUSTOMER_ID], kind="stable")
     frame.insert(0, "checkout_id", [f"co-{seed:02d}-{i:08d}" for i in range(n)])
-    return frame.reset_index(drop=True)[list(CHECKOUT_COLUMNS)]
+    frame = frame.reset_index(drop=True)
+    return frame[list(CHECKOUT_COLUMNS)], frame["_risk"].to_numpy()

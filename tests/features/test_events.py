@@ -7,11 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from riskserve.features.card import FRAUD_FEATURES, CardState, advance, fraud_features
+from riskserve.features.customer import Checkout, CustomerState, credit_features
+from riskserve.features.customer import advance as advance_customer
+from riskserve.features.customer_offline import customer_events
 from riskserve.features.offline import card_activity_log, transactions
 from riskserve.model.events import (
     CHECKOUT_COLUMNS,
+    PAYMENT_COLUMNS,
+    PAYMENT_KINDS,
     TRANSACTION_COLUMNS,
     bnpl_checkouts,
+    bnpl_events,
     card_transactions,
 )
 from sklearn.linear_model import LogisticRegression
@@ -93,3 +99,60 @@ def test_bnpl_checkouts_have_the_raw_schema() -> None:
     assert checkouts["event_timestamp"].is_monotonic_increasing
     assert 0.005 < checkouts["default"].mean() < 0.05
     assert checkouts["basket_amount"].min() > 0
+
+
+def test_bnpl_payment_events_follow_each_invoice_and_the_customers_risk() -> None:
+    events = bnpl_events(customers=1_500, days=540, seed=2)
+    checkouts, payments = events.checkouts, events.payments
+    assert tuple(payments.columns) == PAYMENT_COLUMNS
+    assert payments["event_timestamp"].is_monotonic_increasing
+    assert set(payments["kind"]) == set(PAYMENT_KINDS)
+    assert bnpl_events(customers=1_500, days=540, seed=2).payments.equals(payments)
+    # The checkouts are bnpl_checkouts' own, and a customer's events never coincide.
+    assert checkouts.equals(bnpl_checkouts(customers=1_500, days=540, seed=2))
+    stamps = pd.concat(
+        [
+            checkouts[["customer_id", "event_timestamp"]],
+            payments[["customer_id", "event_timestamp"]],
+        ]
+    )
+    assert not stamps.duplicated().any()
+    # Every payment event follows its checkout; a defaulted checkout is archived 4.
+    issued = checkouts.set_index("checkout_id")["event_timestamp"]
+    assert (
+        payments["event_timestamp"] > issued[payments["checkout_id"]].to_numpy()
+    ).all()
+    assert (
+        payments["checkout_timestamp"] == issued[payments["checkout_id"]].to_numpy()
+    ).all()
+    archived = payments[payments["kind"] == "archived"].set_index("checkout_id")[
+        "status"
+    ]
+    defaulted = checkouts.set_index("checkout_id")["default"]
+    assert (archived[defaulted.reindex(archived.index) == 1] == 4).all()
+    assert set(archived) == {1, 2, 3, 4}
+    assert 0.75 < (archived == 1).mean() < 0.97  # most invoices are paid on time
+    # The same latent risk: a late history predicts a default, as the features say.
+    served = [
+        credit_features(event, state) for event, state in replay(checkouts, payments)
+    ]
+    frame = pd.DataFrame(served)
+    y = checkouts["default"].to_numpy()
+    worst = frame["status_max_archived_0_12_months"].fillna(0).to_numpy()
+    assert roc_auc_score(y, worst) > 0.6
+    assert 0.2 < frame["account_status"].isna().mean() < 0.8  # often missing
+
+
+def replay(
+    checkouts: pd.DataFrame, payments: pd.DataFrame
+) -> list[tuple[Checkout, CustomerState]]:
+    """Each checkout with its customer's state before it, in checkout order."""
+    states: dict[str, CustomerState] = {}
+    found: list[tuple[Checkout, CustomerState]] = [None] * len(checkouts)  # type: ignore[list-item]
+    for event, row in customer_events(checkouts, payments):
+        state = states.get(event.customer_id, CustomerState())
+        if row >= 0:
+            assert isinstance(event, Checkout)
+            found[row] = (event, state)
+        states[event.customer_id] = advance_customer(state, event)
+    return found
