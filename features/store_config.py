@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.db$")
@@ -141,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         "card_activity.parquet)",
     )
     parser.add_argument(
+        "--view",
+        dest="views",
+        action="append",
+        default=None,
+        help="materialise only this feature view (repeatable; default: all)",
+    )
+    parser.add_argument(
         "--repo",
         type=Path,
         default=Path("/tmp/feature-repo"),
@@ -153,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = repo_config(args.repo)
-    except ValueError as exc:  # a setting that does not validate: one line
-        parser.error(str(exc).splitlines()[-1] if str(exc) else repr(exc))
+    except ValidationError as exc:  # a setting that does not validate: one line
+        parser.error("; ".join(str(error["msg"]) for error in exc.errors()))
     args.repo.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(config=config, repo_path=str(args.repo))
     if args.command == "apply":
@@ -163,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"applied {len(objects)} objects to the registry {config.registry.path}")
     else:
         end = datetime.now(UTC)
-        store.materialize_incremental(end_date=end)
-        print(f"materialised the offline store up to {end.isoformat()}")
+        store.materialize_incremental(end_date=end, feature_views=args.views)
+        which = ", ".join(args.views) if args.views else "every view"
+        print(f"materialised {which} up to {end.isoformat()}")
     return 0
 
 

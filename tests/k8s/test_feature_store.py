@@ -309,3 +309,42 @@ def test_production_style_render_holds_no_redis_secret() -> None:
     text = yaml.safe_dump_all(documents)
     assert PLACEHOLDER_PASSWORD not in text
     assert text.count("name: riskserve-redis") >= 4  # Redis, the Jobs, the transformer
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"RISKSERVE_FEATURES_REGISTRY": "gs://bucket/registry.db"}, "s3://"),
+        ({"RISKSERVE_FEATURES_ONLINE_STORE": "redis"}, "REDIS_HOST"),
+        (
+            {
+                "RISKSERVE_FEATURES_ONLINE_STORE": "redis",
+                "RISKSERVE_FEATURES_REDIS_HOST": "redis",
+                "RISKSERVE_FEATURES_REDIS_PASSWORD": "a,b",
+            },
+            "without commas",
+        ),
+        ({"RISKSERVE_FEATURES_ONLINE_STORE": "memcached"}, "online_store"),
+    ],
+)
+def test_the_store_settings_refuse_what_the_chart_refuses(
+    variables: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pod given a store it cannot open fails at start, in one clear line, rather
+    than falling back to an embedded SQLite nobody reads."""
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=message):
+        FeatureStoreSettings()
+
+
+def test_the_store_command_fails_in_one_line_on_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from riskserve.features.store_config import main
+
+    monkeypatch.setenv("RISKSERVE_FEATURES_ONLINE_STORE", "redis")
+    with pytest.raises(SystemExit) as exited:
+        main(["apply", "--offline=s3://mlflow/feast/offline"])
+    assert exited.value.code == 2
+    assert "RISKSERVE_FEATURES_REDIS_HOST" in capsys.readouterr().err
