@@ -1,7 +1,9 @@
 """Start each target, measure it, stop it, print one table.
 
 Per target: process start to ready; closed-loop throughput with p50/p99 (8 connections,
-single-row requests); p99 at a fixed 1,000 req/s (open loop); the median latency of a
+single-row requests); p99 at a fixed 1,000 req/s (open loop); the server's CPU time per
+single-row request (over 5,000 of them: on a machine shared with other work, req/s
+moves with the other load, CPU per request much less); the median latency of a
 10,000-row request; peak RSS of the server's process group.
 
 `--rounds N` measures every target N times, interleaved (the order reversed every
@@ -99,6 +101,21 @@ def process_group_rss_mb(pgid: int) -> tuple[float, float]:
     return current / 1024, peak / 1024
 
 
+def process_group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in the group, in seconds."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def loadgen(port: int, path: str, body_file: Path, **options: object) -> dict:
     argv = [
         sys.executable,
@@ -153,6 +170,14 @@ def measure(
         fixed = loadgen(
             port, target.infer_path, bodies["single"], duration=duration, rate=1000
         )
+        # The server's CPU time per single-row request over a fixed number of them:
+        # what the request costs the server, which the machine's other load inflates
+        # far less than it does req/s (on a shared box, compare this column).
+        cpu_before = process_group_cpu_seconds(process.pid)
+        counted = loadgen(
+            port, target.infer_path, bodies["single"], warmup=0, requests=CPU_REQUESTS
+        )
+        cpu_us = (process_group_cpu_seconds(process.pid) - cpu_before) * 1e6
         batch = loadgen(
             port,
             target.infer_path,
@@ -176,13 +201,15 @@ def measure(
         "rate_1000_rps": fixed["rps"],
         "p99_at_1000_ms": fixed["p99_ms"],
         "batch_10k_ms": batch["p50_ms"],
+        "cpu_us_per_request": round(cpu_us / counted["requests"], 1),
         "rss_mb": round(rss_mb, 1),
         "peak_rss_mb": round(peak_mb, 1),
         "first_score": score,
     }
 
 
-SPREAD_KEYS = ("rps", "p99_ms", "p99_at_1000_ms")
+SPREAD_KEYS = ("rps", "p99_ms", "p99_at_1000_ms", "cpu_us_per_request")
+CPU_REQUESTS = 5000  # single-row requests (8 connections) for the CPU per request
 
 
 def combine(rounds: list[dict]) -> dict:
@@ -230,6 +257,8 @@ def print_table(results: list[dict]) -> None:
         ("p99_ms_range", "p99 min-max", "{0[0]:.2f}-{0[1]:.2f}"),
         ("p99_at_1000_ms", "p99@1k/s ms", "{:.3f}"),
         ("p99_at_1000_ms_range", "p99@1k min-max", "{0[0]:.2f}-{0[1]:.2f}"),
+        ("cpu_us_per_request", "CPU us/req", "{:.1f}"),
+        ("cpu_us_per_request_range", "CPU min-max", "{0[0]:.0f}-{0[1]:.0f}"),
         ("batch_10k_ms", "10k rows ms", "{:.1f}"),
         ("ready_s", "ready s", "{:.2f}"),
         ("peak_rss_mb", "RSS MB", "{:.0f}"),
@@ -279,6 +308,19 @@ def summarize(results: list[dict], ratios: dict[str, list[float]]) -> list[str]:
             f"{name} / bare-asgi req/s: {median:.2f}{spread} "
             f"(goal >= {goal}: {verdict(median >= goal)})"
         )
+    floor = next((r for r in results if r["baseline"] == "floor"), None)
+    if floor and floor.get("cpu_us_per_request"):
+        for result in results:
+            if result["baseline"] in (None, "predictor") and result.get(
+                "cpu_us_per_request"
+            ):
+                lines.append(
+                    f"{result['target']} server CPU per request: "
+                    f"{result['cpu_us_per_request']} us, the floor's "
+                    f"{floor['cpu_us_per_request']} us: "
+                    f"{floor['cpu_us_per_request'] / result['cpu_us_per_request']:.2f}"
+                    " of the floor's requests per CPU second"
+                )
     if ours is None:
         return lines
     if stock:
