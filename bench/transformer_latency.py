@@ -31,11 +31,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import orjson
+from feast import FeatureStore
 from riskserve.features.card import FRAUD_FEATURES, Transaction
 from riskserve.features.offline import write_offline_store
 from riskserve.features.online import (
@@ -51,6 +53,75 @@ from riskserve.transformer.predictor_client import PredictorPool, features_reque
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOAL_ADDED_P50_MS = 1.5
+
+
+@dataclass
+class World:
+    """What the transformer benchmarks serve: the contract fraud model, a Feast
+    repository materialised from generated events, and a clock of later transactions
+    (each a known card's, one second after the last, cards in turn)."""
+
+    work: Path
+    model_dir: Path
+    repo: Path
+    store: FeatureStore
+    next_txn: Callable[[], Transaction]
+
+
+def build_world(cards: int, prefix: str = "bench-transformer-") -> World:
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.fixtures.contract_models import fraud_model, write_onnx
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    events = card_transactions(cards=cards, days=7, seed=3)
+    repo, offline = work / "repo", work / "offline"
+    write_offline_store(offline, events.cards, events.transactions)
+    store = open_store(repo, offline)
+    store.materialize(  # the card's views: the benchmarks score transactions only
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(2030, 1, 1, tzinfo=UTC),
+        feature_views=["card_profile", "card_activity"],
+    )
+    write_onnx(fraud_model(), work / "model")
+    card_ids = events.cards["card_id"].tolist()
+    clock = itertools.count(
+        int(events.transactions["event_timestamp"].max().value // 1000) + 1_000_000,
+        1_000_000,
+    )
+
+    def next_txn() -> Transaction:
+        t = next(clock)
+        card = card_ids[t // 1_000_000 % len(card_ids)]
+        return Transaction(card, t, 37.5, "m01-002", 47.1, 8.3, 1, 0, 0)
+
+    return World(work, work / "model", repo, store, next_txn)
+
+
+def server_env() -> dict[str, str]:
+    """This environment for a server child, without RISKSERVE_* and without the
+    prometheus_client multiprocess folder that importing Feast put into it."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RISKSERVE_")
+        and k not in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+    }
+
+
+def predictor_argv(model_dir: Path, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "riskserve.serving", "--model_name", "fraud",
+        "--model_dir", str(model_dir), "--http_port", str(port),
+        "--enable_grpc", "false",
+    ]  # fmt: skip
+
+
+def transformer_argv(predictor_port: int, port: int, repo: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "riskserve.transformer", "--model_name", "fraud",
+        "--predictor_host", f"127.0.0.1:{predictor_port}", "--http_port", str(port),
+        "--protocol", "v2", "--feature_repo", str(repo),
+    ]  # fmt: skip
 
 
 def raw_body(txn: Transaction) -> bytes:
@@ -105,36 +176,56 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+Histogram = tuple[float, list[tuple[float, float]]]  # (sum, [(edge, cumulative)])
+
+
+def histograms(metrics_text: str, family: str, label: str) -> dict[str, Histogram]:
+    """A Prometheus histogram family from a /metrics text, by the value of `label`
+    (series that differ in other labels are added up)."""
+    sums: dict[str, float] = {}
+    buckets: dict[str, dict[float, float]] = {}
+    marker = f'{label}="'
+    for line in metrics_text.splitlines():
+        if not line.startswith(family) or marker not in line:
+            continue
+        key = line.split(marker)[1].split('"')[0]
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith(f"{family}_sum"):
+            sums[key] = sums.get(key, 0.0) + value
+        elif line.startswith(f"{family}_bucket"):
+            edge = float(line.split('le="')[1].split('"')[0])
+            series = buckets.setdefault(key, {})
+            series[edge] = series.get(edge, 0.0) + value
+    return {
+        key: (sums.get(key, 0.0), sorted(series.items()))
+        for key, series in buckets.items()
+    }
+
+
+def bucket_p50(buckets: list[tuple[float, float]]) -> float:
+    """The median, interpolated within cumulative buckets [(edge, count), ...]."""
+    half, previous_edge, previous_count = buckets[-1][1] / 2, 0.0, 0.0
+    for edge, cumulative in buckets:
+        if cumulative >= half:
+            if edge == float("inf"):
+                return previous_edge
+            share = (half - previous_count) / max(cumulative - previous_count, 1)
+            return previous_edge + (edge - previous_edge) * share
+        previous_edge, previous_count = edge, cumulative
+    return previous_edge
+
+
 def stage_summary(metrics_text: str) -> dict[str, tuple[float, float, float]]:
     """Per stage: the mean, and the p50 interpolated within the histogram's buckets
     (ms), and the count, from the transformer's /metrics."""
-    sums: dict[str, float] = {}
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for line in metrics_text.splitlines():
-        if not line.startswith("riskserve_transformer_stage_duration_seconds"):
-            continue
-        stage = line.split('stage="')[1].split('"')[0]
-        value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("riskserve_transformer_stage_duration_seconds_sum"):
-            sums[stage] = value
-        elif "_bucket" in line:
-            edge = line.split('le="')[1].split('"')[0]
-            buckets.setdefault(stage, []).append((float(edge), value))
     summary = {}
-    for stage, edges in buckets.items():
-        edges.sort()
-        count = edges[-1][1]
-        if not count:
-            continue
-        half, previous_edge, previous_count = count / 2, 0.0, 0.0
-        p50 = edges[-2][0]
-        for edge, cumulative in edges:
-            if cumulative >= half:
-                share = (half - previous_count) / max(cumulative - previous_count, 1)
-                p50 = previous_edge + (edge - previous_edge) * share
-                break
-            previous_edge, previous_count = edge, cumulative
-        summary[stage] = (sums[stage] / count * 1000, p50 * 1000, count)
+    found = histograms(
+        metrics_text, "riskserve_transformer_stage_duration_seconds", "stage"
+    )
+    for stage, (total, buckets) in found.items():
+        count = buckets[-1][1]
+        if count:
+            summary[stage] = (total / count * 1000, bucket_p50(buckets) * 1000, count)
     return summary
 
 
@@ -144,37 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cards", type=int, default=2000)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO_ROOT))
-    from tests.fixtures.contract_models import fraud_model, write_onnx
-
-    work = Path(tempfile.mkdtemp(prefix="bench-transformer-"))
-    events = card_transactions(cards=args.cards, days=7, seed=3)
-    repo, offline = work / "repo", work / "offline"
-    write_offline_store(offline, events.cards, events.transactions)
-    store = open_store(repo, offline)
-    store.materialize(
-        datetime(2000, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)
-    )
-    write_onnx(fraud_model(), work / "model")
-    cards = events.cards["card_id"].tolist()
-    clock = itertools.count(
-        int(events.transactions["event_timestamp"].max().value // 1000) + 1_000_000,
-        1_000_000,
-    )
-
-    def next_txn() -> Transaction:
-        t = next(clock)
-        card = cards[t // 1_000_000 % len(cards)]
-        return Transaction(card, t, 37.5, "m01-002", 47.1, 8.3, 1, 0, 0)
-
-    # Importing Feast put its prometheus_client multiprocess folder into this
-    # process's environment: the servers must not inherit it.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("RISKSERVE_")
-        and k not in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
-    }
+    world = build_world(args.cards)
+    work, repo, store, next_txn = world.work, world.repo, world.store, world.next_txn
+    env = server_env()
     predictor_port = free_port()
     # The transformer's variants: (where store I/O runs, how the lookup is made).
     variants = {
@@ -187,19 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     transformer_ports = {name: free_port() for name in variants}
     predictor = ManagedProcess(
         name="predictor",
-        argv=[
-            sys.executable,
-            "-m",
-            "riskserve.serving",
-            "--model_name",
-            "fraud",
-            "--model_dir",
-            str(work / "model"),
-            "--http_port",
-            str(predictor_port),
-            "--enable_grpc",
-            "false",
-        ],  # fmt: skip
+        argv=predictor_argv(world.model_dir, predictor_port),
         log_path=work / "predictor.log",
         env={**env, "RISKSERVE_SERVING_HOST": "127.0.0.1"},
         cwd=REPO_ROOT,
@@ -207,21 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers = {
         name: ManagedProcess(
             name=name,
-            argv=[
-                sys.executable,
-                "-m",
-                "riskserve.transformer",
-                "--model_name",
-                "fraud",
-                "--predictor_host",
-                f"127.0.0.1:{predictor_port}",
-                "--http_port",
-                str(transformer_ports[name]),
-                "--protocol",
-                "v2",
-                "--feature_repo",
-                str(repo),
-            ],  # fmt: skip
+            argv=transformer_argv(predictor_port, transformer_ports[name], repo),
             log_path=work / f"transformer-{index}.log",
             env={**env, "RISKSERVE_TRANSFORMER_HOST": "127.0.0.1", **extra},
             cwd=REPO_ROOT,
