@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--events",
         type=Path,
         metavar="DIR",
-        help="fraud: train on a raw event log (cards.parquet, card_transactions.parquet; "
-        "python -m riskserve.features generate DIR writes one), its features joined "
+        help="train on a raw event log (fraud: cards.parquet, card_transactions.parquet; "
+        "credit: bnpl_checkouts.parquet, bnpl_payments.parquet; python -m "
+        "riskserve.features generate DIR writes both), its features joined "
         "point-in-time by the feature layer",
     )
     parser.add_argument(

@@ -104,30 +104,45 @@ def load_data(config: JobConfig) -> LoadedData:
 
 
 def load_events(config: JobConfig) -> LoadedData:
-    """The fraud training set of a raw event log, built by the feature layer's
+    """The training set of a raw event log, built by the feature layer's
     point-in-time joins: each transaction sees its card's state up to its previous
-    transaction, the same features a transformer computes when it is served."""
+    transaction (fraud), each checkout its customer's payment history up to just
+    before it (credit; label: the checkout's default): the features a transformer
+    computes when it is served."""
     assert config.events is not None
-    if config.kind != "fraud":
-        raise DataError(
-            f"{config.events}: training {config.kind} from events is not built yet "
-            "(fraud only)"
-        )
     # Feast is imported only on this path (the CSV and synthetic paths stay light).
+    from riskserve.features.customer_offline import credit_training_set_from_log
     from riskserve.features.offline import fraud_training_set_from_log
 
+    build = (
+        fraud_training_set_from_log
+        if config.kind == "fraud"
+        else credit_training_set_from_log
+    )
     spec = get_spec(config.kind)
     with tempfile.TemporaryDirectory(prefix="riskserve-events-") as work:
         try:
-            frame = fraud_training_set_from_log(config.events, Path(work))
+            frame = build(config.events, Path(work))
         except ValueError as exc:
             raise DataError(str(exc)) from exc
     source = f"event log {config.events}"
     features = validate(frame, spec, source)
+    empty = [name for name in features.columns if features[name].isna().all()]
+    if empty:
+        raise DataError(
+            f"{config.events}: feature {empty[0]!r} is missing in every row (the log's "
+            "history is shorter than its window: the credit features look back up to "
+            "24 months)"
+        )
     target = frame[spec.target].astype(np.int64)
     if target.sum() < 4 or (len(target) - target.sum()) < 4:
+        rows, label = (
+            ("transactions", "fraud")
+            if config.kind == "fraud"
+            else ("checkouts", "default")
+        )
         raise DataError(
-            f"{config.events}: the transactions need at least 4 of each class (fraud "
+            f"{config.events}: the {rows} need at least 4 of each class ({label} "
             "and not) to train and evaluate"
         )
     return LoadedData(spec, features, target, f"{source}, point-in-time features")
