@@ -16,7 +16,7 @@ from riskserve.serving.keepalive_client import (
     KeepAlivePool,
     header,
 )
-from riskserve.serving.tensors import OutputTensor, decode_raw_input
+from riskserve.serving.tensors import NUMPY_DTYPES, OutputTensor, decode_raw_input
 
 _INFER_HEADERS = [(b"content-type", b"application/octet-stream")]
 
@@ -154,14 +154,35 @@ def parse_response(payload: bytes, header_length: bytes | None) -> PredictorAnsw
                 continue
             raw = payload[offset : offset + size]
             offset += size
-            tensor = decode_raw_input(name, datatype, tuple(shape), raw)
-            outputs.append(OutputTensor(name, datatype, tensor.array))
+            outputs.append(OutputTensor(name, datatype, _binary_output(item, raw)))
         version = header.get("model_version")
         return PredictorAnswer(str(version) if version is not None else None, outputs)
     except Exception as exc:  # anything malformed: the predictor's fault, not ours
         raise PredictorError(
             f"the predictor's answer is not a v2 response: {exc!r}", 502
         ) from None
+
+
+def _binary_output(item: dict, raw: bytes) -> np.ndarray:
+    """One binary output of the predictor. Numbers straight from the buffer (the
+    predictor's strict decoder, which checks every client's header, cost 30 us an
+    output, a tenth of the hop); a wrong size still raises, and BYTES go through it."""
+    name, datatype, shape = item["name"], item["datatype"], tuple(item["shape"])
+    dtype = _LITTLE_ENDIAN.get(datatype)
+    if dtype is None:
+        return decode_raw_input(name, datatype, shape, raw).array
+    return (
+        np.frombuffer(raw, dtype)
+        .astype(dtype.newbyteorder("="), copy=False)
+        .reshape(shape)
+    )
+
+
+_LITTLE_ENDIAN = {
+    datatype: np.dtype(numpy_type).newbyteorder("<")
+    for datatype, numpy_type in NUMPY_DTYPES.items()
+    if datatype != "BYTES"
+}
 
 
 def _status(predictor_status: int) -> int:
