@@ -20,8 +20,6 @@ from riskserve.transformer.raw_request import RAW_NAMES
 from tests.app.app_processes import ARTIFACTS
 from tests.fixtures.contract_models import expected_fraud
 
-pytestmark = pytest.mark.e2e
-
 
 def _client(url: str) -> V2Client:
     return V2Client("fraud", f"{url}/v2/models/fraud")
@@ -33,6 +31,7 @@ def _score(client: V2Client, values: dict[str, object]):
     return client.infer(columns)
 
 
+@pytest.mark.e2e
 def test_the_transformer_metadata_gives_a_raw_transaction_form(
     fraud_transformer, fraud_predictor
 ) -> None:
@@ -64,6 +63,7 @@ def test_the_transformer_metadata_gives_a_raw_transaction_form(
     client.close()
 
 
+@pytest.mark.e2e
 def test_a_known_card_gets_its_history_features_and_an_unknown_card_the_defaults(
     fraud_transformer, card_features, raw_examples
 ) -> None:
@@ -106,6 +106,7 @@ def test_a_known_card_gets_its_history_features_and_an_unknown_card_the_defaults
     client.close()
 
 
+@pytest.mark.inprocess
 def test_the_form_time_is_utc_and_empty_is_now() -> None:
     assert parse_timestamp_us("t", "2026-01-31 14:05:00") == 1769868300 * 1_000_000
     assert parse_timestamp_us("t", "2026-01-31T15:05:00+01:00") == 1769868300_000_000
