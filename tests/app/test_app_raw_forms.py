@@ -99,3 +99,19 @@ def test_the_credit_answer_shows_the_computed_features_and_an_unknown_customer()
         {"default_probability": [0.02], "credit_score": [640.0], "approved": [True]},
     )
     assert "Features the transformer computed" not in credit_answer_html(bare, metadata)
+
+
+def test_an_unusable_examples_file_ends_the_app_with_one_line(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from riskserve.app.__main__ import main
+
+    bad = tmp_path / "examples.json"
+    bad.write_text("[1, 2")
+    monkeypatch.setenv("RISKSERVE_APP_GATEWAY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("RISKSERVE_APP_EXAMPLES_FILE", str(bad))
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        f"riskserve app: error: RISKSERVE_APP_EXAMPLES_FILE: {bad} is not JSON\n"
+    )
