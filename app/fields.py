@@ -131,8 +131,14 @@ def _raw_field(tensor: TensorMetadata, metadata: ModelMetadata) -> Field:
         return Field(tensor.name, tensor.datatype, kind, what, categories=categories)
     if tensor.datatype == "BOOL":
         return Field(tensor.name, tensor.datatype, "binary", "")
-    low, high = RAW_RANGES.get(tensor.name, (None, None))
-    return Field(tensor.name, tensor.datatype, "numeric", what, low, high)
+    if tensor.name in RAW_RANGES:
+        # The form shows the range itself ("degrees [-90 … 90]"), so the metadata's
+        # wording of it ("degrees, -90 to 90") is left out.
+        low, high = RAW_RANGES[tensor.name]
+        return Field(
+            tensor.name, tensor.datatype, "numeric", what.split(",")[0], low, high
+        )
+    return Field(tensor.name, tensor.datatype, "numeric", what)
 
 
 def fields_from_spec(spec: ModelSpec) -> list[Field]:
