@@ -110,6 +110,8 @@ class OneWriteCycle(RequestResponseCycle):
         if message["type"] == "http.response.start":
             self._head = b"".join(captured.chunks)
             return
+        if self.disconnected:
+            return  # the client went away: uvicorn wrote nothing, nor does this
         data = b"".join([self._head, *captured.chunks])
         self._head = b""
         if data:

@@ -119,3 +119,38 @@ def test_an_app_failing_before_its_answer_still_gets_uvicorns_500() -> None:
     assert len(transport.writes) == 1
     assert transport.writes[0].startswith(b"HTTP/1.1 500 ")
     assert transport.writes[0].endswith(b"Internal Server Error")
+
+
+def test_nothing_is_written_for_a_client_gone_before_the_body() -> None:
+    gone = asyncio.Event()
+    failures: list[BaseException] = []
+
+    async def slow(scope, receive, send) -> None:  # noqa: ANN001
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await gone.wait()
+        try:
+            await send({"type": "http.response.body", "body": b"late"})
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            failures.append(error)
+            raise
+
+    async def scenario() -> Transport:
+        config = uvicorn.Config(slow, lifespan="off", access_log=False, log_config=None)
+        config.load()
+        protocol = timeout_protocol(HttpTimeouts(), one_write=True)(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(REQUEST)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        protocol.connection_lost(None)  # the client went away after the head
+        gone.set()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        return transport
+
+    transport = run_async(scenario())
+    assert transport.writes == [] and failures == []
