@@ -38,9 +38,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.grpc_v2",
         "serving.keepalive_client",
     ),
-    # Rollouts reach the local platform through its client module, never the CLI.
+    # Rollouts reach the local platform through its client module, never the CLI; of
+    # the model contract only MLflow's client limits, which training and the monitor
+    # share, so a rollout's MLflow calls are bounded as theirs are.
     "rollout": (
         "rollout",
+        "model.mlflow_client",
         "localplatform.client",
         "localplatform.settings",
         "serving.buckets",
