@@ -31,12 +31,19 @@ from riskserve.features.customer import (
 )
 from riskserve.features.offline import AS_OF_BEFORE, timestamp_us
 from riskserve.features.repo import (
+    CARD_ACTIVITY_FILE,
+    CARDS_FILE,
     CREDIT_FEATURE_VIEW,
     CREDIT_FULL_SERVICE,
     CREDIT_SERVICE,
     CUSTOMER_ACTIVITY_FILE,
 )
-from riskserve.model.events import CHECKOUT_COLUMNS, PAYMENT_COLUMNS
+from riskserve.model.events import (
+    CHECKOUT_COLUMNS,
+    PAYMENT_COLUMNS,
+    bnpl_events,
+    card_transactions,
+)
 
 CHECKOUTS_FILE = "bnpl_checkouts.parquet"
 PAYMENTS_FILE = "bnpl_payments.parquet"
@@ -125,6 +132,29 @@ def write_customer_offline_store(
     customer_activity_log(checkouts, payments).to_parquet(
         offline_dir / CUSTOMER_ACTIVITY_FILE, index=False
     )
+    ensure_card_files(offline_dir)
+
+
+def ensure_customer_files(offline_dir: Path) -> None:
+    """An empty customer activity log (the real columns and types) where there is
+    none, so every view of the repository has its file (`materialize` reads all)."""
+    path = offline_dir / CUSTOMER_ACTIVITY_FILE
+    if not path.exists():
+        one = bnpl_events(customers=1, days=30, seed=0)
+        log = customer_activity_log(one.checkouts, one.payments)
+        log.iloc[:0].to_parquet(path, index=False)
+
+
+def ensure_card_files(offline_dir: Path) -> None:
+    """The card register and activity log, empty, where there are none (as above)."""
+    from riskserve.features.offline import card_activity_log
+
+    one = card_transactions(cards=1, days=1, seed=0)
+    if not (offline_dir / CARDS_FILE).exists():
+        one.cards.iloc[:0].to_parquet(offline_dir / CARDS_FILE, index=False)
+    if not (offline_dir / CARD_ACTIVITY_FILE).exists():
+        log = card_activity_log(one.transactions, one.cards)
+        log.iloc[:0].to_parquet(offline_dir / CARD_ACTIVITY_FILE, index=False)
 
 
 def credit_request_frame(checkouts: pd.DataFrame) -> pd.DataFrame:

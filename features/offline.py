@@ -101,6 +101,11 @@ def write_offline_store(
     card_activity_log(events, cards).to_parquet(
         offline_dir / CARD_ACTIVITY_FILE, index=False
     )
+    # The customer views read their own file: an empty one when there is none, so
+    # materialising every view of a card-only store works.
+    from riskserve.features.customer_offline import ensure_customer_files
+
+    ensure_customer_files(offline_dir)
 
 
 def request_frame(events: pd.DataFrame) -> pd.DataFrame:

@@ -368,7 +368,9 @@ def bnpl_events(customers: int = 5_000, days: int = 365, seed: int = 0) -> BnplE
             "checkout_id": checkouts["checkout_id"].to_numpy()[row],
             CUSTOMER_ID: owner,
             EVENT_TIMESTAMP: pd.to_datetime(stamps_us, unit="us", utc=True),
-            "checkout_timestamp": checkouts[EVENT_TIMESTAMP].to_numpy()[row],
+            "checkout_timestamp": checkouts[EVENT_TIMESTAMP]
+            .iloc[row]
+            .reset_index(drop=True),
             "kind": kinds,
             "amount": paid,
             "status": status,

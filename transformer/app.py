@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from riskserve.features.card import CONTEXT_FEATURES, FRAUD_FEATURES, VELOCITY_FEATURES
 from riskserve.serving.binary_tensors import (
     HEADER_LENGTH,
     OCTET_STREAM,
@@ -35,14 +34,20 @@ from riskserve.serving.errors import (
 )
 from riskserve.serving.tensors import OutputTensor
 from riskserve.transformer import metrics
+from riskserve.transformer.decisions import (
+    CARD,
+    FEATURES_UNAVAILABLE,
+    UNKNOWN_ENTITY,
+    Decision,
+    feature_column,
+)
 from riskserve.transformer.features_source import (
     FeatureSource,
     PushWorker,
     StoreUnavailable,
-    request_only,
 )
 from riskserve.transformer.predictor_client import PredictorError, PredictorPool
-from riskserve.transformer.raw_request import RAW_INPUTS, parse_raw_request
+from riskserve.transformer.raw_request import parse_raw_request
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -50,23 +55,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("transformer")
 JSON = b"application/json"
-UNKNOWN_ENTITY = "unknown_entity"
-FEATURES_UNAVAILABLE = "features_unavailable"
-# The features answered beside the predictor's outputs: the model's seven as sent
-# (FP32), then velocity and context as the on-demand view computes them.
-EXTRA_OUTPUTS: tuple[tuple[str, str], ...] = (
-    *((name, "FP32") for name in FRAUD_FEATURES),
-    ("transactions_1h", "INT64"),
-    ("amount_1h", "FP64"),
-    ("transactions_24h", "INT64"),
-    ("amount_24h", "FP64"),
-    ("card_transactions", "INT64"),
-    ("card_registered", "INT64"),
-    (UNKNOWN_ENTITY, "BOOL"),
-    (FEATURES_UNAVAILABLE, "BOOL"),
-)
-_NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "BOOL": np.bool_}
-assert {n for n, _ in EXTRA_OUTPUTS[7:13]} == {*VELOCITY_FEATURES, *CONTEXT_FEATURES}
 
 
 class ServiceUnavailable(ServingError):
@@ -86,7 +74,8 @@ class ClientDisconnected(Exception):
 
 @dataclass
 class Transformer:
-    """What the app serves: one model name, its feature source and its predictor."""
+    """What the app serves: one model name, its decision (card transactions or BNPL
+    checkouts), its feature source and its predictor."""
 
     model_name: str
     predictor: PredictorPool
@@ -98,6 +87,7 @@ class Transformer:
     max_body_bytes: int = 1024 * 1024
     check_predictor_health: bool = False
     predictor_outputs: list[dict[str, Any]] = field(default_factory=list)
+    decision: Decision = CARD
 
     @property
     def ready(self) -> bool:
@@ -160,13 +150,16 @@ class TransformerApp:
                 "the transformer is not ready: its feature store is not open"
             )
         body = await self._read_body(scope, receive)
-        raw = parse_raw_request(body, _header(scope, HEADER_LENGTH), t.max_batch_size)
+        decision = t.decision
+        raw = parse_raw_request(
+            body, _header(scope, HEADER_LENGTH), t.max_batch_size, decision
+        )
         request_id = raw.id or uuid.uuid4().hex
-        rows = len(raw.transactions)
+        rows = len(raw.events)
         assert t.source is not None and t.pushes is not None
         lookup_started = time.perf_counter()
         try:
-            found = (await t.source.lookup(raw.transactions)).found
+            found = (await t.source.lookup(raw.events)).found
             features = [f.features for f in found]
             unavailable = False
         except StoreUnavailable as exc:
@@ -179,31 +172,25 @@ class TransformerApp:
             )
             metrics.FAIL_OPEN.inc(rows)
             found = []
-            features = [request_only(txn) for txn in raw.transactions]
+            features = [decision.request_only(event) for event in raw.events]
             unavailable = True
         self._stage_lookup.observe(time.perf_counter() - lookup_started)
-        model_inputs = {
-            name: np.fromiter((row[name] for row in features), np.float32, rows)
-            for name in FRAUD_FEATURES
-        }
+        model_inputs = decision.model_inputs(features, rows)
         predictor_started = time.perf_counter()
         try:
-            answer = await t.predictor.infer(t.model_name, model_inputs, request_id)
+            answer = await decision.infer(
+                t.predictor, t.model_name, model_inputs, request_id
+            )
         except PredictorError as exc:
             raise UpstreamFailed(exc.message, exc.status) from None
         self._stage_predictor.observe(time.perf_counter() - predictor_started)
         unknown = np.fromiter(
-            (
-                not unavailable
-                and row["card_transactions"] == 0
-                and row["card_registered"] == 0
-                for row in features
-            ),
+            (not unavailable and decision.unknown(row) for row in features),
             np.bool_,
             rows,
         )
         outputs = list(answer.outputs)
-        for name, datatype in EXTRA_OUTPUTS:
+        for name, datatype in decision.extra_outputs:
             array: np.ndarray
             if name == UNKNOWN_ENTITY:
                 array = unknown
@@ -212,9 +199,7 @@ class TransformerApp:
             elif name in model_inputs:
                 array = model_inputs[name]
             else:
-                array = np.fromiter(
-                    (row[name] for row in features), _NUMPY[datatype], rows
-                )
+                array = feature_column(features, name, datatype, rows)
             outputs.append(OutputTensor(name, datatype, array))
         if raw.outputs.names is not None:
             by_name = {o.name: o for o in outputs}
@@ -242,9 +227,9 @@ class TransformerApp:
                 *self._extra_headers,
             ]
         await self._send(send, 200, payload, headers)
-        # The answer has left: the cards' new states go to the push thread.
-        for txn, card in zip(raw.transactions, found, strict=False):
-            t.pushes.submit(txn, card.state)
+        # The answer has left: the entities' new states go to the push thread.
+        for event, entity in zip(raw.events, found, strict=False):
+            t.pushes.submit(event, entity.state)
         self._requests_ok.inc()
         self._rows.inc(rows)
         if unknown.any():
@@ -259,17 +244,20 @@ class TransformerApp:
             "platform": "riskserve-transformer",
             "inputs": [
                 {"name": name, "datatype": datatype, "shape": [-1, 1]}
-                for name, datatype, _ in RAW_INPUTS
+                for name, datatype, _ in self.t.decision.raw_inputs
             ],
             "outputs": [
                 *self.t.predictor_outputs,
                 *(
                     {"name": name, "datatype": datatype, "shape": [-1]}
-                    for name, datatype in EXTRA_OUTPUTS
+                    for name, datatype in self.t.decision.extra_outputs
                 ),
             ],
             "parameters": {
-                "raw_inputs": {name: what for name, _, what in RAW_INPUTS},
+                "decision": self.t.decision.kind,
+                "raw_inputs": {
+                    name: what for name, _, what in self.t.decision.raw_inputs
+                },
                 "fail_open": self.t.fail_open,
             },
         }

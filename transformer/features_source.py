@@ -1,5 +1,6 @@
 """The online store, per request: the lookup (bounded in time) and the state push
-(after the answer, on one background thread, never lost silently)."""
+(after the answer, on one background thread, never lost silently). The events are a
+decision's (`riskserve.transformer.decisions`): card transactions or checkouts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from typing import Any
 from feast import FeatureStore
 from riskserve.features.card import CardState, Transaction, fraud_features
 from riskserve.features.online import (
-    CardLookup,
     CardStateWriter,
     lookup,
     record_transaction,
@@ -61,7 +61,7 @@ def state_pusher(store: FeatureStore) -> Callable[[Transaction, CardState], obje
 
 @dataclass
 class Lookups:
-    found: list[CardLookup]
+    found: list[Any]  # CardLookup or CustomerLookup: .features and .state
     seconds: float
 
 
@@ -79,7 +79,7 @@ class FeatureSource:
         store: FeatureStore,
         timeout_seconds: float,
         in_thread: bool = False,
-        lookup_one: Callable[[Transaction], CardLookup] | None = None,
+        lookup_one: Callable[[Any], Any] | None = None,
     ) -> None:
         self.store = store
         self._lookup_one = lookup_one or (lambda txn: lookup(store, txn))
@@ -87,12 +87,12 @@ class FeatureSource:
         self.in_thread = in_thread
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="lookup")
 
-    def _lookup_all(self, transactions: list[Transaction]) -> Lookups:
+    def _lookup_all(self, transactions: list[Any]) -> Lookups:
         started = time.perf_counter()
         found = [self._lookup_one(txn) for txn in transactions]
         return Lookups(found, time.perf_counter() - started)
 
-    async def lookup(self, transactions: list[Transaction]) -> Lookups:
+    async def lookup(self, transactions: list[Any]) -> Lookups:
         if not self.in_thread:
             try:
                 return self._lookup_all(transactions)
@@ -140,7 +140,7 @@ class PushWorker:
 
     def __init__(
         self,
-        push: Callable[[Transaction, CardState], object],
+        push: Callable[[Any, Any], object],
         max_pending: int,
         hooks: PushHooks,
         in_thread: bool = True,
@@ -148,14 +148,12 @@ class PushWorker:
         self.push = push
         self.hooks = hooks
         self.in_thread = in_thread
-        self._queue: queue.Queue[tuple[Transaction, CardState] | None] = queue.Queue(
-            max_pending
-        )
+        self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(max_pending)
         self._thread = threading.Thread(target=self._run, name="push", daemon=True)
         if in_thread:
             self._thread.start()
 
-    def submit(self, txn: Transaction, state: CardState) -> None:
+    def submit(self, txn: Any, state: Any) -> None:
         if not self.in_thread:
             self._push_one(txn, state)
             return
@@ -165,7 +163,7 @@ class PushWorker:
             self.hooks.failed("queue_full")
             log.error(
                 "state update dropped: the push queue is full",
-                extra={"card_id": txn.card_id, "pending": self._queue.qsize()},
+                extra={**_entity(txn), "pending": self._queue.qsize()},
             )
             return
         self.hooks.pending(self._queue.qsize())
@@ -178,7 +176,7 @@ class PushWorker:
             self._push_one(*item)
             self.hooks.pending(self._queue.qsize())
 
-    def _push_one(self, txn: Transaction, state: CardState) -> None:
+    def _push_one(self, txn: Any, state: Any) -> None:
         started = time.perf_counter()
         try:
             self.push(txn, state)
@@ -187,7 +185,7 @@ class PushWorker:
             log.error(
                 "state update failed",
                 extra={
-                    "card_id": txn.card_id,
+                    **_entity(txn),
                     "error": f"{type(exc).__name__}: {str(exc)[:300]}",
                 },
             )
@@ -215,3 +213,11 @@ class PushWorker:
             self._queue.put(None)
             self._thread.join(timeout=max(drain_seconds, 1.0))
         return left
+
+
+def _entity(event: Any) -> dict[str, str]:
+    """The entity of a card transaction or a checkout, for a log line."""
+    for key in ("card_id", "customer_id"):
+        if hasattr(event, key):
+            return {key: getattr(event, key)}
+    return {}

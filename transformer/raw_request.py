@@ -1,14 +1,18 @@
-"""A raw card transaction as v2 tensors: parsed once, checked field by field.
+"""A raw request as v2 tensors: parsed once, checked field by field.
 
 One tensor per raw field, shape `[N]` or `[N, 1]`, JSON `data` or binary tensors
 (the v2 binary extension, decoded by the predictor's own codec so both servers read a
-v2 request alike). Every refusal is a 400 naming the field.
+v2 request alike). Every refusal is a 400 naming the field. The fields and their
+checks are the decision's (`riskserve.transformer.decisions`); a card transaction's
+are here, a checkout's in `riskserve.transformer.checkout`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -50,13 +54,34 @@ _MAX_ID_LENGTH = 256
 @dataclass(frozen=True)
 class RawRequest:
     id: str | None
-    transactions: list[Transaction]
+    events: list[Any]  # Transaction (card) or Checkout (customer)
     outputs: RequestedOutputs
+
+    @property
+    def transactions(self) -> list[Any]:
+        return self.events
+
+
+class RawKind(Protocol):
+    """The raw fields of a decision and how to check and read them."""
+
+    raw_inputs: tuple[tuple[str, str, str], ...]
+
+    def column(self, tensor: InputTensor, rows: int) -> list[Any]: ...
+
+    def events(self, columns: dict[str, list[Any]], rows: int) -> list[Any]: ...
 
 
 def parse_raw_request(
-    body: bytes, header_length: bytes | None, max_rows: int
+    body: bytes,
+    header_length: bytes | None,
+    max_rows: int,
+    kind: RawKind | None = None,
 ) -> RawRequest:
+    """The request's raw events (card transactions unless `kind` says otherwise)."""
+    names: Sequence[str] = (
+        RAW_NAMES if kind is None else tuple(n for n, _, _ in kind.raw_inputs)
+    )
     json_part, binary = split_body(body, header_length)
     try:
         request = orjson.loads(json_part)
@@ -74,26 +99,38 @@ def parse_raw_request(
     if type(inputs) is not list or not inputs:
         raise InvalidInput(
             "'inputs' must be a non-empty list of tensors, one per raw field: "
-            + ", ".join(RAW_NAMES)
+            + ", ".join(names)
         )
     tensors: dict[str, InputTensor] = {}
     for tensor in decode_inputs(inputs, binary):
-        if tensor.name not in RAW_NAMES:
+        if tensor.name not in names:
             raise InvalidInput(
                 f"unknown input tensor {tensor.name!r}; the raw fields are "
-                + ", ".join(RAW_NAMES)
+                + ", ".join(names)
             )
         if tensor.name in tensors:
             raise InvalidInput(f"input tensor {tensor.name!r} is sent twice")
         tensors[tensor.name] = tensor
-    missing = [name for name in RAW_NAMES if name not in tensors]
+    missing = [name for name in names if name not in tensors]
     if missing:
         raise InvalidInput("missing input tensor(s): " + ", ".join(missing))
-    rows = _rows(tensors, max_rows)
-    columns = {name: _column(tensors[name], rows) for name in RAW_NAMES}
+    rows = _rows(tensors, max_rows, names)
+    if kind is None:
+        columns = {name: card_column(tensors[name], rows) for name in names}
+        events = transactions(columns, rows)
+    else:
+        columns = {name: kind.column(tensors[name], rows) for name in names}
+        events = kind.events(columns, rows)
+    return RawRequest(
+        request_id, events, requested_outputs(request.get("outputs"), parameters)
+    )
+
+
+def transactions(columns: dict[str, list[Any]], rows: int) -> list[Transaction]:
+    """Card transactions from the checked columns of a request."""
     # Positional: the feature layer's field names for the flags (chip, pin, online)
     # differ from the tensors' (the model's feature names).
-    transactions = [
+    return [
         Transaction(
             columns["card_id"][i],
             columns[TIMESTAMP][i],
@@ -107,14 +144,11 @@ def parse_raw_request(
         )
         for i in range(rows)
     ]
-    return RawRequest(
-        request_id, transactions, requested_outputs(request.get("outputs"), parameters)
-    )
 
 
-def _rows(tensors: dict[str, InputTensor], max_rows: int) -> int:
+def _rows(tensors: dict[str, InputTensor], max_rows: int, names: Sequence[str]) -> int:
     rows = None
-    for name in RAW_NAMES:
+    for name in names:
         shape = tensors[name].shape
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise InvalidInput(
@@ -124,8 +158,7 @@ def _rows(tensors: dict[str, InputTensor], max_rows: int) -> int:
             rows = shape[0]
         elif shape[0] != rows:
             raise InvalidInput(
-                f"input tensor {name!r} has {shape[0]} rows but "
-                f"{RAW_NAMES[0]!r} has {rows}"
+                f"input tensor {name!r} has {shape[0]} rows but {names[0]!r} has {rows}"
             )
     assert rows is not None
     if rows == 0:
@@ -137,33 +170,60 @@ def _rows(tensors: dict[str, InputTensor], max_rows: int) -> int:
     return rows
 
 
-def _column(tensor: InputTensor, rows: int) -> list:
+def id_column(tensor: InputTensor, rows: int) -> list[str]:
+    """A BYTES field of ids: each non-empty, at most 256 characters."""
+    name, datatype = tensor.name, tensor.datatype
+    values = tensor.array.reshape(rows)
+    if datatype != "BYTES":
+        raise InvalidInput(f"input tensor {name!r} must be BYTES, got {datatype}")
+    for value in values:
+        if not value or len(value) > _MAX_ID_LENGTH:
+            raise InvalidInput(
+                f"input tensor {name!r} holds an empty id or one longer than "
+                f"{_MAX_ID_LENGTH} characters"
+            )
+    return [str(v) for v in values]
+
+
+def timestamp_column(tensor: InputTensor, rows: int) -> list[int]:
+    """An integer field of microseconds since the epoch (> 0)."""
+    name, datatype = tensor.name, tensor.datatype
+    if datatype not in _INTEGERS - {"BOOL"}:
+        raise InvalidInput(
+            f"input tensor {name!r} must be INT64 microseconds since the epoch, "
+            f"got {datatype}"
+        )
+    stamps = [int(v) for v in tensor.array.reshape(rows)]
+    if any(v <= 0 for v in stamps):
+        raise InvalidInput(
+            f"input tensor {name!r} must hold microseconds since the epoch (> 0)"
+        )
+    return stamps
+
+
+def amount_column(tensor: InputTensor, rows: int) -> list[float]:
+    """A numeric field of amounts: finite, not negative."""
+    name, datatype = tensor.name, tensor.datatype
+    if datatype not in _NUMERIC:
+        raise InvalidInput(f"input tensor {name!r} must be numeric, got {datatype}")
+    floats = [float(v) for v in tensor.array.reshape(rows).astype(np.float64)]
+    if not all(math.isfinite(v) for v in floats):
+        raise InvalidInput(f"input tensor {name!r} holds NaN or an infinite value")
+    if any(v < 0 for v in floats):
+        raise InvalidInput(f"input tensor {name!r} holds a negative amount")
+    return floats
+
+
+def card_column(tensor: InputTensor, rows: int) -> list:
+    """One field of a raw card transaction, checked."""
     name, datatype = tensor.name, tensor.datatype
     values = tensor.array.reshape(rows)
     if name in IDS:
-        if datatype != "BYTES":
-            raise InvalidInput(f"input tensor {name!r} must be BYTES, got {datatype}")
-        for value in values:
-            if not value or len(value) > _MAX_ID_LENGTH:
-                raise InvalidInput(
-                    f"input tensor {name!r} holds an empty id or one longer than "
-                    f"{_MAX_ID_LENGTH} characters"
-                )
-        return [str(v) for v in values]
+        return id_column(tensor, rows)
     if datatype not in _NUMERIC:
         raise InvalidInput(f"input tensor {name!r} must be numeric, got {datatype}")
     if name == TIMESTAMP:
-        if datatype not in _INTEGERS - {"BOOL"}:
-            raise InvalidInput(
-                f"input tensor {name!r} must be INT64 microseconds since the epoch, "
-                f"got {datatype}"
-            )
-        stamps = [int(v) for v in values]
-        if any(v <= 0 for v in stamps):
-            raise InvalidInput(
-                f"input tensor {name!r} must hold microseconds since the epoch (> 0)"
-            )
-        return stamps
+        return timestamp_column(tensor, rows)
     numbers = values.astype(np.float64)
     if name in FLAGS:
         if not np.all((numbers == 0) | (numbers == 1)):

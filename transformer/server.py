@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from riskserve.features.online import CardReader
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
     HttpTimeouts,
@@ -24,12 +23,12 @@ from riskserve.transformer.app import (
     TransformerApp,
     fetch_predictor_outputs,
 )
+from riskserve.transformer.decisions import decision_for
 from riskserve.transformer.features_source import (
     FeatureSource,
     PushHooks,
     PushWorker,
     open_feature_store,
-    state_pusher,
 )
 from riskserve.transformer.predictor_client import PredictorPool
 from riskserve.transformer.settings import TransformerSettings
@@ -84,6 +83,7 @@ class TransformerServer:
             max_batch_size=settings.max_batch_size,
             max_body_bytes=settings.max_body_bytes,
             check_predictor_health=options.check_predictor_health,
+            decision=decision_for(options.model_name, settings.kind),
         )
         self.http = uvicorn.Server(self._http_config())
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,11 +129,10 @@ class TransformerServer:
             )
             # The registry read and the first connection, before readiness says yes.
             await asyncio.to_thread(store.list_feature_views)
-            push = await asyncio.to_thread(state_pusher, store)
-            direct = (
-                await asyncio.to_thread(CardReader, store)
-                if settings.lookup_path == "direct"
-                else None
+            decision = self.transformer.decision
+            push = await asyncio.to_thread(decision.pusher, store)
+            lookup_one = await asyncio.to_thread(
+                decision.lookup_one, store, settings.lookup_path == "direct"
             )
         except Exception as exc:
             log.error(
@@ -159,12 +158,13 @@ class TransformerServer:
             store,
             settings.lookup_timeout_seconds,
             in_thread=threads,
-            lookup_one=direct.lookup if direct is not None else None,
+            lookup_one=lookup_one,
         )
         log.info(
             "serving",
             extra={
                 "model_name": self.options.model_name,
+                "decision": self.transformer.decision.kind,
                 "predictor_host": self.options.predictor_host,
                 "http_port": self.options.http_port,
                 "feature_repo": str(repo),

@@ -29,6 +29,12 @@ class TransformerSettings(BaseSettings):
     redis: str | None = None
     """`host:port` of a Redis online store, for the local layout instead of SQLite."""
 
+    kind: Literal["auto", "card", "customer"] = "auto"
+    """What the transformer decides on: `card` transactions (the fraud model's seven
+    features) or BNPL checkouts of a `customer` (the credit model's 24). `auto`
+    (default): `customer` for a model named `credit` or `credit-...`, else `card`
+    (`riskserve.transformer.decisions`)."""
+
     api_key: SecretStr | None = None
     """When set, inference and metadata need `Authorization: Bearer <key>` or
     `x-api-key: <key>` (the predictor's scheme); health and /metrics stay open."""

@@ -10,10 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from riskserve.features.customer_offline import write_customer_offline_store
 from riskserve.features.offline import write_offline_store
 from riskserve.features.repo import open_store
 from riskserve.localplatform.processes import ManagedProcess, free_port
-from riskserve.model.events import CardEvents, card_transactions
+from riskserve.model.events import (
+    BnplEvents,
+    CardEvents,
+    bnpl_events,
+    card_transactions,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Materialise everything the register and the activity log hold.
@@ -150,3 +156,43 @@ def raw_request(
 
 def outputs(response: httpx.Response) -> dict[str, list]:
     return {o["name"]: o["data"] for o in response.json()["outputs"]}
+
+
+@dataclass
+class CustomerRepo:
+    repo: Path
+    events: BnplEvents
+
+
+def build_customer_repo(
+    folder: Path, customers: int = 40, days: int = 400, seed: int = 12
+) -> CustomerRepo:
+    """A local repository whose online store holds every customer's state after its
+    last generated checkout or payment event."""
+    events = bnpl_events(customers=customers, days=days, seed=seed)
+    repo, offline = folder / "repo", folder / "offline"
+    write_customer_offline_store(offline, events.checkouts, events.payments)
+    store = open_store(repo, offline)
+    store.materialize(MATERIALISE_FROM, MATERIALISE_TO, ["customer_activity"])
+    return CustomerRepo(repo, events)
+
+
+def raw_checkout(
+    customer_id: str,
+    timestamp_us: int,
+    basket_amount: float = 80.0,
+    merchant_group: str = "Electronics",
+) -> dict:
+    """One raw BNPL checkout as v2 JSON tensors (what the app's credit tab sends)."""
+
+    def tensor(name: str, datatype: str, value: object) -> dict:
+        return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
+
+    return {
+        "inputs": [
+            tensor("customer_id", "BYTES", customer_id),
+            tensor("basket_amount", "FP64", basket_amount),
+            tensor("merchant_group", "BYTES", merchant_group),
+            tensor("timestamp", "INT64", timestamp_us),
+        ]
+    }
