@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EVERYTHING_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.db$")
 
 
@@ -176,9 +177,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"applied {len(objects)} objects to the registry {config.registry.path}")
     else:
         end = datetime.now(UTC)
-        store.materialize_incremental(end_date=end, feature_views=args.views)
-        which = ", ".join(args.views) if args.views else "every view"
-        print(f"materialised {which} up to {end.isoformat()}")
+        views = [
+            view
+            for view in store.list_feature_views()
+            if view.online and (not args.views or view.name in args.views)
+        ]
+        # Feast's incremental run starts a never-materialised view at now - ttl (a
+        # year for ttl 0), which would leave older rows (a card registered two years
+        # ago) out for good: a first run takes the whole offline store.
+        first = [v.name for v in views if not v.materialization_intervals]
+        later = [v.name for v in views if v.materialization_intervals]
+        if first:
+            store.materialize(EVERYTHING_SINCE, end, feature_views=first)
+        if later:
+            store.materialize_incremental(end_date=end, feature_views=later)
+        print(
+            f"materialised up to {end.isoformat()}: "
+            f"{', '.join(first) or 'none'} in full, {', '.join(later) or 'none'} "
+            "incrementally"
+        )
     return 0
 
 

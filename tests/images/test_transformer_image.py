@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -233,3 +234,113 @@ def test_no_password_in_the_image_config(transformer_image: str) -> None:
     env = config["Config"].get("Env") or []
     assert not [e for e in env if "PASSWORD" in e or "SECRET" in e]
     assert "HOME=/tmp" in env
+
+
+def test_the_cluster_jobs_apply_to_s3_and_materialise_into_redis(
+    transformer_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the chart's `feast apply` Job and materialisation CronJob run, in the
+    image, against a real S3 (SeaweedFS) and Redis: the registry lands on S3, the
+    offline Parquet on S3 lands in Redis, and a transformer whose only repository is
+    a scratch folder (as on the cluster) decides from them."""
+    import boto3
+    import redis as redis_client
+
+    from riskserve.services import start_s3
+    from tests.images.containers import run_once
+
+    s3_process, s3 = start_s3(
+        tmp_path / "s3", free_port(), "mlflow", "riskserve-test", secrets.token_hex(12)
+    )
+    redis_process, redis = start_redis(
+        tmp_path / "redis", free_port(), "r" + secrets.token_hex(12)
+    )
+    stoppable: list = [s3_process, redis_process]
+    try:
+        events = card_transactions(cards=30, days=2, seed=8)
+        write_offline_store(tmp_path / "offline", events.cards, events.transactions)
+        bucket = boto3.client(
+            "s3",
+            endpoint_url=s3.url,
+            aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key,
+            region_name=s3.region,
+        )
+        for path in (tmp_path / "offline").iterdir():
+            bucket.upload_file(str(path), "mlflow", f"feast/offline/{path.name}")
+        # The ConfigMap riskserve-feature-store, the two Secrets.
+        env = {
+            **redis.client_env(),
+            "RISKSERVE_FEATURES_REGISTRY": "s3://mlflow/feast/registry.db",
+            "FEAST_S3_ENDPOINT_URL": s3.url,
+            "AWS_ENDPOINT_URL": s3.url,
+            "AWS_DEFAULT_REGION": s3.region,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        }
+        run_args = [
+            "--read-only",
+            "--cap-drop=all",
+            "--entrypoint",
+            "python",
+            *(f"--env={k}={v}" for k, v in env.items()),
+        ]
+        job = ["-m", "riskserve.features.store_config"]
+        offline = "--offline=s3://mlflow/feast/offline"
+        applied = run_once(transformer_image, run_args, [*job, "apply", offline])
+        assert applied.returncode == 0, applied.stderr[-3000:]
+        listed = bucket.list_objects_v2(Bucket="mlflow", Prefix="feast/registry.db")
+        assert listed.get("KeyCount") == 1
+        # The card views: what the fraud transformer reads.
+        views = ["--view=card_profile", "--view=card_activity"]
+        materialised = run_once(
+            transformer_image, run_args, [*job, "materialize", offline, *views]
+        )
+        assert materialised.returncode == 0, materialised.stderr[-3000:]
+        online = redis_client.Redis(port=redis.port, password=redis.password)
+        # One hash per card (Feast's Redis layout): every card of the register, those
+        # registered more than a year ago too (a first run takes everything).
+        assert online.dbsize() == len(events.cards)
+        in_full = materialised.stdout.split(": ", 1)[-1].split(" in full")[0]
+        assert sorted(in_full.split(", ")) == ["card_activity", "card_profile"]
+
+        for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
+            monkeypatch.delenv(name, raising=False)
+        write_onnx(fraud_model(version="3"), tmp_path / "model")
+        predictor = start_predictor(tmp_path, "predictor", "fraud", tmp_path / "model")
+        stoppable.append(predictor)
+        http_port = free_port()
+        container = Container(
+            transformer_image,
+            [
+                "--read-only",
+                "--cap-drop=all",
+                *(f"--env={k}={v}" for k, v in env.items()),
+                "--env=RISKSERVE_TRANSFORMER_HOST=127.0.0.1",
+            ],
+            [
+                "--model_name=fraud",
+                f"--predictor_host=127.0.0.1:{predictor.http_port}",
+                f"--http_port={http_port}",
+                "--protocol=v2",
+                "--feature_repo=/tmp/feature-repo",  # the chart's scratch folder
+            ],
+        ).start()
+        try:
+            url = f"http://127.0.0.1:{http_port}"
+            wait_ready(url, container)
+            card = str(events.cards["card_id"].iloc[0])
+            last = int(events.transactions["event_timestamp"].max().value // 1000)
+            answer = httpx.post(
+                f"{url}/v2/models/fraud/infer",
+                json=raw_request(card, last + 1_000_000, 55.0),
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            got = outputs(answer)
+            assert got["card_registered"] == [1] and got["unknown_entity"] == [False]
+        finally:
+            container.remove()
+    finally:
+        for item in reversed(stoppable):
+            item.stop()
