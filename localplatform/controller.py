@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from riskserve.localplatform.apply_check import ApplyError, check_documents
 from riskserve.localplatform.orphans import is_our_predictor
@@ -287,42 +287,8 @@ class LocalPlatform:
         env = {**self.env, **allowed_env(revision.predictor)}
         env["RISKSERVE_SERVING_REVISION"] = revision.name
         env["RISKSERVE_SERVING_HOST"] = self.settings.host
-        spawn = ManagedProcess(
-            name=f"predictor {revision.name}",
-            argv=[
-                sys.executable,
-                "-m",
-                "riskserve.serving",
-                "--model_name",
-                service.name,
-                "--model_dir",
-                revision.storage_uri,
-                "--http_port",
-                str(http_port),
-                "--grpc_port",
-                str(grpc_port),
-            ],
-            log_path=self.root / "logs" / f"{revision.name}.log",
-            env=env,
-            die_with_parent=True,
-        )
-        try:
-            process = spawn.start()
-        except OSError as exc:
-            revision.failed, revision.pid = True, None
-            revision.reason = f"predictor could not start: {excerpt(str(exc), 200)}"
-            log.error("%s: %s", revision.name, revision.reason)
-            return
-        revision.pid, revision.http_port, revision.grpc_port = (
-            process.pid,
-            http_port,
-            grpc_port,
-        )
-        revision.ready = False
-        self.running[revision.name] = RunningRevision(
-            process, UpstreamPool(self.settings.host, http_port), grpc_port
-        )
-        log.info("started %s (pid %s, port %s)", revision.name, process.pid, http_port)
+        argv = ["--model_dir", revision.storage_uri, "--grpc_port", str(grpc_port)]
+        self._launch(service, revision, "serving", argv, env, http_port, grpc_port)
 
     def _start_transformer(
         self, component: InferenceServiceState, revision: Revision
@@ -345,21 +311,40 @@ class LocalPlatform:
             # predictor does) and sends it to the predictor component.
             env["RISKSERVE_TRANSFORMER_API_KEY"] = key
             env["RISKSERVE_TRANSFORMER_PREDICTOR_API_KEY"] = key
+        argv = [
+            "--predictor_host",
+            f"127.0.0.1:{self.predictor_port}",
+            "--protocol",
+            "v2",
+            *transformer_argv(container),
+        ]
+        self._launch(component, revision, "transformer", argv, env, http_port, None)
+
+    def _launch(
+        self,
+        service: InferenceServiceState,
+        revision: Revision,
+        room: Literal["serving", "transformer"],
+        argv: list[str],
+        env: dict[str, str],
+        http_port: int,
+        grpc_port: int | None,
+    ) -> None:
+        """Start `python -m riskserve.<room>` for one revision with KServe's common
+        arguments (`--model_name`, `--http_port`) and `argv`, dying with the platform;
+        a process that cannot start marks the revision failed with the reason."""
+        kind = "predictor" if room == "serving" else "transformer"
         spawn = ManagedProcess(
-            name=f"transformer {revision.name}",
+            name=f"{kind} {revision.name}",
             argv=[
                 sys.executable,
                 "-m",
-                "riskserve.transformer",
+                f"riskserve.{room}",
                 "--model_name",
-                component.name,
-                "--predictor_host",
-                f"127.0.0.1:{self.predictor_port}",
+                service.name,
                 "--http_port",
                 str(http_port),
-                "--protocol",
-                "v2",
-                *transformer_argv(container),
+                *argv,
             ],
             log_path=self.root / "logs" / f"{revision.name}.log",
             env=env,
@@ -369,17 +354,17 @@ class LocalPlatform:
             process = spawn.start()
         except OSError as exc:
             revision.failed, revision.pid = True, None
-            revision.reason = f"transformer could not start: {excerpt(str(exc), 200)}"
+            revision.reason = f"{kind} could not start: {excerpt(str(exc), 200)}"
             log.error("%s: %s", revision.name, revision.reason)
             return
         revision.pid, revision.http_port, revision.grpc_port = (
             process.pid,
             http_port,
-            None,
+            grpc_port,
         )
         revision.ready = False
         self.running[revision.name] = RunningRevision(
-            process, UpstreamPool(self.settings.host, http_port), 0
+            process, UpstreamPool(self.settings.host, http_port), grpc_port or 0
         )
         log.info("started %s (pid %s, port %s)", revision.name, process.pid, http_port)
 
