@@ -48,6 +48,9 @@ from riskserve.transformer.predictor_client import (
 from riskserve.transformer.raw_request import (
     amount_column,
     id_column,
+    json_floats,
+    json_ids,
+    json_timestamps,
     timestamp_column,
 )
 
@@ -95,6 +98,18 @@ class CheckoutDecision:
                     "group; expected one of " + ", ".join(MERCHANT_GROUPS)
                 )
         return groups
+
+    def json_column(self, name: str, values: list) -> list | None:
+        if name == "customer_id":
+            return json_ids(values)
+        if name == "basket_amount":
+            return json_floats(values)
+        if name == "timestamp":
+            return json_timestamps(values)
+        for value in values:
+            if type(value) is not str or value not in MERCHANT_GROUPS:
+                return None
+        return values
 
     def events(self, columns: dict[str, list[Any]], rows: int) -> list[Any]:
         return [

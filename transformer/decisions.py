@@ -21,7 +21,12 @@ from riskserve.features.online import CardReader, lookup
 from riskserve.serving.tensors import InputTensor
 from riskserve.transformer.features_source import request_only, state_pusher
 from riskserve.transformer.predictor_client import PredictorAnswer, PredictorPool
-from riskserve.transformer.raw_request import RAW_INPUTS, card_column, transactions
+from riskserve.transformer.raw_request import (
+    RAW_INPUTS,
+    card_column,
+    card_json_column,
+    transactions,
+)
 
 UNKNOWN_ENTITY = "unknown_entity"
 FEATURES_UNAVAILABLE = "features_unavailable"
@@ -43,6 +48,11 @@ class Decision(Protocol):
 
     def events(self, columns: dict[str, list[Any]], rows: int) -> list[Any]:
         """The raw events of the request, from its checked columns."""
+        ...
+
+    def json_column(self, name: str, values: list) -> list | None:
+        """A field's checked values straight from JSON `data`, or None for the
+        general path (`riskserve.transformer.raw_request`)."""
         ...
 
     def entity(self, event: Any) -> tuple[str, str]:
@@ -117,6 +127,9 @@ class CardDecision:
 
     def events(self, columns: dict[str, list[Any]], rows: int) -> list[Any]:
         return transactions(columns, rows)
+
+    def json_column(self, name: str, values: list) -> list | None:
+        return card_json_column(name, values)
 
     def entity(self, event: Any) -> tuple[str, str]:
         return "card_id", event.card_id
