@@ -1,7 +1,8 @@
 """The feature layer on a cluster, as the chart and kustomize render it: the fraud
-transformer (spec.transformer) with KServe's arguments and its own canary, the
-in-cluster Valkey, the `feast apply` Job and the materialisation CronJob, the
-NetworkPolicies around them, and no credential outside a Secret."""
+and credit transformers (spec.transformer) with KServe's arguments and canaries of
+their own, the in-cluster Valkey, the `feast apply` Job and the materialisation
+CronJob (card and customer views), the NetworkPolicies around them, and no
+credential outside a Secret."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from riskserve.features.repo import repo_config
+from feast import FeatureView
+from riskserve.features.repo import CUSTOMER_ACTIVITY_FILE, definitions, repo_config
 from riskserve.features.store_config import FeatureStoreSettings
 from riskserve.transformer.__main__ import build_parser
+from riskserve.transformer.decisions import decision_for
 
 from tests.k8s.k8s_render import (
     CHART,
@@ -36,6 +39,9 @@ TRANSFORMER_ARGS = [
     "--protocol=v2",
     "--feature_repo=/tmp/feature-repo",
 ]
+CREDIT_TRANSFORMER_ARGS = ["--model_name=credit", *TRANSFORMER_ARGS[1:]]
+# The decision each model's transformer makes (transformer/decisions.py).
+KINDS = {"fraud": "card", "credit": "customer"}
 
 
 def by_kind_and_name(documents: tuple[dict[str, Any], ...]) -> dict[str, Any]:
@@ -60,19 +66,27 @@ def helm_fails(*sets: str) -> str:
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_fraud_gets_a_transformer_with_kserves_arguments(source: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "args"),
+    [("fraud", TRANSFORMER_ARGS), ("credit", CREDIT_TRANSFORMER_ARGS)],
+)
+def test_each_model_gets_a_transformer_with_kserves_arguments(
+    source: str, model: str, args: list[str]
+) -> None:
     rendered = render(source, "feature-store")
-    fraud = rendered.named("InferenceService", "fraud")["spec"]
-    transformer = fraud["transformer"]
+    spec = rendered.named("InferenceService", model)["spec"]
+    transformer = spec["transformer"]
     (container,) = transformer["containers"]
     assert container["name"] == "kserve-container"
     assert container["image"] == "ghcr.io/riskserve/riskserve-transformer:0.1.0"
     # KServe sets --predictor_host itself; the rest are its own arguments.
-    assert container["args"] == TRANSFORMER_ARGS
+    assert container["args"] == args
     assert not any(a.startswith("--predictor_host") for a in container["args"])
     # The transformer's own canary, beside the predictor's (none here).
     assert transformer["canaryTrafficPercent"] == 10
-    assert "canaryTrafficPercent" not in fraud["predictor"]
+    assert "canaryTrafficPercent" not in spec["predictor"]
+    # A decision that takes longer than the predictor's own timeout is a 504.
+    assert transformer["timeout"] == spec["predictor"]["timeout"]
     assert container["envFrom"] == [
         {"configMapRef": {"name": "riskserve-feature-store"}}
     ]
@@ -83,22 +97,27 @@ def test_fraud_gets_a_transformer_with_kserves_arguments(source: str) -> None:
         "readinessProbe": "/v2/health/ready",
         "livenessProbe": "/v2/health/live",
     }
-    # Credit waits for the checkout transformer.
-    assert "transformer" not in rendered.named("InferenceService", "credit")["spec"]
 
 
-def test_the_container_arguments_start_the_transformer_as_kserve_completes_them() -> (
-    None
-):
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("model", ["fraud", "credit"])
+def test_the_container_arguments_start_the_transformer_as_kserve_completes_them(
+    source: str, model: str
+) -> None:
     """The rendered arguments, with the --predictor_host KServe appends, are what
-    `python -m riskserve.transformer` accepts."""
-    fraud = render("helm", "feature-store").named("InferenceService", "fraud")
-    (container,) = fraud["spec"]["transformer"]["containers"]
+    `python -m riskserve.transformer` accepts, and the model's name picks its
+    decision: card transactions for fraud, raw checkouts for credit."""
+    isvc = render(source, "feature-store").named("InferenceService", model)
+    (container,) = isvc["spec"]["transformer"]["containers"]
     args = build_parser().parse_args(
-        [*container["args"], "--predictor_host", "fraud-predictor.riskserve"]
+        [*container["args"], "--predictor_host", f"{model}-predictor.riskserve"]
     )
-    assert args.model_name == "fraud" and args.http_port == 8080
+    assert args.model_name == model and args.http_port == 8080
     assert args.protocol == "v2" and args.feature_repo == Path("/tmp/feature-repo")
+    # No RISKSERVE_TRANSFORMER_KIND: the kind follows --model_name.
+    env = {e["name"] for e in container["env"]}
+    assert "RISKSERVE_TRANSFORMER_KIND" not in env
+    assert decision_for(args.model_name).kind == KINDS[model]
 
 
 @pytest.mark.parametrize(
@@ -113,17 +132,48 @@ def test_no_transformer_without_the_feature_store(configuration: str) -> None:
         assert not rendered.of_kind("CronJob") or configuration == "drift-monitor"
 
 
-def test_credits_transformer_is_a_values_switch() -> None:
-    documents = by_kind_and_name(helm_with("models.credit.transformer.enabled=true"))
-    credit = documents["InferenceService/credit"]["spec"]["transformer"]
-    (container,) = credit["containers"]
-    assert container["args"] == [
-        "--model_name=credit",
-        *TRANSFORMER_ARGS[1:],
-    ]
-    assert "canaryTrafficPercent" not in credit
+def test_the_chart_default_puts_both_transformers_in_with_the_feature_store() -> None:
+    """The chart's own model defaults (the default configuration, not the
+    feature-store CI file): switching the feature store on is enough for both
+    transformers, fully rolled out."""
+    documents = by_kind_and_name(
+        helm_template(
+            CHART / "ci" / "default-values.yaml",
+            "--set",
+            "featureStore.enabled=true",
+            "--set",
+            "featureStore.redis.secret.create=true",
+            "--set",
+            f"featureStore.redis.secret.password={PLACEHOLDER_PASSWORD}",
+        )
+    )
+    for model, args in (
+        ("fraud", TRANSFORMER_ARGS),
+        ("credit", CREDIT_TRANSFORMER_ARGS),
+    ):
+        transformer = documents[f"InferenceService/{model}"]["spec"]["transformer"]
+        assert transformer["containers"][0]["args"] == args
+        assert "canaryTrafficPercent" not in transformer
+
+
+def test_each_transformer_is_its_own_values_switch_and_canary() -> None:
+    documents = by_kind_and_name(
+        helm_with(
+            "models.credit.transformer.enabled=false",
+            "models.fraud.transformer.canaryTrafficPercent=30",
+        )
+    )
+    assert "transformer" not in documents["InferenceService/credit"]["spec"]
     fraud = documents["InferenceService/fraud"]["spec"]["transformer"]
     assert fraud["containers"][0]["args"] == TRANSFORMER_ARGS
+    assert fraud["canaryTrafficPercent"] == 30
+    documents = by_kind_and_name(
+        helm_with("models.credit.transformer.canaryTrafficPercent=40")
+    )
+    credit = documents["InferenceService/credit"]["spec"]["transformer"]
+    assert credit["canaryTrafficPercent"] == 40
+    fraud = documents["InferenceService/fraud"]["spec"]["transformer"]
+    assert fraud["canaryTrafficPercent"] == 10
 
 
 @pytest.mark.parametrize(
@@ -205,6 +255,34 @@ def test_apply_job_and_materialisation_cronjob_use_the_store_settings(
         ]
         names = {e["name"] for e in container["env"]}
         assert {"RISKSERVE_FEATURES_REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY"} <= names
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_materialisation_covers_the_customer_views_under_the_offline_uri(
+    source: str,
+) -> None:
+    """The CronJob materialises every online view of the repository built on its
+    --offline URI: the card views and the credit transformer's customer_activity,
+    read from customer_activity.parquet there (where customer_offline writes it)."""
+    (materialize,) = render(source, "feature-store").of_kind("CronJob")
+    pod = materialize["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (offline,) = [
+        a.removeprefix("--offline=")
+        for a in container["args"]
+        if a.startswith("--offline=")
+    ]
+    # No --view: store_config materialises them all.
+    assert not any(a.startswith("--view") for a in container["args"])
+    # What `feast apply` registers and store_config's materialise then lists.
+    online = {
+        v.name: v.batch_source.path
+        for v in definitions(offline).all()
+        if isinstance(v, FeatureView) and v.online
+    }
+    assert online["customer_activity"] == f"{offline}/{CUSTOMER_ACTIVITY_FILE}"
+    assert set(online) == {"card_profile", "card_activity", "customer_activity"}
+    assert all(path.startswith(f"{offline}/") for path in online.values())
 
 
 @pytest.mark.parametrize("source", SOURCES)
