@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,7 +155,7 @@ class TransformerApp:
         raw = parse_raw_request(
             body, _header(scope, HEADER_LENGTH), t.max_batch_size, decision
         )
-        request_id = raw.id or uuid.uuid4().hex
+        request_id = raw.id or _request_id()
         rows = len(raw.events)
         assert t.source is not None and t.pushes is not None
         lookup_started = time.perf_counter()
@@ -227,9 +228,13 @@ class TransformerApp:
                 *self._extra_headers,
             ]
         await self._send(send, 200, payload, headers)
-        # The answer has left: the entities' new states go to the push thread.
-        for event, entity in zip(raw.events, found, strict=False):
-            t.pushes.submit(event, entity.state)
+        # The entities' new states are pushed once this step of the loop is over, so
+        # the server has finished the answer first; before the loop reads anything
+        # new (a next request of the card sees the new state).
+        if found:
+            asyncio.get_running_loop().call_soon(
+                _push_states, t.pushes, raw.events, found
+            )
         self._requests_ok.inc()
         self._rows.inc(rows)
         if unknown.any():
@@ -423,6 +428,25 @@ class MethodNotAllowed(ServingError):
     def __init__(self, message: str, allowed: str) -> None:
         super().__init__(message)
         self.allowed = allowed
+
+
+def _push_states(pushes: PushWorker, events: list[Any], found: list[Any]) -> None:
+    for event, entity in zip(events, found, strict=False):
+        pushes.submit(event, entity.state)
+
+
+# Request ids for requests without one: unique per process (a random prefix drawn
+# again after a fork) and cheaper than uuid4 (~20 us per request on this box).
+_ids: tuple[int, str, itertools.count] = (-1, "", itertools.count())
+
+
+def _request_id() -> str:
+    global _ids
+    pid, prefix, counter = _ids
+    if pid != os.getpid():
+        pid, prefix, counter = os.getpid(), os.urandom(8).hex(), itertools.count(1)
+        _ids = (pid, prefix, counter)
+    return f"{prefix}-{next(counter)}"
 
 
 def _require(method: str, allowed: str, path: str) -> None:

@@ -36,6 +36,7 @@ from riskserve.transformer.decisions import (
     FEATURES_UNAVAILABLE,
     UNKNOWN_ENTITY,
     feature_column,
+    float32_columns,
 )
 from riskserve.transformer.predictor_client import (
     PredictorAnswer,
@@ -147,10 +148,7 @@ class CheckoutDecision:
     def model_inputs(
         self, features: list[dict[str, Any]], rows: int
     ) -> dict[str, np.ndarray]:
-        inputs = {
-            name: np.fromiter((row[name] for row in features), np.float32, rows)
-            for name in NUMERIC
-        }
+        inputs = float32_columns(features, NUMERIC)
         inputs["merchant_group"] = feature_column(
             features, "merchant_group", "BYTES", rows
         )

@@ -5,6 +5,7 @@ runs the real ones."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import struct
@@ -486,3 +487,44 @@ def test_a_protocol_other_than_v2_is_refused(
         main(["--predictor_host", "h:1", "--protocol", "v1", "--feature_repo", "/x"])
     assert exited.value.code == 2
     assert "only v2 is served" in capsys.readouterr().err
+
+
+def test_the_push_runs_after_the_answer_is_sent_in_the_loops_next_step() -> None:
+    app, _, pushes, _ = make_app()
+    sent: list[str] = []
+    seen_at_push: list[list[str]] = []
+    record = pushes.submit
+
+    def submit(txn: Transaction, state: CardState) -> None:
+        seen_at_push.append(list(sent))
+        record(txn, state)
+
+    pushes.submit = submit  # type: ignore[method-assign]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v2/models/fraud/infer",
+        "headers": [],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body(), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    async def go() -> tuple[int, int]:
+        await app(scope, receive, send)
+        pushed_in_the_step = len(pushes.submitted)
+        await asyncio.sleep(0)  # the loop's next step: the push has run
+        return pushed_in_the_step, len(pushes.submitted)
+
+    assert run_async(go()) == (0, 1)
+    assert seen_at_push == [["http.response.start", "http.response.body"]]
+
+
+def test_answers_without_an_id_get_distinct_ids() -> None:
+    app, *_ = make_app()
+    answers = call(app, [("POST", "/v2/models/fraud/infer", {"content": body()})] * 3)
+    ids = [a.json()["id"] for a in answers]
+    assert all(ids) and len(set(ids)) == 3
