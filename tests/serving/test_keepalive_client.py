@@ -10,6 +10,8 @@ import pytest
 from riskserve.localplatform.processes import free_port
 from riskserve.serving.keepalive_client import KeepAliveError, KeepAlivePool, header
 
+from tests.asyncio_runner import run
+
 pytestmark = pytest.mark.inprocess
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, list[int]], Awaitable]
@@ -70,7 +72,7 @@ def test_requests_reuse_one_connection_and_carry_the_default_headers() -> None:
         ]
         return answers, len(connections)
 
-    answers, connections = asyncio.run(_serve(_echo_forever, body))
+    answers, connections = run(_serve(_echo_forever, body))
     assert connections == 1
     status, headers, payload = answers[-1]
     assert status == 200
@@ -93,7 +95,7 @@ def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error() ->
         second = await pool.request("GET", "/v2/health/ready", [], b"", 1.0)
         return first, second, len(connections)
 
-    first, second, connections = asyncio.run(_serve(one_answer_then_close, body))
+    first, second, connections = run(_serve(one_answer_then_close, body))
     assert first[0] == second[0] == 200 and second[2] == b"ok"
     assert connections == 2
 
@@ -107,7 +109,7 @@ def test_a_fresh_connection_that_breaks_is_an_error_and_not_sent_again() -> None
             await pool.request("POST", "/v2/models/m/infer", [], b"{}", 1.0)
         return caught.value, len(connections)
 
-    error, connections = asyncio.run(_serve(close_without_answering, body))
+    error, connections = run(_serve(close_without_answering, body))
     assert connections == 1
     assert not error.connect_failed and not error.timed_out
     assert "closed the connection" in error.message
@@ -123,7 +125,7 @@ def test_an_answer_later_than_the_timeout_is_a_timed_out_error() -> None:
             await pool.request("POST", "/v2/models/m/infer", [], b"{}", 0.1)
         return caught.value
 
-    error = asyncio.run(_serve(slow, body))
+    error = run(_serve(slow, body))
     assert error.timed_out and not error.connect_failed
     assert error.message.endswith("did not answer within 100 ms")
 
@@ -131,7 +133,7 @@ def test_an_answer_later_than_the_timeout_is_a_timed_out_error() -> None:
 def test_a_port_nobody_listens_on_is_a_connect_failure_naming_the_server() -> None:
     pool = KeepAlivePool("127.0.0.1", free_port(), label="the predictor at here")
     with pytest.raises(KeepAliveError) as caught:
-        asyncio.run(pool.request("GET", "/", [], b"", 1.0))
+        run(pool.request("GET", "/", [], b"", 1.0))
     assert caught.value.connect_failed
     assert caught.value.message.startswith("cannot connect to the predictor at here: ")
 
@@ -150,6 +152,6 @@ def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
         answers = [await pool.request("GET", "/", [], b"", 1.0) for _ in range(2)]
         return answers, len(connections)
 
-    answers, connections = asyncio.run(_serve(chunked, body))
+    answers, connections = run(_serve(chunked, body))
     assert [a[2] for a in answers] == [b"abcdefg", b"abcdefg"]
     assert answers[0][1] == [] and connections == 1
