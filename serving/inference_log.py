@@ -80,23 +80,41 @@ class InferenceRecord:
     outputs: Sequence[OutputTensor]
     latency_seconds: float
     protocol: str
+    stage: str | None = None
+    """Who wrote it: None (the key left out) for the predictor, whose `inputs` are
+    the model's inputs as received; `transformer` for a transformer (KServe's
+    `spec.transformer`), whose `inputs` are the model inputs it sent (the features as
+    served) and which adds `raw_inputs` and `features` (docs/transformer.md)."""
+    raw_inputs: Sequence[InputTensor] = ()
+    """A transformer's: the raw request's fields as sent (card, amount, ...)."""
+    features: Sequence[OutputTensor] = ()
+    """A transformer's: the features it used beyond the model inputs (context
+    columns, the unknown-entity and features-unavailable flags)."""
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "timestamp": dt.datetime.fromtimestamp(
-                    self.timestamp, dt.UTC
-                ).isoformat(),
-                "request_id": self.request_id,
-                "model_name": self.model_name,
-                "model_version": self.model_version,
-                "protocol": self.protocol,
-                "latency_ms": round(self.latency_seconds * 1000, 3),
-                "inputs": {t.name: _column(t.array) for t in self.inputs},
-                "outputs": {t.name: _column(t.array) for t in self.outputs},
-            },
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
+        if self.stage is not None:
+            return orjson.dumps(
+                {
+                    **self._fields(),
+                    "stage": self.stage,
+                    "raw_inputs": {t.name: _column(t.array) for t in self.raw_inputs},
+                    "features": {t.name: _column(t.array) for t in self.features},
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+        return orjson.dumps(self._fields(), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _fields(self) -> dict[str, object]:
+        return {
+            "timestamp": dt.datetime.fromtimestamp(self.timestamp, dt.UTC).isoformat(),
+            "request_id": self.request_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "protocol": self.protocol,
+            "latency_ms": round(self.latency_seconds * 1000, 3),
+            "inputs": {t.name: _column(t.array) for t in self.inputs},
+            "outputs": {t.name: _column(t.array) for t in self.outputs},
+        }
 
 
 def _column(array: np.ndarray) -> object:

@@ -77,6 +77,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.buckets",
         "serving.logs",
         "serving.keepalive_client",
+        # The inference log: the predictor's writer (spool, one write(2) before the
+        # answer, flock, folder or S3) and its S3 settings, so a transformer's records
+        # are as durable as the predictor's and in the format the monitor reads.
+        "serving.inference_log",
+        "serving.settings",
     ),
     "riskserve": EVERYTHING,
     # Benchmarks build the same test-only contract models as the tests.

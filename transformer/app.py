@@ -33,6 +33,7 @@ from riskserve.serving.errors import (
     ServingError,
     Unauthorized,
 )
+from riskserve.serving.inference_log import InferenceLog
 from riskserve.serving.tensors import OutputTensor
 from riskserve.transformer import metrics
 from riskserve.transformer.decisions import (
@@ -47,6 +48,7 @@ from riskserve.transformer.features_source import (
     PushWorker,
     StoreUnavailable,
 )
+from riskserve.transformer.inference_log import raw_tensors, transformer_record
 from riskserve.transformer.predictor_client import PredictorError, PredictorPool
 from riskserve.transformer.raw_request import parse_raw_request
 
@@ -89,6 +91,7 @@ class Transformer:
     check_predictor_health: bool = False
     predictor_outputs: list[dict[str, Any]] = field(default_factory=list)
     decision: Decision = CARD
+    inference_log: InferenceLog | None = None  # riskserve.transformer.inference_log
 
     @property
     def ready(self) -> bool:
@@ -190,7 +193,9 @@ class TransformerApp:
             np.bool_,
             rows,
         )
-        outputs = list(answer.outputs)
+        # The columns answered beside the predictor's outputs: the model inputs, then
+        # the other features used (context, flags), which the log keeps apart.
+        used: list[OutputTensor] = []
         for name, datatype in decision.extra_outputs:
             array: np.ndarray
             if name == UNKNOWN_ENTITY:
@@ -201,7 +206,8 @@ class TransformerApp:
                 array = model_inputs[name]
             else:
                 array = feature_column(features, name, datatype, rows)
-            outputs.append(OutputTensor(name, datatype, array))
+            used.append(OutputTensor(name, datatype, array))
+        outputs = [*answer.outputs, *used]
         if raw.outputs.names is not None:
             by_name = {o.name: o for o in outputs}
             unknown_names = [n for n in raw.outputs.names if n not in by_name]
@@ -227,6 +233,20 @@ class TransformerApp:
                 (HEADER_LENGTH, str(json_length).encode()),
                 *self._extra_headers,
             ]
+        if t.inference_log is not None:
+            # Recorded before the answer leaves: a SIGKILL loses no answered request.
+            t.inference_log.submit(
+                transformer_record(
+                    request_id=request_id,
+                    model_name=t.model_name,
+                    model_version=answer.model_version or "",
+                    raw_inputs=raw_tensors(decision.raw_inputs, raw.events),
+                    model_inputs=model_inputs,
+                    outputs=answer.outputs,
+                    features=[u for u in used if u.name not in model_inputs],
+                    latency_seconds=time.perf_counter() - started,
+                )
+            )
         await self._send(send, 200, payload, headers)
         # The entities' new states are pushed once this step of the loop is over, so
         # the server has finished the answer first; before the loop reads anything

@@ -30,6 +30,7 @@ from riskserve.transformer.features_source import (
     PushWorker,
     open_feature_store,
 )
+from riskserve.transformer.inference_log import open_inference_log
 from riskserve.transformer.predictor_client import PredictorPool
 from riskserve.transformer.settings import TransformerSettings
 
@@ -172,10 +173,13 @@ class TransformerServer:
                 "store_io": settings.store_io,
                 "lookup_path": settings.lookup_path,
                 "auth": self.transformer.api_key is not None,
+                "inference_log": settings.inference_log_uri,
             },
         )
 
     async def serve(self) -> int:
+        # Started first: it publishes what a killed predecessor left in the spool.
+        self.transformer.inference_log = open_inference_log(self.settings)
         self._tasks = [
             asyncio.create_task(self._open_store()),
             asyncio.create_task(fetch_predictor_outputs(self.transformer)),
@@ -198,3 +202,5 @@ class TransformerServer:
             await asyncio.to_thread(
                 self.transformer.pushes.close, self.settings.push_drain_seconds
             )
+        if self.transformer.inference_log is not None:
+            await asyncio.to_thread(self.transformer.inference_log.close)

@@ -87,6 +87,41 @@ class TransformerSettings(BaseSettings):
     revision: str | None = None
     """A revision name (set by a platform): returned as header `x-riskserve-revision`."""
 
+    # The inference log: the predictor's machinery and names
+    # (`RISKSERVE_SERVING_INFERENCE_LOG_*`, riskserve.serving.settings) under this
+    # prefix; each record is on disk before its answer leaves (docs/transformer.md).
+    inference_log_uri: str | None = None
+    """Where to append a record of every answered request (raw inputs, the features
+    used, the outputs): a local folder or `s3://bucket/prefix`, the predictor's
+    layout (`<root>/<model>/<YYYY-MM-DD>/*.jsonl`), each record marked
+    `"stage": "transformer"`. Unset: no inference log."""
+
+    inference_log_batch_size: int = Field(default=500, ge=1)
+    """Most records in one published file/object."""
+
+    inference_log_flush_seconds: float = Field(default=1.0, gt=0)
+    """Longest a record waits in the spool before its file is published."""
+
+    inference_log_max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """A file is published once it holds this many bytes, even below the batch size."""
+
+    inference_log_spool_dir: Path | None = None
+    """Where records are appended before they are published. Default: `<root>/.spool`
+    for a local log; for S3 a folder under the system's temporary folder: point it at
+    a volume that outlives the container, so a restart publishes what a crash left."""
+
+    inference_log_max_spool_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """When the sink has failed for so long that the spool holds this much, new
+    records are dropped and counted (`riskserve_inference_log_dropped`)."""
+
+    inference_log_fsync: Literal["never", "interval"] = "never"
+    """`never`: each record is written (`write(2)`) before its answer leaves, so a
+    crash of the process loses none (a power loss can). `interval`: also fsync every
+    `inference_log_fsync_seconds` and each file before it is published."""
+
+    inference_log_fsync_seconds: float = Field(default=1.0, gt=0)
+    """The fsync interval of `inference_log_fsync=interval`."""
+
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     """A request head not complete this long after the connection opened (or the
     request's first byte) closes the connection (408), as in the predictor."""

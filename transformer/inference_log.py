@@ -1,0 +1,110 @@
+"""The transformer's inference log: a record of every answered request, written with
+the predictor's own machinery (`riskserve.serving.inference_log`: a spool segment,
+one `write(2)` before the answer leaves, `flock`, published to a folder or S3) and in
+its file format, so the monitor reads both alike.
+
+A transformer's record is the predictor's with `"stage": "transformer"`: its `inputs`
+are the model inputs it sent to the predictor (the features as served, which the
+monitor compares with the version's reference profile), `outputs` the predictor's
+answer, and it adds `raw_inputs` (the request's fields as sent) and `features` (the
+other columns it answered: context, the unknown-entity and features-unavailable
+flags). Its `request_id` is the one the predictor received, so one id finds both
+records of a decision (docs/transformer.md, "Inference log").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from riskserve.serving.inference_log import InferenceLog, InferenceRecord
+from riskserve.serving.settings import StorageSettings
+from riskserve.serving.tensors import InputTensor, OutputTensor
+from riskserve.transformer.settings import TransformerSettings
+
+STAGE = "transformer"
+
+# A raw field's attribute on the feature layer's event, where the names differ
+# (`Transaction` and `Checkout` say `timestamp_us`, `chip`, `pin`, `online`).
+_EVENT_ATTRIBUTES = {
+    "timestamp": "timestamp_us",
+    "used_chip": "chip",
+    "used_pin_number": "pin",
+    "online_order": "online",
+}
+_NUMPY = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
+
+
+def open_inference_log(settings: TransformerSettings) -> InferenceLog | None:
+    """The started log the settings ask for, or None when it is off."""
+    if not settings.inference_log_uri:
+        return None
+    return InferenceLog(
+        settings.inference_log_uri,
+        StorageSettings(),
+        batch_size=settings.inference_log_batch_size,
+        flush_seconds=settings.inference_log_flush_seconds,
+        max_file_bytes=settings.inference_log_max_file_bytes,
+        spool_dir=settings.inference_log_spool_dir,
+        max_spool_bytes=settings.inference_log_max_spool_bytes,
+        fsync=settings.inference_log_fsync,
+        fsync_seconds=settings.inference_log_fsync_seconds,
+    ).start()
+
+
+def raw_tensors(
+    raw_inputs: Sequence[tuple[str, str, str]], events: Sequence[Any]
+) -> list[InputTensor]:
+    """The request's raw fields as sent, one column each, from its checked events."""
+    rows = len(events)
+    tensors = []
+    for name, datatype, _ in raw_inputs:
+        attribute = _EVENT_ATTRIBUTES.get(name, name)
+        values = [getattr(event, attribute) for event in events]
+        if datatype == "BYTES":
+            array = np.empty(rows, dtype=object)
+            array[:] = values
+        else:
+            array = np.asarray(values, dtype=_NUMPY[datatype])
+        tensors.append(InputTensor(name, datatype, (rows,), array))
+    return tensors
+
+
+def model_input_tensors(model_inputs: dict[str, np.ndarray]) -> list[InputTensor]:
+    """The model inputs sent to the predictor, as the predictor logs its inputs."""
+    return [
+        InputTensor(
+            name, "BYTES" if array.dtype == object else "FP32", array.shape, array
+        )
+        for name, array in model_inputs.items()
+    ]
+
+
+def transformer_record(
+    *,
+    request_id: str,
+    model_name: str,
+    model_version: str,
+    raw_inputs: list[InputTensor],
+    model_inputs: dict[str, np.ndarray],
+    outputs: Sequence[OutputTensor],
+    features: Sequence[OutputTensor],
+    latency_seconds: float,
+    protocol: str = "rest",
+) -> InferenceRecord:
+    """One answered request's record (the module docstring says what goes where)."""
+    return InferenceRecord(
+        time.time(),
+        request_id,
+        model_name,
+        model_version,
+        model_input_tensors(model_inputs),
+        outputs,
+        latency_seconds,
+        protocol,
+        stage=STAGE,
+        raw_inputs=raw_inputs,
+        features=features,
+    )
