@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import orjson
 from feast import FeatureStore
 from riskserve.features.customer import (
     CREDIT_FEATURES,
@@ -28,24 +27,15 @@ from riskserve.features.customer_online import (
     record_checkout,
 )
 from riskserve.model.specs import MERCHANT_GROUPS
-from riskserve.serving.binary_tensors import HEADER_LENGTH
 from riskserve.serving.errors import InvalidInput
-from riskserve.serving.keepalive_client import header
-from riskserve.serving.tensors import InputTensor, encode_raw
+from riskserve.serving.tensors import InputTensor
 from riskserve.transformer.decisions import (
     FEATURES_UNAVAILABLE,
     UNKNOWN_ENTITY,
     feature_column,
     float32_columns,
 )
-from riskserve.transformer.predictor_client import (
-    PredictorAnswer,
-    PredictorError,
-    PredictorPool,
-    _predictor_message,  # the fraud hop's own wording and status rule, shared
-    _status,
-    parse_response,
-)
+from riskserve.transformer.predictor_client import PredictorAnswer, PredictorPool
 from riskserve.transformer.raw_request import (
     amount_column,
     id_column,
@@ -63,7 +53,6 @@ CHECKOUT_INPUTS: tuple[tuple[str, str, str], ...] = (
     ("timestamp", "INT64", "microseconds since the Unix epoch, UTC"),
 )
 NUMERIC = tuple(n for n in CREDIT_FEATURES if n != "merchant_group")
-_INFER_HEADERS = [(b"content-type", b"application/octet-stream")]
 
 
 class CheckoutDecision:
@@ -161,45 +150,7 @@ class CheckoutDecision:
         inputs: dict[str, np.ndarray],
         request_id: str,
     ) -> PredictorAnswer:
-        body, json_length = checkout_request(inputs, request_id)
-        status, headers, payload = await predictor.request(
-            "POST",
-            f"/v2/models/{model_name}/infer",
-            [*_INFER_HEADERS, (HEADER_LENGTH, json_length)],
-            body,
-        )
-        if status != 200:
-            raise PredictorError(_predictor_message(status, payload), _status(status))
-        return parse_response(payload, header(headers, HEADER_LENGTH))
-
-
-def checkout_request(
-    inputs: dict[str, np.ndarray], request_id: str
-) -> tuple[bytes, bytes]:
-    """A v2 binary request: FP32 `[N, 1]` features and `merchant_group` BYTES `[N, 1]`,
-    all outputs binary."""
-    described = []
-    raw = []
-    for name, values in inputs.items():
-        is_bytes = values.dtype == object
-        data = encode_raw(values) if is_bytes else values.astype("<f4").tobytes()
-        described.append(
-            {
-                "name": name,
-                "datatype": "BYTES" if is_bytes else "FP32",
-                "shape": [len(values), 1],
-                "parameters": {"binary_data_size": len(data)},
-            }
-        )
-        raw.append(data)
-    head = orjson.dumps(
-        {
-            "id": request_id,
-            "inputs": described,
-            "parameters": {"binary_data_output": True},
-        }
-    )
-    return head + b"".join(raw), str(len(head)).encode()
+        return await predictor.infer(model_name, inputs, request_id)
 
 
 CHECKOUT = CheckoutDecision()

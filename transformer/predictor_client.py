@@ -16,7 +16,12 @@ from riskserve.serving.keepalive_client import (
     KeepAlivePool,
     header,
 )
-from riskserve.serving.tensors import NUMPY_DTYPES, OutputTensor, decode_raw_input
+from riskserve.serving.tensors import (
+    NUMPY_DTYPES,
+    OutputTensor,
+    decode_raw_input,
+    encode_raw,
+)
 
 _INFER_HEADERS = [(b"content-type", b"application/octet-stream")]
 
@@ -76,7 +81,8 @@ class PredictorPool:
     async def infer(
         self, model_name: str, features: dict[str, np.ndarray], request_id: str
     ) -> PredictorAnswer:
-        """POST the features (FP32, `[N, 1]` each) as binary tensors, outputs binary."""
+        """POST the features as binary tensors (`[N, 1]` each: numbers as FP32, an
+        object array as BYTES), outputs binary."""
         body, json_length = features_request(features, request_id)
         status, headers, payload = await self.request(
             "POST",
@@ -102,14 +108,46 @@ class PredictorPool:
 def features_request(
     features: dict[str, np.ndarray], request_id: str
 ) -> tuple[bytes, bytes]:
-    """A v2 binary request: every feature FP32 `[N, 1]`, all outputs binary."""
+    """A v2 binary request: every feature `[N, 1]`, FP32 (an object array, such as
+    credit's `merchant_group`, BYTES), all outputs binary."""
     rows = {len(values) for values in features.values()}
     if len(rows) != 1:
         raise ValueError(f"the features have different lengths: {sorted(rows)}")
+    if any(values.dtype == object for values in features.values()):
+        return _mixed_request(features, request_id, rows.pop())
     before_id, after_id = _request_header(tuple(features), rows.pop())
     header = before_id + orjson.dumps(request_id) + after_id
     data = b"".join(v.astype("<f4", copy=False).tobytes() for v in features.values())
     return header + data, str(len(header)).encode()
+
+
+def _mixed_request(
+    features: dict[str, np.ndarray], request_id: str, rows: int
+) -> tuple[bytes, bytes]:
+    """A request with BYTES among its inputs: a BYTES tensor's size depends on its
+    strings, so its header is built for every request."""
+    described = []
+    raw = []
+    for name, values in features.items():
+        is_bytes = values.dtype == object
+        data = encode_raw(values) if is_bytes else values.astype("<f4").tobytes()
+        described.append(
+            {
+                "name": name,
+                "datatype": "BYTES" if is_bytes else "FP32",
+                "shape": [rows, 1],
+                "parameters": {"binary_data_size": len(data)},
+            }
+        )
+        raw.append(data)
+    head = orjson.dumps(
+        {
+            "id": request_id,
+            "inputs": described,
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    return head + b"".join(raw), str(len(head)).encode()
 
 
 @functools.lru_cache(maxsize=128)

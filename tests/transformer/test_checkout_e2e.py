@@ -19,15 +19,16 @@ from riskserve.transformer.checkout import NUMERIC
 from riskserve.transformer.features_source import open_feature_store
 
 from tests.fixtures.contract_models import credit_model, expected_credit, write_onnx
-from tests.serving.predictor_helpers import Predictor, start_predictor
-from tests.transformer.test_transformer_e2e import counter
+from tests.serving.predictor_helpers import Predictor
 from tests.transformer.transformer_helpers import (
     CustomerRepo,
     TransformerProcess,
     build_customer_repo,
+    counter,
     outputs,
     raw_checkout,
-    start_transformer,
+    transformer_stack,
+    wait_for_pushes,
 )
 
 pytestmark = pytest.mark.e2e
@@ -59,42 +60,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    monkeypatch_env = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp("checkout")
     repo = build_customer_repo(folder)
     write_onnx(credit_model(), folder / "model")
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
-        monkeypatch_env.delenv(name, raising=False)
-    predictor = start_predictor(folder, "predictor", "credit", folder / "model")
-    host = f"127.0.0.1:{predictor.http_port}"
-    started: list[TransformerProcess] = []
-    try:
-        started.append(
-            start_transformer(folder, "transformer", "credit", host, repo.repo)
-        )
-        started.append(
-            start_transformer(
-                folder,
-                "fail-open",
-                "credit",
-                host,
-                repo.repo,
-                env={"RISKSERVE_TRANSFORMER_FAIL_OPEN": "true"},
-            )
-        )
-        yield Stack(repo, predictor, *started)
-    finally:
-        for process in started:
-            process.stop()
-        predictor.stop()
-        monkeypatch_env.undo()
-
-
-def wait_for_pushes(transformer: TransformerProcess, count: float) -> None:
-    deadline = time.monotonic() + 10
-    while counter(transformer, "riskserve_transformer_pushes_total") < count:
-        assert time.monotonic() < deadline, "the state update was not pushed"
-        time.sleep(0.02)
+    with transformer_stack(folder, "credit", folder / "model", repo.repo) as started:
+        yield Stack(repo, started.predictor, started.transformer, started.fail_open)
 
 
 def test_a_raw_checkout_gets_the_credit_decision_and_the_features_it_used(

@@ -9,8 +9,9 @@ import pytest
 from riskserve.features.customer import Checkout, CustomerState, credit_features
 from riskserve.serving.binary_tensors import decode_inputs, split_body
 from riskserve.serving.errors import InvalidInput
-from riskserve.transformer.checkout import CHECKOUT, NUMERIC, checkout_request
+from riskserve.transformer.checkout import CHECKOUT, NUMERIC
 from riskserve.transformer.decisions import CARD, decision_for
+from riskserve.transformer.predictor_client import features_request
 from riskserve.transformer.raw_request import parse_raw_request
 
 from tests.transformer.transformer_helpers import raw_checkout, raw_request
@@ -76,7 +77,7 @@ def test_the_credit_predictor_gets_fp32_features_and_the_group_as_bytes() -> Non
     ]
     features = [credit_features(c, CustomerState()) for c in checkouts]
     inputs = CHECKOUT.model_inputs(features, 2)
-    body, length = checkout_request(inputs, "req-1")
+    body, length = features_request(inputs, "req-1")
     head, binary = split_body(body, length)
     request = orjson.loads(head)
     assert request["id"] == "req-1"

@@ -18,14 +18,16 @@ from riskserve.features.online import lookup
 from riskserve.transformer.features_source import open_feature_store
 
 from tests.fixtures.contract_models import expected_fraud, fraud_model, write_onnx
-from tests.serving.predictor_helpers import Predictor, start_predictor
+from tests.serving.predictor_helpers import Predictor
 from tests.transformer.transformer_helpers import (
     FeatureRepo,
     TransformerProcess,
     build_feature_repo,
+    counter,
     outputs,
     raw_request,
-    start_transformer,
+    transformer_stack,
+    wait_for_pushes,
 )
 
 pytestmark = pytest.mark.e2e
@@ -48,51 +50,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    monkeypatch_env = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp("transformer")
     repo = build_feature_repo(folder)
     write_onnx(fraud_model(), folder / "model")
-    # The predictor as a platform starts it: without the multiprocess-metrics folder
-    # importing Feast put into this process's environment.
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
-        monkeypatch_env.delenv(name, raising=False)
-    predictor = start_predictor(folder, "predictor", "fraud", folder / "model")
-    host = f"127.0.0.1:{predictor.http_port}"
-    started: list[TransformerProcess] = []
-    try:
-        started.append(
-            start_transformer(folder, "transformer", "fraud", host, repo.repo)
-        )
-        started.append(
-            start_transformer(
-                folder,
-                "fail-open",
-                "fraud",
-                host,
-                repo.repo,
-                env={"RISKSERVE_TRANSFORMER_FAIL_OPEN": "true"},
-            )
-        )
-        yield Stack(repo, predictor, *started)
-    finally:
-        for process in started:
-            process.stop()
-        predictor.stop()
-        monkeypatch_env.undo()
-
-
-def counter(transformer: TransformerProcess, name: str) -> float:
-    for line in transformer.client.get("/metrics").text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def wait_for_pushes(transformer: TransformerProcess, count: float) -> None:
-    deadline = time.monotonic() + 10
-    while counter(transformer, "riskserve_transformer_pushes_total") < count:
-        assert time.monotonic() < deadline, "the state update was not pushed"
-        time.sleep(0.02)
+    with transformer_stack(folder, "fraud", folder / "model", repo.repo) as started:
+        yield Stack(repo, started.predictor, started.transformer, started.fail_open)
 
 
 def test_a_raw_transaction_gets_the_decision_and_the_features_it_used(

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from riskserve.features.customer_offline import write_customer_offline_store
 from riskserve.features.offline import write_offline_store
 from riskserve.features.repo import open_store
@@ -20,6 +24,8 @@ from riskserve.model.events import (
     bnpl_events,
     card_transactions,
 )
+
+from tests.serving.predictor_helpers import Predictor, start_predictor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Materialise everything the register and the activity log hold.
@@ -121,6 +127,67 @@ def start_transformer(
             raise
     client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30)
     return TransformerProcess(process, http_port, client)
+
+
+@dataclass
+class TransformerStack:
+    """A real predictor and two transformers in front of it: the default one (an
+    online store that is down is a 503) and a fail-open one."""
+
+    predictor: Predictor
+    transformer: TransformerProcess
+    fail_open: TransformerProcess
+
+
+@contextmanager
+def transformer_stack(
+    folder: Path, model_name: str, model_dir: Path, repo: Path
+) -> Iterator[TransformerStack]:
+    """The predictor serving `model_dir` as `model_name` and the two transformers
+    (`--model_name model_name`, the feature repository `repo`), all stopped after."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # The predictor as a platform starts it: without the multiprocess-metrics
+        # folder importing Feast put into this process's environment.
+        for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
+            monkeypatch.delenv(name, raising=False)
+        predictor = start_predictor(folder, "predictor", model_name, model_dir)
+        host = f"127.0.0.1:{predictor.http_port}"
+        started: list[TransformerProcess] = []
+        try:
+            started.append(
+                start_transformer(folder, "transformer", model_name, host, repo)
+            )
+            started.append(
+                start_transformer(
+                    folder,
+                    "fail-open",
+                    model_name,
+                    host,
+                    repo,
+                    env={"RISKSERVE_TRANSFORMER_FAIL_OPEN": "true"},
+                )
+            )
+            yield TransformerStack(predictor, *started)
+        finally:
+            for process in started:
+                process.stop()
+            predictor.stop()
+
+
+def counter(transformer: TransformerProcess, name: str) -> float:
+    """A counter of the transformer's /metrics (0 before its first increment)."""
+    for line in transformer.client.get("/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_for_pushes(transformer: TransformerProcess, count: float) -> None:
+    """Until the transformer has pushed `count` state updates (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while counter(transformer, "riskserve_transformer_pushes_total") < count:
+        assert time.monotonic() < deadline, "the state update was not pushed"
+        time.sleep(0.02)
 
 
 def raw_request(
