@@ -1,0 +1,416 @@
+"""The decision policy, applied after the model (docs/policies.md).
+
+`load_policy(uri)` reads a policy (a local file or folder, `file://` or `s3://`) and
+checks its document (`riskserve.transformer.policy_schema`); `Policy.check_fields`
+checks every field it names against what the transformer has for the model: the
+request's raw inputs, the model's features and the model's outputs (`PolicyFields`).
+`Policy.decide(columns, rows)` evaluates the rules over the rows of one request, a
+numpy column per field in, an action, rule and reason per row out: the first rule whose
+conditions all hold decides, the default when none does.
+
+Missing values (NaN, None, an empty string) satisfy no comparison, `ne` and `not_in`
+included; `missing: true` tests for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from riskserve.transformer.policy_schema import (
+    MAX_DOCUMENT_BYTES,
+    Condition,
+    PolicyDocument,
+    PolicyError,
+    document_hash,
+    parse_document,
+)
+
+POLICY_FILE = "policy.yaml"
+DEFAULT_RULE = "default"
+_NUMERIC = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64"} | {
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    datatype: str  # v2: FP32, BOOL, BYTES, ...
+    source: str  # "input", "feature" or "output"
+    per_row: int = 1  # values per row: reason_codes has K
+
+
+@dataclass(frozen=True)
+class PolicyFields:
+    """What a policy may name for one model: raw inputs, features, outputs. A name that
+    is both a raw input and a feature is the feature (the value the model saw)."""
+
+    model: str
+    fields: Mapping[str, FieldInfo]
+
+    @classmethod
+    def build(
+        cls,
+        model: str,
+        inputs: Iterable[tuple[str, str]],
+        features: Iterable[tuple[str, str]],
+        outputs: Iterable[tuple[str, str, int]],
+    ) -> PolicyFields:
+        fields: dict[str, FieldInfo] = {}
+        for name, datatype in inputs:
+            fields[name] = FieldInfo(datatype, "input")
+        for name, datatype in features:
+            fields[name] = FieldInfo(datatype, "feature")
+        for name, datatype, per_row in outputs:
+            fields[name] = FieldInfo(datatype, "output", per_row)
+        return cls(model, fields)
+
+
+@dataclass(frozen=True)
+class PolicyDecisions:
+    """One request's decisions, a value per row."""
+
+    action: np.ndarray  # object: "approve", "block", ...
+    rule: np.ndarray  # object: the rule's name, or "default"
+    reason: np.ndarray  # object: the rule's reason code
+    policy_version: str  # the document's sha256, first 12 hex digits
+
+
+# A compiled test: (field, the mask over a column, the same on one value).
+_Mask = Callable[[np.ndarray], np.ndarray]
+_Test = Callable[[Any], bool]
+
+
+def _isnan(value: Any) -> bool:
+    if value is None or isinstance(value, str | bytes):
+        return not value
+    return bool(value != value)  # NaN, as a Python or a numpy float
+
+
+def _missing_mask(column: np.ndarray) -> np.ndarray:
+    if column.dtype.kind == "f":
+        return np.isnan(column)
+    if column.dtype.kind == "O":
+        return np.fromiter(
+            (_isnan(v) for v in column), dtype=np.bool_, count=len(column)
+        )
+    return np.zeros(len(column), np.bool_)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _compile(
+    operator: str, value: Any, info: FieldInfo, field: str, place: str
+) -> tuple[_Mask, _Test]:
+    """One operator of a condition, checked against the field's type, as a column
+    mask and a one-value test with the same meaning."""
+    text = info.datatype == "BYTES"
+    if info.per_row != 1:
+        if operator != "contains":
+            raise PolicyError(
+                f"{place}.{operator}: {field!r} has {info.per_row} values a row; "
+                "only `contains` tests it"
+            )
+        code = _text(value)
+
+        def row_has(row: Any) -> bool:
+            return any((t := _text(c)) == code or t.startswith(code + ":") for c in row)
+
+        return (
+            lambda col: np.fromiter(
+                (row_has(r) for r in col), dtype=np.bool_, count=len(col)
+            ),
+            lambda row: row_has(row),
+        )
+    if operator == "contains":
+        raise PolicyError(
+            f"{place}.contains: only a field of several values a row "
+            f"(reason_codes) takes `contains`; {field!r} has one"
+        )
+    if operator == "missing":
+        want = bool(value)
+        if want:
+            return _missing_mask, _isnan
+        return (lambda col: ~_missing_mask(col)), (lambda v: not _isnan(v))
+    if text and operator in {"lt", "le", "gt", "ge"}:
+        raise PolicyError(f"{place}.{operator}: {field!r} is text, not a number")
+    values = value if operator in {"in", "not_in"} else [value]
+    converted: list[Any] = []
+    for v in values:
+        if text:
+            if not isinstance(v, str):
+                raise PolicyError(
+                    f"{place}.{operator}: {field!r} is text; {v!r} is not a string"
+                )
+            converted.append(v)
+        elif info.datatype == "BOOL" and operator in {"eq", "ne"}:
+            if not isinstance(v, bool | int) or v not in (0, 1):
+                raise PolicyError(
+                    f"{place}.{operator}: {field!r} is true/false; {v!r} is not"
+                )
+            converted.append(bool(v))
+        elif info.datatype in _NUMERIC or info.datatype == "BOOL":
+            if isinstance(v, str):
+                raise PolicyError(
+                    f"{place}.{operator}: {field!r} is a number; {v!r} is text"
+                )
+            converted.append(float(v))
+        else:
+            raise PolicyError(
+                f"{place}: {field!r} is {info.datatype}, which a policy cannot test"
+            )
+    return _operator(operator, converted)
+
+
+def _operator(operator: str, values: list[Any]) -> tuple[_Mask, _Test]:
+    v = values[0]
+    if operator == "lt":
+        return (lambda col: col < v), (lambda x: x < v)
+    if operator == "le":
+        return (lambda col: col <= v), (lambda x: x <= v)
+    if operator == "gt":
+        return (lambda col: col > v), (lambda x: x > v)
+    if operator == "ge":
+        return (lambda col: col >= v), (lambda x: x >= v)
+    if operator == "eq":
+        return (lambda col: col == v), (lambda x: x == v)
+    if operator == "ne":
+        return (
+            lambda col: (col != v) & ~_missing_mask(col),
+            lambda x: not _isnan(x) and x != v,
+        )
+    members = frozenset(values)
+    if operator == "in":
+        return (
+            lambda col: np.fromiter(
+                (x in members for x in col.tolist()), np.bool_, len(col)
+            ),
+            lambda x: x in members,
+        )
+    # not_in
+    return (
+        lambda col: np.fromiter(
+            (not _isnan(x) and x not in members for x in col.tolist()),
+            np.bool_,
+            len(col),
+        ),
+        lambda x: not _isnan(x) and x not in members,
+    )
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    tests: tuple[tuple[str, _Mask, _Test], ...]
+
+
+class Policy:
+    """A checked policy, ready to decide (see the module docstring)."""
+
+    def __init__(self, document: PolicyDocument, text: bytes) -> None:
+        self.document = document
+        self.text = text
+        self.sha256 = document_hash(text)
+        self.version = self.sha256[:12]
+        self.fields = sorted({c.field for rule in document.rules for c in rule.when})
+        names = [rule.name for rule in document.rules] + [DEFAULT_RULE]
+        self._rule_names = np.array(names, dtype=object)
+        self._actions = np.array(
+            [r.action for r in document.rules] + [document.default.action], object
+        )
+        self._reasons = np.array(
+            [r.reason for r in document.rules] + [document.default.reason], object
+        )
+        self._compiled: tuple[_CompiledRule, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    @property
+    def kind(self) -> str:
+        return self.document.kind
+
+    def check_fields(self, fields: PolicyFields) -> None:
+        """Refuse (PolicyError, one line per problem) a field the model does not have
+        or a test its type cannot take; on success the policy can decide."""
+        problems = []
+        compiled = []
+        for i, rule in enumerate(self.document.rules):
+            tests = []
+            for j, condition in enumerate(rule.when):
+                place = f"rules[{i}].when[{j}]"
+                info = fields.fields.get(condition.field)
+                if info is None:
+                    problems.append(
+                        f"{place}.field: {condition.field!r} is not an input, feature "
+                        f"or output of model {fields.model}"
+                    )
+                    continue
+                try:
+                    tests += _condition_tests(condition, info, place)
+                except PolicyError as exc:
+                    problems.append(str(exc))
+            compiled.append(_CompiledRule(tuple(tests)))
+        if problems:
+            raise PolicyError("\n".join(problems))
+        self._compiled = tuple(compiled)
+
+    def decide(self, columns: Mapping[str, np.ndarray], rows: int) -> PolicyDecisions:
+        """The decisions for `rows` rows; `columns` holds every field the policy names
+        (`self.fields`), one value per row ([rows] or [rows, 1]; [rows, K] for a field
+        of K values a row)."""
+        if self._compiled is None:
+            raise RuntimeError("check_fields must accept the policy before it decides")
+        if rows == 1:
+            chosen = self._decide_one(columns)
+            index: Any = [chosen]
+        else:
+            index = self._decide_many(columns, rows)
+        return PolicyDecisions(
+            self._actions[index],
+            self._rule_names[index],
+            self._reasons[index],
+            self.version,
+        )
+
+    def _decide_one(self, columns: Mapping[str, np.ndarray]) -> int:
+        values: dict[str, Any] = {}
+        for i, rule in enumerate(self._compiled or ()):
+            for field, _, test in rule.tests:
+                if field not in values:
+                    values[field] = _first(columns, field)
+                if not test(values[field]):
+                    break
+            else:
+                return i
+        return len(self._rule_names) - 1
+
+    def _decide_many(self, columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
+        chosen = np.full(rows, len(self._rule_names) - 1, np.intp)
+        undecided = np.ones(rows, np.bool_)
+        prepared: dict[str, np.ndarray] = {}
+        for i, rule in enumerate(self._compiled or ()):
+            match = undecided.copy()
+            for field, mask, _ in rule.tests:
+                if field not in prepared:
+                    prepared[field] = _column(columns, field, rows)
+                match &= mask(prepared[field])
+                if not match.any():
+                    break
+            chosen[match] = i
+            undecided &= ~match
+            if not undecided.any():
+                break
+        return chosen
+
+
+def _condition_tests(
+    condition: Condition, info: FieldInfo, place: str
+) -> list[tuple[str, _Mask, _Test]]:
+    return [
+        (condition.field, *_compile(op, value, info, condition.field, place))
+        for op, value in condition.operators().items()
+    ]
+
+
+def _column(columns: Mapping[str, np.ndarray], field: str, rows: int) -> np.ndarray:
+    try:
+        column = np.asarray(columns[field])
+    except KeyError:
+        raise KeyError(f"the policy needs {field!r}, which the request lacks") from None
+    if column.ndim == 2 and column.shape[1] == 1:
+        return column.reshape(rows)
+    return column
+
+
+def _first(columns: Mapping[str, np.ndarray], field: str) -> Any:
+    try:
+        column = columns[field]
+    except KeyError:
+        raise KeyError(f"the policy needs {field!r}, which the request lacks") from None
+    value = column[0]
+    if isinstance(value, np.ndarray) and value.shape == (1,):
+        value = value[0]
+    # numpy scalars stay numpy: an FP32 score is compared in FP32, as the columns are
+    # (NEP 50) and as the graph compares its cut-off
+    return value
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+def parse_policy(text: bytes | str, source: str = "policy") -> Policy:
+    """A policy from its YAML text (its fields not yet checked: `check_fields`)."""
+    raw = text.encode() if isinstance(text, str) else text
+    return Policy(parse_document(raw, source), raw)
+
+
+def load_policy(uri: str, s3_client: Any = None) -> Policy:
+    """The policy at `uri`: a local `.yaml` file, a folder holding `policy.yaml`, the
+    same as `file://`, or `s3://bucket/key` (a key, or a prefix holding `policy.yaml`,
+    read with `s3_client`: `riskserve.model.s3_client.s3_client(S3Settings())` when
+    None). `models:/` URIs are resolved to one of these by the rollout layer first
+    (`riskserve policy status` prints them): the transformer carries no MLflow."""
+    if uri.startswith("models:/"):
+        raise PolicyError(
+            f"{uri}: a models:/ URI is resolved to s3:// or a path before the "
+            "transformer loads it (riskserve policy status shows each version's)"
+        )
+    if uri.startswith("s3://"):
+        return parse_policy(_read_s3(uri, s3_client), uri)
+    path = Path(uri.removeprefix("file://"))
+    if path.is_dir():
+        path = path / POLICY_FILE
+    try:
+        return parse_policy(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy ({exc.strerror})") from None
+
+
+def _read_s3(uri: str, client: Any) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise PolicyError(f"{uri}: expected s3://BUCKET/KEY")
+    if client is None:
+        from riskserve.model.s3_client import S3Settings, s3_client
+
+        client = s3_client(S3Settings())
+    if not key.endswith((".yaml", ".yml")):
+        key = key.rstrip("/") + "/" + POLICY_FILE
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key)
+        return answer["Body"].read(MAX_DOCUMENT_BYTES + 1)
+    except Exception as exc:  # botocore's errors carry the reason in their text
+        raise PolicyError(
+            f"s3://{bucket}/{key}: cannot read the policy ({exc})"
+        ) from None
+
+
+def policy_fields(
+    model: str,
+    raw_inputs: Iterable[tuple[str, ...]],
+    features: Iterable[tuple[str, str]],
+    outputs: Iterable[tuple[str, str, Iterable[int]]],
+) -> PolicyFields:
+    """The fields of a transformer in front of `model`: its kind's `raw_inputs` and
+    `extra_outputs` (`riskserve.transformer.decisions.Decision`) and the model's
+    outputs as its v2 metadata lists them, (name, datatype, shape)."""
+    answered = []
+    for name, datatype, shape in outputs:
+        dims = list(shape)
+        per_row = dims[1] if len(dims) == 2 and dims[1] > 0 else 1
+        answered.append((name, datatype, per_row))
+    return PolicyFields.build(
+        model,
+        ((entry[0], entry[1]) for entry in raw_inputs),
+        features,
+        answered,
+    )
