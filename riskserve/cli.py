@@ -72,6 +72,27 @@ def _rollout(argv: list[str]) -> int:
     return main(argv)
 
 
+def _policy(argv: list[str]) -> int:
+    from riskserve.policy_cli import main
+
+    return main(argv)
+
+
+def _report(argv: list[str]) -> int:
+    from riskserve.governance_cli import report
+
+    return report(argv)
+
+
+def _decide(command: str):
+    def handler(argv: list[str]) -> int:
+        from riskserve.governance_cli import decision
+
+        return decision(command, argv)
+
+    return handler
+
+
 def _app(argv: list[str]) -> int:
     from riskserve.app.__main__ import main
 
@@ -103,6 +124,10 @@ COMMANDS = {
         "delete an InferenceService from the local platform",
     ),
     "rollout": (_rollout, "canary rollouts: start, promote, rollback, status"),
+    "policy": (_policy, "decision policies: validate, apply, diff, status"),
+    "report": (_report, "a version's validation report (HTML, fairness, logged)"),
+    "approve": (_decide("approve"), "approve a validated version for production"),
+    "reject": (_decide("reject"), "reject a version"),
     "app": (_app, "the Gradio analyst app on port 7860"),
     "monitor": (_monitor, "drift and late-label performance from the inference log"),
     "demo": (_demo, "run the whole platform on this machine"),

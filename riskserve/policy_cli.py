@@ -1,0 +1,439 @@
+"""`riskserve policy validate | apply | diff | status` (docs/policies.md).
+
+A policy is versioned in the MLflow registry beside its model: the registered model
+`<model>-policy`, one version per applied policy (the YAML as the version's artifact,
+its sha256 and the model it decides for as tags), with `champion` and `challenger`
+aliases, so a policy moves, canaries and rolls back as a model does, and
+`models:/fraud-policy@champion` resolves to a storage URI the transformer reads without
+MLflow (`policy_storage_uri`).
+
+Exit codes: 0 done (or valid), 1 the policy is refused (every reason one line on
+stderr), 2 a usage error or MLflow failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from riskserve.rollout.controller import RolloutError, artifact_s3_uri
+from riskserve.rollout.settings import RolloutSettings
+from riskserve.serving.model_uri import (
+    is_models_uri,
+    parse_models_uri,
+    resolve_version,
+)
+from riskserve.transformer.policy import (
+    POLICY_FILE,
+    Policy,
+    PolicyFields,
+    parse_policy,
+    policy_fields,
+)
+from riskserve.transformer.policy_schema import PolicyError, Rule
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+POLICY_SUFFIX = "-policy"
+TAG_SHA256 = "policy_sha256"
+TAG_MODEL = "policy_model"
+TAG_MODEL_VERSION = "policy_model_version"
+TAG_NAME = "policy_name"
+TAG_BY = "applied_by"
+KIND_TAG = "riskserve.kind"
+DECISION_KINDS = {"card": "fraud", "customer": "credit"}
+_V2_DATATYPES = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "bool": "BOOL",
+    "int64": "INT64",
+    "int32": "INT32",
+    "object": "BYTES",
+    "str": "BYTES",
+    "bytes": "BYTES",
+}
+
+
+class CommandError(RuntimeError):
+    """A usage error or a failure of MLflow: exit 2."""
+
+
+def registered_policy_name(model: str) -> str:
+    return model + POLICY_SUFFIX
+
+
+# -- the fields a policy may name ------------------------------------------------------
+
+
+def transformer_fields(model: str, outputs: Sequence[tuple[str, str, list[int]]]):
+    """The fields of the transformer in front of `model` (its kind's raw inputs and
+    answered features) and the model's `outputs`; and the kind (fraud or credit)."""
+    from riskserve.transformer.decisions import decision_for
+
+    decision = decision_for(model)
+    fields = policy_fields(model, decision.raw_inputs, decision.extra_outputs, outputs)
+    return fields, DECISION_KINDS[decision.kind]
+
+
+def onnx_outputs(path: Path) -> list[tuple[str, str, list[int]]]:
+    """The outputs of an ONNX model file, as (name, v2 datatype, shape)."""
+    import onnx
+    from onnx import TensorProto
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    found = []
+    for value in graph.output:
+        tensor = value.type.tensor_type
+        datatype = {
+            TensorProto.FLOAT: "FP32",
+            TensorProto.DOUBLE: "FP64",
+            TensorProto.BOOL: "BOOL",
+            TensorProto.STRING: "BYTES",
+            TensorProto.INT64: "INT64",
+        }.get(tensor.elem_type, "UNSUPPORTED")
+        shape = [
+            d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim
+        ]
+        found.append((value.name, datatype, shape))
+    return found
+
+
+def signature_outputs(model_uri: str) -> list[tuple[str, str, list[int]]]:
+    """A registered version's outputs from its MLflow signature."""
+    import mlflow
+
+    info = mlflow.models.get_model_info(model_uri)
+    if info.signature is None or info.signature.outputs is None:
+        raise CommandError(f"{model_uri} has no signature to check the policy against")
+    found = []
+    for spec in info.signature.outputs.inputs:
+        dtype = getattr(spec, "type", None)
+        name = getattr(dtype, "name", str(dtype))
+        shape = [int(d) for d in (getattr(spec, "shape", None) or (-1,))]
+        found.append((spec.name, _V2_DATATYPES.get(name, name), shape))
+    return found
+
+
+def check_policy(policy: Policy, fields: PolicyFields, kind: str, model: str) -> None:
+    """Refuse a policy for another kind or model, or naming a field `fields` lacks."""
+    problems = []
+    if policy.kind != kind:
+        problems.append(
+            f"kind: {policy.kind!r}, but model {model} makes {kind} decisions"
+        )
+    if policy.document.model != model:
+        problems.append(
+            f"model: the policy is for {policy.document.model!r}, not {model!r}"
+        )
+    try:
+        policy.check_fields(fields)
+    except PolicyError as exc:
+        problems.extend(str(exc).splitlines())
+    if problems:
+        raise PolicyError("\n".join(problems))
+
+
+# -- the registry --------------------------------------------------------------------------
+
+
+def _client(settings: RolloutSettings) -> MlflowClient:
+    if not settings.mlflow_tracking_uri:
+        raise CommandError(
+            "set MLFLOW_TRACKING_URI: policies live in the MLflow registry"
+        )
+    return settings.mlflow_client()
+
+
+def model_version(client: MlflowClient, reference: str) -> tuple[str, str]:
+    """`NAME` (its champion, else its latest version) or `NAME/VERSION` -> (name,
+    version)."""
+    from mlflow.exceptions import MlflowException
+
+    name, _, version = reference.partition("/")
+    try:
+        if version:
+            return name, resolve_version(
+                client, parse_models_uri(f"models:/{reference}")
+            )
+        try:
+            return name, str(
+                client.get_model_version_by_alias(name, "champion").version
+            )
+        except MlflowException:
+            uri = parse_models_uri(f"models:/{name}/latest")
+            return name, resolve_version(client, uri)
+    except (MlflowException, LookupError, ValueError) as exc:
+        raise CommandError(
+            f"model {reference}: {getattr(exc, 'message', exc)}"
+        ) from None
+
+
+def read_policy_source(source: str, settings: RolloutSettings) -> Policy:
+    """A policy from a file, or from the registry (`models:/fraud-policy@champion`)."""
+    if not is_models_uri(source):
+        path = Path(source)
+        try:
+            return parse_policy(path.read_bytes(), source)
+        except OSError as exc:
+            raise CommandError(f"{source}: {exc.strerror}") from None
+    import mlflow
+
+    client = _client(settings)
+    try:
+        reference = parse_models_uri(source)
+        version = resolve_version(client, reference)
+        download = client.get_model_version_download_uri(reference.name, version)
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=download.rstrip("/") + "/" + POLICY_FILE, dst_path=folder
+            )
+            return parse_policy(Path(local).read_bytes(), source)
+    except PolicyError:
+        raise
+    except Exception as exc:  # MLflow's errors, a missing version or file
+        raise CommandError(f"{source}: {getattr(exc, 'message', exc)}") from None
+
+
+def policy_storage_uri(download_uri: str, artifacts_destination: str) -> str:
+    """Where the transformer reads a registered policy version: the `s3://` location of
+    its artifacts (as rollouts give KServe a model's), or the local folder when MLflow
+    keeps artifacts on this machine."""
+    if download_uri.startswith("file://"):
+        return download_uri.removeprefix("file://")
+    if download_uri.startswith("/"):
+        return download_uri
+    return artifact_s3_uri(download_uri, artifacts_destination)
+
+
+def apply_policy(
+    client: MlflowClient,
+    policy: Policy,
+    model: str,
+    model_version: str,
+    alias: str,
+) -> tuple[str, bool]:
+    """Register `policy` as a new version of `<model>-policy` and point `alias` at it;
+    when the latest version holds the same document, only the alias moves. Returns
+    (the version, whether it is new)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = registered_policy_name(model)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name,
+            tags={KIND_TAG: "policy", TAG_MODEL: model},
+            description=f"decision policies of model {model} (riskserve policy)",
+        )
+    versions = client.search_model_versions(f"name='{name}'")
+    if versions:
+        latest = max(versions, key=lambda v: int(v.version))
+        if latest.tags.get(TAG_SHA256) == policy.sha256:
+            client.set_registered_model_alias(name, alias, latest.version)
+            return str(latest.version), False
+    mlflow.set_experiment(name)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / POLICY_FILE
+        path.write_bytes(policy.text)
+        with mlflow.start_run(run_name=f"{policy.name}-{policy.version}") as run:
+            mlflow.set_tags({TAG_SHA256: policy.sha256, TAG_MODEL: model})
+            mlflow.log_artifact(str(path), artifact_path="policy")
+    source = run.info.artifact_uri.rstrip("/") + "/policy"
+    created = client.create_model_version(
+        name,
+        source,
+        run_id=run.info.run_id,
+        tags={
+            TAG_SHA256: policy.sha256,
+            TAG_NAME: policy.name,
+            TAG_MODEL: model,
+            TAG_MODEL_VERSION: model_version,
+            TAG_BY: getpass.getuser(),
+        },
+        description=policy.document.description or None,
+    )
+    client.set_registered_model_alias(name, alias, created.version)
+    return str(created.version), True
+
+
+# -- diff ----------------------------------------------------------------------------------
+
+
+def _when(rule: Rule) -> str:
+    parts = []
+    for condition in rule.when:
+        tests = ", ".join(
+            f"{op} {value!r}" for op, value in condition.operators().items()
+        )
+        parts.append(f"{condition.field} {tests}")
+    return " and ".join(parts)
+
+
+def _describe(rule: Rule) -> str:
+    return f"when {_when(rule)} -> {rule.action} ({rule.reason})"
+
+
+def diff_policies(old: Policy, new: Policy) -> list[str]:
+    """What changed from `old` to `new`, one readable line each (empty: the same
+    decisions; descriptions and comments are not compared)."""
+    lines = []
+    old_rules = {r.name: (i, r) for i, r in enumerate(old.document.rules)}
+    new_rules = {r.name: (i, r) for i, r in enumerate(new.document.rules)}
+    for key in ("name", "kind", "model"):
+        a, b = getattr(old.document, key), getattr(new.document, key)
+        if a != b:
+            lines.append(f"~ {key}: {a} -> {b}")
+    for name, (i, rule) in old_rules.items():
+        if name not in new_rules:
+            lines.append(f"- rule {name} (was #{i + 1}): {_describe(rule)}")
+    for name, (i, rule) in new_rules.items():
+        if name not in old_rules:
+            lines.append(f"+ rule {name} (#{i + 1}): {_describe(rule)}")
+            continue
+        j, before = old_rules[name]
+        if _when(before) != _when(rule):
+            lines.append(f"~ rule {name}: when {_when(before)} -> when {_when(rule)}")
+        if (before.action, before.reason) != (rule.action, rule.reason):
+            lines.append(
+                f"~ rule {name}: {before.action} ({before.reason}) -> "
+                f"{rule.action} ({rule.reason})"
+            )
+    kept_old = [n for n in old_rules if n in new_rules]
+    kept_new = [n for n in new_rules if n in old_rules]
+    if kept_old != kept_new:
+        lines.append(f"~ order: {', '.join(kept_old)} -> {', '.join(kept_new)}")
+    a, b = old.document.default, new.document.default
+    if (a.action, a.reason) != (b.action, b.reason):
+        lines.append(f"~ default: {a.action} ({a.reason}) -> {b.action} ({b.reason})")
+    return lines
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskserve policy")
+    actions = parser.add_subparsers(dest="action", required=True)
+    validate = actions.add_parser("validate", help="check a policy against its model")
+    validate.add_argument("file")
+    target = validate.add_mutually_exclusive_group()
+    target.add_argument(
+        "--model",
+        help="NAME or NAME/VERSION in the registry (default: the policy's model, "
+        "its champion, else its latest version)",
+    )
+    target.add_argument("--onnx", help="check against this ONNX file instead")
+    apply = actions.add_parser("apply", help="register the policy as a new version")
+    apply.add_argument("file")
+    apply.add_argument("--model", help="NAME or NAME/VERSION (as validate)")
+    apply.add_argument(
+        "--alias", default="challenger", help="alias of the new version (challenger)"
+    )
+    diff = actions.add_parser("diff", help="rules added, removed or changed")
+    diff.add_argument("old", help="a file or models:/NAME-policy@ALIAS (or /N)")
+    diff.add_argument("new", help="a file or models:/NAME-policy@ALIAS (or /N)")
+    status = actions.add_parser("status", help="versions, aliases, hashes, who/when")
+    status.add_argument("--model", required=True, help="the model, e.g. fraud")
+    return parser
+
+
+def _validated(
+    path: str, model_arg: str | None, settings: RolloutSettings
+) -> tuple[Policy, str, str, MlflowClient]:
+    policy = read_policy_source(path, settings)
+    client = _client(settings)
+    name, version = model_version(client, model_arg or policy.document.model)
+    fields, kind = transformer_fields(
+        name, signature_outputs(f"models:/{name}/{version}")
+    )
+    check_policy(policy, fields, kind, name)
+    return policy, name, version, client
+
+
+def _status(settings: RolloutSettings, model: str) -> list[str]:
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    name = registered_policy_name(model)
+    try:
+        registered = client.get_registered_model(name)
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as exc:
+        raise CommandError(f"{name}: {exc.message}") from None
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (registered.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    lines = [f"{name}: {len(versions)} version(s)"]
+    for v in sorted(versions, key=lambda v: -int(v.version)):
+        when = time.strftime(
+            "%Y-%m-%d %H:%M UTC", time.gmtime(v.creation_timestamp / 1000)
+        )
+        uri = policy_storage_uri(
+            client.get_model_version_download_uri(name, v.version),
+            settings.artifacts_destination,
+        )
+        lines.append(
+            f"  version {v.version}"
+            f" [{', '.join(sorted(aliases.get(str(v.version), []))) or '-'}]"
+            f" sha256 {v.tags.get(TAG_SHA256, '?')[:12]}"
+            f" {v.tags.get(TAG_NAME, '?')}"
+            f" for {model}/{v.tags.get(TAG_MODEL_VERSION, '?')}"
+            f" by {v.tags.get(TAG_BY, '?')} at {when}  {uri}"
+        )
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    settings = RolloutSettings()
+    prefix = f"riskserve policy {args.action}"
+    try:
+        if args.action == "validate":
+            if args.onnx:
+                policy = read_policy_source(args.file, settings)
+                model = policy.document.model
+                fields, kind = transformer_fields(model, onnx_outputs(Path(args.onnx)))
+                check_policy(policy, fields, kind, model)
+                against = args.onnx
+            else:
+                policy, model, version, _ = _validated(args.file, args.model, settings)
+                against = f"{model}/{version}"
+            print(
+                f"{args.file}: policy {policy.name} ({policy.version}) is valid for "
+                f"{against}: {len(policy.document.rules)} rules over "
+                f"{', '.join(policy.fields) or 'no fields'}"
+            )
+        elif args.action == "apply":
+            policy, model, version, client = _validated(args.file, args.model, settings)
+            number, new = apply_policy(client, policy, model, version, args.alias)
+            name = registered_policy_name(model)
+            what = "registered" if new else "unchanged, already"
+            print(
+                f"{name}: {what} version {number} ({policy.name}, sha256 "
+                f"{policy.version}); alias {args.alias} -> {number}"
+            )
+        elif args.action == "diff":
+            old = read_policy_source(args.old, settings)
+            new_policy = read_policy_source(args.new, settings)
+            lines = diff_policies(old, new_policy)
+            print("\n".join(lines) if lines else "no change in rules or defaults")
+        else:
+            print("\n".join(_status(settings, args.model)))
+    except PolicyError as exc:
+        where = f"{args.file}: " if getattr(args, "file", None) else ""
+        for line in str(exc).splitlines():
+            print(f"{prefix}: {where}{line}", file=sys.stderr)
+        return 1
+    except (CommandError, RolloutError) as exc:
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
