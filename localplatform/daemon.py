@@ -21,6 +21,7 @@ from riskserve.localplatform.gateway import Gateway, PredictorListener
 from riskserve.localplatform.grpc_gateway import GrpcGateway
 from riskserve.localplatform.processes import port_open
 from riskserve.localplatform.settings import PlatformSettings, inherited_environment
+from riskserve.serving.browser_guard import BrowserGuard
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
     HttpTimeouts,
@@ -48,7 +49,9 @@ async def run(settings: PlatformSettings) -> None:
     # Slow clients are closed and overload is a 503 with Retry-After, with the
     # predictor's own pieces (riskserve.serving.http_limits).
     limited = ConcurrencyLimit(
-        gateway,
+        # The data plane refuses what a web page sends; the control plane and
+        # /metrics have their own guard (Origin, Host, keys).
+        BrowserGuard(gateway, applies=lambda path: path.startswith("/v2")),
         max_requests=settings.gateway_max_concurrent_requests,
         max_body_bytes=settings.gateway_max_in_flight_bytes,
     )
@@ -73,7 +76,7 @@ async def run(settings: PlatformSettings) -> None:
     platform.predictor_port = predictor_socket.getsockname()[1]
     predictor_config = uvicorn.Config(
         ConcurrencyLimit(
-            PredictorListener(gateway),
+            BrowserGuard(PredictorListener(gateway)),
             max_requests=settings.gateway_max_concurrent_requests,
             max_body_bytes=settings.gateway_max_in_flight_bytes,
         ),

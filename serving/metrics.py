@@ -87,6 +87,12 @@ HTTP_REJECTED = Counter(
     ["limit"],
 )
 
+HTTP_BROWSER_REFUSED = Counter(
+    "riskserve_http_browser_refused",
+    "HTTP requests answered 403 because a web page made them (Origin or "
+    "Sec-Fetch-Site; riskserve.serving.browser_guard).",
+)
+
 SCORE_HISTOGRAM = Histogram(
     "riskserve_output_score",
     "Distribution of the model's probability output, per scored row.",

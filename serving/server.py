@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
+from riskserve.serving.browser_guard import BrowserGuard
 from riskserve.serving.dataplane import DataPlane
 from riskserve.serving.errors import ModelLoadError
 from riskserve.serving.http_limits import (
@@ -22,7 +23,11 @@ from riskserve.serving.http_limits import (
 from riskserve.serving.inference_log import InferenceLog
 from riskserve.serving.loading import in_daemon_thread, load_model
 from riskserve.serving.memory import keep_freed_memory
-from riskserve.serving.metrics import HTTP_REJECTED, HTTP_TIMEOUTS
+from riskserve.serving.metrics import (
+    HTTP_BROWSER_REFUSED,
+    HTTP_REJECTED,
+    HTTP_TIMEOUTS,
+)
 from riskserve.serving.model import OnnxRiskModel
 from riskserve.serving.rest import RestApp
 from riskserve.serving.settings import ServingSettings, StorageSettings
@@ -200,7 +205,7 @@ def _http_config(
         multiprocess_metrics=settings.prometheus_multiproc_dir is not None,
     )
     limited = ConcurrencyLimit(
-        app,
+        BrowserGuard(app, on_refuse=HTTP_BROWSER_REFUSED.inc),
         max_requests=settings.max_concurrent_requests,
         max_body_bytes=settings.max_in_flight_body_bytes,
         retry_after_seconds=settings.retry_after_seconds,

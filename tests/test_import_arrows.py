@@ -28,15 +28,17 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # predictor's bucket edges, so its histograms line up with the predictor's, its
     # HTTP limits (slow clients, overload), so the gateway holds as a predictor does,
     # and the v2 gRPC protocol's generated messages, which the gateway's gRPC side
-    # reads (the model's name, a shadow's outputs). The pooled keep-alive HTTP/1.1
-    # client is shared with the transformer's hop to its predictor (one copy, not two;
-    # it imports nothing of the predictor).
+    # reads (the model's name, a shadow's outputs), and the refusal of requests web
+    # pages make (the same rule on every data-plane port). The pooled keep-alive
+    # HTTP/1.1 client is shared with the transformer's hop to its predictor (one copy,
+    # not two; it imports nothing of the predictor).
     "localplatform": (
         "localplatform",
         "serving.buckets",
         "serving.http_limits",
         "serving.grpc_v2",
         "serving.keepalive_client",
+        "serving.browser_guard",
     ),
     # Rollouts reach the local platform through its client module, never the CLI; of
     # the model contract only MLflow's client limits, which training and the monitor

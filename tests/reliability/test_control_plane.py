@@ -404,3 +404,24 @@ def test_a_network_address_without_a_key_is_refused(tmp_path, ledger):
     ledger.attack(
         "gateway on 0.0.0.0 without a key", "refused with one line by up and the daemon"
     )
+
+
+def test_the_gateways_data_plane_refuses_what_web_pages_send(bare: Platform) -> None:
+    """A page's request to the gateway's v2 side is a 403 before any routing (even a
+    rebound name's "same origin"); a program's is routed (404: no such service); the
+    control API keeps its own rule (the same origin may read status)."""
+    base = bare.settings.gateway_url
+    for headers in (
+        {"origin": "https://evil.example", "content-type": "text/plain"},
+        {"origin": base, "sec-fetch-site": "same-origin"},
+        {"sec-fetch-site": "cross-site"},
+    ):
+        refused = bare.client.post(
+            "/v2/models/fraud/infer", content=b"{}", headers=headers
+        )
+        assert refused.status_code == 403, headers
+        assert "web pages are refused" in refused.json()["error"]
+    assert bare.client.post("/v2/models/fraud/infer", content=b"{}").status_code == 404
+    assert (
+        bare.client.get("/platform/status", headers={"origin": base}).status_code == 200
+    )
