@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from riskserve.monitoring.log_reader import BadInput
+from riskserve.monitoring.log_reader import STAGES, BadInput
 from riskserve.monitoring.passes import (
     EXIT_BAD_INPUT,
     DriftOptions,
@@ -55,6 +55,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a CSV of training data: the reference of versions registered without a "
         "profile",
+    )
+    parser.add_argument(
+        "--stage",
+        choices=STAGES,
+        default="auto",
+        help="whose records to read where a transformer and its predictor log to one "
+        "root: the transformer's (the features as served, with the raw inputs), the "
+        "predictor's, or auto (default): the transformer's when there are any",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object")
     parser.add_argument(

@@ -2,6 +2,12 @@
 columns: `<root>/<model>/<YYYY-MM-DD>/*.jsonl` in a folder or under an S3 prefix, one
 JSON record per request, each input and output a column of that request's rows.
 
+A transformer in front of the predictor writes the same records marked
+`"stage": "transformer"` (transformer/inference_log.py): their `inputs` are the model
+inputs it sent, the features as served, and they add `raw_inputs` and `features`,
+which are carried but not compared (no reference profile has them). The two may share
+a root; one pass reads one stage (`STAGES`), so no decision is counted twice.
+
 Only the day folders that overlap the window are listed. Lines that are not a record
 (torn, truncated, hand-edited) are counted and named, never fatal. The log is never
 changed: `write()` only adds a file beside it (the monitor's report).
@@ -15,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import orjson
@@ -23,6 +29,13 @@ from riskserve.monitoring.settings import MonitorSettings
 
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NAMED_CORRUPT_LINES = 20
+PREDICTOR: Final = "predictor"
+TRANSFORMER: Final = "transformer"
+Stage = Literal["auto", "predictor", "transformer"]
+STAGES: tuple[Stage, ...] = ("auto", PREDICTOR, TRANSFORMER)
+"""Whose records a pass reads: the predictor's (records without a `stage`), the
+transformer's, or `auto`: the transformer's when the window holds any (the features
+as served, with the raw inputs), else the predictor's."""
 
 
 class BadInput(ValueError):
@@ -64,6 +77,10 @@ class LogData:
     corrupt_count: int = 0
     corrupt: list[str] = field(default_factory=list)
     other_models: Counter = field(default_factory=Counter)
+    stage: str = PREDICTOR
+    """Whose records these are (`STAGES`)."""
+    other_stages: Counter = field(default_factory=Counter)
+    """Records of the model in the window left out because of their stage."""
 
     @property
     def rows(self) -> int:
@@ -181,9 +198,12 @@ def read_log(
     model: str,
     window: LogWindow,
     progress=None,
+    stage: Stage = "auto",
 ) -> LogData:
-    """The rows of `model` logged inside `window`. A 2-D input (one [N, F] tensor)
-    becomes columns `NAME#0` ... `NAME#F-1` (see `named_inputs`)."""
+    """The rows of `model` logged inside `window` by `stage` (`STAGES`). A 2-D input
+    (one [N, F] tensor) becomes columns `NAME#0` ... `NAME#F-1` (see `named_inputs`)."""
+    if stage not in STAGES:
+        raise BadInput(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
     found = log.models()
     if model not in found:
         if found:
@@ -193,15 +213,29 @@ def read_log(
             )
         return _empty(model)
     since, until = window.since.timestamp(), window.until.timestamp()
-    chunks: list[dict[str, np.ndarray]] = []
+    by_stage: dict[str, list[dict[str, np.ndarray]]] = {PREDICTOR: [], TRANSFORMER: []}
+    records: Counter = Counter()
     data = _empty(model)
     for where, payload in log.files(model, window.days()):
         data.files += 1
         if progress and data.files % 200 == 0:
-            progress(f"read {data.files} files, {data.records} records")
-        chunk = _parse_file(where, payload, model, since, until, data)
-        if chunk:
-            chunks.append(chunk)
+            progress(f"read {data.files} files, {records.total()} records")
+        for which, chunk in _parse_file(
+            where, payload, model, since, until, data, records
+        ).items():
+            by_stage.setdefault(which, []).append(chunk)
+    if stage == "auto":
+        stage = TRANSFORMER if by_stage[TRANSFORMER] else PREDICTOR
+    data.stage = stage
+    chunks = by_stage.pop(stage)
+    data.records = records.pop(stage, 0)
+    data.other_stages = +records
+    if data.other_stages and not chunks:
+        held = ", ".join(f"{n} {s} records" for s, n in data.other_stages.items())
+        raise BadInput(
+            f"the log of {model!r} at {log.where} holds {held} in the window, none "
+            f"of the {stage}: choose the stage to read (--stage)"
+        )
     if data.other_models and not chunks:
         raise BadInput(
             f"the log of {model!r} at {log.where} holds records of "
@@ -240,21 +274,21 @@ def _empty(model: str) -> LogData:
     return LogData(model, np.asarray([], dtype=np.float64), empty, empty, {}, {})
 
 
-def _parse_file(where, payload, model, since, until, data):
-    """A file's rows in the window as columns: by Arrow's JSON reader when every
-    record is regular (the predictor's own files), else line by line, which names
-    each corrupt line."""
+def _parse_file(where, payload, model, since, until, data, records):
+    """A file's rows in the window as columns, by stage: by Arrow's JSON reader when
+    every record is regular (a writer's own files), else line by line, which names
+    each corrupt line. `records` counts the records read, by stage."""
     try:
-        return _parse_regular_file(payload, model, since, until, data)
+        return _parse_regular_file(payload, model, since, until, data, records)
     except _Irregular:
-        return _parse_lines(where, payload, model, since, until, data)
+        return _parse_lines(where, payload, model, since, until, data, records)
 
 
 class _Irregular(Exception):
     """The file needs the line-by-line reader."""
 
 
-def _parse_regular_file(payload, model, since, until, data):
+def _parse_regular_file(payload, model, since, until, data, records):
     # Measured on 1,000,000 logged rows: orjson line by line spends ~20 us a record
     # in Python; Arrow's C++ reader parses the same file ~20 times faster.
     import pyarrow as pa
@@ -272,13 +306,20 @@ def _parse_regular_file(payload, model, since, until, data):
         raise _Irregular from None
     if names.null_count or stamps.null_count or not pa.types.is_struct(inputs.type):
         raise _Irregular
+    stage: str = PREDICTOR
+    if "stage" in table.column_names:
+        # A writer's files hold one stage; anything else is read line by line.
+        stages = set(table.column("stage").to_pylist())
+        if len(stages) != 1 or not isinstance(next(iter(stages)), str):
+            raise _Irregular
+        stage = str(stages.pop())
     ours = pc.equal(names, model)
     for other, count in Counter(names.filter(pc.invert(ours)).to_pylist()).items():
         data.other_models[other] += count
     seconds = stamps.cast(pa.int64()).to_numpy() / 1e6
     keep = ours.to_numpy(zero_copy_only=False) & (seconds >= since) & (seconds < until)
     if not keep.any():
-        return None
+        return {}
     mask = pa.array(keep)
     table = table.filter(mask)
     columns = [
@@ -306,7 +347,7 @@ def _parse_regular_file(payload, model, since, until, data):
     assert lengths is not None  # columns is not empty
     if (lengths == 0).any():
         raise _Irregular
-    data.records += len(lengths)
+    records[stage] += len(lengths)
     versions = table.column("model_version").to_numpy(zero_copy_only=False)
     ids = table.column("request_id").to_numpy(zero_copy_only=False)
     keys = (
@@ -343,7 +384,7 @@ def _parse_regular_file(payload, model, since, until, data):
             continue
         short = name.replace("outputs:", "out:").replace("inputs:", "in:")
         chunk[short] = _arrow_values(values)
-    return chunk
+    return {stage: chunk}
 
 
 def _arrow_values(values) -> np.ndarray:
@@ -358,9 +399,11 @@ def _arrow_values(values) -> np.ndarray:
     return values.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def _parse_lines(where, payload, model, since, until, data):
-    # (timestamp, model version, request id, rows, inputs, outputs)
-    kept: list[tuple[float, str, str, int, dict[str, Any], dict[str, Any]]] = []
+def _parse_lines(where, payload, model, since, until, data, records):
+    # By stage: (timestamp, model version, request id, rows, inputs, outputs)
+    kept_by_stage: dict[
+        str, list[tuple[float, str, str, int, dict[str, Any], dict[str, Any]]]
+    ] = {}
     for number, line in enumerate(payload.splitlines(), start=1):
         if not line.strip():
             continue
@@ -376,6 +419,9 @@ def _parse_lines(where, payload, model, since, until, data):
                 continue
             if not since <= stamp < until:
                 continue
+            stage = record.get("stage", PREDICTOR)
+            if not isinstance(stage, str):
+                raise TypeError("stage must be a string")
             rows = _rows(inputs, outputs)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             data.corrupt_count += 1
@@ -383,13 +429,17 @@ def _parse_lines(where, payload, model, since, until, data):
                 reason = str(exc).splitlines()[0][:120] if str(exc) else "unreadable"
                 data.corrupt.append(f"{where}:{number}: {reason}")
             continue
-        data.records += 1
+        records[stage] += 1
         rid = str(record.get("request_id", ""))
-        kept.append(
+        kept_by_stage.setdefault(stage, []).append(
             (stamp, str(record.get("model_version", "")), rid, rows, inputs, outputs)
         )
-    if not kept:
-        return None
+    return {stage: _line_chunk(kept) for stage, kept in kept_by_stage.items()}
+
+
+def _line_chunk(
+    kept: list[tuple[float, str, str, int, dict[str, Any], dict[str, Any]]],
+) -> dict[str, np.ndarray]:
     chunk = {
         "__time": np.asarray([t for r in kept for t in [r[0]] * r[3]], np.float64),
         "__version": np.asarray([v for r in kept for v in [r[1]] * r[3]], object),

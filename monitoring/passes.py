@@ -23,6 +23,7 @@ from riskserve.monitoring.log_reader import (
     LogData,
     LogWindow,
     S3Log,
+    Stage,
     open_log,
     parse_time,
     read_log,
@@ -64,6 +65,9 @@ class LogOptions:
     """Write the Prometheus gauges to this file."""
     push: str | None = None
     """Push the gauges to this Pushgateway URL."""
+    stage: Stage = "auto"
+    """Whose records to read when a predictor and its transformer log to one root:
+    `predictor`, `transformer` (the features as served), or `auto` (`STAGES`)."""
 
     @property
     def registered(self) -> str:
@@ -132,9 +136,10 @@ def _read(
     window = _window(options, default_since)
     say(f"reading {options.model}'s log at {log.where}")
     started = time.perf_counter()
-    data = read_log(log, options.model, window, progress=say)
+    data = read_log(log, options.model, window, progress=say, stage=options.stage)
     say(
-        f"{data.rows} rows from {data.records} records in {data.files} files "
+        f"{data.rows} rows from {data.records} {data.stage} records in {data.files} "
+        "files "
         f"({time.perf_counter() - started:.1f} s)"
         + (
             f"; {data.corrupt_count} corrupt lines skipped"
