@@ -169,6 +169,50 @@ def raw_fraud_examples(
     return examples
 
 
+# As for cards: a fresh id per app process, unknown on its first checkout.
+UNKNOWN_CUSTOMER_EXAMPLE: dict[str, object] = {
+    "customer_id": f"cust-new-{secrets.token_hex(4)}",
+    "basket_amount": 60.0,
+    "merchant_group": "Electronics",
+    "timestamp": "",
+}
+UNKNOWN_CUSTOMER_LABEL = (
+    "A customer never seen (unknown on the first checkout: the documented defaults)"
+)
+
+
+def raw_credit_examples(checkouts: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """Raw checkouts of real customers of a generated BNPL history (the demo's): the
+    busiest customer who never defaulted and the one with the most defaults, each
+    with a basket at their median amount at their most frequent merchant group, a
+    day after the history ends (the generated history may run past today, and a
+    checkout before a customer's stored state would not be its next one)."""
+    from riskserve.app.fields import format_timestamp_us
+
+    if checkouts.empty:
+        return {}
+    last_us = int(checkouts["event_timestamp"].max().value // 1000)
+    when = format_timestamp_us(last_us + 86_400_000_000)
+    defaults = checkouts.groupby("customer_id")["default"].sum()
+    counts = checkouts["customer_id"].value_counts()
+    clean = counts[counts.index.isin(defaults[defaults == 0].index)]
+    chosen = []
+    if len(clean):
+        chosen.append((str(clean.index[0]), "always repaid, many checkouts"))
+    if defaults.max() > 0:
+        chosen.append((str(defaults.idxmax()), "defaulted before"))
+    examples: dict[str, dict[str, object]] = {}
+    for customer_id, story in chosen:
+        own = checkouts[checkouts["customer_id"] == customer_id]
+        examples[f"{customer_id}: {story}, a basket at their usual amount"] = {
+            "customer_id": customer_id,
+            "basket_amount": round(float(own["basket_amount"].median()), 2),
+            "merchant_group": str(own["merchant_group"].mode().iloc[0]),
+            "timestamp": when,
+        }
+    return examples
+
+
 def write_examples_file(path: Path, examples: dict[str, dict[str, dict]]) -> None:
     """`{"fraud": {label: {field: value}}, "credit": {...}}`, for
     RISKSERVE_APP_EXAMPLES_FILE."""

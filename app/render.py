@@ -213,15 +213,23 @@ def credit_scaling(metadata: ModelMetadata) -> tuple[float, float, float]:
 
 def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
     probability = float(result.outputs[DEFAULT_PROBABILITY][0])
-    score = float(result.outputs[CREDIT_SCORE][0])
+    # A transformer's JSON answer carries an infinite score (a probability of 0 or
+    # 1) as null: it is off the scale, at the end the probability says.
+    sent = result.outputs[CREDIT_SCORE][0]
+    score = float(sent) if sent is not None else math.nan
     approved = bool(result.outputs[APPROVED][0])
     base_score, base_odds, pdo = credit_scaling(metadata)
     bands = score_bands(base_score, pdo)
+    if not math.isfinite(score):
+        score = math.inf if probability < 0.5 else -math.inf
     band = band_of(score, bands)
+    score_text = f"{score:.0f}" if math.isfinite(score) else "off the scale"
     cutoff = metadata.parameter("cutoff")
     # The lowest and highest scores drawn: three bands of width pdo beyond the edges.
     low, high = base_score - 5 * pdo, base_score + 5 * pdo
-    position = 0.0 if not math.isfinite(score) else (score - low) / (high - low)
+    position = (
+        (score - low) / (high - low) if math.isfinite(score) else float(score > 0)
+    )
     scale = "".join(
         f'<div title="{b.name}: {b.label}" style="flex:1;text-align:center;'
         f"padding:2px 0;background:{colour};color:white;font-size:0.8em"
@@ -258,7 +266,7 @@ def credit_answer_html(result: InferenceResult, metadata: ModelMetadata) -> str:
         f"{probability:.4f}</b> ({probability:.2%})</div>"
         f"{probability_bar(probability, None, RED if not approved else GREEN)}"
         f'<div style="font-size:1.2em;margin-top:6px">Credit score <b class="rs-score">'
-        f"{score:.0f}</b>, band <b>{band.name}</b> ({band.label}, {band_range})</div>"
+        f"{score_text}</b>, band <b>{band.name}</b> ({band.label}, {band_range})</div>"
         f'<div style="display:flex;gap:2px;margin-top:4px">{scale}</div>{pointer}'
         f'<div style="color:#555;font-size:0.85em">Scale: {base_score:g} points at '
         f"{base_odds:g}:1 odds of repaying; every {pdo:g} points double the odds.</div>"

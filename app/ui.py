@@ -23,6 +23,8 @@ from riskserve.app.examples import (
     FRAUD_EXAMPLES,
     UNKNOWN_CARD_EXAMPLE,
     UNKNOWN_CARD_LABEL,
+    UNKNOWN_CUSTOMER_EXAMPLE,
+    UNKNOWN_CUSTOMER_LABEL,
     load_examples_file,
 )
 from riskserve.app.fields import (
@@ -122,12 +124,14 @@ class ModelEndpoint:
     ) -> dict[str, dict[str, object]]:
         """The examples its form offers: the built-in feature rows for a bare
         predictor; for a transformer, the examples file's raw events (real ids of
-        the demo's history) and, for fraud, a card never seen."""
+        the demo's history) and a card or customer never seen."""
         if not self.raw_events:
             return EXAMPLES[self.kind]
         examples = dict(from_file.get(self.kind, {}))
         if self.kind == "fraud":
             examples[UNKNOWN_CARD_LABEL] = UNKNOWN_CARD_EXAMPLE
+        if self.kind == "credit":
+            examples[UNKNOWN_CUSTOMER_LABEL] = UNKNOWN_CUSTOMER_EXAMPLE
         return examples
 
 

@@ -1,15 +1,18 @@
 """`riskserve demo` (`make demo`): the whole platform on one machine, from a fresh clone.
 
 Starts MLflow, generates a raw card event log (a card register and a month of
-transactions) and builds the Feast feature repository from it (offline store, online
-store seeded with every card's state), trains the fraud model on the log's
-point-in-time features and the credit model, deploys the `fraud` InferenceService with
-a transformer in front of its predictor and `credit` as a bare predictor on the local
+transactions) and a BNPL event log (a year of customers' checkouts and payment
+events) and builds one Feast feature repository from both (offline store, online
+store seeded with every card's and every customer's state), trains the fraud and the
+credit models on their logs' point-in-time features, deploys the `fraud` and `credit`
+InferenceServices with a transformer in front of each predictor on the local
 platform, trains a second fraud version and starts it as a 20% canary, sends the next
 day's raw transactions of the same cards through the gateway (a calm slice, then a
 drifted one) with the inference log on and runs the drift monitor on each slice
-(printing the command, the verdict and the report file), starts the analyst app,
-prints every URL, and on Ctrl-C stops everything it started (and only that).
+(printing the command, the verdict and the report file), sends the next day's raw
+checkouts of the same customers and one of a new customer (printing decisions),
+starts the analyst app, prints every URL, and on Ctrl-C stops everything it started
+(and only that).
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from riskserve import local_services
-from riskserve.app.examples import raw_fraud_examples, write_examples_file
+from riskserve.app.examples import (
+    raw_credit_examples,
+    raw_fraud_examples,
+    write_examples_file,
+)
 from riskserve.localplatform.client import (
     apply_yaml,
     start_daemon,
@@ -178,6 +185,82 @@ def seed_online_store(store: FeatureStore, event_log: Path) -> None:
         writer.write(str(row["card_id"]), stamp, CardState.from_row(fields))
 
 
+@dataclass(frozen=True)
+class CustomerFeatures:
+    """The demo's BNPL data: the checkouts and payment events the credit model trains
+    on (in the card data's event log folder), the customers' state at the end of them
+    in the same Feast repository's online store, and the next day's checkouts of the
+    same customers, the demo's credit traffic."""
+
+    event_log: Path
+    repo: Path
+    checkouts: pd.DataFrame
+    payments: pd.DataFrame
+    traffic: pd.DataFrame
+
+
+def build_customer_features(
+    folder: Path, customers: int, days: int, seed: int = EVENTS_SEED, say=say
+) -> CustomerFeatures:
+    """Generate `days` + 1 days of BNPL checkouts and their payment events; write
+    the events of the first `days` into the offline store (`folder/events`) beside
+    the cards', and every customer's state at the end of them into the online store
+    (`folder/repo`); keep the last day's checkouts as traffic. Run after
+    `build_card_features`, which starts the repository afresh."""
+    from riskserve.features.customer_offline import write_customer_offline_store
+    from riskserve.features.repo import open_store
+    from riskserve.model.events import START, bnpl_events
+
+    started = time.monotonic()
+    folder = folder.resolve()
+    events = bnpl_events(customers=customers, days=days + 1, seed=seed)
+    cut = START + dt.timedelta(days=days)
+    checkouts, payments = events.checkouts, events.payments
+    history = checkouts[checkouts["event_timestamp"] < cut].reset_index(drop=True)
+    paid = payments[payments["event_timestamp"] < cut].reset_index(drop=True)
+    traffic = checkouts[checkouts["event_timestamp"] >= cut].reset_index(drop=True)
+    say(
+        f"generated {history['customer_id'].nunique()} BNPL customers with "
+        f"{len(history)} checkouts ({int(history['default'].sum())} defaults) and "
+        f"{len(paid)} payment events over {days} days, and the next day's "
+        f"{len(traffic)} checkouts as traffic"
+    )
+    event_log, repo = folder / "events", folder / "repo"
+    write_customer_offline_store(event_log, history, paid)
+    say(f"offline store written: {event_log} (checkouts, payments, customer activity)")
+    store = open_store(repo, event_log)
+    seed_customer_states(store, event_log)
+    say(
+        f"online store seeded with every customer's state in "
+        f"{time.monotonic() - started:.0f} s: {repo / 'online.db'}"
+    )
+    return CustomerFeatures(event_log, repo, history, paid, traffic)
+
+
+def seed_customer_states(store: FeatureStore, event_log: Path) -> None:
+    """Every customer's latest `customer_activity` row written as the transformer's
+    own state updates are (`CustomerStateWriter`): the rows `materialize` would write,
+    without converting every row of the log (see `seed_online_store`)."""
+    import numpy as np
+
+    from riskserve.features.customer import STATE_FIELDS, CustomerState
+    from riskserve.features.customer_online import CustomerStateWriter
+    from riskserve.features.repo import CUSTOMER_ACTIVITY_FILE
+
+    activity = pd.read_parquet(event_log / CUSTOMER_ACTIVITY_FILE)
+    # The log holds each customer's empty state, then one row per event in time
+    # order: a customer's last row is its state now.
+    latest = activity.groupby("customer_id", sort=False).tail(1)
+    writer = CustomerStateWriter(store)
+    for row in latest.to_dict("records"):
+        fields = {
+            name: list(value) if isinstance(value, np.ndarray) else value
+            for name, value in ((n, row[n]) for n in STATE_FIELDS)
+        }
+        stamp = pd.Timestamp(row["event_timestamp"]).value // 1000
+        writer.write(str(row["customer_id"]), stamp, CustomerState.from_row(fields))
+
+
 # The demo's traffic before it sent raw transactions: synthetic feature rows, five a
 # request. tests/monitoring/test_demo_drift.py still judges the monitor's verdicts on
 # them (its move to `traffic_slices` belongs to that test's owner).
@@ -248,6 +331,98 @@ def send_traffic(gateway: str, rows: pd.DataFrame) -> tuple[int, int]:
             outputs = {o["name"]: o["data"] for o in answer.json()["outputs"]}
             flagged += bool(outputs["is_fraud"][0])
     return len(rows), flagged
+
+
+# A customer no history holds: the transformer scores it on the empty history and
+# flags it (`unknown_entity`).
+NEW_CUSTOMER = "cust-demo-new"
+CHECKOUTS_SHOWN = 4  # decisions printed one per line; the rest are counted
+
+
+def raw_checkout(
+    customer_id: str, basket_amount: float, merchant_group: str, timestamp_us: int
+) -> dict:
+    """One BNPL checkout as the checkout transformer's raw v2 request."""
+
+    def tensor(name: str, datatype: str, value: object) -> dict:
+        return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
+
+    return {
+        "inputs": [
+            tensor("customer_id", "BYTES", customer_id),
+            tensor("basket_amount", "FP64", float(basket_amount)),
+            tensor("merchant_group", "BYTES", merchant_group),
+            tensor("timestamp", "INT64", int(timestamp_us)),
+        ]
+    }
+
+
+def checkout_requests(traffic: pd.DataFrame) -> list[dict]:
+    """The demo's credit traffic: the next day's checkouts in time order, then one
+    of a customer never seen, a minute after the last."""
+    requests = [
+        raw_checkout(
+            row["customer_id"],
+            row["basket_amount"],
+            row["merchant_group"],
+            pd.Timestamp(row["event_timestamp"]).value // 1000,
+        )
+        for row in traffic.to_dict("records")
+    ]
+    last = traffic["event_timestamp"].max() if len(traffic) else pd.Timestamp.now("UTC")
+    stamp = (pd.Timestamp(last) + pd.Timedelta(minutes=1)).value // 1000
+    return [*requests, raw_checkout(NEW_CUSTOMER, 60.0, "Electronics", stamp)]
+
+
+def decision_line(request: dict, outputs: dict[str, list]) -> str:
+    """One checkout's decision as the demo prints it."""
+    raw = {t["name"]: t["data"][0] for t in request["inputs"]}
+    approved = bool(outputs["approved"][0])
+    score = outputs["credit_score"][0]
+    # One row's [1, K] reason codes: K strings, flat in v2 JSON.
+    codes = outputs.get("reason_codes") or []
+    reasons = [
+        str(r)
+        for r in (codes[0] if codes and isinstance(codes[0], list) else codes)
+        if r
+    ]
+    text = (
+        f"{raw['customer_id']} {raw['basket_amount']:.2f} at {raw['merchant_group']}: "
+        f"{'APPROVED' if approved else 'DECLINED'}, score "
+        f"{'n/a' if score is None else f'{float(score):.0f}'}, default probability "
+        f"{float(outputs['default_probability'][0]):.4f}"
+    )
+    if outputs.get("unknown_entity", [False])[0]:
+        text += ", unknown customer (no history: the documented defaults)"
+    else:
+        text += f", {outputs['customer_checkouts'][0]} checkouts before"
+    if reasons:
+        text += "; reasons: " + "; ".join(reasons[:2])
+    return text
+
+
+def send_checkouts(gateway: str, requests: list[dict], say=say) -> tuple[int, int]:
+    """`requests` through the gateway to credit's transformer in order (each
+    customer's state advances with each); the first `CHECKOUTS_SHOWN` and the last
+    (the new customer) printed. (checkouts, approved)."""
+    import httpx
+
+    approved = 0
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        for number, request in enumerate(requests):
+            answer = client.post("/v2/models/credit/infer", json=request)
+            if answer.status_code != 200:
+                raise RuntimeError(
+                    f"credit answered a raw checkout with HTTP {answer.status_code}: "
+                    f"{answer.text[:300]}"
+                )
+            outputs = {o["name"]: o["data"] for o in answer.json()["outputs"]}
+            approved += bool(outputs["approved"][0])
+            if number < CHECKOUTS_SHOWN or number == len(requests) - 1:
+                say("  " + decision_line(request, outputs))
+            elif number == CHECKOUTS_SHOWN:
+                say(f"  ... ({len(requests) - CHECKOUTS_SHOWN - 1} more)")
+    return len(requests), approved
 
 
 def next_whole_second() -> float:
@@ -356,7 +531,18 @@ def main(argv: list[str] | None = None) -> int:
         default=30,
         help="days of that log (its traffic is the next)",
     )
-    parser.add_argument("--credit-rows", type=int, default=90_000)
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=2_000,
+        help="BNPL customers in the generated event log the credit model trains on",
+    )
+    parser.add_argument(
+        "--credit-days",
+        type=int,
+        default=365,
+        help="days of that log (its traffic is the next)",
+    )
     parser.add_argument(
         "--budget",
         type=float,
@@ -373,8 +559,10 @@ def main(argv: list[str] | None = None) -> int:
         help="stop everything and exit once the demo is up",
     )
     args = parser.parse_args(argv)
-    if min(args.cards, args.days) < 1:
-        parser.error("--cards and --days must be at least 1")
+    if min(args.cards, args.days, args.customers, args.credit_days) < 1:
+        parser.error(
+            "--cards, --days, --customers and --credit-days must be at least 1"
+        )
     settings = PlatformSettings()
     signal.signal(signal.SIGTERM, _interrupt)
     services = local_services.status(settings)
@@ -392,14 +580,20 @@ def main(argv: list[str] | None = None) -> int:
         card_data = build_card_features(
             settings.state_dir / "features", args.cards, args.days
         )
+        customer_data = build_customer_features(
+            settings.state_dir / "features", args.customers, args.credit_days
+        )
         examples_file = settings.state_dir / "features" / "app-examples.json"
         write_examples_file(
             examples_file,
-            {"fraud": raw_fraud_examples(card_data.cards, card_data.history)},
+            {
+                "fraud": raw_fraud_examples(card_data.cards, card_data.history),
+                "credit": raw_credit_examples(customer_data.checkouts),
+            },
         )
         events = ["--events", str(card_data.event_log)]
         train("fraud", env, [*events, *budget])
-        train("credit", env, ["--rows", str(args.credit_rows), *budget])
+        train("credit", env, [*events, *budget])
 
         say(f"starting the local platform (gateway {settings.gateway_url})")
         # Every predictor writes the inference log the monitor reads.
@@ -420,10 +614,10 @@ def main(argv: list[str] | None = None) -> int:
             champion = resolve_model(
                 f"models:/{name}@champion", rollout_settings, for_kserve=False
             )
-            # fraud takes raw transactions: a transformer in front of its predictor.
-            # credit stays a bare predictor until the checkout transformer exists.
-            repo = card_data.repo if name == "fraud" else None
-            for message in apply_yaml(settings, isvc(name, champion.storage_uri, repo)):
+            # Both take raw events: a transformer in front of each predictor, over
+            # the one repository (the transformer's kind follows the model name).
+            yaml = isvc(name, champion.storage_uri, card_data.repo)
+            for message in apply_yaml(settings, yaml):
                 say(message)
         wait_ready(settings, ["fraud", "credit"], settings.predictor_ready_timeout_s)
 
@@ -485,6 +679,14 @@ def main(argv: list[str] | None = None) -> int:
             TrafficSlice("calm", boundaries[0], boundaries[1], drift_expected=False),
             TrafficSlice("drifted", boundaries[1], boundaries[2], drift_expected=True),
         ]
+        checkouts = checkout_requests(customer_data.traffic)
+        say(
+            f"sending {len(checkouts)} raw BNPL checkouts (customer id and basket) "
+            "through the gateway to credit's transformer: the next day's "
+            f"{len(checkouts) - 1} of the same customers, then a new customer's"
+        )
+        sent, approved = send_checkouts(settings.gateway_url, checkouts)
+        say(f"  credit: {sent} checkouts decided, {approved} approved")
         time.sleep(1.5)  # the inference log's last batch is written
         for traffic in slices:
             run_monitor(log_dir, env, traffic)
@@ -500,8 +702,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  MLflow UI            {settings.mlflow_url}  (models: {settings.mlflow_url}/#/models)\n"
             f"  v2 gateway           {gateway}/v2/models/fraud/infer, {gateway}/v2/models/credit/infer\n"
             f"  v2 gRPC              {settings.host}:{settings.gateway_grpc_port}"
-            " (inference.GRPCInferenceService: credit; fraud's transformer serves"
-            " REST only)\n"
+            " (inference.GRPCInferenceService; both transformers serve REST only)\n"
             f"  platform status      riskserve status   (or {gateway}/platform/status)\n"
             f"  canary               fraud: 20% to the new version; riskserve rollout status fraud\n"
             f"  drift monitor        {' '.join(slices[1].monitor_command(log_dir))}"
@@ -512,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
             + "  try:  curl -s "
-            f"{gateway}/v2/models/fraud -H 'content-type: application/json'\n",
+            f"{gateway}/v2/models/credit/infer -H 'content-type: application/json' "
+            f"-d '{json.dumps(checkout_requests(customer_data.traffic.iloc[:0])[0])}'\n",
             flush=True,
         )
         if not args.no_wait:
