@@ -26,7 +26,9 @@ from riskserve.features.customer import (
     advance,
     credit_features,
 )
-from riskserve.features.online import _python, use_wal
+from riskserve.features.entity_rows import EntityRows
+from riskserve.features.online import own_redis_writes, use_wal
+from riskserve.features.pending_states import pending_states
 from riskserve.features.repo import CREDIT_FEATURE_VIEW
 
 _OUTPUTS = (*CREDIT_FEATURES, *CUSTOMER_CONTEXT)
@@ -72,20 +74,23 @@ def _key(customer_id: str) -> EntityKeyProto:
 
 class CustomerReader:
     """`lookup` without Feast's per-request machinery (as `CardReader`): the
-    customer's row read by the provider, `credit_features` applied."""
+    customer's row read in one statement (`EntityRows`), a staged state not yet
+    committed taking its place, `credit_features` applied."""
 
     def __init__(self, store: FeatureStore) -> None:
-        self._store = store
-        self._activity = store.get_feature_view("customer_activity")
-        self._provider = store._get_provider()
+        self._rows = EntityRows(store, ("customer_activity",), "customer_id")
+        self._pending = pending_states(store)
+
+    def stored(self, customer_id: str) -> CustomerState:
+        """The customer's state as the store holds it (nothing staged)."""
+        (activity,) = self._rows.read(customer_id)
+        return CustomerState.from_row(activity) if activity else CustomerState()
 
     def state(self, customer_id: str) -> CustomerState:
-        _, activity = self._provider.online_read(
-            self._store.config, self._activity, [_key(customer_id)]
-        )[0]
-        return (
-            CustomerState.from_row(_python(activity)) if activity else CustomerState()
-        )
+        """The customer's latest state: staged by a write not yet committed, else
+        stored."""
+        staged = self._pending.get("customer_activity", customer_id)
+        return staged if staged is not None else self.stored(customer_id)
 
     def lookup(self, checkout: Checkout) -> CustomerLookup:
         state = self.state(checkout.customer_id)
@@ -94,14 +99,19 @@ class CustomerReader:
 
 class CustomerStateWriter:
     """Writes a customer's state to the online store's `customer_activity` row, the
-    row a push through `customer_activity_push` writes (see `CardStateWriter`)."""
+    row a push through `customer_activity_push` writes (see `CardStateWriter`: staged
+    while the transformer batches, else committed at once)."""
 
     def __init__(self, store: FeatureStore) -> None:
-        self._store = store
         self._view = store.get_feature_view("customer_activity")
-        self._provider = store._get_provider()
+        self._pending = pending_states(store)
+        self.reader = CustomerReader(store)
         if store.config.online_store.type == "sqlite":
             use_wal(store)
+        own_redis_writes(store)
+
+    def latest(self, customer_id: str) -> CustomerState:
+        return self.reader.state(customer_id)
 
     def write(self, customer_id: str, timestamp_us: int, state: CustomerState) -> None:
         row = state.as_row()
@@ -117,21 +127,21 @@ class CustomerStateWriter:
                 else ValueProto(double_list_val=DoubleList(val=row[name]))
             )
         when = datetime.fromtimestamp(timestamp_us / 1e6, tz=UTC)
-        self._provider.online_write_batch(
-            self._store.config,
-            self._view,
-            [(_key(customer_id), values, when, None)],
-            None,
+        self._pending.write(
+            self._view, customer_id, _key(customer_id), values, when, state
         )
 
 
 def record_checkout(
     writer: CustomerStateWriter, checkout: Checkout, state: CustomerState
 ) -> CustomerState:
-    """Write the customer's state after `checkout` (`state`: as the lookup read it);
-    call it after answering. Returns the new state. As for cards, one customer's
-    updates must be serialised (the later of two concurrent writes wins)."""
-    new = advance(state, checkout)
+    """Write the customer's state after `checkout`; call it after answering. Returns
+    the new state. As for cards (`record_transaction`), the write advances the
+    customer's latest state (staged or stored), not `state` (the lookup's), so
+    concurrent checkouts and payment events of one customer in one process all
+    count."""
+    del state  # the lookup's; possibly older than the latest
+    new = advance(writer.latest(checkout.customer_id), checkout)
     writer.write(checkout.customer_id, checkout.timestamp_us, new)
     return new
 
@@ -139,7 +149,8 @@ def record_checkout(
 def record_payment_event(
     writer: CustomerStateWriter, reader: CustomerReader, event: PaymentEvent
 ) -> CustomerState:
-    """Read the customer's state, advance it by a payment event, write it back."""
+    """Advance the customer's latest state (staged or stored) by a payment event and
+    write it (`python -m riskserve.features push-payments` feeds a file of them)."""
     new = advance(reader.state(event.customer_id), event)
     writer.write(event.customer_id, event.timestamp_us, new)
     return new

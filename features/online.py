@@ -2,8 +2,9 @@
 transaction from the online store and the on-demand view, and the push of the card's
 new state after the answer has left.
 
-`lookup` returns the features and the state it read, so `record_transaction` can
-advance that state without a second read.
+`lookup` returns the features and the state it read; `record_transaction` advances
+the card's latest state (staged or stored), so concurrent transactions of one card
+all count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from riskserve.features.card import (
     advance,
     fraud_features,
 )
+from riskserve.features.entity_rows import EntityRows
+from riskserve.features.pending_states import pending_states
 from riskserve.features.repo import CARD_ACTIVITY_PUSH, FRAUD_FEATURE_VIEW
 
 _OUTPUTS = (*FRAUD_FEATURES, *VELOCITY_FEATURES, *CONTEXT_FEATURES)
@@ -74,14 +77,28 @@ class CardStateWriter:
     What `FeatureStore.push` does, without its per-call work: push resolves the push
     source's feature views from the registry's protobufs on every call (tens of
     milliseconds here), while this resolves the view once and hands the provider the
-    values as Feast's own protobufs. The rows are the ones a push writes."""
+    values as Feast's own protobufs. The rows are the ones a push writes.
+
+    While the transformer batches (`riskserve.features.pending_states`) a write is
+    staged and committed with the others of its loop pass; otherwise it commits now.
+    `latest` is the card's state as the next write must advance it: staged, else
+    stored."""
 
     def __init__(self, store: FeatureStore) -> None:
         self._store = store
         self._view = store.get_feature_view("card_activity")
-        self._provider = store._get_provider()
+        self._pending = pending_states(store)
+        self._rows = EntityRows(store, ("card_activity",), "card_id")
         if store.config.online_store.type == "sqlite":
             use_wal(store)
+        own_redis_writes(store)
+
+    def latest(self, card_id: str) -> CardState:
+        staged = self._pending.get("card_activity", card_id)
+        if staged is not None:
+            return staged
+        (activity,) = self._rows.read(card_id)
+        return CardState.from_row(activity) if activity else CardState()
 
     def write(self, card_id: str, timestamp_us: int, state: CardState) -> None:
         key = EntityKeyProto(
@@ -108,9 +125,17 @@ class CardStateWriter:
             ),
         }
         when = datetime.fromtimestamp(timestamp_us / 1e6, tz=UTC)
-        self._provider.online_write_batch(
-            self._store.config, self._view, [(key, values, when, None)], None
-        )
+        self._pending.write(self._view, card_id, key, values, when, state)
+
+
+def own_redis_writes(store: FeatureStore) -> None:
+    """Feast's Redis store skips a write whose event time is not later than the
+    stored row's (its dedup read). A state write advances the entity's latest state
+    (`latest`), whatever the event's own time: two transactions of a card scored out
+    of time order must both count, so the writer turns the check off for its store
+    (`skip_dedup`, which also saves the read: one round trip per batch)."""
+    if store.config.online_store.type == "redis":
+        store.config.online_store.skip_dedup = True
 
 
 def use_wal(store: FeatureStore) -> None:
@@ -133,29 +158,29 @@ def _int(value: int | None) -> ValueProto:
 
 
 class CardReader:
-    """`lookup` without Feast's per-request machinery: the two views' rows read from
-    the online store by the provider (views resolved once), their protobuf values
-    turned into Python, and `fraud_features` applied, the function the on-demand view
-    runs. The same stored values and the same code, so the same features
-    (tests/features/test_skew.py holds it so); a fraction of the time."""
+    """`lookup` without Feast's per-request machinery: the card's two rows
+    (`card_profile`, `card_activity`) read in one statement (`EntityRows`), a state
+    staged by a write not yet committed taking the stored one's place, and
+    `fraud_features` applied, the function the on-demand view runs. The same stored
+    values and the same code, so the same features (tests/features/test_skew.py
+    holds it so); a fraction of the time."""
 
     def __init__(self, store: FeatureStore) -> None:
-        self._store = store
-        self._profile = store.get_feature_view("card_profile")
-        self._activity = store.get_feature_view("card_activity")
-        self._provider = store._get_provider()
+        self._rows = EntityRows(store, ("card_profile", "card_activity"), "card_id")
+        self._pending = pending_states(store)
 
     def lookup(self, txn: Transaction) -> CardLookup:
-        key = EntityKeyProto(
-            join_keys=["card_id"], entity_values=[ValueProto(string_val=txn.card_id)]
-        )
-        config = self._store.config
-        _, profile = self._provider.online_read(config, self._profile, [key])[0]
-        _, activity = self._provider.online_read(config, self._activity, [key])[0]
-        home = _python(profile) if profile else {}
-        state = CardState.from_row(_python(activity)) if activity else CardState()
+        home, activity = self._rows.read(txn.card_id)
+        staged = self._pending.get("card_activity", txn.card_id)
+        if staged is not None:
+            state = staged
+        else:
+            state = CardState.from_row(activity) if activity else CardState()
         features = fraud_features(
-            txn, state, home.get("home_latitude"), home.get("home_longitude")
+            txn,
+            state,
+            home.get("home_latitude") if home else None,
+            home.get("home_longitude") if home else None,
         )
         return CardLookup(features, state)
 
@@ -167,13 +192,17 @@ def _python(values: dict[str, ValueProto]) -> dict[str, Any]:
 def record_transaction(
     writer: CardStateWriter, txn: Transaction, state: CardState
 ) -> CardState:
-    """Write the card's state after `txn` (its state before was `state`, as `lookup`
-    returned it) to the online store; call it after answering. Returns the new state.
+    """Write the card's state after `txn` to the online store; call it after
+    answering. Returns the new state.
 
-    Two transactions of one card scored at once would both advance the same old state
-    and the later write wins: a transformer serialises a card's updates (one worker
-    per card, e.g. routing on the card id)."""
-    new = advance(state, txn)
+    `state` is the state the lookup read; the write advances the card's latest state
+    instead (`CardStateWriter.latest`: staged or stored), which is `state` unless
+    another transaction of the card was written since the lookup. So two transactions
+    of one card scored at once in one process both count (no lost update). Across
+    processes (several transformer replicas) two read-advance-writes of one card can
+    still interleave: docs/transformer.md says what holds."""
+    del state  # the lookup's; possibly older than the latest (see above)
+    new = advance(writer.latest(txn.card_id), txn)
     writer.write(txn.card_id, txn.timestamp_us, new)
     return new
 

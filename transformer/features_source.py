@@ -127,15 +127,20 @@ class PushHooks:
 
 
 class PushWorker:
-    """The cards' new states, pushed one after the other in the order the answers
-    left (so two transactions of a card in one process push in order): on one thread
-    of its own (`in_thread=True`), or on the event loop right after the answer has
-    been handed to the connection (the default: no GIL hand-off; the next request on
-    the loop waits for the write, a fraction of a millisecond).
+    """The entities' new states, pushed in the order the answers left (so two
+    transactions of a card in one process push in order): on one thread of its own
+    (`in_thread=True`), or on the event loop right after the answer has been handed
+    to the connection (the default: no GIL hand-off).
 
-    A full queue drops the update; a push that raises is not retried (its state is
-    computed from the state read before it, and a later transaction of the card has
-    already read the old one); both are logged and counted, never silent.
+    With `flush` (the store's `PendingStates.flush`; the server passes it) the pushes
+    only stage the new states, and the worker commits them together: once per pass of
+    the event loop (every push submitted in one pass, one SQLite transaction or one
+    Redis pipeline), or on the thread once per drain of its queue. A SIGKILL loses at
+    most the pushes staged and not yet flushed, those of the current pass. Without
+    `flush` every push commits on its own.
+
+    A full queue drops the update; a push or a flush that raises is not retried; all
+    are logged and counted (`failed`), never silent.
     """
 
     def __init__(
@@ -144,10 +149,14 @@ class PushWorker:
         max_pending: int,
         hooks: PushHooks,
         in_thread: bool = True,
+        flush: Callable[[], int] | None = None,
     ) -> None:
         self.push = push
         self.hooks = hooks
         self.in_thread = in_thread
+        self._flush = flush
+        self._flush_scheduled = False
+        self._staged: list[tuple[Any, float]] = []  # (event, seconds staging it)
         self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(max_pending)
         self._thread = threading.Thread(target=self._run, name="push", daemon=True)
         if in_thread:
@@ -156,6 +165,14 @@ class PushWorker:
     def submit(self, txn: Any, state: Any) -> None:
         if not self.in_thread:
             self._push_one(txn, state)
+            if self._flush is not None and not self._flush_scheduled:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop (a script): commit now
+                    self.flush()
+                    return
+                self._flush_scheduled = True
+                loop.call_soon(self.flush)
             return
         try:
             self._queue.put_nowait((txn, state))
@@ -171,10 +188,16 @@ class PushWorker:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            while item is not None:
+                self._push_one(*item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self.flush()
+            self.hooks.pending(self._queue.qsize())
             if item is None:
                 return
-            self._push_one(*item)
-            self.hooks.pending(self._queue.qsize())
 
     def _push_one(self, txn: Any, state: Any) -> None:
         started = time.perf_counter()
@@ -189,12 +212,35 @@ class PushWorker:
                     "error": f"{type(exc).__name__}: {str(exc)[:300]}",
                 },
             )
+            return
+        seconds = time.perf_counter() - started
+        if self._flush is None:
+            self.hooks.pushed(seconds)
         else:
-            self.hooks.pushed(time.perf_counter() - started)
+            self._staged.append((txn, seconds))
+
+    def flush(self) -> None:
+        """Commit the staged states (see the class docstring). The `pushed` metric
+        gets each push's own time plus its share of the batch's commit."""
+        self._flush_scheduled = False
+        if self._flush is None:
+            return
+        staged, self._staged = self._staged, []
+        started = time.perf_counter()
+        try:
+            self._flush()
+        except Exception as exc:
+            for _ in staged:
+                self.hooks.failed("error")
+            log.error("state updates failed", extra={"error": str(exc)[:500]})
+            return
+        share = (time.perf_counter() - started) / max(len(staged), 1)
+        for _, seconds in staged:
+            self.hooks.pushed(seconds + share)
 
     def close(self, drain_seconds: float) -> int:
-        """Push what is queued for up to `drain_seconds`; returns how many were left
-        (logged and counted as failed)."""
+        """Push what is queued for up to `drain_seconds`, and commit what is staged;
+        returns how many were left (logged and counted as failed)."""
         deadline = time.monotonic() + drain_seconds
         while not self._queue.empty() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -212,6 +258,8 @@ class PushWorker:
         if self.in_thread:
             self._queue.put(None)
             self._thread.join(timeout=max(drain_seconds, 1.0))
+        else:
+            self.flush()
         return left
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from riskserve.features.pending_states import pending_states
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
     HttpTimeouts,
@@ -152,8 +153,16 @@ class TransformerServer:
             # default) for the one holding it: with lookups and writes on threads
             # beside the loop that wait lands in the requests' latency.
             sys.setswitchinterval(0.0005)
+        # The pushes of one loop pass (or one drain of the push thread) commit
+        # together; until then lookups read the staged states (pending_states).
+        pending = pending_states(store)
+        pending.batching = True
         self.transformer.pushes = PushWorker(
-            push, settings.max_pending_pushes, PUSH_HOOKS, in_thread=threads
+            push,
+            settings.max_pending_pushes,
+            PUSH_HOOKS,
+            in_thread=threads,
+            flush=pending.flush,
         )
         self.transformer.source = FeatureSource(
             store,
