@@ -13,7 +13,9 @@ layer's settings (prefix `RISKSERVE_FEATURES_`), read once, when a store is open
 `python -m riskserve.features.store_config apply|materialize --offline DIR_OR_S3`
 is what the cluster's `feast apply` Job and materialisation CronJob run: the
 repository's definitions applied to that registry, or the offline Parquet written
-into the online store up to now.
+into the online store up to now: the views whose Parquet exists (the card side or
+the customer side may not be written yet), a line for each one skipped; the run fails
+only when none exists or a view fails.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     Field,
@@ -33,6 +35,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 EVERYTHING_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.db$")
@@ -134,6 +139,22 @@ def registry_path(settings: FeatureStoreSettings, repo_dir: Path) -> str:
     return settings.registry or str(repo_dir / "registry.db")
 
 
+def open_feature_store(
+    repo: Path, online_store_path: Path | None = None, redis: str | None = None
+) -> FeatureStore:
+    """The repository's store: its `feature_store.yaml` when it has one (a cluster's
+    registry on S3, Redis), else riskserve's local layout (registry.db, SQLite, or
+    the SQLite file `online_store_path`, or the Redis at `redis`, host:port)."""
+    from feast import FeatureStore
+    from riskserve.features.repo import repo_config
+
+    if (repo / "feature_store.yaml").exists() and not (online_store_path or redis):
+        return FeatureStore(repo_path=str(repo))
+    return FeatureStore(
+        config=repo_config(repo, online_store_path, redis), repo_path=str(repo)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m riskserve.features.store_config",
@@ -145,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "--offline",
         required=True,
         help="folder or s3://bucket/prefix of the offline Parquet (cards.parquet, "
-        "card_activity.parquet)",
+        "card_activity.parquet, customer_activity.parquet; materialize skips, in a "
+        "line each, the views whose file is not there)",
     )
     parser.add_argument(
         "--view",
@@ -176,27 +198,104 @@ def main(argv: list[str] | None = None) -> int:
         store.apply(objects)
         print(f"applied {len(objects)} objects to the registry {config.registry.path}")
     else:
-        end = datetime.now(UTC)
-        views = [
-            view
-            for view in store.list_feature_views()
-            if view.online and (not args.views or view.name in args.views)
-        ]
-        # Feast's incremental run starts a never-materialised view at now - ttl (a
-        # year for ttl 0), which would leave older rows (a card registered two years
-        # ago) out for good: a first run takes the whole offline store.
-        first = [v.name for v in views if not v.materialization_intervals]
-        later = [v.name for v in views if v.materialization_intervals]
+        return materialize(store, args.views)
+    return 0
+
+
+def materialize(store: FeatureStore, only: list[str] | None = None) -> int:
+    """Write the offline store into the online store up to now, view by view: those
+    whose offline Parquet exists (the card side or the customer side may not have
+    been written yet), each skipped one said in a line. 1 when none exists or a view
+    fails, with one line saying why; an unknown `only` name is refused."""
+    from feast import FileSource
+
+    online = [view for view in store.list_feature_views() if view.online]
+    unknown = sorted(set(only or ()) - {view.name for view in online})
+    if unknown:
+        known = ", ".join(sorted(view.name for view in online))
+        print(
+            f"error: no online feature view {', '.join(unknown)} in the registry "
+            f"(it has {known or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    views = []
+    for view in online:
+        if only and view.name not in only:
+            continue
+        source = view.batch_source
+        if not isinstance(source, FileSource):  # not Parquet: Feast reads it itself
+            views.append(view)
+            continue
+        try:
+            present = offline_source_exists(source.path)
+        except OfflineStoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if present:
+            views.append(view)
+        else:
+            print(
+                f"skipped {view.name}: its offline source {source.path} does not exist"
+            )
+    if not views:
+        print(
+            "error: none of the feature views to materialise has its offline Parquet",
+            file=sys.stderr,
+        )
+        return 1
+    end = datetime.now(UTC)
+    # Feast's incremental run starts a never-materialised view at now - ttl (a year
+    # for ttl 0), which would leave older rows (a card registered two years ago) out
+    # for good: a first run takes the whole offline store.
+    first = [v.name for v in views if not v.materialization_intervals]
+    later = [v.name for v in views if v.materialization_intervals]
+    try:
         if first:
             store.materialize(EVERYTHING_SINCE, end, feature_views=first)
         if later:
             store.materialize_incremental(end_date=end, feature_views=later)
+    except Exception as exc:  # the CronJob's log: one line, then a failed Job
         print(
-            f"materialised up to {end.isoformat()}: "
-            f"{', '.join(first) or 'none'} in full, {', '.join(later) or 'none'} "
-            "incrementally"
+            f"error: materialising {', '.join(first + later)} failed: "
+            f"{type(exc).__name__}: {str(exc)[:300]}",
+            file=sys.stderr,
         )
+        return 1
+    print(
+        f"materialised up to {end.isoformat()}: "
+        f"{', '.join(first) or 'none'} in full, {', '.join(later) or 'none'} "
+        "incrementally"
+    )
     return 0
+
+
+class OfflineStoreError(Exception):
+    """The offline store could not be asked whether a source exists."""
+
+
+def offline_source_exists(path: str) -> bool:
+    """Whether a feature view's offline Parquet (a local path or `s3://bucket/key`,
+    a file or a folder of parts) exists. A missing one is False; an S3 that cannot
+    be reached or refuses is an `OfflineStoreError`."""
+    if not path.startswith("s3://"):
+        return Path(path).exists()
+    from botocore.exceptions import BotoCoreError, ClientError
+    from riskserve.model.s3_client import S3Settings
+
+    bucket, _, key = path.removeprefix("s3://").partition("/")
+    try:
+        listed = (
+            S3Settings()
+            .s3_client()
+            .list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=20)
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise OfflineStoreError(f"cannot list {path}: {exc}") from None
+    return any(
+        item["Key"] == key or item["Key"].startswith(key + "/")
+        for item in listed.get("Contents", [])
+    )
 
 
 if __name__ == "__main__":
