@@ -302,7 +302,11 @@ class LocalPlatform:
             return
         container = transformer_container({"transformer": revision.predictor}) or {}
         http_port = free_port()
-        env = {**self.env, **transformer_env(container)}
+        env = {
+            **self.env,
+            **transformer_log_env(self.env),
+            **transformer_env(container),
+        }
         env["RISKSERVE_TRANSFORMER_REVISION"] = revision.name
         env["RISKSERVE_TRANSFORMER_HOST"] = self.settings.host
         key = self.env.get("RISKSERVE_SERVING_API_KEY")
@@ -586,6 +590,25 @@ class LocalPlatform:
             "revisions": revisions,
             **({"gateway": listener} if listener else {}),
         }
+
+
+SERVING_LOG_PREFIX = "RISKSERVE_SERVING_INFERENCE_LOG_"
+TRANSFORMER_LOG_PREFIX = "RISKSERVE_TRANSFORMER_INFERENCE_LOG_"
+
+
+def transformer_log_env(env: dict[str, str]) -> dict[str, str]:
+    """The predictors' inference-log settings handed to transformers under their own
+    names (`RISKSERVE_SERVING_INFERENCE_LOG_URI` -> `RISKSERVE_TRANSFORMER_...`), so
+    a platform with a log records every decision where it is made: both write to
+    the same root, the transformer's records marked `"stage": "transformer"`
+    (docs/transformer.md). A `RISKSERVE_TRANSFORMER_INFERENCE_LOG_*` the platform
+    itself was given wins; a spec can set neither (spec_rules)."""
+    return {
+        TRANSFORMER_LOG_PREFIX + name[len(SERVING_LOG_PREFIX) :]: value
+        for name, value in env.items()
+        if name.startswith(SERVING_LOG_PREFIX)
+        and TRANSFORMER_LOG_PREFIX + name[len(SERVING_LOG_PREFIX) :] not in env
+    }
 
 
 def _feature_repo(transformer: dict[str, Any]) -> str:
