@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from riskserve.governance.status import promotion_refusal
 from riskserve.localplatform.client import patch, status, traffic
 from riskserve.rollout.gates import delta, psi, quantile_ms
 from riskserve.rollout.settings import RolloutSettings
@@ -288,15 +289,18 @@ class Rollout:
         self.backend, self.settings, self.say = backend, settings, say
 
     def start(
-        self, isvc: str, model_uri: str, percent: int, shadow: bool = False
+        self,
+        isvc: str,
+        model_uri: str,
+        percent: int,
+        shadow: bool = False,
+        resolved: ResolvedModel | None = None,
     ) -> ResolvedModel:
         check_percent(percent)
         self.backend.get(
             isvc
         )  # an unknown InferenceService fails here, before any change
-        model = resolve_model(
-            model_uri, self.settings, for_kserve=self.backend.name == "kserve"
-        )
+        model = resolved or self.resolve(model_uri)
         annotations: dict[str, str | None] = {
             MODEL_VERSION_ANNOTATION: model.annotation
         }
@@ -315,6 +319,38 @@ class Rollout:
         )
         return model
 
+    def resolve(self, model_uri: str) -> ResolvedModel:
+        return resolve_model(
+            model_uri, self.settings, for_kserve=self.backend.name == "kserve"
+        )
+
+    def check_promotable(self, annotation: str | None, what: str) -> None:
+        """The approval gate: RolloutError saying why unless the registry version is
+        approved (or the development override is on)."""
+        if self.settings.allow_unapproved:
+            return
+        override = "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true allows it in development"
+        if not annotation:
+            raise RolloutError(
+                f"{what} is not a registry version, so it cannot be approved; roll "
+                f"out models:/NAME/N (approved) to promote it ({override})"
+            )
+        if not self.settings.mlflow_tracking_uri:
+            raise RolloutError(
+                f"cannot check that {annotation} is approved: set MLFLOW_TRACKING_URI "
+                f"({override})"
+            )
+        from mlflow.exceptions import MlflowException
+
+        name, number = annotation.rsplit("/", 1)
+        try:
+            tags = self.settings.mlflow_client().get_model_version(name, number).tags
+        except MlflowException as exc:
+            raise RolloutError(f"{annotation}: {exc.message}") from None
+        refusal = promotion_refusal(dict(tags), name, number)
+        if refusal:
+            raise RolloutError(f"refused to promote: {refusal} ({override})")
+
     def set_percent(self, isvc: str, percent: int) -> None:
         check_percent(percent)
         self.backend.get(isvc)
@@ -324,9 +360,10 @@ class Rollout:
         before = PredictorStatus.from_isvc(self.backend.get(isvc))
         if before.canary is None:
             raise RolloutError(f"{isvc}: no canary to promote ({before.split()})")
+        version = before.annotations.get(MODEL_VERSION_ANNOTATION)
+        self.check_promotable(version, f"{isvc}'s canary {before.canary}")
         self.backend.patch(isvc, None, None, {SHADOW_ANNOTATION: None})
         message = f"{isvc}: promoted {before.canary}; it takes 100% once ready"
-        version = before.annotations.get(MODEL_VERSION_ANNOTATION)
         if version and self.settings.mlflow_tracking_uri:
             name, number = version.rsplit("/", 1)
             self.settings.mlflow_client().set_registered_model_alias(
@@ -362,7 +399,11 @@ class Rollout:
             )
         for step in steps:
             check_percent(step)
-        self.start(isvc, model_uri, steps[0])
+        # The gate before any traffic moves: a canary that cannot be promoted is not
+        # worth judging.
+        model = self.resolve(model_uri)
+        self.check_promotable(model.annotation, model.storage_uri)
+        self.start(isvc, model_uri, steps[0], resolved=model)
         canary = self._wait_canary_ready(isvc)
         if canary is None:
             return False

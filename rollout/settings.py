@@ -54,6 +54,11 @@ class RolloutSettings(MlflowClientSettings):
 
         return MlflowClient(self.mlflow_tracking_uri)
 
+    allow_unapproved: bool = False
+    """Development only: promote versions that are not approved (and models that are
+    not registry versions). By default a promotion needs the version's validation
+    status `approved` in MLflow (`riskserve approve`; riskserve.governance)."""
+
     artifacts_destination: str = "s3://mlflow/artifacts"
     """The MLflow server's `--artifacts-destination`: `mlflow-artifacts:/` paths are
     joined to it to give KServe an `s3://` storageUri."""

@@ -50,10 +50,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "localplatform.settings",
         "serving.buckets",
         "serving.model_uri",
+        # The approval gate: a version's validation status as governance writes it
+        # (stdlib only), so the tag names live in one place.
+        "governance.status",
     ),
     # training builds training sets from events with the feature layer's own
     # point-in-time joins, so the features it learns from are those it is served.
-    "training": ("training", "model", "features"),
+    # New versions are registered as drafts, with governance's tag names (stdlib only).
+    "training": ("training", "model", "features", "governance.status"),
     "app": ("app", "model"),
     # Drift and late labels: the shared profile schema; the inference-log format is
     # read as data, and retraining and rollouts run as commands, never imported.
@@ -85,6 +89,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.inference_log",
         "serving.settings",
     ),
+    # Model risk governance (validation reports, fairness, approvals): the model
+    # contract (specs, data loading, the reference profile's PSI) and MLflow's client
+    # limits; the registry through MLflow's own client. Never training's internals: a
+    # report reads what a training job logged, so it judges the version as registered.
+    "governance": ("governance", "model"),
     "riskserve": EVERYTHING,
     # Benchmarks build the same test-only contract models as the tests.
     "bench": ("bench", *EVERYTHING, "tests.fixtures"),

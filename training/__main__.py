@@ -100,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--drop", nargs="*", default=[], help="with --target: leave these columns out"
     )
     parser.add_argument(
+        "--protected",
+        nargs="*",
+        default=[],
+        metavar="COL",
+        help="protected attributes (age, sex, ...): the job refuses to train when one "
+        "of them is a model input (drop it with --drop); added to "
+        "RISKSERVE_TRAINING_PROTECTED_COLUMNS and recorded with the version",
+    )
+    parser.add_argument(
         "--candidates",
         help="comma-separated candidates to compete (default: all of the kind: "
         + "; ".join(
@@ -221,6 +230,21 @@ def main(argv: list[str] | None = None) -> int:
         data = load_data(config)
     except DataError as exc:
         return fail(config.name, str(exc), 2)
+    from riskserve.training.protected import protected_inputs
+    from riskserve.training.settings import TrainingSettings
+
+    settings = TrainingSettings()
+    config.protected = list(
+        dict.fromkeys([*settings.protected_columns, *args.protected])
+    )
+    inputs = protected_inputs(config.protected, data.spec.feature_names)
+    if inputs:
+        return fail(
+            config.name,
+            f"column {inputs[0]!r} is protected and may not be a model input "
+            f"(drop it with --drop {' '.join(inputs)})",
+            2,
+        )
     print(
         f"[{config.name}] {data.source}: {len(data.target)} rows, "
         f"{len(data.spec.features)} features, positive rate {data.target.mean():.4f}",
@@ -231,10 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     from riskserve.training.competition.compete import CompetitionError
     from riskserve.training.job import ParityError, run
     from riskserve.training.registry import RegistryError
-    from riskserve.training.settings import TrainingSettings
 
     try:
-        result = run(config, TrainingSettings(), data)
+        result = run(config, settings, data)
     except (RegistryError, ParityError, CompetitionError) as exc:
         return fail(config.name, f"{exc}; nothing was registered", 1)
     except MlflowException as exc:

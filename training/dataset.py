@@ -51,6 +51,9 @@ class JobConfig:
     budget: float | None = None  # search seconds; None: scaled with the data
     folds: int = 3
     reasons: int = 4  # credit: reason codes per row (K of reason_codes [-1, K])
+    # Protected attributes (fair lending): never model inputs; recorded with the
+    # version so that its validation report knows what to test.
+    protected: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -449,6 +449,7 @@ def evaluate(
         tables["score_bands.csv"] = score_bands(y_true, scores)
         strategy = strategy_table(y_true, probability, scores, policy, cutoff)
         tables["strategy_table.csv"] = strategy
+        tables[HOLDOUT_PREDICTIONS] = holdout_predictions(splits, test_out)
         progress.detail(
             f"strategy table on the holdout ({len(y_true)} applicants; profit at "
             f"{policy.gain:g} per good, -{policy.loss:g} per bad approved):"
@@ -460,4 +461,31 @@ def evaluate(
             f", bad rate among the approved {metrics['approved_bad_rate']:.1%}, profit "
             f"per applicant {metrics['profit_per_applicant']:+.3f} (holdout)"
         )
+    if config.kind == "fraud":
+        tables[HOLDOUT_PREDICTIONS] = holdout_predictions(splits, test_out)
     return Evaluation(metrics, plots, tables, holdout_feeds, work_dir)
+
+
+# The holdout, as the registered graph scores it: the validation report's
+# discrimination, calibration and stability figures are computed from this file
+# (logged under evaluation/), so they can be recomputed, bootstrapped and plotted
+# without retraining. Features, label and every output, one row per holdout row.
+HOLDOUT_PREDICTIONS = "holdout_predictions.csv"
+LABEL_COLUMN = "__label__"
+
+
+def holdout_predictions(splits: Splits, outputs: dict[str, np.ndarray]) -> pd.DataFrame:
+    frame = splits.test_x.reset_index(drop=True).copy()
+    frame[LABEL_COLUMN] = splits.test_y.to_numpy().astype(int)
+    for name, values in outputs.items():
+        column = f"__{name}__"
+        frame[column] = (
+            [" | ".join(map(_text, row)) for row in values]
+            if values.ndim == 2
+            else values
+        )
+    return frame
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -21,6 +21,7 @@ import onnx
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from riskserve.governance.status import DRAFT, PROTECTED_TAG, STATUS_TAG
 
 if TYPE_CHECKING:
     from riskserve.training.competition.compete import Entry, Splits
@@ -220,6 +221,11 @@ def log_and_register(
         **winner.metadata,
         **(winner.reasons.table.tags(winner.reasons.k) if winner.reasons else {}),
     }
+    # New versions start as drafts; `riskserve report` validates them and a named
+    # person approves (riskserve.governance).
+    tags[STATUS_TAG] = DRAFT
+    if config.protected:
+        tags[PROTECTED_TAG] = ",".join(config.protected)
     if config.kind == "credit":
         tags["score_scaling"] = (
             f"score = {config.scaling.offset:.4f} + {config.scaling.factor:.4f} * ln(odds_good)"
@@ -228,6 +234,10 @@ def log_and_register(
         "model_kind": config.kind,
         "data_source": data.source,
         "rows": len(data.target),
+        "target": data.spec.target,
+        "positive": config.positive or "",
+        "positive_rows": int(data.target.sum()),
+        "protected_columns": config.protected,
         "seed": config.seed,
         "features": spec.feature_names,
         "data_hash": winner.metadata["data_hash"],

@@ -42,6 +42,11 @@ class TrainingSettings(MlflowClientSettings):
     """Retries of a failed MLflow call; with the timeout, bounds a dead server to ~30 s
     (MLflow's own variable, when set, wins)."""
 
+    protected_columns: list[str] = []
+    """Protected attributes (e.g. `["age", "sex"]`, JSON): a job whose data would make
+    one of them a model input refuses to train (fair lending; `--protected` adds to
+    it). Names are matched case-insensitively."""
+
     git_commit: str | None = None
     """The source commit to tag versions with; images set it, checkouts ask git."""
 

@@ -49,6 +49,7 @@ FIRST_PARTY = (
     "app",
     "features",
     "transformer",
+    "governance",
     "riskserve",
     "bench",
 )

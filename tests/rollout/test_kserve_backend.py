@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from riskserve.governance.approvals import decide, record_report
+from riskserve.governance.status import APPROVED
 from riskserve.localplatform.isvc_schema import isvc_errors
 from riskserve.rollout.controller import (
     MODEL_VERSION_ANNOTATION,
@@ -83,7 +85,9 @@ def test_patches_validate_against_the_crd(base_fraud):
     api = RecordingApi({"fraud": base_fraud})
     rollout = Rollout(
         KServeBackend("riskserve", api),
-        RolloutSettings(backend="kserve"),
+        # An s3:// location, not a registry version: the patches are under test, not
+        # the approval gate (tests/governance).
+        RolloutSettings(backend="kserve", allow_unapproved=True),
         say=lambda m: None,
     )
     rollout.start("fraud", "s3://mlflow/artifacts/1/models/m-9/artifacts", 10)
@@ -176,6 +180,9 @@ def test_promote_moves_the_champion_alias_only_on_promote(mlflow_server):
     for _ in range(2):
         client.create_model_version(name, source="s3://mlflow/artifacts/placeholder")
     client.set_registered_model_alias(name, "champion", "1")
+    # The realistic path: version 2 has a validation report and is approved.
+    record_report(client, name, "2", "ab" * 32, "validation/report.html", "validator")
+    decide(client, name, "2", APPROVED, "head of model risk", "report reviewed")
 
     isvc = yaml.safe_load((TESTDATA / "canary-10.yaml").read_text())
     isvc["metadata"]["annotations"][MODEL_VERSION_ANNOTATION] = f"{name}/2"
