@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from feast import FeatureStore
@@ -22,25 +21,17 @@ from riskserve.features.online import (
     lookup,
     record_transaction,
 )
-from riskserve.features.repo import repo_config
+
+# The feature layer's; the transformer's callers import it from here too.
+from riskserve.features.store_config import (
+    open_feature_store as open_feature_store,
+)
 
 log = logging.getLogger("transformer")
 
 
 class StoreUnavailable(Exception):
     """The online store failed or did not answer in time."""
-
-
-def open_feature_store(
-    repo: Path, online_store_path: Path | None = None, redis: str | None = None
-) -> FeatureStore:
-    """The repository's store: its `feature_store.yaml` when it has one (a cluster's
-    registry on S3, Redis), else riskserve's local layout (registry.db, SQLite)."""
-    if (repo / "feature_store.yaml").exists() and not (online_store_path or redis):
-        return FeatureStore(repo_path=str(repo))
-    return FeatureStore(
-        config=repo_config(repo, online_store_path, redis), repo_path=str(repo)
-    )
 
 
 def request_only(txn: Transaction) -> dict[str, Any]:
