@@ -6,14 +6,21 @@
   batches run;
 - bench/binary_and_workers.py: binary tensors against JSON, `--workers 2` against 1;
 - bench/transformer_e2e.py: a raw transaction through the gateway, the transformer and
-  the predictor at 500 req/s, beside KServe's own transformer with the Feast SDK.
+  the predictor at 500 req/s, beside KServe's own transformer with the Feast SDK;
+- bench/policy_eval.py: the decision policy's cost per request and per row, in process.
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench import binary_and_workers, probe_latency, runner, transformer_e2e
+from bench import (
+    binary_and_workers,
+    policy_eval,
+    probe_latency,
+    runner,
+    transformer_e2e,
+)
 
 if __name__ == "__main__":
     sys.exit(
@@ -21,4 +28,5 @@ if __name__ == "__main__":
         or probe_latency.main([])
         or binary_and_workers.main([])
         or transformer_e2e.main([])
+        or policy_eval.main([])
     )

@@ -91,13 +91,14 @@ def onnx_outputs(path: Path) -> list[tuple[str, str, list[int]]]:
     found = []
     for value in graph.output:
         tensor = value.type.tensor_type
-        datatype = {
+        datatypes: dict[int, str] = {
             TensorProto.FLOAT: "FP32",
             TensorProto.DOUBLE: "FP64",
             TensorProto.BOOL: "BOOL",
             TensorProto.STRING: "BYTES",
             TensorProto.INT64: "INT64",
-        }.get(tensor.elem_type, "UNSUPPORTED")
+        }
+        datatype = datatypes.get(tensor.elem_type, "UNSUPPORTED")
         shape = [
             d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim
         ]

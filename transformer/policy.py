@@ -31,6 +31,7 @@ from riskserve.transformer.policy_schema import (
 
 POLICY_FILE = "policy.yaml"
 DEFAULT_RULE = "default"
+_UNREAD = object()
 _NUMERIC = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64"} | {
     "UINT8",
     "UINT16",
@@ -72,6 +73,12 @@ class PolicyFields:
         return cls(model, fields)
 
 
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
 @dataclass(frozen=True)
 class PolicyDecisions:
     """One request's decisions, a value per row."""
@@ -85,6 +92,7 @@ class PolicyDecisions:
 # A compiled test: (field, the mask over a column, the same on one value).
 _Mask = Callable[[np.ndarray], np.ndarray]
 _Test = Callable[[Any], bool]
+_Inline = tuple[str, Any] | None  # a plain comparison: its operator and value
 
 
 def _isnan(value: Any) -> bool:
@@ -109,7 +117,7 @@ def _text(value: Any) -> str:
 
 def _compile(
     operator: str, value: Any, info: FieldInfo, field: str, place: str
-) -> tuple[_Mask, _Test]:
+) -> tuple[_Mask, _Test, _Inline]:
     """One operator of a condition, checked against the field's type, as a column
     mask and a one-value test with the same meaning."""
     text = info.datatype == "BYTES"
@@ -129,6 +137,7 @@ def _compile(
                 (row_has(r) for r in col), dtype=np.bool_, count=len(col)
             ),
             lambda row: row_has(row),
+            None,
         )
     if operator == "contains":
         raise PolicyError(
@@ -138,8 +147,8 @@ def _compile(
     if operator == "missing":
         want = bool(value)
         if want:
-            return _missing_mask, _isnan
-        return (lambda col: ~_missing_mask(col)), (lambda v: not _isnan(v))
+            return _missing_mask, _isnan, None
+        return (lambda col: ~_missing_mask(col)), (lambda v: not _isnan(v)), None
     if text and operator in {"lt", "le", "gt", "ge"}:
         raise PolicyError(f"{place}.{operator}: {field!r} is text, not a number")
     values = value if operator in {"in", "not_in"} else [value]
@@ -162,7 +171,10 @@ def _compile(
                 raise PolicyError(
                     f"{place}.{operator}: {field!r} is a number; {v!r} is text"
                 )
-            converted.append(float(v))
+            # an FP32 field is compared in FP32, as the graph compares its
+            # cut-off (and numpy compares an FP32 column with a Python float)
+            single = info.datatype in {"FP32", "FP16"}
+            converted.append(np.float32(v) if single else float(v))
         else:
             raise PolicyError(
                 f"{place}: {field!r} is {info.datatype}, which a policy cannot test"
@@ -170,22 +182,23 @@ def _compile(
     return _operator(operator, converted)
 
 
-def _operator(operator: str, values: list[Any]) -> tuple[_Mask, _Test]:
+def _operator(operator: str, values: list[Any]) -> tuple[_Mask, _Test, _Inline]:
     v = values[0]
     if operator == "lt":
-        return (lambda col: col < v), (lambda x: x < v)
+        return (lambda col: col < v), (lambda x: x < v), ("<", v)
     if operator == "le":
-        return (lambda col: col <= v), (lambda x: x <= v)
+        return (lambda col: col <= v), (lambda x: x <= v), ("<=", v)
     if operator == "gt":
-        return (lambda col: col > v), (lambda x: x > v)
+        return (lambda col: col > v), (lambda x: x > v), (">", v)
     if operator == "ge":
-        return (lambda col: col >= v), (lambda x: x >= v)
+        return (lambda col: col >= v), (lambda x: x >= v), (">=", v)
     if operator == "eq":
-        return (lambda col: col == v), (lambda x: x == v)
+        return (lambda col: col == v), (lambda x: bool(x == v)), ("==", v)
     if operator == "ne":
         return (
             lambda col: (col != v) & ~_missing_mask(col),
             lambda x: not _isnan(x) and x != v,
+            None,
         )
     members = frozenset(values)
     if operator == "in":
@@ -194,6 +207,7 @@ def _operator(operator: str, values: list[Any]) -> tuple[_Mask, _Test]:
                 (x in members for x in col.tolist()), np.bool_, len(col)
             ),
             lambda x: x in members,
+            None,
         )
     # not_in
     return (
@@ -203,12 +217,15 @@ def _operator(operator: str, values: list[Any]) -> tuple[_Mask, _Test]:
             len(col),
         ),
         lambda x: not _isnan(x) and x not in members,
+        None,
     )
 
 
 @dataclass(frozen=True)
 class _CompiledRule:
-    tests: tuple[tuple[str, _Mask, _Test], ...]
+    # field, its number in Policy.fields, the column mask, the one-value test, and
+    # the comparison the one-row program writes out instead of calling the test
+    tests: tuple[tuple[str, int, _Mask, _Test, _Inline], ...]
 
 
 class Policy:
@@ -229,6 +246,18 @@ class Policy:
             [r.reason for r in document.rules] + [document.default.reason], object
         )
         self._compiled: tuple[_CompiledRule, ...] | None = None
+        self._one_row_program: Callable[[Mapping[str, np.ndarray]], int]
+        # One-row answers, made once: a single-row request indexes nothing. Shared
+        # between requests, so read-only.
+        self._one_row = [
+            PolicyDecisions(
+                _frozen(self._actions[i : i + 1]),
+                _frozen(self._rule_names[i : i + 1]),
+                _frozen(self._reasons[i : i + 1]),
+                self.version,
+            )
+            for i in range(len(names))
+        ]
 
     @property
     def name(self) -> str:
@@ -254,14 +283,24 @@ class Policy:
                         f"or output of model {fields.model}"
                     )
                     continue
+                number = self.fields.index(condition.field)
                 try:
-                    tests += _condition_tests(condition, info, place)
+                    tests += [
+                        (condition.field, number, mask, test, inline)
+                        for _, mask, test, inline in _condition_tests(
+                            condition, info, place
+                        )
+                    ]
                 except PolicyError as exc:
                     problems.append(str(exc))
             compiled.append(_CompiledRule(tuple(tests)))
         if problems:
             raise PolicyError("\n".join(problems))
         self._compiled = tuple(compiled)
+        several = {f for f in self.fields if fields.fields[f].per_row != 1}
+        self._one_row_program = _one_row_program(
+            self._compiled, len(self.fields), len(self._rule_names) - 1, several
+        )
 
     def decide(self, columns: Mapping[str, np.ndarray], rows: int) -> PolicyDecisions:
         """The decisions for `rows` rows; `columns` holds every field the policy names
@@ -270,10 +309,13 @@ class Policy:
         if self._compiled is None:
             raise RuntimeError("check_fields must accept the policy before it decides")
         if rows == 1:
-            chosen = self._decide_one(columns)
-            index: Any = [chosen]
-        else:
-            index = self._decide_many(columns, rows)
+            try:
+                return self._one_row[self._one_row_program(columns)]
+            except KeyError as exc:
+                raise KeyError(
+                    f"the policy needs {exc.args[0]!r}, which the request lacks"
+                ) from None
+        index = self._decide_many(columns, rows)
         return PolicyDecisions(
             self._actions[index],
             self._rule_names[index],
@@ -281,25 +323,13 @@ class Policy:
             self.version,
         )
 
-    def _decide_one(self, columns: Mapping[str, np.ndarray]) -> int:
-        values: dict[str, Any] = {}
-        for i, rule in enumerate(self._compiled or ()):
-            for field, _, test in rule.tests:
-                if field not in values:
-                    values[field] = _first(columns, field)
-                if not test(values[field]):
-                    break
-            else:
-                return i
-        return len(self._rule_names) - 1
-
     def _decide_many(self, columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
         chosen = np.full(rows, len(self._rule_names) - 1, np.intp)
         undecided = np.ones(rows, np.bool_)
         prepared: dict[str, np.ndarray] = {}
         for i, rule in enumerate(self._compiled or ()):
             match = undecided.copy()
-            for field, mask, _ in rule.tests:
+            for field, _, mask, _, _ in rule.tests:
                 if field not in prepared:
                     prepared[field] = _column(columns, field, rows)
                 match &= mask(prepared[field])
@@ -312,9 +342,68 @@ class Policy:
         return chosen
 
 
+def _read_row(columns: Mapping[str, np.ndarray], field: str) -> Any:
+    return columns[field][0]  # the row of a field of several values a row
+
+
+def _read_one(columns: Mapping[str, np.ndarray], field: str) -> Any:
+    value = columns[field][0]
+    if value.__class__ is np.ndarray:  # a [1, 1] column
+        return value[0]
+    return value
+
+
+def _one_row_program(
+    rules: tuple[_CompiledRule, ...],
+    fields: int,
+    default: int,
+    several: set[str],
+) -> Callable[[Mapping[str, np.ndarray]], int]:
+    """The rules as one Python function of a single row's columns: each field read
+    once, when a rule first needs it, and the tests in order, with no loop or call per
+    test. A single-row request is the common case, and a loop over test objects costs
+    several times what the comparisons do. The source holds only indices: names and
+    values reach it as its globals, never as text."""
+    lines = ["def decide(columns):"]
+    if fields:
+        lines.append("    " + " = ".join(f"v{j}" for j in range(fields)) + " = U")
+    names: list[str] = [""] * fields
+    tests: list[_Test] = []
+    constants: list[Any] = []
+    for i, rule in enumerate(rules):
+        terms = []
+        for field, number, _, test, inline in rule.tests:
+            names[number] = field
+            read = (
+                f"(v{number} if v{number} is not U"
+                f" else (v{number} := {'S' if field in several else 'R'}"
+                f"(columns, F[{number}])))"
+            )
+            if inline is None:
+                tests.append(test)
+                terms.append(f"T[{len(tests) - 1}]({read})")
+            else:
+                symbol, value = inline
+                constants.append(value)
+                terms.append(f"{read} {symbol} C[{len(constants) - 1}]")
+        lines.append(f"    if {' and '.join(terms)}:")
+        lines.append(f"        return {i}")
+    lines.append(f"    return {default}")
+    scope: dict[str, Any] = {
+        "U": _UNREAD,
+        "R": _read_one,
+        "S": _read_row,
+        "F": tuple(names),
+        "T": tests,
+        "C": constants,
+    }
+    exec(compile("\n".join(lines), "<policy>", "exec"), scope)  # noqa: S102
+    return scope["decide"]
+
+
 def _condition_tests(
     condition: Condition, info: FieldInfo, place: str
-) -> list[tuple[str, _Mask, _Test]]:
+) -> list[tuple[str, _Mask, _Test, _Inline]]:
     return [
         (condition.field, *_compile(op, value, info, condition.field, place))
         for op, value in condition.operators().items()
@@ -329,19 +418,6 @@ def _column(columns: Mapping[str, np.ndarray], field: str, rows: int) -> np.ndar
     if column.ndim == 2 and column.shape[1] == 1:
         return column.reshape(rows)
     return column
-
-
-def _first(columns: Mapping[str, np.ndarray], field: str) -> Any:
-    try:
-        column = columns[field]
-    except KeyError:
-        raise KeyError(f"the policy needs {field!r}, which the request lacks") from None
-    value = column[0]
-    if isinstance(value, np.ndarray) and value.shape == (1,):
-        value = value[0]
-    # numpy scalars stay numpy: an FP32 score is compared in FP32, as the columns are
-    # (NEP 50) and as the graph compares its cut-off
-    return value
 
 
 # -- loading -------------------------------------------------------------------------

@@ -291,6 +291,8 @@ def test_a_column_the_policy_needs_but_the_request_lacks_names_it():
     policy = credit_policy(SEGMENTED)
     with pytest.raises(KeyError, match="'recovery_debt'"):
         policy.decide({"credit_score": np.zeros(3, np.float32)}, 3)
+    with pytest.raises(KeyError, match="'recovery_debt'"):
+        policy.decide({"credit_score": np.zeros(1, np.float32)}, 1)
 
 
 def test_load_policy_reads_a_file_a_folder_and_file_uris(tmp_path):
