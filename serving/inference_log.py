@@ -38,8 +38,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -85,8 +85,9 @@ class InferenceRecord:
     the model's inputs as received; `transformer` for a transformer (KServe's
     `spec.transformer`), whose `inputs` are the model inputs it sent (the features as
     served) and which adds `raw_inputs` and `features` (docs/transformer.md)."""
-    raw_inputs: Sequence[InputTensor] = ()
-    """A transformer's: the raw request's fields as sent (card, amount, ...)."""
+    raw_inputs: Mapping[str, list] = field(default_factory=dict)
+    """A transformer's: the raw request's fields as sent (card, amount, ...), a list
+    of JSON values per field (Python values already: no array to convert)."""
     features: Sequence[OutputTensor] = ()
     """A transformer's: the features it used beyond the model inputs (context
     columns, the unknown-entity and features-unavailable flags)."""
@@ -97,7 +98,7 @@ class InferenceRecord:
                 {
                     **self._fields(),
                     "stage": self.stage,
-                    "raw_inputs": {t.name: _column(t.array) for t in self.raw_inputs},
+                    "raw_inputs": self.raw_inputs,
                     "features": {t.name: _column(t.array) for t in self.features},
                 },
                 option=orjson.OPT_SERIALIZE_NUMPY,

@@ -48,7 +48,7 @@ from riskserve.transformer.features_source import (
     PushWorker,
     StoreUnavailable,
 )
-from riskserve.transformer.inference_log import raw_tensors, transformer_record
+from riskserve.transformer.inference_log import raw_columns, transformer_record
 from riskserve.transformer.predictor_client import PredictorError, PredictorPool
 from riskserve.transformer.raw_request import parse_raw_request
 
@@ -240,7 +240,7 @@ class TransformerApp:
                     request_id=request_id,
                     model_name=t.model_name,
                     model_version=answer.model_version or "",
-                    raw_inputs=raw_tensors(decision.raw_inputs, raw.events),
+                    raw_inputs=raw_columns(decision.raw_inputs, raw.events),
                     model_inputs=model_inputs,
                     outputs=answer.outputs,
                     features=[u for u in used if u.name not in model_inputs],

@@ -34,7 +34,6 @@ _EVENT_ATTRIBUTES = {
     "used_pin_number": "pin",
     "online_order": "online",
 }
-_NUMPY = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
 
 
 def open_inference_log(settings: TransformerSettings) -> InferenceLog | None:
@@ -54,22 +53,19 @@ def open_inference_log(settings: TransformerSettings) -> InferenceLog | None:
     ).start()
 
 
-def raw_tensors(
+def raw_columns(
     raw_inputs: Sequence[tuple[str, str, str]], events: Sequence[Any]
-) -> list[InputTensor]:
-    """The request's raw fields as sent, one column each, from its checked events."""
-    rows = len(events)
-    tensors = []
+) -> dict[str, list]:
+    """The request's raw fields as sent, a list per field, from its checked events
+    (plain lists: an array per field would cost more than the rest of the record)."""
+    columns = {}
     for name, datatype, _ in raw_inputs:
         attribute = _EVENT_ATTRIBUTES.get(name, name)
-        values = [getattr(event, attribute) for event in events]
-        if datatype == "BYTES":
-            array = np.empty(rows, dtype=object)
-            array[:] = values
+        if datatype == "BOOL":
+            columns[name] = [bool(getattr(event, attribute)) for event in events]
         else:
-            array = np.asarray(values, dtype=_NUMPY[datatype])
-        tensors.append(InputTensor(name, datatype, (rows,), array))
-    return tensors
+            columns[name] = [getattr(event, attribute) for event in events]
+    return columns
 
 
 def model_input_tensors(model_inputs: dict[str, np.ndarray]) -> list[InputTensor]:
@@ -87,7 +83,7 @@ def transformer_record(
     request_id: str,
     model_name: str,
     model_version: str,
-    raw_inputs: list[InputTensor],
+    raw_inputs: dict[str, list],
     model_inputs: dict[str, np.ndarray],
     outputs: Sequence[OutputTensor],
     features: Sequence[OutputTensor],

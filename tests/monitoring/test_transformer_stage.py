@@ -18,7 +18,7 @@ from riskserve.monitoring.cli import main
 from riskserve.monitoring.log_reader import LocalLog, LogWindow, read_log
 from riskserve.serving.inference_log import InferenceLog
 from riskserve.serving.settings import StorageSettings
-from riskserve.serving.tensors import InputTensor, OutputTensor
+from riskserve.serving.tensors import OutputTensor
 from riskserve.transformer.inference_log import transformer_record
 
 from tests.monitoring.log_helpers import (
@@ -57,12 +57,7 @@ def write_transformer_log(root: Path, frame: pd.DataFrame, version: str = "1") -
                 request_id=f"txn-{i}",
                 model_name="fraud",
                 model_version=version,
-                raw_inputs=[
-                    InputTensor(
-                        "card_id", "BYTES", (1,), np.array([f"card-{i}"], object)
-                    ),
-                    InputTensor("amount", "FP64", (1,), np.array([10.0 + i])),
-                ],
+                raw_inputs={"card_id": [f"card-{i}"], "amount": [10.0 + i]},
                 model_inputs={
                     c: row[c].to_numpy().astype(np.float32) for c in frame.columns
                 },
