@@ -12,9 +12,12 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from riskserve.features.customer import Checkout, CustomerState, credit_features
 from riskserve.serving.inference_log import SEGMENT_SUFFIX, InferenceLog
 from riskserve.serving.settings import StorageSettings
 from riskserve.transformer.app import TransformerApp
+from riskserve.transformer.checkout import CHECKOUT
+from riskserve.transformer.inference_log import raw_columns, transformer_record
 
 from tests.asyncio_runner import run as run_async
 from tests.transformer.test_inprocess import NOW_US, body, call, make_app, outputs
@@ -166,3 +169,34 @@ def test_without_a_log_nothing_is_written(tmp_path: Path) -> None:
     assert answer.status_code == 200
     assert app.t.inference_log is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkouts_record_has_its_raw_fields_and_the_group_as_text() -> None:
+    checkouts = [
+        Checkout("cust-1", NOW_US, 10.0, "Electronics"),
+        Checkout("cust-2", NOW_US + 1, 20.5, "Erotic Material"),
+    ]
+    features = [credit_features(c, CustomerState()) for c in checkouts]
+    record = orjson.loads(
+        transformer_record(
+            request_id="req-checkout",
+            model_name="credit",
+            model_version="2",
+            raw_inputs=raw_columns(CHECKOUT.raw_inputs, checkouts),
+            model_inputs=CHECKOUT.model_inputs(features, 2),
+            outputs=[],
+            features=[],
+            latency_seconds=0.001,
+        ).to_json()
+    )
+    assert record["raw_inputs"] == {
+        "customer_id": ["cust-1", "cust-2"],
+        "basket_amount": [10.0, 20.5],
+        "merchant_group": ["Electronics", "Erotic Material"],
+        "timestamp": [NOW_US, NOW_US + 1],
+    }
+    assert record["inputs"]["merchant_group"] == ["Electronics", "Erotic Material"]
+    # A customer never seen: missing payment history stays missing (null), as the
+    # predictor logs NaN, so the monitor counts it in the missing rate.
+    assert record["inputs"]["account_status"] == [None, None]
+    assert len(record["inputs"]) == len(CHECKOUT.model_inputs(features, 2))
