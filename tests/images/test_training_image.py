@@ -90,6 +90,7 @@ def test_the_training_image_has_tensorflow_and_no_secret(training_image) -> None
     found = scan_image(training_image)
     assert found["first_party"] == [
         "riskserve.cli",
+        "riskserve.governance",
         "riskserve.model",
         "riskserve.monitoring",
         "riskserve.training",
