@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 import tempfile
 import time
@@ -187,6 +188,8 @@ def read_policy_source(source: str, settings: RolloutSettings) -> Policy:
     import mlflow
 
     client = _client(settings)
+    # one small file: MLflow's download progress bars would only clutter the diff
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         reference = parse_models_uri(source)
         version = resolve_version(client, reference)
