@@ -216,6 +216,22 @@ def policy_storage_uri(download_uri: str, artifacts_destination: str) -> str:
     return artifact_s3_uri(download_uri, artifacts_destination)
 
 
+def resolve_policy_uri(uri: str, settings: RolloutSettings) -> tuple[str, str]:
+    """`models:/fraud-policy@champion` (or `/N`, `/latest`) -> (the version it points
+    at now, the URI `load_policy` reads): what a rollout of a policy sets as the
+    transformer's `policy_uri`, pinned to a version as model revisions are."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    try:
+        reference = parse_models_uri(uri)
+        version = resolve_version(client, reference)
+        download = client.get_model_version_download_uri(reference.name, version)
+    except (MlflowException, LookupError, ValueError) as exc:
+        raise CommandError(f"{uri}: {getattr(exc, 'message', exc)}") from None
+    return version, policy_storage_uri(download, settings.artifacts_destination)
+
+
 def apply_policy(
     client: MlflowClient,
     policy: Policy,

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from riskserve.rollout.settings import RolloutSettings
 from riskserve.transformer.policy import load_policy
 
 from riskserve.cli import main
+from riskserve.policy_cli import resolve_policy_uri
 from tests.fixtures.contract_models import fraud_model
 
 pytestmark = pytest.mark.inprocess
@@ -136,6 +138,12 @@ def test_apply_versions_aliases_and_the_transformer_loads_what_was_stored(
     stored = load_policy(lines[2].split()[-1])
     assert stored.text == FRAUD_POLICY.read_bytes()
     assert load_policy(lines[1].split()[-1]).text == stricter.read_bytes()
+
+    # what a rollout of the policy hands the transformer: a pinned version's location
+    version, uri = resolve_policy_uri(
+        "models:/fraud-policy@champion", RolloutSettings()
+    )
+    assert version == "1" and load_policy(uri).version == champion.version
 
     code, out, _ = policy(
         ["diff", "models:/fraud-policy@champion", "models:/fraud-policy@challenger"],
