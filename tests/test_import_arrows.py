@@ -83,6 +83,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.buckets",
         "serving.logs",
         "serving.keepalive_client",
+        "serving.browser_guard",
         # The inference log: the predictor's writer (spool, one write(2) before the
         # answer, flock, folder or S3) and its S3 settings, so a transformer's records
         # are as durable as the predictor's and in the format the monitor reads.

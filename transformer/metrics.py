@@ -56,3 +56,8 @@ HTTP_REJECTED = Counter(
     "Requests refused with 503 at the concurrency or in-flight body limit.",
     ["limit"],
 )
+HTTP_BROWSER_REFUSED = Counter(
+    "riskserve_transformer_http_browser_refused",
+    "Requests refused with 403 because a web page made them (Origin or "
+    "Sec-Fetch-Site; riskserve.serving.browser_guard).",
+)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 from riskserve.features.pending_states import pending_states
+from riskserve.serving.browser_guard import BrowserGuard
 from riskserve.serving.http_limits import (
     ConcurrencyLimit,
     HttpTimeouts,
@@ -98,7 +99,12 @@ class TransformerServer:
             else []
         )
         app = ConcurrencyLimit(
-            TransformerApp(self.transformer, settings.revision),
+            # A web page cannot score, nor move a card's or customer's state.
+            BrowserGuard(
+                TransformerApp(self.transformer, settings.revision),
+                on_refuse=metrics.HTTP_BROWSER_REFUSED.inc,
+                headers=extra,
+            ),
             max_requests=settings.max_concurrent_requests,
             max_body_bytes=settings.max_in_flight_body_bytes,
             retry_after_seconds=settings.retry_after_seconds,

@@ -196,3 +196,33 @@ def test_a_store_that_is_down_is_a_503_unless_fail_open(stack: Stack) -> None:
     time.sleep(0.2)
     assert counter(stack.fail_open, "riskserve_transformer_pushes_total") == pushed
     assert counter(stack.transformer, "riskserve_transformer_store_errors_total") >= 1
+
+
+def test_a_web_page_cannot_move_a_cards_state(stack: Stack) -> None:
+    """What a page in the operator's browser sends (Origin / Sec-Fetch-Site, a
+    text/plain body) is a 403 before it is read: nothing scored, no state pushed."""
+    card = stack.known_card(7)
+    pushed = counter(stack.transformer, "riskserve_transformer_pushes_total")
+    body = raw_request(card, stack.last_time_us + 10_800_000_000, 5000.0, "m-page")
+    for headers in (
+        {"origin": "https://evil.example", "content-type": "text/plain"},
+        {"sec-fetch-site": "same-site"},
+    ):
+        refused = stack.transformer.client.post(
+            "/v2/models/fraud/infer", json=body, headers=headers
+        )
+        assert refused.status_code == 403
+        assert "web pages are refused" in refused.json()["error"]
+    assert (
+        counter(stack.transformer, "riskserve_transformer_http_browser_refused_total")
+        == 2
+    )
+    # A program's same request is scored and pushed.
+    assert (
+        stack.transformer.client.post("/v2/models/fraud/infer", json=body).status_code
+        == 200
+    )
+    wait_for_pushes(stack.transformer, pushed + 1)
+    assert (
+        counter(stack.transformer, "riskserve_transformer_pushes_total") == pushed + 1
+    )
