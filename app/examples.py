@@ -198,13 +198,13 @@ def raw_credit_examples(checkouts: pd.DataFrame) -> dict[str, dict[str, object]]
     clean = counts[counts.index.isin(defaults[defaults == 0].index)]
     chosen = []
     if len(clean):
-        chosen.append((str(clean.index[0]), "always repaid, many checkouts"))
+        chosen.append((str(clean.index[0]), "always repaid"))
     if defaults.max() > 0:
         chosen.append((str(defaults.idxmax()), "defaulted before"))
     examples: dict[str, dict[str, object]] = {}
     for customer_id, story in chosen:
         own = checkouts[checkouts["customer_id"] == customer_id]
-        examples[f"{customer_id}: {story}, a basket at their usual amount"] = {
+        examples[f"{customer_id}: {story}"] = {
             "customer_id": customer_id,
             "basket_amount": round(float(own["basket_amount"].median()), 2),
             "merchant_group": str(own["merchant_group"].mode().iloc[0]),

@@ -8,9 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from riskserve.app.examples import raw_fraud_examples, write_examples_file
+from riskserve.app.examples import (
+    raw_credit_examples,
+    raw_fraud_examples,
+    write_examples_file,
+)
 
-from riskserve.demo import CardFeatures, build_card_features
+from riskserve.demo import (
+    CardFeatures,
+    CustomerFeatures,
+    build_card_features,
+    build_customer_features,
+)
 from tests.app.app_processes import (
     APP_API_KEY,
     FRAUD_REVISION,
@@ -129,25 +138,29 @@ def scorecard_model():
 
 
 @pytest.fixture(scope="session")
-def scorecard_app(
-    scorecard_model, app_models_dir, app_logs, fraud_predictor
-) -> AppProcess:
-    """The app over a scorecard credit model with reason codes (auth off)."""
+def scorecard_predictor(scorecard_model, app_models_dir, app_logs) -> Predictor:
+    """A real predictor serving that scorecard (auth off)."""
     write_onnx(scorecard_model, app_models_dir / "credit-scorecard")
     predictor = start_predictor(
         app_logs, "app-credit-scorecard", "credit", app_models_dir / "credit-scorecard"
     )
+    yield predictor
+    predictor.stop()
+
+
+@pytest.fixture(scope="session")
+def scorecard_app(scorecard_predictor, app_logs, fraud_predictor) -> AppProcess:
+    """The app over a scorecard credit model with reason codes (auth off)."""
     app = start_app(
         app_logs,
         {
             "RISKSERVE_APP_FRAUD_URL": fraud_predictor.url,
-            "RISKSERVE_APP_CREDIT_URL": predictor.url,
+            "RISKSERVE_APP_CREDIT_URL": scorecard_predictor.url,
             "RISKSERVE_APP_BATCH_SIZE": "4",
         },
     )
     yield app
     app.stop()
-    predictor.stop()
 
 
 @pytest.fixture
@@ -219,5 +232,73 @@ def raw_page(browser, raw_app):
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(raw_app.url)
+    yield page
+    context.close()
+
+
+# -- the credit model behind the checkout transformer (raw checkouts) ----------------
+
+
+@pytest.fixture(scope="session")
+def customer_features(tmp_path_factory) -> CustomerFeatures:
+    """The demo's BNPL data, small: checkouts and payment events of four months, the
+    repository seeded as the demo seeds it, and the next day's checkouts."""
+    return build_customer_features(
+        tmp_path_factory.mktemp("app-customers"),
+        customers=60,
+        days=120,
+        say=lambda _: None,
+    )
+
+
+@pytest.fixture(scope="session")
+def credit_transformer(
+    scorecard_predictor, customer_features, app_logs
+) -> TransformerProcess:
+    """The checkout transformer in front of the scorecard predictor (reason codes),
+    over that repository."""
+    transformer = start_transformer(
+        app_logs,
+        "app-credit-transformer",
+        "credit",
+        f"127.0.0.1:{scorecard_predictor.http_port}",
+        customer_features.repo,
+        timeout=120,
+    )
+    yield transformer
+    transformer.stop()
+
+
+@pytest.fixture(scope="session")
+def raw_credit_examples_of_demo(customer_features) -> dict[str, dict[str, object]]:
+    return raw_credit_examples(customer_features.checkouts)
+
+
+@pytest.fixture(scope="session")
+def raw_credit_app(
+    fraud_predictor, credit_transformer, raw_credit_examples_of_demo, app_logs
+) -> AppProcess:
+    """The app with credit behind the checkout transformer (fraud a bare predictor),
+    its credit examples from the file the demo writes."""
+    examples = app_logs / "app-credit-examples.json"
+    write_examples_file(examples, {"credit": raw_credit_examples_of_demo})
+    app = start_app(
+        app_logs,
+        {
+            "RISKSERVE_APP_FRAUD_URL": fraud_predictor.url,
+            "RISKSERVE_APP_CREDIT_URL": credit_transformer.url,
+            "RISKSERVE_APP_EXAMPLES_FILE": str(examples),
+        },
+    )
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def raw_credit_page(browser, raw_credit_app):
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(raw_credit_app.url)
     yield page
     context.close()
