@@ -48,9 +48,9 @@ from riskserve.transformer.raw_request import (
 # The raw inputs of a checkout (the app's credit tab sends exactly these).
 CHECKOUT_INPUTS: tuple[tuple[str, str, str], ...] = (
     ("customer_id", "BYTES", "the customer"),
-    ("basket_amount", "FP64", "the basket's amount, not negative"),
+    ("basket_amount", "FP64", "the basket's amount, 0 to 1e12"),
     ("merchant_group", "BYTES", "one of the credit schema's merchant groups"),
-    ("timestamp", "INT64", "microseconds since the Unix epoch, UTC"),
+    ("timestamp", "INT64", "microseconds since the Unix epoch, UTC, up to 2262-04-11"),
 )
 NUMERIC = tuple(n for n in CREDIT_FEATURES if n != "merchant_group")
 

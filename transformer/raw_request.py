@@ -10,6 +10,7 @@ are here, a checkout's in `riskserve.transformer.checkout`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,14 +34,14 @@ TIMESTAMP = "timestamp"
 # The raw inputs of the transformer's metadata: (name, datatype, what it is).
 RAW_INPUTS: tuple[tuple[str, str, str], ...] = (
     ("card_id", "BYTES", "the card"),
-    ("amount", "FP64", "the transaction's amount"),
+    ("amount", "FP64", "the transaction's amount, 0 to 1e12"),
     ("merchant_id", "BYTES", "the merchant"),
     ("merchant_latitude", "FP64", "degrees, -90 to 90"),
     ("merchant_longitude", "FP64", "degrees, -180 to 180"),
     ("used_chip", "BOOL", "0/1 or true/false"),
     ("used_pin_number", "BOOL", "0/1 or true/false"),
     ("online_order", "BOOL", "0/1 or true/false"),
-    (TIMESTAMP, "INT64", "microseconds since the Unix epoch, UTC"),
+    (TIMESTAMP, "INT64", "microseconds since the Unix epoch, UTC, up to 2262-04-11"),
 )
 RAW_NAMES = tuple(name for name, _, _ in RAW_INPUTS)
 _NUMERIC = frozenset(
@@ -49,6 +50,12 @@ _NUMERIC = frozenset(
 )
 _INTEGERS = _NUMERIC - {"FP16", "FP32", "FP64"}
 _MAX_ID_LENGTH = 256
+# An amount beyond this is no purchase; beyond float32's range it would reach the
+# model as infinity (found by tests/reliability/test_transformer_fuzz.py).
+MAX_AMOUNT = 1e12
+# The feature store's timestamps are pandas nanoseconds: the last one it can hold,
+# 2262-04-11 (a later event was answered, then its state push failed).
+MAX_TIMESTAMP_US = 9_223_372_036_854_775
 
 
 @dataclass(frozen=True)
@@ -107,20 +114,19 @@ def parse_raw_request(
             + ", ".join(names)
         )
     raw_inputs = RAW_INPUTS if kind is None else kind.raw_inputs
+    outputs = _requested_outputs(request.get("outputs"), parameters)
     fast = None if binary else _json_columns(inputs, raw_inputs, max_rows, kind)
     if fast is not None:
         columns, rows = fast
         events = (
             transactions(columns, rows) if kind is None else kind.events(columns, rows)
         )
-        return RawRequest(
-            request_id, events, requested_outputs(request.get("outputs"), parameters)
-        )
+        return RawRequest(request_id, events, outputs)
     tensors: dict[str, InputTensor] = {}
-    for tensor in decode_inputs(inputs, binary):
+    for tensor in _decode_inputs(inputs, binary):
         if tensor.name not in names:
             raise InvalidInput(
-                f"unknown input tensor {tensor.name!r}; the raw fields are "
+                f"unknown input tensor {excerpt(tensor.name)}; the raw fields are "
                 + ", ".join(names)
             )
         if tensor.name in tensors:
@@ -136,9 +142,61 @@ def parse_raw_request(
     else:
         columns = {name: kind.column(tensors[name], rows) for name in names}
         events = kind.events(columns, rows)
-    return RawRequest(
-        request_id, events, requested_outputs(request.get("outputs"), parameters)
-    )
+    return RawRequest(request_id, events, outputs)
+
+
+_POSITION = re.compile(r"^inputs\[(\d+)\]")
+_MAX_ERROR_LENGTH = 400
+_MAX_OUTPUTS = 64
+_MAX_OUTPUT_NAME_LENGTH = 128
+
+
+def _decode_inputs(inputs: list, binary: bytes) -> list[InputTensor]:
+    """The predictor's v2 decoder, its refusals reworded for a raw field: the field
+    named where the decoder gives a position (`inputs[1]`), the message bounded."""
+    try:
+        return decode_inputs(inputs, binary)
+    except InvalidInput as exc:
+        message = exc.message
+        position = _POSITION.match(message)
+        if position is not None:
+            item = inputs[int(position.group(1))]
+            name = item.get("name") if type(item) is dict else None
+            if type(name) is str:
+                message = f"input tensor {excerpt(name)}" + message[position.end() :]
+        raise InvalidInput(_bounded(message)) from None
+
+
+def _requested_outputs(outputs: object, parameters: dict) -> RequestedOutputs:
+    """The requested outputs, their count and names bounded before anything quotes
+    them back (an unknown name is an error that names it)."""
+    if type(outputs) is list:
+        if len(outputs) > _MAX_OUTPUTS:
+            raise InvalidInput(
+                f"'outputs' lists {len(outputs)} outputs; at most {_MAX_OUTPUTS}"
+            )
+        for item in outputs:
+            name = item.get("name") if type(item) is dict else None
+            if type(name) is str and len(name) > _MAX_OUTPUT_NAME_LENGTH:
+                raise InvalidInput(
+                    f"'outputs' names {excerpt(name)}, longer than "
+                    f"{_MAX_OUTPUT_NAME_LENGTH} characters"
+                )
+    return requested_outputs(outputs, parameters)
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= _MAX_ERROR_LENGTH:
+        return message
+    return message[:_MAX_ERROR_LENGTH] + f"... ({len(message)} characters)"
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """`text` as an error quotes it: repr'd, cut to `limit` characters (a hostile
+    client's megabyte is not sent back)."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def _json_columns(
@@ -212,14 +270,15 @@ def json_ids(values: list) -> list[str] | None:
 def json_timestamps(values: list) -> list[int] | None:
     """`timestamp_column`'s values from JSON integers (INT64), or None."""
     for value in values:
-        if type(value) is not int or not 0 < value < 2**63:
+        if type(value) is not int or not 0 < value <= MAX_TIMESTAMP_US:
             return None
     return values
 
 
 def json_floats(values: list, limit: float | None = None) -> list[float] | None:
-    """Finite FP64 values from JSON numbers: not negative without a `limit`, within
-    -limit to limit with one; None if `amount_column`/`card_column` would refuse."""
+    """Finite FP64 values from JSON numbers: 0 to `MAX_AMOUNT` without a `limit`,
+    within -limit to limit with one; None if `amount_column`/`card_column` would
+    refuse."""
     floats = []
     for value in values:
         kind = type(value)
@@ -231,7 +290,7 @@ def json_floats(values: list, limit: float | None = None) -> list[float] | None:
             return None
         if not math.isfinite(value):
             return None
-        if (value < 0) if limit is None else (abs(value) > limit):
+        if not 0 <= value <= MAX_AMOUNT if limit is None else abs(value) > limit:
             return None
         floats.append(value)
     return floats
@@ -325,6 +384,11 @@ def timestamp_column(tensor: InputTensor, rows: int) -> list[int]:
         raise InvalidInput(
             f"input tensor {name!r} must hold microseconds since the epoch (> 0)"
         )
+    if any(v > MAX_TIMESTAMP_US for v in stamps):
+        raise InvalidInput(
+            f"input tensor {name!r} holds a time after 2262-04-11, the last the "
+            "feature store can keep"
+        )
     return stamps
 
 
@@ -336,8 +400,7 @@ def amount_column(tensor: InputTensor, rows: int) -> list[float]:
     floats = [float(v) for v in tensor.array.reshape(rows).astype(np.float64)]
     if not all(math.isfinite(v) for v in floats):
         raise InvalidInput(f"input tensor {name!r} holds NaN or an infinite value")
-    if any(v < 0 for v in floats):
-        raise InvalidInput(f"input tensor {name!r} holds a negative amount")
+    _check_amounts(name, floats)
     return floats
 
 
@@ -359,11 +422,20 @@ def card_column(tensor: InputTensor, rows: int) -> list:
     floats = [float(v) for v in numbers]
     if not all(math.isfinite(v) for v in floats):
         raise InvalidInput(f"input tensor {name!r} holds NaN or an infinite value")
-    if name == "amount" and any(v < 0 for v in floats):
-        raise InvalidInput(f"input tensor {name!r} holds a negative amount")
+    if name == "amount":
+        _check_amounts(name, floats)
     limit = 90.0 if name == "merchant_latitude" else 180.0
     if name != "amount" and any(abs(v) > limit for v in floats):
         raise InvalidInput(
             f"input tensor {name!r} holds a value outside -{limit:g} to {limit:g}"
         )
     return floats
+
+
+def _check_amounts(name: str, floats: list[float]) -> None:
+    if any(v < 0 for v in floats):
+        raise InvalidInput(f"input tensor {name!r} holds a negative amount")
+    if any(v > MAX_AMOUNT for v in floats):
+        raise InvalidInput(
+            f"input tensor {name!r} holds an amount above {MAX_AMOUNT:g}"
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import quote
 
 import grpc
@@ -381,12 +382,20 @@ def run_binary_fuzz(target: Target, examples: int, ledger) -> None:
     one()
 
 
-def slow_clients(target: Target, seconds: float) -> None:
-    """A client trickling its request, one stalling halfway, idle connections: the
-    others are still answered quickly, and the server survives them all."""
-    body = json.dumps(fraud_body()).encode()
+def slow_clients(
+    target: Target,
+    seconds: float,
+    path: str = "/v2/models/fraud/infer",
+    body: bytes | None = None,
+    still_correct: Callable[[Target], None] | None = None,
+) -> None:
+    """A client trickling its request (`body`, the fraud rows by default), one
+    stalling halfway, idle connections: the others are still answered quickly
+    (`still_correct`), and the server survives them all."""
+    body = json.dumps(fraud_body()).encode() if body is None else body
+    still_correct = still_correct or assert_still_correct
     request = (
-        f"POST /v2/models/fraud/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
         f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
     idle = [socket.create_connection(("127.0.0.1", target.port), 5) for _ in range(50)]
@@ -400,7 +409,7 @@ def slow_clients(target: Target, seconds: float) -> None:
         for at in range(0, len(request), step):
             trickle.sendall(request[at : at + step])
             started = time.monotonic()
-            assert_still_correct(target)
+            still_correct(target)
             worst = max(worst, time.monotonic() - started)
             time.sleep(pause)
         trickle.settimeout(10)

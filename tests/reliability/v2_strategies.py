@@ -252,3 +252,39 @@ def binary_requests(draw: st.DrawFn, names: list[str], outputs: list[str]):
     if length is not None:
         headers["inference-header-content-length"] = length
     return header + binary, headers
+
+
+# -- raw events (the transformer) -------------------------------------------------------
+# A value a raw field may be sent: plausible or hostile (wrong type, huge, not finite,
+# unicode, nested); the fields' own checks must refuse what they cannot use.
+RAW_VALUES = (
+    st.booleans()
+    | st.none()
+    | EDGE_INTS
+    | st.integers()
+    | FLOATS
+    | st.sampled_from([math.nan, math.inf, -math.inf, 2**64, -(2**64), 10**30])
+    | TEXT
+    | st.sampled_from(["Electronics", "\u202eabc", "x" * 100_000, "1e5", "true"])
+    | st.lists(st.integers(0, 1), max_size=2)
+    | st.dictionaries(TEXT, st.integers(), max_size=2)
+)
+
+
+@st.composite
+def corrupted_raw_requests(draw: st.DrawFn, valid: dict) -> tuple[dict, str]:
+    """(request, field): `valid` (one raw event as v2 JSON tensors, shape [1]) with one
+    field's datatype, shape or data replaced by something drawn: the field a 400
+    must name, if the request is refused."""
+    request = {"inputs": [dict(tensor) for tensor in valid["inputs"]]}
+    tensor = draw(st.sampled_from(request["inputs"]))
+    what = draw(st.sampled_from(["data", "data", "data", "datatype", "shape"]))
+    if what == "data":
+        tensor["data"] = [draw(RAW_VALUES)]
+    elif what == "datatype":
+        tensor["datatype"] = draw(st.sampled_from(DATATYPES) | TEXT)
+    else:
+        tensor["shape"] = draw(
+            st.sampled_from([[1, 1], [1, 2], [2], [0], [-1], [1, 1, 1], [2**63]])
+        )
+    return request, tensor["name"]
