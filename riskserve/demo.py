@@ -25,9 +25,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -164,25 +165,38 @@ def seed_online_store(store: FeatureStore, event_log: Path) -> None:
     (`CardStateWriter`): the rows `materialize` would write. Why not materialise
     both: Feast converts every activity row of the log, not only each card's latest
     (measured over 2 minutes for 2,000 cards and 110,000 transactions here)."""
-    import numpy as np
-
     from riskserve.features.card import STATE_FIELDS, CardState
     from riskserve.features.online import CardStateWriter
     from riskserve.features.repo import CARD_ACTIVITY_FILE
 
     store.materialize(MATERIALISE_FROM, MATERIALISE_TO, feature_views=["card_profile"])
-    activity = pd.read_parquet(event_log / CARD_ACTIVITY_FILE)
-    # The log holds each card's empty state at issue, then one row per transaction
-    # in time order: a card's last row is its state now.
-    latest = activity.groupby("card_id", sort=False).tail(1)
     writer = CardStateWriter(store)
+    for card_id, stamp, fields in latest_states(
+        event_log / CARD_ACTIVITY_FILE, "card_id", STATE_FIELDS
+    ):
+        writer.write(card_id, stamp, CardState.from_row(fields))
+
+
+def latest_states(
+    activity_file: Path, entity: str, state_fields: tuple[str, ...]
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Each entity's last row of an activity log: (id, microseconds, stored fields).
+    The log holds each entity's empty state, then one row per event in time order:
+    its last row is its state now."""
+    import numpy as np
+
+    activity = pd.read_parquet(activity_file)
+    latest = activity.groupby(entity, sort=False).tail(1)
     for row in latest.to_dict("records"):
         fields = {
             name: list(value) if isinstance(value, np.ndarray) else value
-            for name, value in ((n, row[n]) for n in STATE_FIELDS)
+            for name, value in ((n, row[n]) for n in state_fields)
         }
-        stamp = pd.Timestamp(row["event_timestamp"]).value // 1000
-        writer.write(str(row["card_id"]), stamp, CardState.from_row(fields))
+        yield (
+            str(row[entity]),
+            pd.Timestamp(row["event_timestamp"]).value // 1000,
+            fields,
+        )
 
 
 @dataclass(frozen=True)
@@ -241,24 +255,15 @@ def seed_customer_states(store: FeatureStore, event_log: Path) -> None:
     """Every customer's latest `customer_activity` row written as the transformer's
     own state updates are (`CustomerStateWriter`): the rows `materialize` would write,
     without converting every row of the log (see `seed_online_store`)."""
-    import numpy as np
-
     from riskserve.features.customer import STATE_FIELDS, CustomerState
     from riskserve.features.customer_online import CustomerStateWriter
     from riskserve.features.repo import CUSTOMER_ACTIVITY_FILE
 
-    activity = pd.read_parquet(event_log / CUSTOMER_ACTIVITY_FILE)
-    # The log holds each customer's empty state, then one row per event in time
-    # order: a customer's last row is its state now.
-    latest = activity.groupby("customer_id", sort=False).tail(1)
     writer = CustomerStateWriter(store)
-    for row in latest.to_dict("records"):
-        fields = {
-            name: list(value) if isinstance(value, np.ndarray) else value
-            for name, value in ((n, row[n]) for n in STATE_FIELDS)
-        }
-        stamp = pd.Timestamp(row["event_timestamp"]).value // 1000
-        writer.write(str(row["customer_id"]), stamp, CustomerState.from_row(fields))
+    for customer_id, stamp, fields in latest_states(
+        event_log / CUSTOMER_ACTIVITY_FILE, "customer_id", STATE_FIELDS
+    ):
+        writer.write(customer_id, stamp, CustomerState.from_row(fields))
 
 
 # The demo's traffic before it sent raw transactions: synthetic feature rows, five a
