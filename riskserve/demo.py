@@ -379,6 +379,16 @@ def checkout_requests(traffic: pd.DataFrame) -> list[dict]:
     return [*requests, raw_checkout(NEW_CUSTOMER, 60.0, "Electronics", stamp)]
 
 
+def try_checkout(traffic: pd.DataFrame) -> dict:
+    """The summary's example request: the first traffic customer's next checkout, a
+    day after the traffic (after the state the demo's own requests left)."""
+    request = checkout_requests(traffic)[0]
+    fields = {t["name"]: t["data"][0] for t in request["inputs"]}
+    return raw_checkout(
+        fields["customer_id"], 80.0, "Electronics", fields["timestamp"] + 86_400_000_000
+    )
+
+
 def decision_line(request: dict, outputs: dict[str, list]) -> str:
     """One checkout's decision as the demo prints it."""
     raw = {t["name"]: t["data"][0] for t in request["inputs"]}
@@ -539,14 +549,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--customers",
         type=int,
-        default=2_000,
+        default=1_000,
         help="BNPL customers in the generated event log the credit model trains on",
     )
     parser.add_argument(
         "--credit-days",
         type=int,
-        default=365,
-        help="days of that log (its traffic is the next)",
+        default=730,
+        help="days of that log (its traffic is the next); the credit features look "
+        "back 24 months, and training refuses a log too short to fill them",
     )
     parser.add_argument(
         "--budget",
@@ -719,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             + "  try:  curl -s "
             f"{gateway}/v2/models/credit/infer -H 'content-type: application/json' "
-            f"-d '{json.dumps(checkout_requests(customer_data.traffic.iloc[:0])[0])}'\n",
+            f"-d '{json.dumps(try_checkout(customer_data.traffic))}'\n",
             flush=True,
         )
         if not args.no_wait:

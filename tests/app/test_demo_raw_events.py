@@ -43,6 +43,7 @@ from riskserve.demo import (
     raw_transaction,
     send_checkouts,
     traffic_slices,
+    try_checkout,
 )
 from tests.fixtures.contract_models import credit_model, write_onnx
 from tests.localplatform.platform_helpers import Platform
@@ -171,6 +172,10 @@ def test_the_demo_seeds_each_customers_state_as_training_sees_it(
     last = {t["name"]: t["data"][0] for t in requests[-1]["inputs"]}
     assert last["customer_id"] == NEW_CUSTOMER
     assert last["timestamp"] > data.traffic["event_timestamp"].max().value // 1000
+    # The summary's curl: a known customer, after everything the demo sent.
+    tried = {t["name"]: t["data"][0] for t in try_checkout(data.traffic)["inputs"]}
+    assert tried["customer_id"] in set(data.checkouts["customer_id"])
+    assert tried["timestamp"] > last["timestamp"]
 
 
 @pytest.mark.e2e
