@@ -75,6 +75,21 @@ def main(argv: list[str] | None = None) -> int:
         )
     if problems or repo is None:
         parser.error("; ".join(problems))
+    policy = None
+    if settings.policy_uri:
+        from riskserve.transformer.policy import PolicyError, load_policy
+
+        try:
+            policy = load_policy(settings.policy_uri)
+        except PolicyError as exc:
+            # One line, no traceback: what an operator reads in the pod's status.
+            problems_text = "; ".join(str(exc).splitlines())
+            print(
+                f"riskserve.transformer: RISKSERVE_TRANSFORMER_POLICY_URI: "
+                f"{problems_text}",
+                file=sys.stderr,
+            )
+            return 2
     from riskserve.transformer.server import ServerOptions, TransformerServer
 
     options = ServerOptions(
@@ -89,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=args.timeout_keep_alive,
         log_config_file=args.log_config_file,
     )
-    coroutine = TransformerServer(options, settings).serve()
+    coroutine = TransformerServer(options, settings, policy).serve()
     if args.event_loop in ("auto", "uvloop"):
         try:
             import uvloop

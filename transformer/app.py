@@ -49,6 +49,7 @@ from riskserve.transformer.features_source import (
     StoreUnavailable,
 )
 from riskserve.transformer.inference_log import raw_columns, transformer_record
+from riskserve.transformer.policy import Policy, PolicyError, policy_fields
 from riskserve.transformer.predictor_client import PredictorError, PredictorPool
 from riskserve.transformer.raw_request import parse_raw_request
 
@@ -75,6 +76,94 @@ class ClientDisconnected(Exception):
     """The client left before its body came: nothing is scored or pushed."""
 
 
+# The outputs a decision policy adds to every answer (docs/transformer.md).
+POLICY_OUTPUTS = ("action", "policy_version", "policy_rule", "reason_code")
+
+
+class AppliedPolicy:
+    """A decision policy in front of one model: loaded at start, checked against the
+    model's fields once the predictor's metadata is known (`check`), then applied to
+    every answer (`outputs`)."""
+
+    def __init__(self, policy: Policy, uri: str) -> None:
+        self.policy = policy
+        self.uri = uri
+        self.checked = False
+        # each field the policy names: where its values come from
+        self._from_outputs: list[str] = []
+        self._from_features: list[str] = []
+        self._raw: tuple[tuple[str, str, str], ...] = ()
+        self._one_row_version = np.array([policy.version], dtype=object)
+        self._one_row_version.flags.writeable = False
+
+    def check(
+        self, model_name: str, decision: Decision, outputs: list[dict[str, Any]]
+    ) -> None:
+        """Accept the policy for this model (PolicyError, one line per problem, if
+        not): every field it names is a raw input, a feature or a predictor output."""
+        clash = [o.get("name") for o in outputs if o.get("name") in POLICY_OUTPUTS]
+        if clash:
+            raise PolicyError(
+                f"model {model_name} already answers {', '.join(map(repr, clash))}, "
+                "which a policy would add"
+            )
+        fields = policy_fields(
+            model_name,
+            decision.raw_inputs,
+            decision.extra_outputs,
+            (
+                (str(o.get("name")), str(o.get("datatype")), o.get("shape") or [])
+                for o in outputs
+            ),
+        )
+        self.policy.check_fields(fields)
+        sources = {name: fields.fields[name].source for name in self.policy.fields}
+        self._from_outputs = [n for n, s in sources.items() if s == "output"]
+        self._from_features = [n for n, s in sources.items() if s == "feature"]
+        self._raw = tuple(
+            e for e in decision.raw_inputs if sources.get(e[0]) == "input"
+        )
+        self.checked = True
+
+    def outputs(
+        self,
+        answered: list[OutputTensor],
+        used: list[OutputTensor],
+        events: list[Any],
+    ) -> list[OutputTensor]:
+        """The policy's decision of each row, as the four outputs it adds."""
+        rows = len(events)
+        columns: dict[str, Any] = {}
+        if self._from_outputs:
+            by_name = {o.name: o.array for o in answered}
+            for name in self._from_outputs:
+                if name not in by_name:
+                    raise UpstreamFailed(
+                        f"the predictor's answer lacks {name!r}, which the policy "
+                        "needs",
+                        502,
+                    )
+                columns[name] = by_name[name]
+        if self._from_features:
+            features = {u.name: u.array for u in used}
+            for name in self._from_features:
+                columns[name] = features[name]
+        if self._raw:
+            columns.update(raw_columns(self._raw, events))
+        decided = self.policy.decide(columns, rows)
+        version = (
+            self._one_row_version
+            if rows == 1
+            else np.full(rows, decided.policy_version, dtype=object)
+        )
+        return [
+            OutputTensor("action", "BYTES", decided.action),
+            OutputTensor("policy_version", "BYTES", version),
+            OutputTensor("policy_rule", "BYTES", decided.rule),
+            OutputTensor("reason_code", "BYTES", decided.reason),
+        ]
+
+
 @dataclass
 class Transformer:
     """What the app serves: one model name, its decision (card transactions or BNPL
@@ -92,10 +181,15 @@ class Transformer:
     predictor_outputs: list[dict[str, Any]] = field(default_factory=list)
     decision: Decision = CARD
     inference_log: InferenceLog | None = None  # riskserve.transformer.inference_log
+    policy: AppliedPolicy | None = None  # None: the graph's decision stands
 
     @property
     def ready(self) -> bool:
-        return self.source is not None and self.pushes is not None
+        return (
+            self.source is not None
+            and self.pushes is not None
+            and (self.policy is None or self.policy.checked)
+        )
 
 
 class TransformerApp:
@@ -152,6 +246,8 @@ class TransformerApp:
         if not t.ready:
             raise NotReady(
                 "the transformer is not ready: its feature store is not open"
+                if t.source is None or t.pushes is None
+                else "the transformer is not ready: its policy is not checked yet"
             )
         body = await self._read_body(scope, receive)
         decision = t.decision
@@ -207,7 +303,13 @@ class TransformerApp:
             else:
                 array = feature_column(features, name, datatype, rows)
             used.append(OutputTensor(name, datatype, array))
-        outputs = [*answer.outputs, *used]
+        answered = answer.outputs
+        if t.policy is not None:
+            answered = [
+                *answered,
+                *t.policy.outputs(answered, used, raw.events),
+            ]
+        outputs = [*answered, *used]
         if raw.outputs.names is not None:
             by_name = {o.name: o for o in outputs}
             unknown_names = [n for n in raw.outputs.names if n not in by_name]
@@ -242,7 +344,7 @@ class TransformerApp:
                     model_version=answer.model_version or "",
                     raw_inputs=raw_columns(decision.raw_inputs, raw.events),
                     model_inputs=model_inputs,
-                    outputs=answer.outputs,
+                    outputs=answered,
                     features=[u for u in used if u.name not in model_inputs],
                     latency_seconds=time.perf_counter() - started,
                 )
@@ -274,6 +376,10 @@ class TransformerApp:
             "outputs": [
                 *self.t.predictor_outputs,
                 *(
+                    {"name": name, "datatype": "BYTES", "shape": [-1]}
+                    for name in (POLICY_OUTPUTS if self.t.policy else ())
+                ),
+                *(
                     {"name": name, "datatype": datatype, "shape": [-1]}
                     for name, datatype in self.t.decision.extra_outputs
                 ),
@@ -284,6 +390,17 @@ class TransformerApp:
                     name: what for name, _, what in self.t.decision.raw_inputs
                 },
                 "fail_open": self.t.fail_open,
+                **(
+                    {
+                        "policy": {
+                            "name": self.t.policy.policy.name,
+                            "version": self.t.policy.policy.version,
+                            "uri": self.t.policy.uri,
+                        }
+                    }
+                    if self.t.policy
+                    else {}
+                ),
             },
         }
 

@@ -21,6 +21,7 @@ from riskserve.serving.http_limits import (
 )
 from riskserve.transformer import metrics
 from riskserve.transformer.app import (
+    AppliedPolicy,
     Transformer,
     TransformerApp,
     fetch_predictor_outputs,
@@ -33,6 +34,7 @@ from riskserve.transformer.features_source import (
     open_feature_store,
 )
 from riskserve.transformer.inference_log import open_inference_log
+from riskserve.transformer.policy import Policy, PolicyError
 from riskserve.transformer.predictor_client import PredictorPool
 from riskserve.transformer.settings import TransformerSettings
 
@@ -66,7 +68,12 @@ PUSH_HOOKS = PushHooks(
 
 
 class TransformerServer:
-    def __init__(self, options: ServerOptions, settings: TransformerSettings) -> None:
+    def __init__(
+        self,
+        options: ServerOptions,
+        settings: TransformerSettings,
+        policy: Policy | None = None,
+    ) -> None:
         self.options = options
         self.settings = settings
         self.exit_code = 0
@@ -87,6 +94,9 @@ class TransformerServer:
             max_body_bytes=settings.max_body_bytes,
             check_predictor_health=options.check_predictor_health,
             decision=decision_for(options.model_name, settings.kind),
+            policy=AppliedPolicy(policy, settings.policy_uri or "")
+            if policy is not None
+            else None,
         )
         self.http = uvicorn.Server(self._http_config())
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,6 +199,47 @@ class TransformerServer:
                 "lookup_path": settings.lookup_path,
                 "auth": self.transformer.api_key is not None,
                 "inference_log": settings.inference_log_uri,
+                "policy_uri": settings.policy_uri,
+            },
+        )
+
+    async def _predictor_metadata(self) -> None:
+        """The predictor's outputs, then the policy checked against the model: not
+        ready until it is; a policy naming a field the model lacks stops the process
+        with one log line (exit code 2), as a policy that does not parse does."""
+        policy = self.transformer.policy
+        if policy is not None:
+            log.info(
+                "the policy is checked once the predictor's metadata is known; "
+                "not ready until then",
+                extra={"policy": policy.policy.name, "policy_uri": policy.uri},
+            )
+        await fetch_predictor_outputs(self.transformer)
+        if policy is None:
+            return
+        try:
+            policy.check(
+                self.options.model_name,
+                self.transformer.decision,
+                self.transformer.predictor_outputs,
+            )
+        except PolicyError as exc:
+            log.error(
+                "the policy does not fit the model",
+                extra={
+                    "policy_uri": policy.uri,
+                    "error": "; ".join(str(exc).splitlines()),
+                },
+            )
+            self.exit_code = 2
+            self.http.should_exit = True
+            return
+        log.info(
+            "policy checked",
+            extra={
+                "policy": policy.policy.name,
+                "policy_version": policy.policy.version,
+                "policy_uri": policy.uri,
             },
         )
 
@@ -197,7 +248,7 @@ class TransformerServer:
         self.transformer.inference_log = open_inference_log(self.settings)
         self._tasks = [
             asyncio.create_task(self._open_store()),
-            asyncio.create_task(fetch_predictor_outputs(self.transformer)),
+            asyncio.create_task(self._predictor_metadata()),
         ]
         for handled in (signal.SIGTERM, signal.SIGINT):
             signal.signal(handled, lambda *_: None)

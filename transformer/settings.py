@@ -35,6 +35,15 @@ class TransformerSettings(BaseSettings):
     (default): `customer` for a model named `credit` or `credit-...`, else `card`
     (`riskserve.transformer.decisions`)."""
 
+    policy_uri: str | None = None
+    """The decision policy applied after the predictor (docs/policies.md): a `.yaml`
+    file, a folder holding `policy.yaml`, `file://...` or `s3://bucket/key` (read with
+    the shared S3 settings). Unset (default): no policy, the graph's decision stands.
+    A `models:/<model>-policy@alias` URI is resolved before deployment (`riskserve
+    policy status` prints each version's); the transformer never talks to MLflow. A
+    policy that does not parse stops the process at start with one line on stderr;
+    one that names a field the model lacks, once the predictor's metadata is known."""
+
     api_key: SecretStr | None = None
     """When set, inference and metadata need `Authorization: Bearer <key>` or
     `x-api-key: <key>` (the predictor's scheme); health and /metrics stay open."""
