@@ -111,6 +111,11 @@ def _missing_mask(column: np.ndarray) -> np.ndarray:
     return np.zeros(len(column), np.bool_)
 
 
+def _excerpt(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -157,19 +162,19 @@ def _compile(
         if text:
             if not isinstance(v, str):
                 raise PolicyError(
-                    f"{place}.{operator}: {field!r} is text; {v!r} is not a string"
+                    f"{place}.{operator}: {field!r} is text; {_excerpt(v)} is not a string"
                 )
             converted.append(v)
         elif info.datatype == "BOOL" and operator in {"eq", "ne"}:
             if not isinstance(v, bool | int) or v not in (0, 1):
                 raise PolicyError(
-                    f"{place}.{operator}: {field!r} is true/false; {v!r} is not"
+                    f"{place}.{operator}: {field!r} is true/false; {_excerpt(v)} is not"
                 )
             converted.append(bool(v))
         elif info.datatype in _NUMERIC or info.datatype == "BOOL":
             if isinstance(v, str):
                 raise PolicyError(
-                    f"{place}.{operator}: {field!r} is a number; {v!r} is text"
+                    f"{place}.{operator}: {field!r} is a number; {_excerpt(v)} is text"
                 )
             # an FP32 field is compared in FP32, as the graph compares its
             # cut-off (and numpy compares an FP32 column with a Python float)

@@ -34,7 +34,10 @@ MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_RULES = 200
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 ReasonCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
-Scalar = bool | int | float | str
+# Text in a policy is short: a value no longer than this, so that no error repeats
+# more than a bounded excerpt of the document.
+Text = Annotated[str, Field(max_length=256)]
+Scalar = bool | int | float | Text
 Number = int | float
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "missing", "contains")
 
@@ -84,14 +87,14 @@ class Rule(BaseModel):
     name: Name
     description: str = Field("", max_length=1000)
     when: list[Condition] = Field(min_length=1, max_length=50)
-    action: str
+    action: Annotated[str, Field(max_length=32)]
     reason: ReasonCode
 
 
 class DefaultAction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: str
+    action: Annotated[str, Field(max_length=32)]
     reason: ReasonCode
 
 
@@ -143,7 +146,13 @@ def _place(location: tuple[int | str, ...]) -> str:
     return place or "(document)"
 
 
-_MEMBERS = {"bool": "true/false", "int": "a number", "float": "a number", "str": "text"}
+_MEMBERS = {
+    "bool": "true/false",
+    "int": "a number",
+    "float": "a number",
+    "str": "text",
+    "constrained-str": "text",  # Text, a str with a length limit
+}
 
 
 def _lines(exc: ValidationError) -> list[str]:
@@ -167,7 +176,12 @@ def _lines(exc: ValidationError) -> list[str]:
             message = "is not a field of a policy here"
         line = f"{place}: {message}"
         by_place.setdefault(line if not tried else place)
-        members.setdefault(place, []).extend(_MEMBERS[t] for t in tried)
+        members.setdefault(place, []).extend(
+            "text of at most 256 characters"
+            if error["type"] == "string_too_long"
+            else _MEMBERS[t]
+            for t in tried
+        )
     lines = []
     for key in by_place:
         if key in members and members[key] and ": " not in key:

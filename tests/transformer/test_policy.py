@@ -162,6 +162,34 @@ def test_a_test_the_field_type_cannot_take_is_refused():
     ]
 
 
+def test_errors_repeat_only_a_bounded_excerpt_of_the_document():
+    long = "x" * 200
+    lines = refusal(
+        FRAUD_HEAD
+        + "rules:\n"
+        + f"  - {{name: a, when: [{{field: amount, eq: {long}}}], action: block,"
+        + " reason: A}\n"
+        + f"  - {{name: b, when: [{{field: amount, eq: {'y' * 300}}}],"
+        + f" action: {'z' * 100}, reason: B}}\n"
+        + DEFAULT_ALLOW
+    )
+    assert lines == [
+        "rules[1].when[0].eq: expected true/false or a number or text of at most 256 "
+        "characters",
+        "rules[1].action: String should have at most 32 characters",
+    ]
+    lines = refusal(
+        FRAUD_HEAD
+        + "rules:\n"
+        + f"  - {{name: a, when: [{{field: amount, eq: {long}}}], action: block,"
+        + " reason: A}\n"
+        + DEFAULT_ALLOW
+    )
+    (line,) = lines
+    assert line.startswith("rules[0].when[0].eq: 'amount' is a number; 'xxx")
+    assert line.endswith("x... is text") and len(line) < 100
+
+
 def test_a_policy_decides_only_once_its_fields_are_checked():
     policy = parse_policy(FRAUD_HEAD + DEFAULT_ALLOW)
     with pytest.raises(RuntimeError, match="check_fields"):
