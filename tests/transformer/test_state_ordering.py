@@ -5,6 +5,7 @@ a lookup of a card whose push is staged but not committed sees the staged state.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +128,69 @@ def test_concurrent_requests_of_one_card_all_count(stack: TransformerStack) -> N
     seen = {o["name"]: o["data"] for o in after.json()["outputs"]}
     assert seen["card_transactions"] == [CONCURRENT]
     assert counter(transformer, "riskserve_transformer_push_failures_total") == 0
+
+
+@pytest.mark.inprocess
+def test_the_push_thread_commits_what_it_drained(tmp_path: Path) -> None:
+    """`STORE_IO=thread`: the push thread stages what it drains from its queue and
+    commits it; every transaction counts once the worker is closed."""
+    repo = build_feature_repo(tmp_path, cards=5, days=1)
+    store = open_feature_store(repo.repo)
+    pending = pending_states(store)
+    pending.batching = True
+    reader, writer = CardReader(store), CardStateWriter(store)
+    pushed: list[float] = []
+    failed: list[str] = []
+    worker = PushWorker(
+        lambda txn, state: record_transaction(writer, txn, state),
+        100,
+        PushHooks(pushed.append, failed.append, lambda _: None),
+        in_thread=True,
+        flush=pending.flush,
+    )
+    card = "card-ordering-thread"
+    base = 1_800_000_000_000_000
+    for i in range(20):
+        txn = _txn(card, base + i * 1_000_000, 5.0 + i)
+        worker.submit(txn, reader.lookup(txn).state)
+    assert worker.close(drain_seconds=10.0) == 0
+    assert failed == [] and len(pushed) == 20 and len(pending) == 0
+    assert writer.latest(card).transactions == 20
+
+
+@pytest.mark.inprocess
+def test_a_failed_commit_counts_every_state_of_the_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store refuses the batch (its table is gone): each staged state is counted
+    as failed, one log line names how many and which cards, nothing stays staged."""
+    repo = build_feature_repo(tmp_path, cards=5, days=1)
+    store = open_feature_store(repo.repo)
+    pending = pending_states(store)
+    pending.batching = True
+    writer = CardStateWriter(store)
+    pushed: list[float] = []
+    failed: list[str] = []
+    worker = PushWorker(
+        lambda txn, state: record_transaction(writer, txn, state),
+        100,
+        PushHooks(pushed.append, failed.append, lambda _: None),
+        in_thread=False,
+        flush=pending.flush,
+    )
+    base = 1_800_000_000_000_000
+    conn = store._get_provider().online_store._get_conn(store.config)  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        for i, card in enumerate(("card-a", "card-b", "card-c")):
+            worker.submit(_txn(card, base + i, 10.0), CardState())
+        assert len(pending) == 3  # staged in this pass
+        conn.execute('ALTER TABLE "riskserve_card_activity" RENAME TO "gone"')
+        await asyncio.sleep(0)  # the next pass: the flush, refused
+
+    with caplog.at_level(logging.ERROR, logger="transformer"):
+        run(scenario())
+    assert failed == ["error"] * 3 and pushed == [] and len(pending) == 0
+    (record,) = caplog.records
+    assert record.getMessage() == "state updates failed"
+    assert "3 state write(s) lost (card-a, card-b, card-c)" in record.__dict__["error"]
