@@ -89,6 +89,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         # are as durable as the predictor's and in the format the monitor reads.
         "serving.inference_log",
         "serving.settings",
+        # serving.inference_log counts its writes and failures in the predictor's
+        # counters: imported with it, so shipped in the transformer image too.
+        "serving.metrics",
     ),
     # Model risk governance (validation reports, fairness, approvals): the model
     # contract (specs, data loading, the reference profile's PSI) and MLflow's client
