@@ -6,7 +6,8 @@ its file format, so the monitor reads both alike.
 A transformer's record is the predictor's with `"stage": "transformer"`: its `inputs`
 are the model inputs it sent to the predictor (the features as served, which the
 monitor compares with the version's reference profile), `outputs` the predictor's
-answer, and it adds `raw_inputs` (the request's fields as sent) and `features` (the
+answer (followed, when a decision policy is applied, by its `action`,
+`policy_version`, `policy_rule` and `reason_code`), and it adds `raw_inputs` (the request's fields as sent) and `features` (the
 other columns it answered: context, the unknown-entity and features-unavailable
 flags). Its `request_id` is the one the predictor received, so one id finds both
 records of a decision (docs/transformer.md, "Inference log").
