@@ -386,3 +386,46 @@ def test_a_policy_that_does_not_parse_stops_the_process_with_one_line(
         f"riskserve.transformer: RISKSERVE_TRANSFORMER_POLICY_URI: {broken}"
     )
     assert "not YAML" in lines[0]
+
+
+def test_a_rule_on_the_reason_codes_reads_each_rows_k_codes(tmp_path: Path) -> None:
+    """A refer band on the score and a rule on the model's K reason codes a row."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "name: credit-refer\nkind: credit\nmodel: credit\nrules:\n"
+        "  - name: thin_file\n"
+        "    when: [{field: reason_codes, contains: THIN_FILE}]\n"
+        "    action: refer\n    reason: REFER_THIN_FILE\n"
+        "  - name: score_band\n"
+        "    when: [{field: credit_score, ge: 600, lt: 650}]\n"
+        "    action: refer\n    reason: REFER_SCORE_BAND\n"
+        "default: {action: approve, reason: APPROVED}\n"
+    )
+    metadata = [
+        *CREDIT_METADATA,
+        {"name": "reason_codes", "datatype": "BYTES", "shape": [-1, 4]},
+    ]
+    app, predictor, _ = make_app("credit", applied(path, "credit", CHECKOUT, metadata))
+    codes = np.array(
+        [["A", "B", "C", "D"], ["A", "THIN_FILE:no history", "C", "D"], ["A"] * 4],
+        dtype=object,
+    )
+    scores = np.array([700.0, 700.0, 620.0], "f4")
+
+    async def infer(
+        model_name: str, features: dict[str, np.ndarray], request_id: str
+    ) -> PredictorAnswer:
+        return PredictorAnswer(
+            "1",
+            [
+                OutputTensor("credit_score", "FP32", scores),
+                OutputTensor("approved", "BOOL", scores >= 600),
+                OutputTensor("reason_codes", "BYTES", codes),
+            ],
+        )
+
+    predictor.infer = infer  # type: ignore[method-assign]
+    got = outputs(post(app, "credit", checkouts(["c-1", "c-2", "c-3"])))
+    assert got["action"] == ["approve", "refer", "refer"]
+    assert got["policy_rule"] == ["default", "thin_file", "score_band"]
+    assert got["reason_codes"] == codes.tolist()
