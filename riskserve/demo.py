@@ -412,7 +412,9 @@ def decision_line(request: dict, outputs: dict[str, list]) -> str:
     else:
         text += f", {outputs['customer_checkouts'][0]} checkouts before"
     if reasons:
-        text += "; reasons: " + "; ".join(reasons[:2])
+        # An approved checkout's codes say what held its score down, not why.
+        said = "reasons" if not approved else "held the score down"
+        text += f"; {said}: " + "; ".join(reasons[:2])
     return text
 
 
