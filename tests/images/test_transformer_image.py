@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
+from riskserve.features.customer_offline import write_customer_offline_store
 from riskserve.features.offline import write_offline_store
-from riskserve.features.repo import open_store
+from riskserve.features.repo import CUSTOMER_ACTIVITY_FILE, open_store
 from riskserve.localplatform.processes import free_port
-from riskserve.model.events import CardEvents, card_transactions
+from riskserve.model.events import CardEvents, bnpl_events, card_transactions
 
 from riskserve.services import start_redis
-from tests.fixtures.contract_models import fraud_model, write_onnx
+from tests.fixtures.contract_models import credit_model, fraud_model, write_onnx
 from tests.images.containers import Container, engine
 from tests.images.scanning import scan_image
 from tests.serving.predictor_helpers import start_predictor
@@ -30,6 +32,7 @@ from tests.transformer.transformer_helpers import (
     MATERIALISE_FROM,
     MATERIALISE_TO,
     outputs,
+    raw_checkout,
     raw_request,
 )
 
@@ -241,8 +244,10 @@ def test_the_cluster_jobs_apply_to_s3_and_materialise_into_redis(
 ) -> None:
     """What the chart's `feast apply` Job and materialisation CronJob run, in the
     image, against a real S3 (SeaweedFS) and Redis: the registry lands on S3, the
-    offline Parquet on S3 lands in Redis, and a transformer whose only repository is
-    a scratch folder (as on the cluster) decides from them."""
+    offline Parquet on S3 lands in Redis (the card side first, the customer side
+    skipped in a line until its Parquet is there), and the fraud and the credit
+    transformers, whose only repository is a scratch folder (as on the cluster),
+    decide from them: a raw transaction and a raw checkout through the container."""
     import boto3
     import redis as redis_client
 
@@ -266,8 +271,11 @@ def test_the_cluster_jobs_apply_to_s3_and_materialise_into_redis(
             aws_secret_access_key=s3.secret_key,
             region_name=s3.region,
         )
+        # Only the card side on S3, as a pipeline that has not written the customer
+        # log yet (locally, write_offline_store leaves an empty one: not uploaded).
         for path in (tmp_path / "offline").iterdir():
-            bucket.upload_file(str(path), "mlflow", f"feast/offline/{path.name}")
+            if path.name != CUSTOMER_ACTIVITY_FILE:
+                bucket.upload_file(str(path), "mlflow", f"feast/offline/{path.name}")
         # The ConfigMap riskserve-feature-store, the two Secrets.
         env = {
             **redis.client_env(),
@@ -291,56 +299,106 @@ def test_the_cluster_jobs_apply_to_s3_and_materialise_into_redis(
         assert applied.returncode == 0, applied.stderr[-3000:]
         listed = bucket.list_objects_v2(Bucket="mlflow", Prefix="feast/registry.db")
         assert listed.get("KeyCount") == 1
-        # The card views: what the fraud transformer reads.
-        views = ["--view=card_profile", "--view=card_activity"]
+        # Only the card side is on S3: the card views, what the fraud transformer
+        # reads, and a line saying the customer view was skipped.
         materialised = run_once(
-            transformer_image, run_args, [*job, "materialize", offline, *views]
+            transformer_image, run_args, [*job, "materialize", offline]
         )
         assert materialised.returncode == 0, materialised.stderr[-3000:]
+        lines = materialised.stdout.strip().splitlines()
+        assert lines[0] == (
+            "skipped customer_activity: its offline source "
+            f"s3://mlflow/feast/offline/{CUSTOMER_ACTIVITY_FILE} does not exist"
+        )
         online = redis_client.Redis(port=redis.port, password=redis.password)
         # One hash per card (Feast's Redis layout): every card of the register, those
         # registered more than a year ago too (a first run takes everything).
         assert online.dbsize() == len(events.cards)
-        in_full = materialised.stdout.split(": ", 1)[-1].split(" in full")[0]
+        in_full = lines[-1].split(": ", 1)[-1].split(" in full")[0]
         assert sorted(in_full.split(", ")) == ["card_activity", "card_profile"]
+        # Then the customer side: the next run takes it in full, skips nothing.
+        customers = bnpl_events(customers=20, days=200, seed=9)
+        write_customer_offline_store(
+            tmp_path / "offline", customers.checkouts, customers.payments
+        )
+        bucket.upload_file(
+            str(tmp_path / "offline" / CUSTOMER_ACTIVITY_FILE),
+            "mlflow",
+            f"feast/offline/{CUSTOMER_ACTIVITY_FILE}",
+        )
+        materialised = run_once(
+            transformer_image, run_args, [*job, "materialize", offline]
+        )
+        assert materialised.returncode == 0, materialised.stderr[-3000:]
+        assert "skipped" not in materialised.stdout
+        assert ": customer_activity in full, " in materialised.stdout
+        activity = pd.read_parquet(tmp_path / "offline" / CUSTOMER_ACTIVITY_FILE)
+        in_redis = len(events.cards) + activity["customer_id"].nunique()
+        assert online.dbsize() == in_redis
 
         for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
             monkeypatch.delenv(name, raising=False)
-        write_onnx(fraud_model(version="3"), tmp_path / "model")
-        predictor = start_predictor(tmp_path, "predictor", "fraud", tmp_path / "model")
-        stoppable.append(predictor)
-        http_port = free_port()
-        container = Container(
-            transformer_image,
-            [
-                "--read-only",
-                "--cap-drop=all",
-                *(f"--env={k}={v}" for k, v in env.items()),
-                "--env=RISKSERVE_TRANSFORMER_HOST=127.0.0.1",
-            ],
-            [
-                "--model_name=fraud",
-                f"--predictor_host=127.0.0.1:{predictor.http_port}",
-                f"--http_port={http_port}",
-                "--protocol=v2",
-                "--feature_repo=/tmp/feature-repo",  # the chart's scratch folder
-            ],
-        ).start()
-        try:
-            url = f"http://127.0.0.1:{http_port}"
-            wait_ready(url, container)
-            card = str(events.cards["card_id"].iloc[0])
-            last = int(events.transactions["event_timestamp"].max().value // 1000)
-            answer = httpx.post(
-                f"{url}/v2/models/fraud/infer",
-                json=raw_request(card, last + 1_000_000, 55.0),
-                timeout=10,
+        card = str(events.cards["card_id"].iloc[0])
+        last = int(events.transactions["event_timestamp"].max().value // 1000)
+        customer = str(activity["customer_id"].value_counts().index[0])
+        after = int(activity["event_timestamp"].max().value // 1000) + 3_600_000_000
+        for model_name, model, raw in (
+            ("fraud", fraud_model(version="3"), raw_request(card, last + 1_000_000)),
+            ("credit", credit_model(version="5"), raw_checkout(customer, after, 90.0)),
+        ):
+            write_onnx(model, tmp_path / model_name)
+            predictor = start_predictor(
+                tmp_path, f"predictor-{model_name}", model_name, tmp_path / model_name
             )
-            assert answer.status_code == 200, answer.text
-            got = outputs(answer)
-            assert got["card_registered"] == [1] and got["unknown_entity"] == [False]
-        finally:
-            container.remove()
+            stoppable.append(predictor)
+            got = decide_in_container(
+                transformer_image, env, model_name, predictor.http_port, raw
+            )
+            # A known entity, its state from Redis, the predictor's answer.
+            assert got["unknown_entity"] == [False], model_name
+            assert got["features_unavailable"] == [False], model_name
+            if model_name == "fraud":
+                assert got["card_registered"] == [1]
+                assert 0.0 <= got["fraud_probability"][0] <= 1.0
+            else:
+                assert got["customer_checkouts"][0] >= 1
+                assert 0.0 <= got["default_probability"][0] <= 1.0
+                assert got["approved"][0] in (True, False)
     finally:
         for item in reversed(stoppable):
             item.stop()
+
+
+def decide_in_container(
+    image: str, env: dict[str, str], model_name: str, predictor_port: int, raw: dict
+) -> dict[str, list]:
+    """One raw event through a transformer container for `model_name` (the chart's
+    arguments, its scratch repository; the store where `env` says), in front of the
+    predictor on `predictor_port`: the answer's outputs, the model's version checked."""
+    http_port = free_port()
+    container = Container(
+        image,
+        [
+            "--read-only",
+            "--cap-drop=all",
+            *(f"--env={k}={v}" for k, v in env.items()),
+            "--env=RISKSERVE_TRANSFORMER_HOST=127.0.0.1",
+        ],
+        [
+            f"--model_name={model_name}",
+            f"--predictor_host=127.0.0.1:{predictor_port}",
+            f"--http_port={http_port}",
+            "--protocol=v2",
+            "--feature_repo=/tmp/feature-repo",  # the chart's scratch folder
+        ],
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{http_port}"
+        wait_ready(url, container)
+        answer = httpx.post(f"{url}/v2/models/{model_name}/infer", json=raw, timeout=10)
+        assert answer.status_code == 200, answer.text
+        version = {"fraud": "3", "credit": "5"}[model_name]
+        assert answer.json()["model_version"] == version  # the predictor's answer
+        return outputs(answer)
+    finally:
+        container.remove()
