@@ -78,6 +78,8 @@ class ClientDisconnected(Exception):
 
 # The outputs a decision policy adds to every answer (docs/transformer.md).
 POLICY_OUTPUTS = ("action", "policy_version", "policy_rule", "reason_code")
+# The policy kind (its actions) each decision takes.
+_POLICY_KIND = {"card": "fraud", "customer": "credit"}
 
 
 class AppliedPolicy:
@@ -100,10 +102,18 @@ class AppliedPolicy:
         self, model_name: str, decision: Decision, outputs: list[dict[str, Any]]
     ) -> None:
         """Accept the policy for this model (PolicyError, one line per problem, if
-        not): every field it names is a raw input, a feature or a predictor output."""
+        not): its kind is the transformer's, and every field it names is a raw input,
+        a feature or a predictor output, with a type its tests can take."""
+        problems = []
+        expected = _POLICY_KIND[decision.kind]
+        if self.policy.kind != expected:
+            problems.append(
+                f"kind: {self.policy.kind!r}: this transformer decides "
+                f"{decision.kind} requests, which take a {expected!r} policy"
+            )
         clash = [o.get("name") for o in outputs if o.get("name") in POLICY_OUTPUTS]
         if clash:
-            raise PolicyError(
+            problems.append(
                 f"model {model_name} already answers {', '.join(map(repr, clash))}, "
                 "which a policy would add"
             )
@@ -116,7 +126,12 @@ class AppliedPolicy:
                 for o in outputs
             ),
         )
-        self.policy.check_fields(fields)
+        try:
+            self.policy.check_fields(fields)
+        except PolicyError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise PolicyError("\n".join(problems))
         sources = {name: fields.fields[name].source for name in self.policy.fields}
         self._from_outputs = [n for n, s in sources.items() if s == "output"]
         self._from_features = [n for n, s in sources.items() if s == "feature"]

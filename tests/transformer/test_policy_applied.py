@@ -348,6 +348,12 @@ def test_a_policy_naming_a_field_the_model_lacks_is_refused_in_one_line() -> Non
         refused.value
     )
     assert not policy.checked
+    # a credit policy (approve / decline) in front of a card transformer
+    credit = AppliedPolicy(load_policy(str(CREDIT_POLICY)), str(CREDIT_POLICY))
+    with pytest.raises(
+        PolicyError, match="decides card requests, which take a 'fraud'"
+    ):
+        credit.check("fraud", CARD, [*FRAUD_METADATA, *CREDIT_METADATA])
     clash = [*FRAUD_METADATA, {"name": "action", "datatype": "BYTES", "shape": [-1]}]
     with pytest.raises(PolicyError, match="model fraud already answers 'action'"):
         policy.check("fraud", CARD, clash)

@@ -140,6 +140,7 @@ def test_a_policy_naming_a_field_the_model_lacks_stops_the_transformer(
             if "the policy does not fit the model" in line
         ]
         assert len(refused) == 1
+        assert "card requests, which take a 'fraud' policy" in refused[0]
         assert (
             "'recovery_debt' is not an input, feature or output of model fraud"
             in (refused[0])
