@@ -2,8 +2,9 @@
 
 One decoder per wire form, side by side, as KServe's `InferRequest.from_bytes` and
 `from_grpc`: `parse_infer_request` for REST (JSON, with or without the binary tensor
-extension) and `infer_request_from_grpc` for `ModelInferRequest`. The transports only
-route, call one of these, hand the result to the data plane and write the answer.
+extension) and `infer_request_from_grpc` for `ModelInferRequest` (its tensors decoded
+by `serving.grpc_inputs`). The transports only route, call one of these, hand the
+result to the data plane and write the answer.
 """
 
 from __future__ import annotations
@@ -20,26 +21,13 @@ from riskserve.serving.binary_tensors import (
 )
 from riskserve.serving.dataplane import InferRequest, new_request_id
 from riskserve.serving.errors import InvalidInput
-from riskserve.serving.tensors import InputTensor, decode_raw_input, decode_values
+
+# Re-exported: the gRPC decoding lives in grpc_inputs, which the transformer shares.
+from riskserve.serving.grpc_inputs import CONTENTS_FIELD as CONTENTS_FIELD
+from riskserve.serving.grpc_inputs import decode_grpc_inputs as decode_grpc_inputs
 
 if TYPE_CHECKING:
     from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
-
-# v2 datatype -> the InferTensorContents field that carries it
-CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
 
 
 # -- REST: a JSON body, its binary section after Inference-Header-Content-Length ----
@@ -124,45 +112,3 @@ def _grpc_parameters(parameters: Mapping[str, Any]) -> dict[str, object]:
         which = value.WhichOneof("parameter_choice")
         plain[key] = getattr(value, which) if which else None
     return plain
-
-
-def decode_grpc_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
-    # gRPC's own module (it loads the stubs), imported by gRPC requests only.
-    from riskserve.serving.grpc_contents import contents_array
-
-    raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
-        raise InvalidInput(
-            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send one "
-            "per input"
-        )
-    tensors = []
-    for i, tensor in enumerate(request.inputs):
-        shape = tuple(tensor.shape)
-        if raw:
-            tensors.append(
-                decode_raw_input(tensor.name, tensor.datatype, shape, raw[i])
-            )
-            continue
-        field = CONTENTS_FIELD.get(tensor.datatype)
-        if field is None:
-            raise InvalidInput(
-                f"input tensor {tensor.name!r} has unknown datatype {tensor.datatype!r}"
-            )
-        contents = tensor.contents
-        for other in set(CONTENTS_FIELD.values()) - {field}:
-            if len(getattr(contents, other)):
-                raise InvalidInput(
-                    f"input tensor {tensor.name!r} is {tensor.datatype} but its data "
-                    f"is in {other}"
-                )
-        values = getattr(contents, field)
-        # The packed field's own bytes when it has that form (no Python object per
-        # value, see grpc_contents), else value by value.
-        array = contents_array(contents, field, len(values))
-        tensors.append(
-            decode_values(
-                tensor.name, tensor.datatype, shape, values if array is None else array
-            )
-        )
-    return tensors

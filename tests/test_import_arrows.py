@@ -92,6 +92,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         # serving.inference_log counts its writes and failures in the predictor's
         # counters: imported with it, so shipped in the transformer image too.
         "serving.metrics",
+        # Its v2 gRPC server (transformer/grpc_server.py): the predictor's generated
+        # messages, its decoder of a ModelInferRequest's tensors and of packed
+        # contents, so both servers read a gRPC request alike.
+        "serving.grpc_v2",
+        "serving.grpc_inputs",
+        "serving.grpc_contents",
     ),
     # Model risk governance (validation reports, fairness, approvals): the model
     # contract (specs, data loading, the reference profile's PSI) and MLflow's client

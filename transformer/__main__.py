@@ -33,9 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="The Feast repository folder (also RISKSERVE_TRANSFORMER_FEATURE_REPO).",
     )
-    # None: not given (KServe's defaults are v1 and 600 s; see main()).
+    # None: not given (KServe's defaults are v1 and 600 s; see main()). gRPC is
+    # served only on a --grpc_port given (KServe's default, 8081, would clash between
+    # the transformers of one host: the local platform, the tests); the chart and the
+    # local platform give one.
     parser.set_defaults(
-        protocol=None, predictor_protocol=None, predictor_request_timeout_seconds=None
+        protocol=None,
+        predictor_protocol=None,
+        predictor_request_timeout_seconds=None,
+        grpc_port=None,
     )
     return parser
 
@@ -103,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         check_predictor_health=args.enable_predictor_health_check,
         timeout_keep_alive=args.timeout_keep_alive,
         log_config_file=args.log_config_file,
+        grpc_port=args.grpc_port if args.enable_grpc else None,  # None: not given
+        grpc_max_message_bytes=max(
+            args.grpc_max_receive_message_length, args.grpc_max_send_message_length
+        ),
     )
     coroutine = TransformerServer(options, settings, policy).serve()
     if args.event_loop in ("auto", "uvloop"):

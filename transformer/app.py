@@ -207,6 +207,142 @@ class Transformer:
         )
 
 
+def require_ready(t: Transformer) -> None:
+    """NotReady (503) until the store is open and the policy checked."""
+    if not t.ready:
+        raise NotReady(
+            "the transformer is not ready: its feature store is not open"
+            if t.source is None or t.pushes is None
+            else "the transformer is not ready: its policy is not checked yet"
+        )
+
+
+_STAGE_LOOKUP = metrics.STAGE.labels("lookup")
+_STAGE_PREDICTOR = metrics.STAGE.labels("predictor")
+
+
+@dataclass
+class Decided:
+    """A request's answer before its transport encodes it: the outputs (those asked
+    for), and what `answered` pushes once the answer has left."""
+
+    request_id: str
+    model_version: str | None
+    outputs: list[OutputTensor]
+    events: list[Any]
+    found: list[Any]
+    unknown: int
+
+    def answered(self, t: Transformer) -> None:
+        """After the answer is sent: the entities' new states are pushed once this
+        step of the loop is over, so the server has finished the answer first; before
+        the loop reads anything new (a next request of the card sees the new state)."""
+        if self.found:
+            assert t.pushes is not None  # found: the store was open
+            asyncio.get_running_loop().call_soon(
+                _push_states, t.pushes, self.events, self.found
+            )
+        metrics.ROWS.labels(t.model_name).inc(len(self.events))
+        if self.unknown:
+            metrics.UNKNOWN_ENTITIES.inc(self.unknown)
+
+
+async def decide(
+    t: Transformer,
+    events: list[Any],
+    request_id: str,
+    names: list[str] | None,
+    started: float,
+) -> Decided:
+    """The one decision both servers (REST here, gRPC in `grpc_server`) make of
+    parsed raw events: lookup -> model inputs -> predictor -> outputs -> policy ->
+    inference log record (written before the answer leaves); `names`: the outputs
+    asked for (None: all)."""
+    decision = t.decision
+    rows = len(events)
+    assert t.source is not None and t.pushes is not None
+    lookup_started = time.perf_counter()
+    try:
+        found = (await t.source.lookup(events)).found
+        features = [f.features for f in found]
+        unavailable = False
+    except StoreUnavailable as exc:
+        metrics.STORE_ERRORS.inc()
+        if not t.fail_open:
+            raise ServiceUnavailable(str(exc)) from None
+        log.warning(
+            "fail-open: scoring from request-only features",
+            extra={"error": str(exc)},
+        )
+        metrics.FAIL_OPEN.inc(rows)
+        found = []
+        features = [decision.request_only(event) for event in events]
+        unavailable = True
+    _STAGE_LOOKUP.observe(time.perf_counter() - lookup_started)
+    model_inputs = decision.model_inputs(features, rows)
+    predictor_started = time.perf_counter()
+    try:
+        answer = await decision.infer(
+            t.predictor, t.model_name, model_inputs, request_id
+        )
+    except PredictorError as exc:
+        raise UpstreamFailed(exc.message, exc.status) from None
+    _STAGE_PREDICTOR.observe(time.perf_counter() - predictor_started)
+    unknown = np.fromiter(
+        (not unavailable and decision.unknown(row) for row in features),
+        np.bool_,
+        rows,
+    )
+    # The columns answered beside the predictor's outputs: the model inputs, then
+    # the other features used (context, flags), which the log keeps apart.
+    used: list[OutputTensor] = []
+    for name, datatype in decision.extra_outputs:
+        array: np.ndarray
+        if name == UNKNOWN_ENTITY:
+            array = unknown
+        elif name == FEATURES_UNAVAILABLE:
+            array = np.full(rows, unavailable)
+        elif name in model_inputs:
+            array = model_inputs[name]
+        else:
+            array = feature_column(features, name, datatype, rows)
+        used.append(OutputTensor(name, datatype, array))
+    answered = answer.outputs
+    if t.policy is not None:
+        answered = [*answered, *t.policy.outputs(answered, used, events)]
+    outputs = [*answered, *used]
+    if names is not None:
+        by_name = {o.name: o for o in outputs}
+        unknown_names = [n for n in names if n not in by_name]
+        if unknown_names:
+            raise InvalidInput(
+                f"unknown requested output(s): {', '.join(map(repr, unknown_names))}"
+            )
+        outputs = [by_name[n] for n in names]
+    if t.inference_log is not None:
+        # Recorded before the answer leaves: a SIGKILL loses no answered request.
+        t.inference_log.submit(
+            transformer_record(
+                request_id=request_id,
+                model_name=t.model_name,
+                model_version=answer.model_version or "",
+                raw_inputs=raw_columns(decision.raw_inputs, events),
+                model_inputs=model_inputs,
+                outputs=answered,
+                features=[u for u in used if u.name not in model_inputs],
+                latency_seconds=time.perf_counter() - started,
+            )
+        )
+    return Decided(
+        request_id,
+        answer.model_version,
+        outputs,
+        events,
+        found,
+        int(unknown.sum()),
+    )
+
+
 class TransformerApp:
     def __init__(self, transformer: Transformer, revision: str | None = None) -> None:
         self.t = transformer
@@ -215,9 +351,6 @@ class TransformerApp:
         self._extra_headers = extra
         self._requests_ok = metrics.REQUESTS.labels(transformer.model_name, "200")
         self._latency = metrics.LATENCY.labels(transformer.model_name)
-        self._rows = metrics.ROWS.labels(transformer.model_name)
-        self._stage_lookup = metrics.STAGE.labels("lookup")
-        self._stage_predictor = metrics.STAGE.labels("predictor")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -258,87 +391,20 @@ class TransformerApp:
         self, scope: Scope, receive: Receive, send: Send, started: float
     ) -> None:
         t = self.t
-        if not t.ready:
-            raise NotReady(
-                "the transformer is not ready: its feature store is not open"
-                if t.source is None or t.pushes is None
-                else "the transformer is not ready: its policy is not checked yet"
-            )
+        require_ready(t)
         body = await self._read_body(scope, receive)
-        decision = t.decision
         raw = parse_raw_request(
-            body, _header(scope, HEADER_LENGTH), t.max_batch_size, decision
+            body, _header(scope, HEADER_LENGTH), t.max_batch_size, t.decision
         )
-        request_id = raw.id or _request_id()
-        rows = len(raw.events)
-        assert t.source is not None and t.pushes is not None
-        lookup_started = time.perf_counter()
-        try:
-            found = (await t.source.lookup(raw.events)).found
-            features = [f.features for f in found]
-            unavailable = False
-        except StoreUnavailable as exc:
-            metrics.STORE_ERRORS.inc()
-            if not t.fail_open:
-                raise ServiceUnavailable(str(exc)) from None
-            log.warning(
-                "fail-open: scoring from request-only features",
-                extra={"error": str(exc)},
-            )
-            metrics.FAIL_OPEN.inc(rows)
-            found = []
-            features = [decision.request_only(event) for event in raw.events]
-            unavailable = True
-        self._stage_lookup.observe(time.perf_counter() - lookup_started)
-        model_inputs = decision.model_inputs(features, rows)
-        predictor_started = time.perf_counter()
-        try:
-            answer = await decision.infer(
-                t.predictor, t.model_name, model_inputs, request_id
-            )
-        except PredictorError as exc:
-            raise UpstreamFailed(exc.message, exc.status) from None
-        self._stage_predictor.observe(time.perf_counter() - predictor_started)
-        unknown = np.fromiter(
-            (not unavailable and decision.unknown(row) for row in features),
-            np.bool_,
-            rows,
+        decided = await decide(
+            t, raw.events, raw.id or _request_id(), raw.outputs.names, started
         )
-        # The columns answered beside the predictor's outputs: the model inputs, then
-        # the other features used (context, flags), which the log keeps apart.
-        used: list[OutputTensor] = []
-        for name, datatype in decision.extra_outputs:
-            array: np.ndarray
-            if name == UNKNOWN_ENTITY:
-                array = unknown
-            elif name == FEATURES_UNAVAILABLE:
-                array = np.full(rows, unavailable)
-            elif name in model_inputs:
-                array = model_inputs[name]
-            else:
-                array = feature_column(features, name, datatype, rows)
-            used.append(OutputTensor(name, datatype, array))
-        answered = answer.outputs
-        if t.policy is not None:
-            answered = [
-                *answered,
-                *t.policy.outputs(answered, used, raw.events),
-            ]
-        outputs = [*answered, *used]
-        if raw.outputs.names is not None:
-            by_name = {o.name: o for o in outputs}
-            unknown_names = [n for n in raw.outputs.names if n not in by_name]
-            if unknown_names:
-                raise InvalidInput(
-                    f"unknown requested output(s): {', '.join(map(repr, unknown_names))}"
-                )
-            outputs = [by_name[n] for n in raw.outputs.names]
-        described, binary = encode_outputs(outputs, raw.outputs)
+        described, binary = encode_outputs(decided.outputs, raw.outputs)
         payload, json_length = response_body(
             {
                 "model_name": t.model_name,
-                "model_version": answer.model_version,
-                "id": request_id,
+                "model_version": decided.model_version,
+                "id": decided.request_id,
                 "outputs": described,
             },
             binary,
@@ -350,32 +416,9 @@ class TransformerApp:
                 (HEADER_LENGTH, str(json_length).encode()),
                 *self._extra_headers,
             ]
-        if t.inference_log is not None:
-            # Recorded before the answer leaves: a SIGKILL loses no answered request.
-            t.inference_log.submit(
-                transformer_record(
-                    request_id=request_id,
-                    model_name=t.model_name,
-                    model_version=answer.model_version or "",
-                    raw_inputs=raw_columns(decision.raw_inputs, raw.events),
-                    model_inputs=model_inputs,
-                    outputs=answered,
-                    features=[u for u in used if u.name not in model_inputs],
-                    latency_seconds=time.perf_counter() - started,
-                )
-            )
         await self._send(send, 200, payload, headers)
-        # The entities' new states are pushed once this step of the loop is over, so
-        # the server has finished the answer first; before the loop reads anything
-        # new (a next request of the card sees the new state).
-        if found:
-            asyncio.get_running_loop().call_soon(
-                _push_states, t.pushes, raw.events, found
-            )
+        decided.answered(t)
         self._requests_ok.inc()
-        self._rows.inc(rows)
-        if unknown.any():
-            metrics.UNKNOWN_ENTITIES.inc(int(unknown.sum()))
         self._latency.observe(time.perf_counter() - started)
 
     # -- metadata, health ------------------------------------------------------------

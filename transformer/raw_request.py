@@ -122,15 +122,31 @@ def parse_raw_request(
             transactions(columns, rows) if kind is None else kind.events(columns, rows)
         )
         return RawRequest(request_id, events, outputs)
+    return RawRequest(
+        request_id,
+        events_from_tensors(_decode_inputs(inputs, binary), max_rows, kind),
+        outputs,
+    )
+
+
+def events_from_tensors(
+    decoded: Sequence[InputTensor], max_rows: int, kind: RawKind | None = None
+) -> list[Any]:
+    """The raw events of decoded v2 tensors (REST's general path and gRPC's
+    `ModelInferRequest`): one tensor per raw field, each checked; a 400 naming the
+    field otherwise."""
+    names: Sequence[str] = (
+        RAW_NAMES if kind is None else tuple(n for n, _, _ in kind.raw_inputs)
+    )
     tensors: dict[str, InputTensor] = {}
-    for tensor in _decode_inputs(inputs, binary):
+    for tensor in decoded:
         if tensor.name not in names:
             raise InvalidInput(
                 f"unknown input tensor {excerpt(tensor.name)}; the raw fields are "
                 + ", ".join(names)
             )
         if tensor.name in tensors:
-            raise InvalidInput(f"input tensor {tensor.name!r} is sent twice")
+            raise InvalidInput(f"input tensor {excerpt(tensor.name)} is sent twice")
         tensors[tensor.name] = tensor
     missing = [name for name in names if name not in tensors]
     if missing:
@@ -138,11 +154,9 @@ def parse_raw_request(
     rows = _rows(tensors, max_rows, names)
     if kind is None:
         columns = {name: card_column(tensors[name], rows) for name in names}
-        events = transactions(columns, rows)
-    else:
-        columns = {name: kind.column(tensors[name], rows) for name in names}
-        events = kind.events(columns, rows)
-    return RawRequest(request_id, events, outputs)
+        return transactions(columns, rows)
+    columns = {name: kind.column(tensors[name], rows) for name in names}
+    return kind.events(columns, rows)
 
 
 _POSITION = re.compile(r"^inputs\[(\d+)\]")
@@ -164,7 +178,7 @@ def _decode_inputs(inputs: list, binary: bytes) -> list[InputTensor]:
             name = item.get("name") if type(item) is dict else None
             if type(name) is str:
                 message = f"input tensor {excerpt(name)}" + message[position.end() :]
-        raise InvalidInput(_bounded(message)) from None
+        raise InvalidInput(bounded(message)) from None
 
 
 def _requested_outputs(outputs: object, parameters: dict) -> RequestedOutputs:
@@ -185,7 +199,7 @@ def _requested_outputs(outputs: object, parameters: dict) -> RequestedOutputs:
     return requested_outputs(outputs, parameters)
 
 
-def _bounded(message: str) -> str:
+def bounded(message: str) -> str:
     if len(message) <= _MAX_ERROR_LENGTH:
         return message
     return message[:_MAX_ERROR_LENGTH] + f"... ({len(message)} characters)"

@@ -1,4 +1,5 @@
-"""Running the transformer: the REST app on uvicorn inside the predictor's HTTP limits,
+"""Running the transformer: the REST app on uvicorn inside the predictor's HTTP limits
+(and the v2 gRPC server beside it, unless `--enable_grpc false`),
 the feature store opened in the background (ready once it is), pushes drained at
 shutdown."""
 
@@ -10,6 +11,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from riskserve.features.pending_states import pending_states
@@ -38,6 +40,9 @@ from riskserve.transformer.policy import Policy, PolicyError
 from riskserve.transformer.predictor_client import PredictorPool
 from riskserve.transformer.settings import TransformerSettings
 
+if TYPE_CHECKING:
+    import grpc
+
 log = logging.getLogger("transformer")
 
 
@@ -53,6 +58,8 @@ class ServerOptions:
     check_predictor_health: bool = False
     timeout_keep_alive: int = 65
     log_config_file: str | None = None
+    grpc_port: int | None = None  # None: no gRPC server (--enable_grpc false)
+    grpc_max_message_bytes: int = 4 * 1024 * 1024
 
 
 def _pushed(seconds: float) -> None:
@@ -99,6 +106,7 @@ class TransformerServer:
             else None,
         )
         self.http = uvicorn.Server(self._http_config())
+        self.grpc: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def _http_config(self) -> uvicorn.Config:
@@ -193,6 +201,7 @@ class TransformerServer:
                 "decision": self.transformer.decision.kind,
                 "predictor_host": self.options.predictor_host,
                 "http_port": self.options.http_port,
+                "grpc_port": self.options.grpc_port,
                 "feature_repo": str(repo),
                 "fail_open": settings.fail_open,
                 "store_io": settings.store_io,
@@ -253,14 +262,33 @@ class TransformerServer:
         for handled in (signal.SIGTERM, signal.SIGINT):
             signal.signal(handled, lambda *_: None)
         try:
+            if self.options.grpc_port is not None:
+                await self._start_grpc(self.options.grpc_port)
             await self.http.serve()
         finally:
             await self.stop()
         return self.exit_code or (0 if self.http.started else 1)
 
+    async def _start_grpc(self, port: int) -> None:
+        """The v2 gRPC server beside REST, on the same loop and transformer."""
+        from riskserve.transformer.grpc_server import create_server
+
+        host = self.settings.host
+        self.grpc = create_server(
+            self.transformer,
+            port,
+            self.options.grpc_max_message_bytes,
+            revision=self.settings.revision,
+            host="[::]" if host in ("0.0.0.0", "::") else host,
+            max_concurrent_rpcs=self.settings.max_concurrent_rpcs,
+        )
+        await self.grpc.start()
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.grpc is not None:
+            await self.grpc.stop(grace=5)
         self.transformer.predictor.close()
         if self.transformer.source is not None:
             self.transformer.source.close()

@@ -144,6 +144,11 @@ class TransformerSettings(BaseSettings):
     max_in_flight_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Sum of the declared bodies of the requests in flight; beyond it a 503."""
 
+    max_concurrent_rpcs: int = Field(default=256, ge=1)
+    """gRPC calls handled at once (grpc.aio's `maximum_concurrent_rpcs`, health and
+    metadata RPCs included); beyond it a call fails at once with RESOURCE_EXHAUSTED,
+    as the predictor's `RISKSERVE_SERVING_MAX_CONCURRENT_RPCS`."""
+
     retry_after_seconds: int = Field(default=1, ge=0)
     """The `Retry-After` of those 503s."""
 
