@@ -1,7 +1,7 @@
 """A decision policy applied by the transformer, in process (fake store and predictor,
 as tests/transformer/test_inprocess.py): the starter policies decide fraud and credit
 answers (their action, rule, reason code and version in the answer, the metadata and
-the inference log record), requested outputs, no policy -> no extra outputs, and a
+the inference log record, over REST and gRPC), requested outputs, no policy -> no extra outputs, and a
 policy that does not parse or does not fit the model stops the transformer."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from riskserve.features.card import CardState, Transaction, fraud_features
 from riskserve.features.customer import CustomerState, credit_features
 from riskserve.features.customer_online import CustomerLookup
 from riskserve.features.online import CardLookup
+from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.inference_log import InferenceRecord
 from riskserve.serving.tensors import OutputTensor
 from riskserve.transformer.app import (
@@ -34,6 +35,12 @@ from riskserve.transformer.policy import PolicyError, load_policy
 from riskserve.transformer.predictor_client import PredictorAnswer, PredictorPool
 
 from tests.asyncio_runner import run as run_async
+from tests.transformer.test_grpc_inprocess import (
+    Stub,
+    grpc_outputs,
+    grpc_request,
+    over_grpc,
+)
 from tests.transformer.transformer_helpers import (
     REPO_ROOT,
     child_environment,
@@ -435,3 +442,26 @@ def test_a_rule_on_the_reason_codes_reads_each_rows_k_codes(tmp_path: Path) -> N
     assert got["action"] == ["approve", "refer", "refer"]
     assert got["policy_rule"] == ["default", "thin_file", "score_band"]
     assert got["reason_codes"] == codes.tolist()
+
+
+def test_over_grpc_the_answer_and_metadata_carry_the_policy_too() -> None:
+    policy = applied(FRAUD_POLICY, "fraud", CARD, FRAUD_METADATA)
+    app, predictor, log = make_app("fraud", policy)
+    predictor.decisions = [False]
+
+    async def talk(stub: Stub) -> tuple[Any, Any]:
+        answer = await stub.ModelInfer(grpc_request(transactions([6000.0])))
+        metadata = await stub.ModelMetadata(pb.ModelMetadataRequest(name="fraud"))
+        return answer, metadata
+
+    answer, metadata = over_grpc(app.t, talk)
+    got = grpc_outputs(answer)
+    assert got["action"] == [b"challenge"]
+    assert got["policy_rule"] == [b"amount_above_limit"]
+    assert got["reason_code"] == [b"KO_AMOUNT_ABOVE_LIMIT"]
+    assert got["policy_version"] == [policy.policy.version.encode()]
+    assert set(POLICY_OUTPUTS) <= {o.name for o in metadata.outputs}
+    (record,) = log.records
+    assert [o.array.tolist() for o in record.outputs if o.name == "action"] == [
+        ["challenge"]
+    ]
