@@ -301,7 +301,7 @@ class LocalPlatform:
             revision.reason = "waiting for the gateway's predictor listener"
             return
         container = transformer_container({"transformer": revision.predictor}) or {}
-        http_port = free_port()
+        http_port, grpc_port = free_port(), free_port()
         env = {
             **self.env,
             **transformer_log_env(self.env),
@@ -320,9 +320,14 @@ class LocalPlatform:
             f"127.0.0.1:{self.predictor_port}",
             "--protocol",
             "v2",
+            # Its v2 gRPC server, which the gateway's gRPC port routes to.
+            "--grpc_port",
+            str(grpc_port),
             *transformer_argv(container),
         ]
-        self._launch(component, revision, "transformer", argv, env, http_port, None)
+        self._launch(
+            component, revision, "transformer", argv, env, http_port, grpc_port
+        )
 
     def _launch(
         self,
@@ -399,9 +404,10 @@ class LocalPlatform:
         return running.pool if running else None
 
     def grpc_port(self, revision_name: str) -> int | None:
-        """The gRPC port of a revision's running predictor, if it runs."""
+        """The gRPC port of a revision's running predictor or transformer, if it
+        runs."""
         running = self.running.get(revision_name)
-        return (running.grpc_port or None) if running else None  # 0: a transformer
+        return (running.grpc_port or None) if running else None
 
     async def tick(self) -> None:
         """One pass over every revision: start, probe, notice deaths, stop leftovers.

@@ -1,8 +1,9 @@
 """The gateway's gRPC side: `inference.GRPCInferenceService`, routed like HTTP.
 
 A ModelInfer, ModelMetadata or ModelReady call goes to one ready revision of the
-InferenceService its model name names, chosen by the same traffic split as HTTP
-(`Gateway.pick`), within the same deadline (the call's gRPC deadline, the
+InferenceService its model name names (of its transformer component when it has one,
+whose v2 gRPC server takes raw events, as KServe's ingress sends to the transformer),
+chosen by the same traffic split as HTTP (`Gateway.pick`), within the same deadline (the call's gRPC deadline, the
 `x-riskserve-timeout-ms` metadata, the service's `predictor.timeout` or the platform's
 default, whichever is shortest), with the same per-try timeout and retry on another
 ready revision, the same shadow copies and the same key. The payload is forwarded as
@@ -267,12 +268,11 @@ class GrpcGateway:
                 grpc.StatusCode.NOT_FOUND,
                 f"unknown InferenceService {excerpt(isvc)!r}",
             )
-        if self.platform.state.services[isvc].transformer is not None:
-            await context.abort(
-                grpc.StatusCode.UNIMPLEMENTED,
-                f"{isvc} has a transformer, which serves v2 REST only: send "
-                f"POST /v2/models/{isvc}/infer to the gateway's HTTP port",
-            )
+        # A transformer pushes each entity's new state once it has answered: a call it
+        # may have received is never sent to another revision, and no try is cut short
+        # for a retry (as on HTTP). Only a revision that could not be reached is
+        # passed over: its transformer had not answered, so had pushed nothing.
+        fronted = self.platform.state.services[isvc].transformer is not None
         try:
             deadline_s = self._deadline_s(isvc, context, headers)
         except ValueError as exc:
@@ -303,7 +303,9 @@ class GrpcGateway:
                 continue
             another = pick(isvc, tried | {revision}) is not None
             try_timeout = (
-                min(self.gateway.try_timeout_s, remaining) if another else remaining
+                min(self.gateway.try_timeout_s, remaining)
+                if another and not fronted
+                else remaining
             )
             started = time.perf_counter()
             try:
@@ -312,7 +314,9 @@ class GrpcGateway:
                 )
             except grpc.aio.AioRpcError as error:
                 seconds = time.perf_counter() - started
-                if _not_answered(error):
+                if _not_answered(error) and not (
+                    fronted and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                ):
                     # Unreachable, or not answered within the try: as on HTTP, out of
                     # the split until its readiness probe answers, and on to another.
                     timed_out = timed_out or (
@@ -395,7 +399,8 @@ class GrpcGateway:
         metadata: Sequence[tuple[str, Any]],
         primary: bytes,
     ) -> None:
-        shadow = self.platform.state.services[isvc].shadow_revision()
+        # The routed component's shadow (a transformer has none: see state.shadow).
+        shadow = self.gateway.component(isvc).shadow_revision()
         if shadow is None:
             return
         task = asyncio.get_running_loop().create_task(

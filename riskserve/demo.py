@@ -720,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  MLflow UI            {settings.mlflow_url}  (models: {settings.mlflow_url}/#/models)\n"
             f"  v2 gateway           {gateway}/v2/models/fraud/infer, {gateway}/v2/models/credit/infer\n"
             f"  v2 gRPC              {settings.host}:{settings.gateway_grpc_port}"
-            " (inference.GRPCInferenceService; both transformers serve REST only)\n"
+            " (inference.GRPCInferenceService; raw events to both transformers)\n"
             f"  platform status      riskserve status   (or {gateway}/platform/status)\n"
             f"  canary               fraud: 20% to the new version; riskserve rollout status fraud\n"
             f"  drift monitor        {' '.join(slices[1].monitor_command(log_dir))}"

@@ -1,6 +1,8 @@
 """gRPC through the local platform's gateway: clients no one here wrote (Triton's and
 KServe's), the canary split, deadlines and retries, shadow copies, the key, and the
-unknown model refused first. Real daemon, real predictors, real sockets."""
+unknown model refused first; raw events to the transformers of InferenceServices
+that have one, by the transformer component's split. Real daemon, real predictors and
+transformers, real sockets."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -31,7 +34,7 @@ from riskserve.model.specs import FRAUD
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.fixtures.contract_models import expected_fraud
+from tests.fixtures.contract_models import credit_model, expected_fraud, write_onnx
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 
 KEY = "grpc-gateway-test-key"
@@ -533,4 +536,148 @@ def test_a_taken_grpc_port_is_refused_in_one_line(tmp_path):
         assert "RISKSERVE_GATEWAY_GRPC_PORT" in daemon.stderr
     finally:
         holder.close()
+        platform.client.close()
+
+
+# -- an InferenceService with a transformer: raw events over gRPC ----------------------
+
+
+class RawAnswer(NamedTuple):
+    revision: str
+    model_version: str
+    outputs: dict[str, list]
+
+
+def raw_grpc_request(json_request: dict, model: str = "fraud") -> pb.ModelInferRequest:
+    """A raw event's JSON tensors (transformer_helpers.raw_request) as typed contents."""
+    request = pb.ModelInferRequest(model_name=model)
+    for item in json_request["inputs"]:
+        tensor = request.inputs.add(
+            name=item["name"], datatype=item["datatype"], shape=item["shape"]
+        )
+        values = item["data"]
+        if item["datatype"] == "BYTES":
+            tensor.contents.bytes_contents.extend(v.encode() for v in values)
+        elif item["datatype"] == "FP64":
+            tensor.contents.fp64_contents.extend(values)
+        elif item["datatype"] == "BOOL":
+            tensor.contents.bool_contents.extend(values)
+        else:
+            tensor.contents.int64_contents.extend(values)
+    return request
+
+
+def grpc_raw_infer(
+    platform: Platform,
+    json_request: dict,
+    metadata: tuple[tuple[str, str], ...],
+    model: str = "fraud",
+) -> RawAnswer:
+    """A raw event through the gateway's gRPC port: the revision that answered (the
+    trailers), the model version and the outputs by name."""
+    with grpc.insecure_channel(grpc_target(platform)) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        response, outcome = stub.ModelInfer.with_call(
+            raw_grpc_request(json_request, model), metadata=metadata, timeout=30
+        )
+    got: dict[str, list] = {}
+    for output in response.outputs:
+        fields = output.contents.ListFields()
+        values = list(fields[0][1]) if fields else []
+        got[output.name] = [v.decode() if isinstance(v, bytes) else v for v in values]
+    revision = dict(outcome.trailing_metadata())["x-riskserve-revision"]
+    return RawAnswer(revision, response.model_version, got)
+
+
+@pytest.mark.e2e
+def test_raw_events_over_grpc_follow_the_transformer_split(tmp_path, model_dirs):
+    """fraud and credit with transformers, fraud's at a 50% transformer canary: raw
+    transactions over gRPC reach both transformer revisions in proportion (the same
+    split as REST), each decision equal to REST's for the same kind of event; a raw
+    checkout reaches credit's transformer; a bad field is INVALID_ARGUMENT naming it."""
+    from tests.localplatform.test_transformer_platform import isvc_with_transformer
+    from tests.transformer.transformer_helpers import (
+        build_customer_repo,
+        build_feature_repo,
+        outputs,
+        raw_checkout,
+        raw_request,
+    )
+
+    cards = build_feature_repo(tmp_path / "cards")
+    customers = build_customer_repo(tmp_path / "customers")
+    platform = Platform(tmp_path / "state").use_key(KEY).start()
+    try:
+        apply_yaml(
+            platform.settings, isvc_with_transformer(model_dirs["v1"], cards.repo)
+        )
+        wait_ready(platform.settings, ["fraud"], 180)
+        apply_yaml(
+            platform.settings,
+            isvc_with_transformer(
+                model_dirs["v1"],
+                cards.repo,
+                transformer_canary=50,
+                transformer_args=("--predictor_request_timeout_seconds", "3"),
+            ),
+        )
+        credit_dir = tmp_path / "credit-model"
+        write_onnx(credit_model(), credit_dir)
+        apply_yaml(
+            platform.settings,
+            isvc_with_transformer(credit_dir, customers.repo, name="credit"),
+        )
+        wait_ready(platform.settings, ["fraud", "credit"], 180)
+
+        when = int(cards.events.transactions["event_timestamp"].max().value // 1000)
+        split: collections.Counter[str] = collections.Counter()
+        for i in range(200):
+            answer = grpc_raw_infer(
+                platform, raw_request(f"grpc-card-{i}", when + 1), AUTH
+            )
+            split[answer.revision] += 1
+            assert answer.model_version == "1"
+        share = split["fraud-transformer-00002"] / 200
+        print(f"transformer canary share over 200 gRPC calls: {share:.3f} {split}")
+        # sd 3.5 points over 200: 0.36-0.64 is four of them.
+        assert set(split) == {"fraud-transformer-00001", "fraud-transformer-00002"}
+        assert 0.36 <= share <= 0.64
+
+        # The same kind of event (a card seen for the first time) over REST and
+        # gRPC: the same outputs, the same values.
+        headers = {"authorization": f"Bearer {KEY}"}
+        rest = platform.client.post(
+            "/v2/models/fraud/infer",
+            json=raw_request("grpc-rest-card", when + 1),
+            headers=headers,
+        )
+        assert rest.status_code == 200, rest.text
+        by_grpc = grpc_raw_infer(platform, raw_request("grpc-card-x", when + 1), AUTH)
+        by_rest = outputs(rest)
+        assert list(by_grpc.outputs) == list(by_rest)
+        for name, values in by_rest.items():
+            if isinstance(values[0], float):
+                assert by_grpc.outputs[name] == pytest.approx(values), name
+            else:
+                assert by_grpc.outputs[name] == values, name
+
+        # A raw checkout to credit's transformer.
+        customer = str(customers.events.checkouts["customer_id"].iloc[0])
+        last = max(
+            customers.events.checkouts["event_timestamp"].max(),
+            customers.events.payments["event_timestamp"].max(),
+        )
+        checkout = raw_checkout(customer, int(last.value // 1000) + 3_600_000_000)
+        by_grpc = grpc_raw_infer(platform, checkout, AUTH, model="credit")
+        assert by_grpc.revision == "credit-transformer-00001"
+        assert by_grpc.outputs["unknown_entity"] == [False]
+        assert 0.0 <= by_grpc.outputs["default_probability"][0] <= 1.0
+
+        # A bad field: INVALID_ARGUMENT naming it, from the transformer.
+        with pytest.raises(grpc.RpcError) as refused:
+            grpc_raw_infer(platform, raw_request("grpc-bad", when, amount=-1.0), AUTH)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "'amount' holds a negative amount" in (refused.value.details() or "")
+    finally:
+        platform.stop()
         platform.client.close()

@@ -40,6 +40,7 @@ from riskserve.localplatform.state import (
 )
 
 from tests.localplatform.platform_helpers import Platform, fraud_request
+from tests.localplatform.test_gateway_grpc import grpc_raw_infer
 from tests.transformer.transformer_helpers import (
     FeatureRepo,
     build_feature_repo,
@@ -389,15 +390,24 @@ def test_transformer_in_front_of_the_predictor_each_component_split_on_its_own(
     )
     assert again.status_code == 200, again.text
 
-    # gRPC: the transformer serves REST; the answer says so.
+    # gRPC: the gateway's gRPC port routes to the transformer's gRPC server (raw
+    # fields in, the REST answer's outputs out); without the key, UNAUTHENTICATED.
     with grpc.insecure_channel(
         f"127.0.0.1:{platform.settings.gateway_grpc_port}"
     ) as ch:
         infer = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer")
         with pytest.raises(grpc.RpcError) as refused:
+            infer(b"\x0a\x05fraud", timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as refused:
             infer(b"\x0a\x05fraud", metadata=tuple(AUTH.items()), timeout=10)
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "transformer" in refused.value.details()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "missing input tensor(s): card_id" in (refused.value.details() or "")
+    by_grpc = grpc_raw_infer(platform, raw_request(card, when + 3), tuple(AUTH.items()))
+    assert by_grpc.revision == "fraud-transformer-00001"
+    assert by_grpc.model_version == "1"
+    assert list(by_grpc.outputs) == list(got)
+    assert by_grpc.outputs["unknown_entity"] == [False]
 
     # What the transformer hop costs: the predictor component alone (features, via
     # the gateway's predictor listener) against raw transactions through the main
@@ -408,7 +418,7 @@ def test_transformer_in_front_of_the_predictor_each_component_split_on_its_own(
         f"http://127.0.0.1:{report['revisions']['fraud-transformer-00001']['httpPort']}"
     )
     features = fraud_request()
-    raw = raw_request(card, when + 3)
+    raw = raw_request(card, when + 4)
     with httpx.Client(headers=AUTH) as client:
         predictor_ms = p50_ms(
             lambda: client.post(f"{listener}/v2/models/fraud/infer", json=features)
