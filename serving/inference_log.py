@@ -148,7 +148,9 @@ class LocalSink:
 
 class S3Sink:
     def __init__(self, uri: str, storage: StorageSettings) -> None:
-        from riskserve.serving.storage import s3_client
+        # The model contract's S3 client, not serving.storage's re-export: the
+        # transformer's image writes this log and ships no model loading.
+        from riskserve.model.s3_client import s3_client
 
         self.bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         self.prefix = prefix.strip("/")

@@ -13,8 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# The S3 client comes from the settings the monitor shares (model/s3_client.py);
-# `riskserve.serving.storage.s3_client` stays importable for the inference log's writer.
+# The S3 client comes from the settings the monitor shares (model/s3_client.py).
 from riskserve.model.s3_client import s3_client
 from riskserve.serving.errors import ModelLoadError
 from riskserve.serving.model_uri import parse_models_uri, resolve_version

@@ -10,7 +10,7 @@ import ast
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -351,8 +351,30 @@ def test_the_cluster_jobs_apply_to_s3_and_materialise_into_redis(
                 tmp_path, f"predictor-{model_name}", model_name, tmp_path / model_name
             )
             stoppable.append(predictor)
+            # The decision is logged to S3 as on a cluster (the drift monitor's
+            # ConfigMap turns it on): published within the flush interval.
+            logged = {
+                **env,
+                "RISKSERVE_TRANSFORMER_INFERENCE_LOG_URI": "s3://mlflow/inference-log",
+                "RISKSERVE_TRANSFORMER_INFERENCE_LOG_SPOOL_DIR": "/tmp/spool",
+            }
+
+            def published(model_name: str = model_name) -> None:
+                deadline = time.monotonic() + 30
+                prefix = f"inference-log/{model_name}/"
+                while not bucket.list_objects_v2(Bucket="mlflow", Prefix=prefix).get(
+                    "KeyCount"
+                ):
+                    assert time.monotonic() < deadline, f"nothing under {prefix}"
+                    time.sleep(0.5)
+
             got = decide_in_container(
-                transformer_image, env, model_name, predictor.http_port, raw
+                transformer_image,
+                logged,
+                model_name,
+                predictor.http_port,
+                raw,
+                before_removal=published,
             )
             # A known entity, its state from Redis, the predictor's answer.
             assert got["unknown_entity"] == [False], model_name
@@ -370,7 +392,12 @@ def test_the_cluster_jobs_apply_to_s3_and_materialise_into_redis(
 
 
 def decide_in_container(
-    image: str, env: dict[str, str], model_name: str, predictor_port: int, raw: dict
+    image: str,
+    env: dict[str, str],
+    model_name: str,
+    predictor_port: int,
+    raw: dict,
+    before_removal: Callable[[], None] | None = None,
 ) -> dict[str, list]:
     """One raw event through a transformer container for `model_name` (the chart's
     arguments, its scratch repository; the store where `env` says), in front of the
@@ -399,6 +426,8 @@ def decide_in_container(
         assert answer.status_code == 200, answer.text
         version = {"fraud": "3", "credit": "5"}[model_name]
         assert answer.json()["model_version"] == version  # the predictor's answer
+        if before_removal is not None:
+            before_removal()
         return outputs(answer)
     finally:
         container.remove()
