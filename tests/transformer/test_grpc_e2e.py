@@ -1,12 +1,16 @@
 """The transformer's v2 gRPC server as it runs: real predictor processes (the
 contract fraud and credit models), Feast repositories materialised from generated
 events, `python -m riskserve.transformer ... --grpc_port P`, and a stock client
-(tritonclient.grpc). A raw transaction and a raw checkout get the decision REST
+(tritonclient.grpc, in a process of its own: its copy of the v2 protobuf package
+cannot share one with riskserve's, see test_gateway_grpc.py). A raw transaction and a raw checkout get the decision REST
 gives: the features the store says at that moment, the contract model's score on
 them, the same outputs in the same order; a bad field is INVALID_ARGUMENT naming it."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +19,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import tritonclient.grpc as triton
 from riskserve.features.card import FRAUD_FEATURES, Transaction
 from riskserve.features.customer import Checkout
 from riskserve.features.customer_online import CustomerReader
@@ -23,7 +26,6 @@ from riskserve.features.online import lookup
 from riskserve.localplatform.processes import ManagedProcess, free_port
 from riskserve.transformer.checkout import NUMERIC
 from riskserve.transformer.features_source import open_feature_store
-from tritonclient.utils import InferenceServerException
 
 from tests.fixtures.contract_models import (
     credit_model,
@@ -51,15 +53,33 @@ from tests.transformer.transformer_helpers import TransformerProcess as Rest
 
 pytestmark = pytest.mark.e2e
 
-DTYPES = {"BYTES": object, "FP64": np.float64, "BOOL": np.bool_, "INT64": np.int64}
-
 
 @dataclass
 class Served:
     predictor: Predictor
     rest: Rest
-    grpc: triton.InferenceServerClient
     grpc_port: int
+    model: str
+
+    def stock_client(self, *requests: dict) -> dict:
+        """The requests through tritonclient.grpc: readiness, the metadata's inputs,
+        and per request its answer (id, model_version, outputs by name) or its
+        refusal (status, message)."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                STOCK_CLIENT,
+                f"127.0.0.1:{self.grpc_port}",
+                self.model,
+            ],
+            input=json.dumps(list(requests)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @contextmanager
@@ -79,37 +99,55 @@ def serve(folder: Path, model_name: str, repo: Path) -> Iterator[Served]:
     rest = Rest(
         process, http_port, httpx.Client(base_url=f"http://127.0.0.1:{http_port}")
     )
-    client = triton.InferenceServerClient(f"127.0.0.1:{grpc_port}")
     try:
         process.wait_ready(f"http://127.0.0.1:{http_port}/v2/health/ready", 60)
-        yield Served(predictor, rest, client, grpc_port)
+        yield Served(predictor, rest, grpc_port, model_name)
     finally:
-        client.close()
         rest.stop()
         predictor.stop()
 
 
-def grpc_inputs(json_request: dict) -> list[triton.InferInput]:
-    """The JSON request's tensors as a stock client sends them."""
+STOCK_CLIENT = """
+import json, sys
+import numpy as np
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
+target, model = sys.argv[1], sys.argv[2]
+requests = json.loads(sys.stdin.read())
+DTYPES = {"BYTES": object, "FP64": np.float64, "BOOL": np.bool_, "INT64": np.int64}
+client = triton.InferenceServerClient(target)
+out = {
+    "ready": client.is_model_ready(model),
+    "inputs": [i.name for i in client.get_model_metadata(model).inputs],
+    "answers": [],
+}
+for request in requests:
     inputs = []
-    for item in json_request["inputs"]:
-        tensor = triton.InferInput(item["name"], [1], item["datatype"])
+    for item in request["inputs"]:
         values = item["data"]
         if item["datatype"] == "BYTES":
             values = [v.encode() for v in values]
+        tensor = triton.InferInput(item["name"], [len(values)], item["datatype"])
         tensor.set_data_from_numpy(np.array(values, dtype=DTYPES[item["datatype"]]))
         inputs.append(tensor)
-    return inputs
-
-
-def as_lists(result: triton.InferResult) -> dict[str, list]:
-    got = {}
-    for output in result.get_response().outputs:
-        array = result.as_numpy(output.name)
-        got[output.name] = [
-            v.decode() if isinstance(v, bytes) else v for v in array.ravel().tolist()
+    try:
+        result = client.infer(model, inputs, request_id=request.get("id", ""))
+    except InferenceServerException as exc:
+        out["answers"].append({"status": exc.status(), "message": exc.message()})
+        continue
+    response = result.get_response()
+    outputs = {}
+    for output in response.outputs:
+        values = result.as_numpy(output.name).ravel().tolist()
+        outputs[output.name] = [
+            v.decode() if isinstance(v, bytes) else v for v in values
         ]
-    return got
+    out["answers"].append(
+        {"id": response.id, "model_version": response.model_version, "outputs": outputs}
+    )
+client.close()
+print(json.dumps(out))
+"""
 
 
 @dataclass
@@ -142,10 +180,11 @@ def test_a_raw_transaction_over_grpc_gets_the_rest_decision(cards: CardStack) ->
     request = raw_request(card, when, 250.0, "m-grpc-1", 41.0, 12.5, 0, 0, 1)
     pushed = counter(served.rest, "riskserve_transformer_pushes_total")
 
-    result = served.grpc.infer("fraud", grpc_inputs(request), request_id="grpc-1")
-    assert result.get_response().id == "grpc-1"
-    assert result.get_response().model_version == "3"
-    got = as_lists(result)
+    seen = served.stock_client({**request, "id": "grpc-1"})
+    assert seen["ready"] and seen["inputs"][0] == "card_id"
+    (answer,) = seen["answers"]
+    assert answer["id"] == "grpc-1" and answer["model_version"] == "3"
+    got = answer["outputs"]
     for name in FRAUD_FEATURES:
         assert np.float32(got[name][0]) == np.float32(expected[name]), name
     assert got["unknown_entity"] == [False] and got["features_unavailable"] == [False]
@@ -164,7 +203,7 @@ def test_a_raw_transaction_over_grpc_gets_the_rest_decision(cards: CardStack) ->
     assert outputs(rest_answer)["repeat_retailer"] == [1.0]  # it saw the gRPC one
     fresh = [raw_request(f"grpc-new-{i}", when, 99.0) for i in range(2)]
     by_rest = outputs(served.rest.client.post("/v2/models/fraud/infer", json=fresh[0]))
-    by_grpc = as_lists(served.grpc.infer("fraud", grpc_inputs(fresh[1])))
+    by_grpc = served.stock_client(fresh[1])["answers"][0]["outputs"]
     assert list(by_grpc) == list(by_rest)
     for name, values in by_rest.items():
         if isinstance(values[0], float):
@@ -174,16 +213,15 @@ def test_a_raw_transaction_over_grpc_gets_the_rest_decision(cards: CardStack) ->
 
 
 def test_a_bad_field_over_grpc_is_invalid_argument_naming_it(cards: CardStack) -> None:
-    request = raw_request("card-x", cards.after_us, amount=-1.0)
-    with pytest.raises(InferenceServerException) as refused:
-        cards.served.grpc.infer("fraud", grpc_inputs(request))
-    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert "'amount' holds a negative amount" in refused.value.message()
-    # and the server answers the next one
-    assert cards.served.grpc.is_server_ready()
-    assert cards.served.grpc.is_model_ready("fraud")
-    metadata = cards.served.grpc.get_model_metadata("fraud")
-    assert [i.name for i in metadata.inputs][0] == "card_id"
+    bad = raw_request("card-x", cards.after_us, amount=-1.0)
+    late = raw_request("card-x", 2**62)
+    good = raw_request("card-y", cards.after_us)
+    refused, too_late, answered = cards.served.stock_client(bad, late, good)["answers"]
+    assert refused["status"] == "StatusCode.INVALID_ARGUMENT"
+    assert "'amount' holds a negative amount" in refused["message"]
+    assert too_late["status"] == "StatusCode.INVALID_ARGUMENT"
+    assert "'timestamp'" in too_late["message"]
+    assert answered["outputs"]["unknown_entity"] == [True]  # and it answers on
 
 
 @pytest.fixture(scope="module")
@@ -213,11 +251,11 @@ def test_a_raw_checkout_over_grpc_gets_the_rest_decision(
     reader = CustomerReader(open_feature_store(repo.repo))
     expected = reader.lookup(Checkout(customer, when, 120.0, "Electronics")).features
 
-    result = served.grpc.infer(
-        "credit", grpc_inputs(raw_checkout(customer, when, 120.0, "Electronics"))
-    )
-    got = as_lists(result)
-    assert result.get_response().model_version == "7"
+    (answer,) = served.stock_client(raw_checkout(customer, when, 120.0, "Electronics"))[
+        "answers"
+    ]
+    got = answer["outputs"]
+    assert answer["model_version"] == "7"
     for name in NUMERIC:
         want, value = np.float32(expected[name]), got[name][0]
         if np.isnan(want):
