@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from riskserve.serving.errors import ModelNotFound, ServingError, Unauthorized
+from google.protobuf.message import DecodeError
+from riskserve.serving.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ServingError,
+    Unauthorized,
+)
 from riskserve.serving.grpc_contents import fill_contents
 from riskserve.serving.grpc_inputs import CONTENTS_FIELD, decode_grpc_inputs
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
@@ -55,6 +61,8 @@ def _status_on_error(rpc: Rpc[Response]) -> Rpc[Response]:
         self: TransformerServicer, request: Any, context: Context
     ) -> Response:
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidInput(f"the request is not a valid {request.type_name}")
             response = await rpc(self, request, context)
         except Exception as error:  # every failure answers with a status code
             await self._fail(context, error, request)
@@ -74,6 +82,7 @@ class TransformerServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._trailing = (("x-riskserve-revision", revision),) if revision else None
         self._requests_ok = metrics.REQUESTS.labels(transformer.model_name, "200")
         self._latency = metrics.LATENCY.labels(transformer.model_name)
+        self._rows = metrics.ROWS.labels(transformer.model_name)
 
     async def _fail(self, context: Context, error: BaseException, request: Any) -> None:
         name = getattr(request, "model_name", None) or getattr(request, "name", None)
@@ -213,7 +222,7 @@ class TransformerServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
         # The push is scheduled for the loop's next step; the response is written
         # as this handler returns.
-        decided.answered(t)
+        decided.answered(t, self._rows)
         self._requests_ok.inc()
         self._latency.observe(time.perf_counter() - started)
         return response
@@ -278,8 +287,55 @@ def create_server(
             ("grpc.max_receive_message_length", max_message_bytes),
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-        TransformerServicer(transformer, revision), server
+    servicer = TransformerServicer(transformer, revision)
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=_lenient(request_type),
+            response_serializer=response_type.SerializeToString,
+        )
+        for name, (request_type, response_type) in _RPCS.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, handlers),)
     )
     server.add_insecure_port(f"{host}:{port}")
     return server
+
+
+SERVICE = "inference.GRPCInferenceService"
+# The RPCs served (the others, streaming and the repository extensions, are
+# UNIMPLEMENTED, as on the predictor), with their messages.
+_RPCS: dict[str, tuple[Any, Any]] = {
+    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
+    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
+    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
+    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
+}
+
+
+class Undecodable:
+    """Request bytes that are no message of the RPC's type."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _lenient(request_type: Any) -> Callable[[bytes], Any]:
+    """The request's parser, bytes that are no message becoming an `Undecodable`
+    that the RPC refuses with INVALID_ARGUMENT: grpc's own handling answers UNKNOWN
+    and logs a traceback per such call (a hostile client could fill the log)."""
+    parse = request_type.FromString
+    name = request_type.DESCRIPTOR.name
+
+    def parse_or_mark(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError:
+            return Undecodable(name)
+
+    return parse_or_mark

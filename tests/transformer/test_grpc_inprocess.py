@@ -7,6 +7,7 @@ and hostile messages are refused without taking the server down."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -335,6 +336,43 @@ def test_hostile_messages_are_refused_and_the_server_keeps_answering() -> None:
         assert len(details) < 1000
     assert answers[-1][0] == grpc.StatusCode.OK
     assert len(pushes.submitted) == 1
+
+
+def test_bytes_that_are_no_message_are_invalid_argument_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """grpc's own handling answers UNKNOWN and logs a traceback per such call."""
+    transformer, *_ = make()
+
+    async def go() -> list[tuple[grpc.StatusCode, str]]:
+        port = free_port()
+        server = create_server(transformer, port, 4 * 1024 * 1024, host="127.0.0.1")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                answers = []
+                for method in ("ModelInfer", "ModelMetadata"):
+                    call = channel.unary_unary(
+                        f"/inference.GRPCInferenceService/{method}"
+                    )
+                    answers.append(await status_of(call(b"\x00\x01\xff")))
+                return answers
+        finally:
+            await server.stop(grace=None)
+
+    with caplog.at_level(logging.ERROR):
+        answers = run_async(go())
+    assert answers == [
+        (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the request is not a valid ModelInferRequest",
+        ),
+        (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the request is not a valid ModelMetadataRequest",
+        ),
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_the_rpc_cap_refuses_calls_beyond_it() -> None:

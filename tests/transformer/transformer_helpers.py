@@ -109,12 +109,14 @@ def start_transformer(
     env: dict[str, str] | None = None,
     wait: bool = True,
     timeout: float = 60.0,
+    args: tuple[str, ...] = (),
 ) -> TransformerProcess:
+    """`args`: more command-line arguments (`--grpc_port P`, ...)."""
     http_port = free_port()
     base = child_environment()
     process = ManagedProcess(
         name=f"transformer {label}",
-        argv=transformer_argv(model_name, predictor_host, http_port, repo),
+        argv=[*transformer_argv(model_name, predictor_host, http_port, repo), *args],
         log_path=logs / f"{label}.log",
         env={**base, "RISKSERVE_TRANSFORMER_HOST": "127.0.0.1", **(env or {})},
         cwd=REPO_ROOT,
