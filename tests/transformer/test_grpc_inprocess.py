@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +19,8 @@ import pytest
 from riskserve.localplatform.processes import free_port
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from riskserve.serving.inference_log import InferenceLog
+from riskserve.serving.settings import StorageSettings
 from riskserve.transformer.app import Transformer, TransformerApp
 from riskserve.transformer.grpc_server import create_server
 from riskserve.transformer.predictor_client import PredictorError
@@ -409,3 +412,53 @@ def test_the_rpc_cap_refuses_calls_beyond_it() -> None:
     first, second = run_async(go())
     assert first == grpc.StatusCode.OK
     assert second == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_grpc_answer_is_in_the_inference_log_as_a_rest_one(tmp_path: Path) -> None:
+    """The same record for the same request over either server, written before the
+    answer; a refused request leaves none."""
+    records = {}
+    for transport in ("rest", "grpc"):
+        root = tmp_path / transport
+        transformer, *_ = make()
+        log = InferenceLog(str(root), StorageSettings())
+        transformer.inference_log = log
+        json_request = raw_request("card-1", NOW_US)
+        if transport == "rest":
+            (answer,) = call(
+                TransformerApp(transformer),
+                [
+                    (
+                        "POST",
+                        "/v2/models/fraud/infer",
+                        {"content": orjson.dumps({**json_request, "id": "log-1"})},
+                    )
+                ],
+            )
+            assert answer.status_code == 200
+        else:
+            refused = grpc_request(raw_request("card-1", NOW_US, amount=-1.0))
+            answered = grpc_request(json_request, id="log-1")
+
+            async def talk(
+                stub: Stub,
+                refused: pb.ModelInferRequest = refused,
+                answered: pb.ModelInferRequest = answered,
+            ) -> None:
+                code, _ = await status_of(stub.ModelInfer(refused))
+                assert code == grpc.StatusCode.INVALID_ARGUMENT
+                await stub.ModelInfer(answered)
+
+            over_grpc(transformer, talk)
+        log.close()
+        (record,) = [
+            orjson.loads(line)
+            for path in sorted(root.glob("*/*/*.jsonl"))
+            for line in path.read_bytes().splitlines()
+        ]
+        records[transport] = record
+    for record in records.values():
+        del record["latency_ms"], record["timestamp"]
+    assert records["grpc"] == records["rest"]
+    assert records["grpc"]["request_id"] == "log-1"
+    assert records["grpc"]["raw_inputs"]["card_id"] == ["card-1"]
