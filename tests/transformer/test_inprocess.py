@@ -484,7 +484,20 @@ def test_a_protocol_other_than_v2_is_refused(
     from riskserve.transformer.__main__ import main
 
     with pytest.raises(SystemExit) as exited:
-        main(["--predictor_host", "h:1", "--protocol", "v1", "--feature_repo", "/x"])
+        # Without configuring logging: main's root handler would write to this
+        # test's captured stderr, closed once it ends (later tests' logs would fail).
+        main(
+            [
+                "--predictor_host",
+                "h:1",
+                "--protocol",
+                "v1",
+                "--feature_repo",
+                "/x",
+                "--configure_logging",
+                "false",
+            ]
+        )
     assert exited.value.code == 2
     assert "only v2 is served" in capsys.readouterr().err
 
