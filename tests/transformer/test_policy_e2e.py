@@ -59,6 +59,9 @@ def test_a_raw_transaction_gets_the_policys_action_and_the_log_keeps_it(
     stack: Stack,
 ) -> None:
     log_root = stack.folder / "log"
+    version = load_policy(str(FRAUD_POLICY)).version
+    card = str(stack.repo.events.cards["card_id"].iloc[0])
+    now_us = int(time.time() * 1e6)
     transformer = start_transformer(
         stack.folder,
         "transformer-policy",
@@ -71,9 +74,6 @@ def test_a_raw_transaction_gets_the_policys_action_and_the_log_keeps_it(
             "RISKSERVE_TRANSFORMER_INFERENCE_LOG_FLUSH_SECONDS": "0.2",
         },
     )
-    version = load_policy(str(FRAUD_POLICY)).version
-    card = str(stack.repo.events.cards["card_id"].iloc[0])
-    now_us = int(time.time() * 1e6)
     try:
         answers = {}
         for i, amount in enumerate((25.0, 7500.0)):
