@@ -150,6 +150,9 @@ _ROW_2D: tuple[int, ...] = (1, 1)
 _ROW_1D: tuple[int, ...] = (1,)
 
 
+_FP32_MAX = float(np.finfo(np.float32).max)
+
+
 def decode_single_row(inputs: list) -> list[InputTensor] | None:
     """Every input of the commonest request, one row of numeric features (each input
     FP32, shape [1, 1] or [1], data [x] or [[x]], x a JSON number or null), or None
@@ -201,6 +204,8 @@ def decode_single_row(inputs: list) -> list[InputTensor] | None:
         kind = type(value)
         if kind is not float and kind is not int and value is not None:
             return None  # bool, str, list...: the general path says what is wrong
+        if kind is float and not -_FP32_MAX <= value <= _FP32_MAX:
+            return None  # beyond FP32 (or inf, NaN): the general path refuses it
         values.append(value)
         headers.append((name, fixed))
     if not values:
@@ -262,6 +267,18 @@ def _decode_json_input_checked(obj: object, index: int) -> InputTensor:
     return InputTensor(name, datatype, shape, array.reshape(shape))
 
 
+def _in_range(name: str, datatype: str, array: np.ndarray, dtype: Any) -> np.ndarray:
+    """`array` as the float `dtype`; a number it cannot hold (1e6 as FP16, 1e39 as
+    FP32) would become inf, with numpy's overflow warning on stderr: a 400 instead."""
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype, copy=False)
+    if cast.size and np.isinf(cast).any():
+        raise InvalidInput(
+            f"input tensor {name!r} holds a value outside the range of {datatype}"
+        )
+    return cast
+
+
 def _numeric_array(
     name: str, datatype: str, array: np.ndarray, data: list
 ) -> np.ndarray:
@@ -272,7 +289,9 @@ def _numeric_array(
             return array.astype(np.bool_, copy=False)
         raise InvalidInput(f"input tensor {name!r} is BOOL but holds non-boolean data")
     if kind in "iu" or (kind == "f" and datatype in FLOAT_TYPES):
-        return array.astype(dtype, copy=False)
+        if datatype not in FLOAT_TYPES:
+            return array.astype(dtype, copy=False)
+        return _in_range(name, datatype, array, dtype)
     if kind == "f":
         raise InvalidInput(
             f"input tensor {name!r} is {datatype} but holds non-integer numbers"
@@ -281,7 +300,7 @@ def _numeric_array(
         # null stands for a missing value (NaN): the graph imputes it.
         flat = _flatten(data)
         if all(v is None or type(v) in (int, float) for v in flat):
-            return np.array(flat, dtype=dtype)
+            return _in_range(name, datatype, np.array(flat, dtype=np.float64), dtype)
     if kind == "b":
         raise InvalidInput(
             f"input tensor {name!r} is {datatype} but holds booleans; send numbers"

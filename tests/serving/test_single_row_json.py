@@ -3,6 +3,8 @@ leaves every request it does not fully check to the general path (issue 24)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from riskserve.serving.binary_tensors import decode_inputs
@@ -48,10 +50,8 @@ def same(fast: list[InputTensor], slow: list[InputTensor]) -> None:
         [feature("a", 2.25, [1, 1]), feature("b", 7, [1, 1])],  # nested [[x]]
         [feature("a", 0.5, (1,)), feature("b", 1, (1,))],  # [1]
         [feature("a", None), feature("b", 3.0)],  # null: a missing value, NaN
-        [feature("a", 1e39)],  # beyond float32: inf on both paths
     ],
 )
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_a_single_row_decodes_as_the_general_path_does(inputs: list) -> None:
     fast = decode_single_row(inputs)
     assert fast is not None
@@ -86,3 +86,38 @@ def test_binary_inputs_are_not_taken_by_the_fast_path() -> None:
     assert decode_single_row(inputs) is None
     with pytest.raises(InvalidInput, match="both 'data' and a binary_data_size"):
         decode_inputs(inputs, b"\0\0\0\0")
+
+
+@pytest.mark.parametrize(
+    ("item", "datatype"),
+    [
+        (
+            feature("big", 1e39),
+            "FP32",
+        ),  # the single-row shape: left to the general path
+        (
+            {"name": "big", "datatype": "FP32", "shape": [2], "data": [1.0, -1e300]},
+            "FP32",
+        ),
+        (
+            {"name": "big", "datatype": "FP32", "shape": [2], "data": [None, 4e38]},
+            "FP32",
+        ),
+        ({"name": "big", "datatype": "FP16", "shape": [1], "data": [70000]}, "FP16"),
+        ({"name": "big", "datatype": "FP16", "shape": [1], "data": [1e6]}, "FP16"),
+    ],
+)
+def test_a_number_the_datatype_cannot_hold_is_a_400_not_inf(item, datatype) -> None:
+    """Before, it became inf (numpy printing an overflow warning to stderr) and went
+    to the model; a user sees a 400 naming the tensor and the datatype."""
+    assert decode_single_row([item]) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        with pytest.raises(InvalidInput) as refused:
+            general([item])
+    assert str(refused.value) == (
+        f"input tensor 'big' holds a value outside the range of {datatype}"
+    )
+    # The largest FP32 still passes, on both paths.
+    edge = feature("edge", float(np.finfo(np.float32).max))
+    same(decode_single_row([edge]), general([edge]))
