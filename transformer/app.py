@@ -194,6 +194,10 @@ class Transformer:
     max_body_bytes: int = 1024 * 1024
     check_predictor_health: bool = False
     predictor_outputs: list[dict[str, Any]] = field(default_factory=list)
+    # The model's own parameters from the predictor's metadata (cut-off, score
+    # scaling, reason features), passed on so a client such as the app draws the
+    # model's scale and cut-off behind a transformer too.
+    predictor_parameters: dict[str, Any] = field(default_factory=dict)
     decision: Decision = CARD
     inference_log: InferenceLog | None = None  # riskserve.transformer.inference_log
     policy: AppliedPolicy | None = None  # None: the graph's decision stands
@@ -316,7 +320,13 @@ async def decide(
         unknown_names = [n for n in names if n not in by_name]
         if unknown_names:
             raise InvalidInput(
-                f"unknown requested output(s): {', '.join(map(repr, unknown_names))}"
+                "unknown requested output(s): "
+                + ", ".join(repr(n[:64]) for n in unknown_names[:5])
+                + (
+                    f" and {len(unknown_names) - 5} more"
+                    if len(unknown_names) > 5
+                    else ""
+                )
             )
         outputs = [by_name[n] for n in names]
     if t.inference_log is not None:
@@ -444,6 +454,7 @@ class TransformerApp:
                 ),
             ],
             "parameters": {
+                **self.t.predictor_parameters,
                 "decision": self.t.decision.kind,
                 "raw_inputs": {
                     name: what for name, _, what in self.t.decision.raw_inputs
@@ -675,5 +686,8 @@ async def fetch_predictor_outputs(transformer: Transformer) -> None:
             status, metadata = 0, None
         if status == 200 and isinstance(metadata, dict):
             transformer.predictor_outputs = list(metadata.get("outputs") or [])
+            parameters = metadata.get("parameters")
+            if isinstance(parameters, dict):
+                transformer.predictor_parameters = dict(parameters)
             return
         await asyncio.sleep(1.0)

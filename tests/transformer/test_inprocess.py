@@ -26,7 +26,11 @@ from riskserve.serving.binary_tensors import (
 from riskserve.serving.errors import InvalidInput
 from riskserve.serving.tensors import OutputTensor
 from riskserve.transformer.__main__ import build_parser
-from riskserve.transformer.app import Transformer, TransformerApp
+from riskserve.transformer.app import (
+    Transformer,
+    TransformerApp,
+    fetch_predictor_outputs,
+)
 from riskserve.transformer.features_source import (
     FeatureSource,
     Lookups,
@@ -541,3 +545,39 @@ def test_answers_without_an_id_get_distinct_ids() -> None:
     answers = call(app, [("POST", "/v2/models/fraud/infer", {"content": body()})] * 3)
     ids = [a.json()["id"] for a in answers]
     assert all(ids) and len(set(ids)) == 3
+
+
+def test_the_metadata_passes_on_the_models_own_parameters() -> None:
+    """The predictor's cut-off and score scaling reach a client through the
+    transformer (the app draws the model's scale and cut-off from them); the
+    transformer's own keys win a clash."""
+    app, _, _, predictor = make_app()
+    predictor_metadata = {
+        "name": "fraud",
+        "outputs": [{"name": "fraud_probability", "datatype": "FP32", "shape": [-1]}],
+        "parameters": {"threshold": "0.42", "decision": "not the transformer's"},
+    }
+
+    async def get_json(path: str) -> tuple[int, Any]:
+        assert path == "/v2/models/fraud"
+        return 200, predictor_metadata
+
+    predictor.get_json = get_json  # type: ignore[method-assign]
+    run_async(fetch_predictor_outputs(app.t))
+    (answer,) = call(app, [("GET", "/v2/models/fraud", {})])
+    parameters = answer.json()["parameters"]
+    assert parameters["threshold"] == "0.42"
+    assert parameters["decision"] == "card"
+    assert answer.json()["outputs"][0]["name"] == "fraud_probability"
+
+
+def test_unknown_requested_outputs_are_named_within_bounds() -> None:
+    app, *_ = make_app()
+    request = raw_request("card-1", NOW_US)
+    # Names up to the parser's 128 characters, up to its 64 outputs.
+    request["outputs"] = [{"name": f"{i}-" + "x" * 120} for i in range(40)]
+    (refused,) = call(app, [("POST", "/v2/models/fraud/infer", {"json": request})])
+    assert refused.status_code == 400
+    message = refused.json()["error"]
+    assert message.startswith("unknown requested output(s): '0-xxx")
+    assert message.endswith("and 35 more") and len(message) < 500
