@@ -210,14 +210,16 @@ def test_transformer_image_is_lean_and_holds_no_secret(transformer_image: str) -
 
 
 def test_only_the_predictor_modules_the_arrows_allow(transformer_image: str) -> None:
-    """Of the predictor, the shared v2 modules only (tests/test_import_arrows.py);
-    neither onnxruntime nor the predictor's server."""
+    """Of the predictor, the shared v2 modules (and packages: the gRPC stubs) only
+    (tests/test_import_arrows.py); neither onnxruntime nor the predictor's server."""
     from tests.images.containers import run_once
     from tests.test_import_arrows import ALLOWED
 
     probe = (
         "import importlib.util, pathlib, riskserve.serving as s; "
-        "print(sorted(p.stem for p in pathlib.Path(s.__file__).parent.glob('*.py'))); "
+        "d = pathlib.Path(s.__file__).parent; "
+        "print(sorted([p.stem for p in d.glob('*.py')]"
+        " + [p.name for p in d.iterdir() if (p / '__init__.py').is_file()])); "
         "print(importlib.util.find_spec('onnxruntime') is None)"
     )
     result = run_once(transformer_image, ["--entrypoint", "python"], ["-c", probe])
