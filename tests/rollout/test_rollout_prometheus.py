@@ -167,6 +167,8 @@ def test_kserve_auto_needs_prometheus_and_takes_it(monkeypatch, tmp_path, capsys
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    # Not about approval (tests/governance): s3:// is no registry version.
+    monkeypatch.setenv("RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED", "true")
     argv = ["start", "fraud", "--model", "s3://mlflow/x", "--auto", "--backend"]
     assert main(argv + ["kserve"]) == 2
     assert "--prometheus URL" in capsys.readouterr().err
