@@ -27,9 +27,10 @@ from riskserve.features.customer import (
     credit_features,
 )
 from riskserve.features.entity_rows import EntityRows
-from riskserve.features.online import own_redis_writes, use_wal
+from riskserve.features.online import own_redis_writes
 from riskserve.features.pending_states import pending_states
 from riskserve.features.repo import CREDIT_FEATURE_VIEW
+from riskserve.features.sqlite_wal import use_wal
 
 _OUTPUTS = (*CREDIT_FEATURES, *CUSTOMER_CONTEXT)
 _REFS = [

@@ -33,6 +33,7 @@ from riskserve.features.card import (
 from riskserve.features.entity_rows import EntityRows
 from riskserve.features.pending_states import pending_states
 from riskserve.features.repo import CARD_ACTIVITY_PUSH, FRAUD_FEATURE_VIEW
+from riskserve.features.sqlite_wal import use_wal
 
 _OUTPUTS = (*FRAUD_FEATURES, *VELOCITY_FEATURES, *CONTEXT_FEATURES)
 _REFS = [
@@ -136,17 +137,6 @@ def own_redis_writes(store: FeatureStore) -> None:
     (`skip_dedup`, which also saves the read: one round trip per batch)."""
     if store.config.online_store.type == "redis":
         store.config.online_store.skip_dedup = True
-
-
-def use_wal(store: FeatureStore) -> None:
-    """Feast's SQLite online store commits each write with a rollback journal and a
-    full fsync (about 25 ms on a busy disk). Write-ahead logging with synchronous
-    NORMAL makes a commit a write to the log: a process crash loses nothing, a power
-    cut may lose the last updates, which for card state only means features a few
-    transactions stale (Redis, the cluster's store, makes the same trade)."""
-    conn = store._get_provider().online_store._get_conn(store.config)  # type: ignore[attr-defined]
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def _double(value: float | None) -> ValueProto:
