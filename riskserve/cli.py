@@ -93,6 +93,12 @@ def _decide(command: str):
     return handler
 
 
+def _decisions(argv: list[str]) -> int:
+    from riskserve.governance.records_cli import main
+
+    return main(argv)
+
+
 def _app(argv: list[str]) -> int:
     from riskserve.app.__main__ import main
 
@@ -128,6 +134,7 @@ COMMANDS = {
     "report": (_report, "a version's validation report (HTML, fairness, logged)"),
     "approve": (_decide("approve"), "approve a validated version for production"),
     "reject": (_decide("reject"), "reject a version"),
+    "decisions": (_decisions, "decision records: compact, show, export, retention"),
     "app": (_app, "the Gradio analyst app on port 7860"),
     "monitor": (_monitor, "drift and late-label performance from the inference log"),
     "demo": (_demo, "run the whole platform on this machine"),
