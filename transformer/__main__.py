@@ -96,6 +96,29 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    from riskserve.transformer.experiment_schema import ExperimentError
+
+    experiment = None
+    if settings.experiment_uri:
+        from riskserve.transformer.experiment import load_experiment
+
+        try:
+            experiment = load_experiment(settings.experiment_uri)
+        except ExperimentError as exc:
+            print(
+                "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: "
+                + "; ".join(str(exc).splitlines()),
+                file=sys.stderr,
+            )
+            return 2
+        if experiment.shadows and not settings.inference_log_uri:
+            print(
+                "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: arm "
+                f"{experiment.shadows[0].name!r} is a shadow, whose decisions go only "
+                "to the inference log: set RISKSERVE_TRANSFORMER_INFERENCE_LOG_URI",
+                file=sys.stderr,
+            )
+            return 2
     from riskserve.transformer.server import ServerOptions, TransformerServer
 
     options = ServerOptions(
@@ -114,7 +137,16 @@ def main(argv: list[str] | None = None) -> int:
             args.grpc_max_receive_message_length, args.grpc_max_send_message_length
         ),
     )
-    coroutine = TransformerServer(options, settings, policy).serve()
+    try:
+        server = TransformerServer(options, settings, policy, experiment)
+    except ExperimentError as exc:  # an arm that cannot be bound (its entity)
+        print(
+            "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: "
+            + "; ".join(str(exc).splitlines()),
+            file=sys.stderr,
+        )
+        return 2
+    coroutine = server.serve()
     if args.event_loop in ("auto", "uvloop"):
         try:
             import uvloop

@@ -43,12 +43,18 @@ from riskserve.transformer.decisions import (
     Decision,
     feature_column,
 )
+from riskserve.transformer.experiment import EXPERIMENT_OUTPUTS, Experiment
+from riskserve.transformer.experiment_shadow import ShadowCopy, ShadowSender
 from riskserve.transformer.features_source import (
     FeatureSource,
     PushWorker,
     StoreUnavailable,
 )
-from riskserve.transformer.inference_log import raw_columns, transformer_record
+from riskserve.transformer.inference_log import (
+    Assignment,
+    raw_columns,
+    transformer_record,
+)
 from riskserve.transformer.policy import Policy, PolicyError, policy_fields
 from riskserve.transformer.predictor_client import PredictorError, PredictorPool
 from riskserve.transformer.raw_request import parse_raw_request
@@ -201,6 +207,9 @@ class Transformer:
     decision: Decision = CARD
     inference_log: InferenceLog | None = None  # riskserve.transformer.inference_log
     policy: AppliedPolicy | None = None  # None: the graph's decision stands
+    # None: no experiment, every row to the own predictor (docs/experiments.md)
+    experiment: Experiment | None = None
+    shadow: ShadowSender | None = None  # the experiment's shadow arms, if any
 
     @property
     def ready(self) -> bool:
@@ -208,6 +217,7 @@ class Transformer:
             self.source is not None
             and self.pushes is not None
             and (self.policy is None or self.policy.checked)
+            and (self.experiment is None or self.experiment.checked)
         )
 
 
@@ -218,6 +228,8 @@ def require_ready(t: Transformer) -> None:
             "the transformer is not ready: its feature store is not open"
             if t.source is None or t.pushes is None
             else "the transformer is not ready: its policy is not checked yet"
+            if t.policy is not None and not t.policy.checked
+            else "the transformer is not ready: its experiment is not checked yet"
         )
 
 
@@ -236,6 +248,7 @@ class Decided:
     events: list[Any]
     found: list[Any]
     unknown: int
+    shadow_copy: ShadowCopy | None = None  # for the experiment's shadow arms
 
     def answered(self, t: Transformer, rows: Any) -> None:
         """After the answer is sent: the entities' new states are pushed once this
@@ -246,6 +259,8 @@ class Decided:
             asyncio.get_running_loop().call_soon(
                 _push_states, t.pushes, self.events, self.found
             )
+        if self.shadow_copy is not None and t.shadow is not None:
+            t.shadow.submit(self.shadow_copy)
         rows.inc(len(self.events))  # the caller's child of metrics.ROWS
         if self.unknown:
             metrics.UNKNOWN_ENTITIES.inc(self.unknown)
@@ -285,10 +300,18 @@ async def decide(
     _STAGE_LOOKUP.observe(time.perf_counter() - lookup_started)
     model_inputs = decision.model_inputs(features, rows)
     predictor_started = time.perf_counter()
+    experiment = t.experiment
+    routed = experiment.assign(events) if experiment is not None else None
     try:
-        answer = await decision.infer(
-            t.predictor, t.model_name, model_inputs, request_id
-        )
+        if routed is None:
+            answer = await decision.infer(
+                t.predictor, t.model_name, model_inputs, request_id
+            )
+        else:
+            assert experiment is not None
+            answer = await experiment.infer(
+                decision, routed, model_inputs, request_id, rows
+            )
     except PredictorError as exc:
         raise UpstreamFailed(exc.message, exc.status) from None
     _STAGE_PREDICTOR.observe(time.perf_counter() - predictor_started)
@@ -312,9 +335,17 @@ async def decide(
             array = feature_column(features, name, datatype, rows)
         used.append(OutputTensor(name, datatype, array))
     answered = answer.outputs
-    if t.policy is not None:
+    assigned: list[OutputTensor] = []
+    if routed is not None:
+        assert experiment is not None
+        answered = [
+            *answered,
+            *experiment.policy_outputs(routed, answered, used, events, rows),
+        ]
+        assigned = experiment.outputs(routed, rows)
+    elif t.policy is not None:
         answered = [*answered, *t.policy.outputs(answered, used, events)]
-    outputs = [*answered, *used]
+    outputs = [*answered, *assigned, *used]
     if names is not None:
         by_name = {o.name: o for o in outputs}
         unknown_names = [n for n in names if n not in by_name]
@@ -329,18 +360,23 @@ async def decide(
                 )
             )
         outputs = [by_name[n] for n in names]
+    raw = None
     if t.inference_log is not None:
+        raw = raw_columns(decision.raw_inputs, events)
         # Recorded before the answer leaves: a SIGKILL loses no answered request.
         t.inference_log.submit(
             transformer_record(
                 request_id=request_id,
                 model_name=t.model_name,
                 model_version=answer.model_version or "",
-                raw_inputs=raw_columns(decision.raw_inputs, events),
+                raw_inputs=raw,
                 model_inputs=model_inputs,
                 outputs=answered,
                 features=[u for u in used if u.name not in model_inputs],
                 latency_seconds=time.perf_counter() - started,
+                assignment=Assignment(experiment.name, routed.arm_names.tolist())
+                if experiment is not None and routed is not None
+                else None,
             )
         )
     return Decided(
@@ -350,6 +386,9 @@ async def decide(
         events,
         found,
         int(np.count_nonzero(unknown)),
+        ShadowCopy(request_id, model_inputs, used, events, raw or {})
+        if t.shadow is not None
+        else None,
     )
 
 
@@ -446,7 +485,11 @@ class TransformerApp:
                 *self.t.predictor_outputs,
                 *(
                     {"name": name, "datatype": "BYTES", "shape": [-1]}
-                    for name in (POLICY_OUTPUTS if self.t.policy else ())
+                    for name in (POLICY_OUTPUTS if self._has_policy() else ())
+                ),
+                *(
+                    {"name": name, "datatype": "BYTES", "shape": [-1]}
+                    for name in (EXPERIMENT_OUTPUTS if self.t.experiment else ())
                 ),
                 *(
                     {"name": name, "datatype": datatype, "shape": [-1]}
@@ -471,8 +514,21 @@ class TransformerApp:
                     if self.t.policy
                     else {}
                 ),
+                **(
+                    {"experiment": self.t.experiment.describe()}
+                    if self.t.experiment
+                    else {}
+                ),
             },
         }
+
+    def _has_policy(self) -> bool:
+        """The answers carry the policy's outputs: the transformer's policy, or every
+        arm's under an experiment (Experiment.bind)."""
+        experiment = self.t.experiment
+        if experiment is not None:
+            return experiment.arms[0].policy is not None
+        return self.t.policy is not None
 
     async def _model_get(
         self, scope: Scope, send: Send, name: str, rest: list[str], method: str

@@ -11,16 +11,28 @@ answer (followed, when a decision policy is applied, by its `action`,
 other columns it answered: context, the unknown-entity and features-unavailable
 flags). Its `request_id` is the one the predictor received, so one id finds both
 records of a decision (docs/transformer.md, "Inference log").
+
+Behind an experiment (docs/experiments.md) the record adds, at its top level,
+`"experiment": "<name>"` and `"arms": ["<arm of row 0>", ...]` (one per row, the
+holdout's rows as `"holdout"`), and `"arm"`: the arm when every row is in the same
+one, else null. A shadow arm's record (same `request_id`, written after the answer)
+adds `"shadow": true`; a record of the answer has `"shadow": false`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from riskserve.serving.inference_log import InferenceLog, InferenceRecord
+import orjson
+from riskserve.serving.inference_log import (
+    InferenceLog,
+    InferenceRecord,
+    _column,  # the log's one column format
+)
 from riskserve.serving.settings import StorageSettings
 from riskserve.serving.tensors import InputTensor, OutputTensor
 from riskserve.transformer.settings import TransformerSettings
@@ -35,6 +47,45 @@ _EVENT_ATTRIBUTES = {
     "used_pin_number": "pin",
     "online_order": "online",
 }
+
+
+def event_attribute(name: str) -> str:
+    """The attribute of the feature layer's event that holds raw field `name`."""
+    return _EVENT_ATTRIBUTES.get(name, name)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The experiment arm of each row of a record (module docstring)."""
+
+    experiment: str
+    arms: list[str]
+    shadow: bool = False
+
+
+@dataclass(slots=True)
+class ExperimentRecord(InferenceRecord):
+    """A transformer's record with its rows' experiment arms at the top level."""
+
+    assignment: Assignment | None = None
+
+    def to_json(self) -> bytes:
+        if self.assignment is None:
+            return InferenceRecord.to_json(self)
+        arms = self.assignment.arms
+        return orjson.dumps(
+            {
+                **self._fields(),
+                "stage": self.stage,
+                "raw_inputs": self.raw_inputs,
+                "features": {t.name: _column(t.array) for t in self.features},
+                "experiment": self.assignment.experiment,
+                "arm": arms[0] if len(set(arms)) == 1 else None,
+                "arms": arms,
+                "shadow": self.assignment.shadow,
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
 
 
 def open_inference_log(settings: TransformerSettings) -> InferenceLog | None:
@@ -90,8 +141,24 @@ def transformer_record(
     features: Sequence[OutputTensor],
     latency_seconds: float,
     protocol: str = "rest",
+    assignment: Assignment | None = None,
 ) -> InferenceRecord:
     """One answered request's record (the module docstring says what goes where)."""
+    if assignment is not None:
+        return ExperimentRecord(
+            time.time(),
+            request_id,
+            model_name,
+            model_version,
+            model_input_tensors(model_inputs),
+            outputs,
+            latency_seconds,
+            protocol,
+            stage=STAGE,
+            raw_inputs=raw_inputs,
+            features=features,
+            assignment=assignment,
+        )
     return InferenceRecord(
         time.time(),
         request_id,

@@ -58,6 +58,7 @@ class PredictorPool:
             host, port = predictor_host, "80"
         self.host, self.port = host.strip("[]"), int(port)
         self.timeout = timeout_seconds
+        self.api_key = api_key  # for a pool to another predictor (experiment arms)
         self._pool = KeepAlivePool(
             self.host,
             self.port,

@@ -29,6 +29,9 @@ from riskserve.transformer.app import (
     fetch_predictor_outputs,
 )
 from riskserve.transformer.decisions import decision_for
+from riskserve.transformer.experiment import Experiment
+from riskserve.transformer.experiment_schema import ExperimentError
+from riskserve.transformer.experiment_shadow import ShadowSender
 from riskserve.transformer.features_source import (
     FeatureSource,
     PushHooks,
@@ -80,6 +83,7 @@ class TransformerServer:
         options: ServerOptions,
         settings: TransformerSettings,
         policy: Policy | None = None,
+        experiment: Experiment | None = None,
     ) -> None:
         self.options = options
         self.settings = settings
@@ -105,6 +109,17 @@ class TransformerServer:
             if policy is not None
             else None,
         )
+        if experiment is not None:
+            own = self.transformer.predictor
+            experiment.bind(
+                self.transformer.decision,
+                options.model_name,
+                own,
+                lambda host: PredictorPool(host, own.timeout, own.api_key),
+                policy,
+                settings.policy_uri,
+            )
+            self.transformer.experiment = experiment
         self.http = uvicorn.Server(self._http_config())
         self.grpc: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -224,6 +239,8 @@ class TransformerServer:
                 extra={"policy": policy.policy.name, "policy_uri": policy.uri},
             )
         await fetch_predictor_outputs(self.transformer)
+        if self.transformer.experiment is not None:
+            await self._check_experiment(self.transformer.experiment)
         if policy is None:
             return
         try:
@@ -252,9 +269,48 @@ class TransformerServer:
             },
         )
 
+    async def _check_experiment(self, experiment: Experiment) -> None:
+        """Each arm's predictor and policy against the model, once they answer: not
+        ready until then; an arm that does not fit stops the process with one log
+        line (exit code 2), as a policy that does not fit does."""
+        log.info(
+            "the experiment is checked once its arms' predictors answer; not ready "
+            "until then",
+            extra={"experiment": experiment.name, "experiment_uri": experiment.uri},
+        )
+        try:
+            await experiment.check(
+                self.transformer.decision,
+                self.transformer.predictor_outputs,
+                AppliedPolicy,
+            )
+        except ExperimentError as exc:
+            log.error(
+                "the experiment does not fit the model",
+                extra={
+                    "experiment_uri": experiment.uri,
+                    "error": "; ".join(str(exc).splitlines()),
+                },
+            )
+            self.exit_code = 2
+            self.http.should_exit = True
+            return
+        log.info("experiment checked", extra={"experiment": experiment.describe()})
+
     async def serve(self) -> int:
         # Started first: it publishes what a killed predecessor left in the spool.
         self.transformer.inference_log = open_inference_log(self.settings)
+        experiment = self.transformer.experiment
+        if experiment is not None and experiment.shadows:
+            assert self.transformer.inference_log is not None  # __main__ checked
+            self.transformer.shadow = ShadowSender(
+                self.options.model_name,
+                experiment.name,
+                experiment.shadows,
+                self.transformer.decision,
+                self.transformer.inference_log,
+                self.settings.experiment_shadow_max_pending,
+            )
         self._tasks = [
             asyncio.create_task(self._open_store()),
             asyncio.create_task(self._predictor_metadata()),
@@ -289,6 +345,12 @@ class TransformerServer:
             task.cancel()
         if self.grpc is not None:
             await self.grpc.stop(grace=5)
+        if self.transformer.shadow is not None:
+            await self.transformer.shadow.drain(self.settings.push_drain_seconds)
+        if self.transformer.experiment is not None:
+            for pool in self.transformer.experiment.pools():
+                if pool is not self.transformer.predictor:
+                    pool.close()
         self.transformer.predictor.close()
         if self.transformer.source is not None:
             self.transformer.source.close()

@@ -44,6 +44,18 @@ class TransformerSettings(BaseSettings):
     policy that does not parse stops the process at start with one line on stderr;
     one that names a field the model lacks, once the predictor's metadata is known."""
 
+    experiment_uri: str | None = None
+    """A sticky champion/challenger experiment (docs/experiments.md): a `.yaml` file,
+    a folder holding `experiment.yaml`, `file://...` or `s3://bucket/key`. Each
+    entity's rows go to its arm's predictor and policy; answers and log records name
+    the experiment and the arm. Unset (default): no experiment. A file that does not
+    parse stops the process at start with one line on stderr; an arm whose predictor
+    or policy does not fit, once the arms' metadata is known."""
+
+    experiment_shadow_max_pending: int = Field(default=1000, ge=1)
+    """Answered requests waiting to be copied to the shadow arms; beyond it a copy is
+    dropped and counted (`riskserve_transformer_shadow_dropped_total`)."""
+
     api_key: SecretStr | None = None
     """When set, inference and metadata need `Authorization: Bearer <key>` or
     `x-api-key: <key>` (the predictor's scheme); health and /metrics stay open."""

@@ -1,0 +1,481 @@
+"""Sticky champion/challenger experiments in the transformer (docs/experiments.md).
+
+`load_experiment(uri)` reads an experiment file (a local `.yaml`, a folder holding
+`experiment.yaml`, `file://` or `s3://`), checks its document
+(`riskserve.transformer.experiment_schema`) and loads each arm's policy.
+
+Assignment is sticky: an entity's point is
+
+    u = (int.from_bytes(blake2b(f"{salt}:{entity_id}", digest_size=8), "big") >> 11)
+        / 2**53
+
+in [0, 1), and the live arms' shares, in file order, then the holdout's, cut [0, 1)
+into slots: the same id lands in the same arm in every process, after every restart,
+until the salt or the shares change. `Experiment.assign` does it for a request's rows;
+`infer` sends each arm's rows to its arm's predictor and merges the answers back in
+row order; `policy_outputs` applies each arm's policy to its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from prometheus_client import Counter
+from riskserve.serving.tensors import OutputTensor
+from riskserve.transformer.experiment_schema import (
+    HOLDOUT,
+    MAX_DOCUMENT_BYTES,
+    ExperimentDocument,
+    ExperimentError,
+    parse_experiment_document,
+)
+from riskserve.transformer.policy import Policy, PolicyError, load_policy
+from riskserve.transformer.predictor_client import (
+    PredictorAnswer,
+    PredictorError,
+    PredictorPool,
+)
+
+if TYPE_CHECKING:
+    from riskserve.transformer.app import AppliedPolicy
+    from riskserve.transformer.decisions import Decision
+
+EXPERIMENT_FILE = "experiment.yaml"
+# The outputs an experiment adds to every answer (docs/experiments.md).
+EXPERIMENT_OUTPUTS = ("experiment", "arm")
+# The entity an experiment assigns by default: the decision's (its `entity()`).
+_DEFAULT_ENTITY = {"card": "card_id", "customer": "customer_id"}
+
+ARM_ROWS = Counter(
+    "riskserve_transformer_experiment_rows",
+    "Rows decided per experiment arm (the holdout as arm `holdout`; shadow arms not "
+    "counted here).",
+    ["experiment", "arm"],
+)
+
+
+def entity_point(salt: str, entity_id: str) -> float:
+    """The entity's point in [0, 1): the first 53 bits of blake2b(salt:id)."""
+    digest = hashlib.blake2b(f"{salt}:{entity_id}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 11) / float(1 << 53)
+
+
+@dataclass
+class Arm:
+    """One arm, resolved: the InferenceService whose predictor answers it, the pool
+    that reaches it (`Experiment.bind`) and its policy (None: the graph decides)."""
+
+    name: str
+    predictor: str
+    policy: Policy | None
+    policy_uri: str | None
+    shadow: bool = False
+    share: float | None = None
+    pool: PredictorPool | None = None
+    applied: AppliedPolicy | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A request's rows by slot: `slots[i]` is row i's slot (`Experiment.slots`),
+    `groups` the rows of each slot's arm that has any, in arm order."""
+
+    slots: np.ndarray
+    groups: list[tuple[Arm, np.ndarray]]
+    arm_names: np.ndarray  # object: the arm recorded for each row ("holdout" too)
+
+
+class Experiment:
+    """A checked experiment in front of one model (module docstring)."""
+
+    def __init__(self, document: ExperimentDocument, arms: list[Arm], uri: str) -> None:
+        self.document = document
+        self.uri = uri
+        self.arms = arms
+        self.live = [a for a in arms if not a.shadow]
+        self.shadows = [a for a in arms if a.shadow]
+        by_name = {a.name: a for a in self.live}
+        # The slots, in cut order: each live arm as itself, then the holdout,
+        # answered as its arm and recorded as "holdout".
+        self.slots: list[tuple[str, Arm]] = [(a.name, a) for a in self.live]
+        shares = [a.share or 0.0 for a in self.live]
+        holdout = document.holdout
+        if holdout is not None:
+            served = by_name[holdout.arm] if holdout.arm else self.live[0]
+            self.slots.append((HOLDOUT, served))
+            shares.append(holdout.share)
+        # The upper edge of every slot but the last: a point at or above the last
+        # edge is in the last slot, whatever rounding the sum of the shares had.
+        self._edges = np.cumsum(shares)[:-1]
+        self._names = np.array([name for name, _ in self.slots], dtype=object)
+        self._arm_of_slot = [self.arms.index(arm) for _, arm in self.slots]
+        self._one_row = [
+            np.array([name], dtype=object) for name in self._names
+        ]  # shared, read-only
+        for array in self._one_row:
+            array.flags.writeable = False
+        self._name_array = np.array([document.name], dtype=object)
+        self._name_array.flags.writeable = False
+        self._rows = [ARM_ROWS.labels(document.name, name) for name in self._names]
+        self.entity_field: str | None = document.entity
+        self._entity: Callable[[Any], str] = lambda event: ""
+        self.checked = False
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    # -- set-up --------------------------------------------------------------------
+    def bind(
+        self,
+        decision: Decision,
+        own_model: str,
+        own_pool: PredictorPool,
+        pool_for: Callable[[str], PredictorPool],
+        default_policy: Policy | None,
+        default_policy_uri: str | None,
+    ) -> None:
+        """Resolve what the file leaves to the transformer: the entity field (checked
+        against the decision's raw inputs), each arm's predictor pool (its own
+        predictor's, or `pool_for(host)` of `arm_predictor_host`) and its policy (the
+        transformer's own when the arm names none). Every arm has a policy or none
+        does: the answer's outputs are the same for every row."""
+        for arm in self.arms:
+            if not arm.predictor:
+                arm.predictor = own_model
+        raw = [name for name, _, _ in decision.raw_inputs]
+        field_name = self.document.entity
+        if field_name is None:
+            self._entity = lambda event: decision.entity(event)[1]
+            self.entity_field = _DEFAULT_ENTITY[decision.kind]
+        elif field_name not in raw:
+            raise ExperimentError(
+                f"entity: {field_name!r} is not a raw input of a {decision.kind} "
+                f"request ({', '.join(raw)})"
+            )
+        else:
+            from riskserve.transformer.inference_log import event_attribute
+
+            attribute = event_attribute(field_name)
+            self._entity = lambda event: str(getattr(event, attribute))
+        pools: dict[str, PredictorPool] = {}
+        for arm in self.arms:
+            if arm.policy is None and default_policy is not None:
+                arm.policy, arm.policy_uri = default_policy, default_policy_uri
+            if arm.predictor == own_model:
+                arm.pool = own_pool
+                continue
+            host = arm_predictor_host(
+                f"{own_pool.host}:{own_pool.port}", own_model, arm.predictor
+            )
+            if host == f"{own_pool.host}:{own_pool.port}":
+                arm.pool = own_pool
+            else:
+                arm.pool = pools.get(host) or pools.setdefault(host, pool_for(host))
+        with_policy = [a.name for a in self.arms if a.policy is not None]
+        if with_policy and len(with_policy) != len(self.arms):
+            without = [i for i, a in enumerate(self.arms) if a.policy is None]
+            raise ExperimentError(
+                f"arms[{without[0]}].policy: arms {', '.join(map(repr, with_policy))} "
+                "have a policy and this one has none (nor has the transformer): every "
+                "arm answers the same outputs, so give every arm a policy or none"
+            )
+
+    def pools(self) -> list[PredictorPool]:
+        return list({id(a.pool): a.pool for a in self.arms if a.pool}.values())
+
+    async def check(
+        self,
+        decision: Decision,
+        own_outputs: list[dict[str, Any]],
+        applied: Callable[[Policy, str], AppliedPolicy],
+    ) -> None:
+        """Each arm's predictor's outputs (waited for, every second, as the
+        transformer's own are) must be the transformer's predictor's, and each arm's
+        policy must fit its model; ExperimentError (one line per problem) if not."""
+        expected = [(o.get("name"), o.get("datatype")) for o in own_outputs]
+        problems = []
+        for i, arm in enumerate(self.arms):
+            arm.outputs = await _predictor_outputs(arm)
+            got = [(o.get("name"), o.get("datatype")) for o in arm.outputs]
+            if got != expected:
+                problems.append(
+                    f"arms[{i}].predictor: {arm.predictor} answers "
+                    f"{_names(got)}, the transformer's predictor {_names(expected)}: "
+                    "the arms' answers are merged row by row"
+                )
+                continue
+            if arm.policy is not None:
+                arm.applied = applied(arm.policy, arm.policy_uri or "")
+                try:
+                    arm.applied.check(arm.predictor, decision, arm.outputs)
+                except PolicyError as exc:
+                    problems += [
+                        f"arms[{i}].policy: {line}" for line in str(exc).splitlines()
+                    ]
+        if problems:
+            raise ExperimentError("\n".join(problems))
+        self.checked = True
+
+    # -- per request ---------------------------------------------------------------
+    def assign(self, events: Sequence[Any]) -> Routed:
+        """Each row's slot and the rows of each arm (module docstring)."""
+        rows = len(events)
+        if rows == 1:
+            slot = int(
+                np.searchsorted(
+                    self._edges,
+                    entity_point(self.document.salt, self._entity(events[0])),
+                    side="right",
+                )
+            )
+            self._rows[slot].inc()
+            arm = self.slots[slot][1]
+            return Routed(np.array([slot]), [(arm, np.array([0]))], self._one_row[slot])
+        salt = self.document.salt
+        points = np.fromiter(
+            (entity_point(salt, self._entity(e)) for e in events), np.float64, rows
+        )
+        slots = np.searchsorted(self._edges, points, side="right")
+        by_arm = np.array(self._arm_of_slot)[slots]
+        groups = []
+        for index, arm in enumerate(self.arms):
+            rows_of_arm = np.flatnonzero(by_arm == index)
+            if len(rows_of_arm):
+                groups.append((arm, rows_of_arm))
+        for slot, count in zip(*np.unique(slots, return_counts=True), strict=True):
+            self._rows[int(slot)].inc(int(count))
+        return Routed(slots, groups, self._names[slots])
+
+    async def infer(
+        self,
+        decision: Decision,
+        routed: Routed,
+        inputs: dict[str, np.ndarray],
+        request_id: str,
+        rows: int,
+    ) -> PredictorAnswer:
+        """Each arm's rows from its arm's predictor (at once), merged in row order;
+        PredictorError as the transformer's own call raises it."""
+        if len(routed.groups) == 1:
+            arm = routed.groups[0][0]
+            assert arm.pool is not None
+            return await decision.infer(arm.pool, arm.predictor, inputs, request_id)
+        answers = await asyncio.gather(
+            *(
+                decision.infer(
+                    arm.pool,  # type: ignore[arg-type]  # bound: Experiment.bind
+                    arm.predictor,
+                    {name: column[index] for name, column in inputs.items()},
+                    request_id,
+                )
+                for arm, index in routed.groups
+            )
+        )
+        versions = list(dict.fromkeys(a.model_version or "" for a in answers))
+        merged = merge_rows(
+            [
+                (index, a.outputs)
+                for (_, index), a in zip(routed.groups, answers, strict=True)
+            ],
+            rows,
+        )
+        return PredictorAnswer(",".join(versions), merged)
+
+    def policy_outputs(
+        self,
+        routed: Routed,
+        answered: list[OutputTensor],
+        used: list[OutputTensor],
+        events: list[Any],
+        rows: int,
+    ) -> list[OutputTensor]:
+        """Each arm's policy on its rows, merged in row order ([] without policies)."""
+        first = routed.groups[0][0]
+        if first.applied is None:
+            return []
+        if len(routed.groups) == 1:
+            return first.applied.outputs(answered, used, events)
+        parts = []
+        for arm, index in routed.groups:
+            assert arm.applied is not None  # every arm has one (bind)
+            parts.append(
+                (
+                    index,
+                    arm.applied.outputs(
+                        _take(answered, index),
+                        _take(used, index),
+                        [events[i] for i in index],
+                    ),
+                )
+            )
+        return merge_rows(parts, rows)
+
+    def outputs(self, routed: Routed, rows: int) -> list[OutputTensor]:
+        """The two outputs the experiment adds: its name and each row's arm."""
+        name = (
+            self._name_array
+            if rows == 1
+            else np.full(rows, self.document.name, dtype=object)
+        )
+        return [
+            OutputTensor("experiment", "BYTES", name),
+            OutputTensor("arm", "BYTES", routed.arm_names),
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        """The metadata's `parameters.experiment`."""
+        return {
+            "name": self.document.name,
+            "uri": self.uri,
+            "entity": self.entity_field,
+            "arms": [
+                {
+                    "name": a.name,
+                    "share": a.share,
+                    "predictor": a.predictor,
+                    "shadow": a.shadow,
+                    "policy_version": a.policy.version if a.policy else None,
+                }
+                for a in self.arms
+            ],
+            "holdout": (
+                {"share": self.document.holdout.share, "arm": self.slots[-1][1].name}
+                if self.document.holdout
+                else None
+            ),
+        }
+
+
+def _names(pairs: list[tuple[Any, Any]]) -> str:
+    return ", ".join(f"{n}:{d}" for n, d in pairs[:8]) or "nothing"
+
+
+async def _predictor_outputs(arm: Arm) -> list[dict[str, Any]]:
+    assert arm.pool is not None
+    while True:
+        try:
+            status, metadata = await arm.pool.get_json(f"/v2/models/{arm.predictor}")
+        except PredictorError:
+            status, metadata = 0, None
+        if status == 200 and isinstance(metadata, dict):
+            return list(metadata.get("outputs") or [])
+        await asyncio.sleep(1.0)
+
+
+def _take(tensors: list[OutputTensor], index: np.ndarray) -> list[OutputTensor]:
+    return [OutputTensor(t.name, t.datatype, t.array[index]) for t in tensors]
+
+
+def merge_rows(
+    parts: list[tuple[np.ndarray, list[OutputTensor]]], rows: int
+) -> list[OutputTensor]:
+    """The outputs of several parts of one request (`(row indices, outputs)` each)
+    as one answer in row order; a part that lacks an output is a PredictorError."""
+    first = parts[0][1]
+    merged = []
+    for tensor in first:
+        array = np.empty((rows, *tensor.array.shape[1:]), dtype=tensor.array.dtype)
+        for index, outputs in parts:
+            found = next((o for o in outputs if o.name == tensor.name), None)
+            if found is None:
+                raise PredictorError(
+                    f"an arm's predictor did not answer {tensor.name!r}", 502
+                )
+            array[index] = found.array
+        merged.append(OutputTensor(tensor.name, tensor.datatype, array))
+    return merged
+
+
+def arm_predictor_host(own_host: str, own_model: str, arm_service: str) -> str:
+    """Where an arm's predictor is reached. On a cluster KServe gives the transformer
+    `--predictor_host <isvc>-predictor.<namespace>` (or `<isvc>-predictor-default`):
+    the arm's InferenceService's predictor service is the same name with the arm's
+    InferenceService. Any other host (the local platform's predictor listener, which
+    routes `/v2/models/<isvc>/...` to that isvc's predictor) serves every arm."""
+    host, colon, port = own_host.rpartition(":")
+    if not colon or not port.isdigit():
+        host, colon, port = own_host, "", ""
+    first, dot, rest = host.partition(".")
+    prefix = f"{own_model}-predictor"
+    if first == prefix or first.startswith(prefix + "-"):
+        first = arm_service + first[len(own_model) :]
+        return f"{first}{dot}{rest}{colon}{port}"
+    return own_host
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def load_experiment(uri: str, s3_client: Any = None) -> Experiment:
+    """The experiment at `uri`, its arms' policies loaded (their fields are checked
+    once the arms' predictors answer: `Experiment.check`); ExperimentError, one line
+    per problem, naming the place."""
+    if uri.startswith("s3://"):
+        text, base = _read_s3(uri, s3_client), None
+    else:
+        path = Path(uri.removeprefix("file://"))
+        if path.is_dir():
+            path = path / EXPERIMENT_FILE
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ExperimentError(
+                f"{path}: cannot read the experiment ({exc.strerror})"
+            ) from None
+        base = path.parent
+    document = parse_experiment_document(text, uri)
+    arms, problems = [], []
+    for i, spec in enumerate(document.arms):
+        policy, policy_uri = None, spec.policy
+        if policy_uri is not None:
+            if base is not None and "://" not in policy_uri:
+                candidate = Path(policy_uri)
+                policy_uri = str(
+                    candidate if candidate.is_absolute() else base / candidate
+                )
+            try:
+                policy = load_policy(policy_uri, s3_client)
+            except PolicyError as exc:
+                problems += [
+                    f"arms[{i}].policy: {line}" for line in str(exc).splitlines()
+                ]
+        arms.append(
+            Arm(
+                name=spec.name,
+                predictor=spec.predictor or "",
+                policy=policy,
+                policy_uri=policy_uri,
+                shadow=spec.shadow,
+                share=spec.share,
+            )
+        )
+    if problems:
+        raise ExperimentError("\n".join(problems))
+    return Experiment(document, arms, uri)
+
+
+def _read_s3(uri: str, client: Any) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ExperimentError(f"{uri}: expected s3://BUCKET/KEY")
+    if client is None:
+        from riskserve.model.s3_client import S3Settings, s3_client
+
+        client = s3_client(S3Settings())
+    if not key.endswith((".yaml", ".yml")):
+        key = key.rstrip("/") + "/" + EXPERIMENT_FILE
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key)
+        return answer["Body"].read(MAX_DOCUMENT_BYTES + 1)
+    except Exception as exc:  # botocore's errors carry the reason in their text
+        raise ExperimentError(
+            f"s3://{bucket}/{key}: cannot read the experiment ({exc})"
+        ) from None
