@@ -1,5 +1,7 @@
 """`python -m riskserve.transformer --model_name fraud --predictor_host HOST:PORT
---feature_repo DIR`: the transformer in front of a fraud predictor.
+--feature_repo DIR`: the transformer in front of a fraud predictor; with
+`--features none` (and a policy), the policy-only transformer: the request holds the
+model's inputs, no feature store (`riskserve.transformer.policy_only`).
 
 Takes KServe's container arguments (the predictor's mirror of
 `kserve.model_server.parser`, which a test holds equal to KServe's), so
@@ -32,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="The Feast repository folder (also RISKSERVE_TRANSFORMER_FEATURE_REPO).",
+    )
+    parser.add_argument(
+        "--features",
+        choices=("feast", "none"),
+        default="feast",
+        help="feast: look up and push features (the default); none: policy only, the "
+        "request holds the model's inputs (needs RISKSERVE_TRANSFORMER_POLICY_URI).",
     )
     # None: not given (KServe's defaults are v1 and 600 s; see main()). gRPC is
     # served only on a --grpc_port given (KServe's default, 8081, would clash between
@@ -74,12 +83,25 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("--predictor_use_ssl: TLS to the predictor is not supported")
     if args.workers != 1:
         problems.append("--workers: one process per transformer; scale with replicas")
-    repo: Path | None = args.feature_repo or settings.feature_repo
-    if repo is None:
-        problems.append(
-            "--feature_repo (or RISKSERVE_TRANSFORMER_FEATURE_REPO) is required"
-        )
-    if problems or repo is None:
+    repo: Path | None = None
+    if args.features == "none":
+        if args.feature_repo is not None:
+            problems.append(
+                "--feature_repo with --features none: a policy-only transformer "
+                "opens no feature store"
+            )
+        if not settings.policy_uri:
+            problems.append(
+                "--features none needs RISKSERVE_TRANSFORMER_POLICY_URI: without "
+                "features or a policy the transformer has nothing to do"
+            )
+    else:
+        repo = args.feature_repo or settings.feature_repo
+        if repo is None:
+            problems.append(
+                "--feature_repo (or RISKSERVE_TRANSFORMER_FEATURE_REPO) is required"
+            )
+    if problems:
         parser.error("; ".join(problems))
     policy = None
     if settings.policy_uri:

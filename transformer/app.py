@@ -207,6 +207,10 @@ class Transformer:
     decision: Decision = CARD
     inference_log: InferenceLog | None = None  # riskserve.transformer.inference_log
     policy: AppliedPolicy | None = None  # None: the graph's decision stands
+    # False: policy only, no feature store (riskserve.transformer.policy_only); the
+    # model's inputs from the predictor's metadata are then the raw inputs.
+    features: bool = True
+    predictor_inputs: list[dict[str, Any]] = field(default_factory=list)
     # None: no experiment, every row to the own predictor (docs/experiments.md)
     experiment: Experiment | None = None
     shadow: ShadowSender | None = None  # the experiment's shadow arms, if any
@@ -214,8 +218,7 @@ class Transformer:
     @property
     def ready(self) -> bool:
         return (
-            self.source is not None
-            and self.pushes is not None
+            (not self.features or (self.source is not None and self.pushes is not None))
             and (self.policy is None or self.policy.checked)
             and (self.experiment is None or self.experiment.checked)
         )
@@ -226,7 +229,7 @@ def require_ready(t: Transformer) -> None:
     if not t.ready:
         raise NotReady(
             "the transformer is not ready: its feature store is not open"
-            if t.source is None or t.pushes is None
+            if t.features and (t.source is None or t.pushes is None)
             else "the transformer is not ready: its policy is not checked yet"
             if t.policy is not None and not t.policy.checked
             else "the transformer is not ready: its experiment is not checked yet"
@@ -279,12 +282,16 @@ async def decide(
     asked for (None: all)."""
     decision = t.decision
     rows = len(events)
-    assert t.source is not None and t.pushes is not None
     lookup_started = time.perf_counter()
     try:
-        found = (await t.source.lookup(events)).found
-        features = [f.features for f in found]
-        unavailable = False
+        if not t.features:  # policy only: the request holds the model's inputs
+            found, unavailable = [], False
+            features = [decision.request_only(event) for event in events]
+        else:
+            assert t.source is not None and t.pushes is not None
+            found = (await t.source.lookup(events)).found
+            features = [f.features for f in found]
+            unavailable = False
     except StoreUnavailable as exc:
         metrics.STORE_ERRORS.inc()
         if not t.fail_open:
@@ -742,6 +749,7 @@ async def fetch_predictor_outputs(transformer: Transformer) -> None:
             status, metadata = 0, None
         if status == 200 and isinstance(metadata, dict):
             transformer.predictor_outputs = list(metadata.get("outputs") or [])
+            transformer.predictor_inputs = list(metadata.get("inputs") or [])
             parameters = metadata.get("parameters")
             if isinstance(parameters, dict):
                 transformer.predictor_parameters = dict(parameters)

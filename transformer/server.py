@@ -40,6 +40,7 @@ from riskserve.transformer.features_source import (
 )
 from riskserve.transformer.inference_log import open_inference_log
 from riskserve.transformer.policy import Policy, PolicyError
+from riskserve.transformer.policy_only import PolicyOnlyDecision
 from riskserve.transformer.predictor_client import PredictorPool
 from riskserve.transformer.settings import TransformerSettings
 
@@ -56,7 +57,7 @@ class ServerOptions:
     model_name: str
     predictor_host: str
     http_port: int
-    feature_repo: Path
+    feature_repo: Path | None  # None: policy only (`--features none`)
     predictor_timeout_seconds: float
     check_predictor_health: bool = False
     timeout_keep_alive: int = 65
@@ -104,7 +105,10 @@ class TransformerServer:
             max_batch_size=settings.max_batch_size,
             max_body_bytes=settings.max_body_bytes,
             check_predictor_health=options.check_predictor_health,
-            decision=decision_for(options.model_name, settings.kind),
+            decision=decision_for(options.model_name, settings.kind)
+            if options.feature_repo is not None
+            else PolicyOnlyDecision(options.model_name, settings.kind),
+            features=options.feature_repo is not None,
             policy=AppliedPolicy(policy, settings.policy_uri or "")
             if policy is not None
             else None,
@@ -164,6 +168,7 @@ class TransformerServer:
 
     async def _open_store(self) -> None:
         settings, repo = self.settings, self.options.feature_repo
+        assert repo is not None  # started only with features
         try:
             store = await asyncio.to_thread(
                 open_feature_store, repo, settings.online_store_path, settings.redis
@@ -244,12 +249,24 @@ class TransformerServer:
         if policy is None:
             return
         try:
+            decision = self.transformer.decision
+            if isinstance(decision, PolicyOnlyDecision):
+                # policy only: the model's inputs are the raw inputs
+                decision.take_inputs(self.transformer.predictor_inputs)
+                log.info(
+                    "serving, policy only: the request holds the model's inputs",
+                    extra={
+                        "model_name": self.options.model_name,
+                        "inputs": [n for n, _, _ in decision.raw_inputs],
+                        "predictor_host": self.options.predictor_host,
+                    },
+                )
             policy.check(
                 self.options.model_name,
                 self.transformer.decision,
                 self.transformer.predictor_outputs,
             )
-        except PolicyError as exc:
+        except (PolicyError, ValueError) as exc:
             log.error(
                 "the policy does not fit the model",
                 extra={
@@ -311,10 +328,9 @@ class TransformerServer:
                 self.transformer.inference_log,
                 self.settings.experiment_shadow_max_pending,
             )
-        self._tasks = [
-            asyncio.create_task(self._open_store()),
-            asyncio.create_task(self._predictor_metadata()),
-        ]
+        self._tasks = [asyncio.create_task(self._predictor_metadata())]
+        if self.options.feature_repo is not None:
+            self._tasks.append(asyncio.create_task(self._open_store()))
         for handled in (signal.SIGTERM, signal.SIGINT):
             signal.signal(handled, lambda *_: None)
         try:
