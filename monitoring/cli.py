@@ -1,4 +1,5 @@
-"""`riskserve monitor MODEL` and `riskserve monitor labels MODEL --labels FILE` (also
+"""`riskserve monitor MODEL`, `riskserve monitor labels MODEL --labels FILE` and
+`riskserve monitor outcomes MODEL --experiment FILE --labels FILE` (also
 `python -m riskserve.monitoring`): the command line of the passes in monitoring/passes.py.
 
 `drift` is the default subcommand, so `monitor fraud --since=24h` (the CronJobs'
@@ -25,13 +26,15 @@ from riskserve.monitoring.passes import (
     DriftOptions,
     LabelsOptions,
     LogOptions,
+    OutcomesOptions,
     drift_pass,
     labels_pass,
+    outcomes_pass,
     serve_gauges,
 )
 from riskserve.monitoring.settings import MonitorSettings
 
-SUBCOMMANDS = ("drift", "labels")
+SUBCOMMANDS = ("drift", "labels", "outcomes")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +143,73 @@ def _labels_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _outcomes_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument(
+        "--experiment",
+        required=True,
+        metavar="FILE-or-NAME",
+        help="the experiment's YAML (name, arms: the first live one is the champion, "
+        "economics) or its name as the records carry it",
+    )
+    parser.add_argument(
+        "--labels",
+        required=True,
+        help="CSV or Parquet (a file or s3:// URI): the key column, label (0/1), and "
+        "an optional amount (the money a bad outcome lost)",
+    )
+    parser.add_argument(
+        "--key",
+        default="request_id",
+        help="the join column: request_id (row i of a multi-row request is ID:i) or "
+        "a raw input such as customer_id",
+    )
+    parser.add_argument(
+        "--gain-rate",
+        type=float,
+        help="earned on a good approved decision, a share of its amount (over the "
+        "experiment file's economics.gain_rate)",
+    )
+    parser.add_argument(
+        "--loss-given-default",
+        type=float,
+        help="lost on a bad approved decision, a share of its amount, unless its "
+        "label gives the amount (over economics.loss_given_default)",
+    )
+    parser.add_argument(
+        "--champion",
+        help="the arm the others are judged against (default: the "
+        "experiment file's first live arm)",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="the tests' level (default 0.05)"
+    )
+    parser.add_argument(
+        "--judge",
+        choices=["profit", "bad_rate"],
+        default="profit",
+        help="the verdict's measure: realised profit per decision (bootstrap) or the "
+        "bad rate among approved (z-test)",
+    )
+    parser.add_argument(
+        "--mde",
+        type=float,
+        default=0.01,
+        help="the bad rate's minimum detectable effect, absolute (default 0.01): "
+        "the sample size still needed is for it",
+    )
+    parser.add_argument("--power", type=float, default=0.8, help="default 0.8")
+    parser.add_argument(
+        "--resamples", type=int, default=4000, help="bootstrap resamples (default 4000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write no HTML report (nothing is written beside the log)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="riskserve monitor",
@@ -164,6 +234,16 @@ def parser() -> argparse.ArgumentParser:
             "labels",
             help="realised performance from late labels",
             description="Realised performance per version and week from late labels.",
+        )
+    )
+    _outcomes_arguments(
+        commands.add_parser(
+            "outcomes",
+            help="an experiment's arms in money, with statistics, on late labels",
+            description="Per experiment arm: volume, approval rate, bad rate, expected "
+            "and realised profit, fraud caught and missed; each challenger against the "
+            "champion (z-tests, a bootstrap, the sample size still needed). Exit 3 "
+            "when a challenger is significantly worse.",
         )
     )
     return top
@@ -207,6 +287,25 @@ def labels_options(args: argparse.Namespace) -> LabelsOptions:
     )
 
 
+def outcomes_options(args: argparse.Namespace) -> OutcomesOptions:
+    return OutcomesOptions(
+        **_common_options(args),
+        experiment=args.experiment,
+        labels=args.labels,
+        key=args.key,
+        gain_rate=args.gain_rate,
+        loss_given_default=args.loss_given_default,
+        champion=args.champion,
+        alpha=args.alpha,
+        judge=args.judge,
+        mde=args.mde,
+        power=args.power,
+        resamples=args.resamples,
+        seed=args.seed,
+        report=not args.no_report,
+    )
+
+
 def _settings() -> MonitorSettings:
     try:
         return MonitorSettings()
@@ -226,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings()
         if args.command == "labels":
             return labels_pass(labels_options(args), settings)
+        if args.command == "outcomes":
+            return outcomes_pass(outcomes_options(args), settings)
         options = drift_options(args)
         if options.serve_port:
             return serve_gauges(options, settings)

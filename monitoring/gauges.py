@@ -16,6 +16,9 @@ from prometheus_client import (
 from riskserve.monitoring.analysis import Analysis
 from riskserve.monitoring.labels import LabelResult
 
+VERDICTS = {"better": 1, "worse": -1, "inconclusive": 0}
+"""riskserve_experiment_verdict's values."""
+
 
 class MonitorGauges:
     def __init__(self) -> None:
@@ -82,6 +85,60 @@ class MonitorGauges:
             registry=r,
         )
 
+        experiment = ["model", "experiment", "arm"]
+        self.experiment_decisions = Gauge(
+            "riskserve_experiment_decisions",
+            "Decisions of a live experiment arm in the outcomes pass's window",
+            experiment,
+            registry=r,
+        )
+        self.experiment_approval_rate = Gauge(
+            "riskserve_experiment_approval_rate",
+            "Share of an arm's decisions approved (a fraud model's: allowed)",
+            experiment,
+            registry=r,
+        )
+        self.experiment_bad_rate = Gauge(
+            "riskserve_experiment_bad_rate",
+            "Share of an arm's approved, labelled decisions that went bad",
+            experiment,
+            registry=r,
+        )
+        self.experiment_profit = Gauge(
+            "riskserve_experiment_profit_per_decision",
+            "An arm's profit per decision: expected (probabilities) or realised "
+            "(labels)",
+            [*experiment, "kind"],
+            registry=r,
+        )
+        self.experiment_difference = Gauge(
+            "riskserve_experiment_difference",
+            "A challenger's metric minus the champion's",
+            [*experiment, "metric"],
+            registry=r,
+        )
+        self.experiment_p_value = Gauge(
+            "riskserve_experiment_p_value",
+            "p-value of a challenger's difference from the champion (z-test for "
+            "rates, bootstrap for profit)",
+            [*experiment, "metric"],
+            registry=r,
+        )
+        self.experiment_verdict = Gauge(
+            "riskserve_experiment_verdict",
+            "A challenger against the champion at the pass's alpha: 1 better, "
+            "-1 worse, 0 inconclusive",
+            experiment,
+            registry=r,
+        )
+        self.experiment_still_needed = Gauge(
+            "riskserve_experiment_still_needed_decisions",
+            "Labelled approved decisions per arm still needed to detect the chosen "
+            "bad-rate effect",
+            experiment,
+            registry=r,
+        )
+
     def record(self, analysis: Analysis) -> MonitorGauges:
         model = analysis.model
         for version in analysis.versions:
@@ -112,6 +169,45 @@ class MonitorGauges:
                 int(bool(v["degraded"]))
             )
         self.last_run.labels(result.model).set(time.time())
+        return self
+
+    def record_outcomes(self, result: dict) -> MonitorGauges:
+        """An outcomes pass (monitoring/outcomes.py): per live arm its rates and
+        money, per challenger its tests and verdict (the experiment alert's input)."""
+        model, experiment = result["model"], result["experiment"]
+        arm_values = (
+            (self.experiment_decisions, "decisions"),
+            (self.experiment_approval_rate, "approval_rate"),
+            (self.experiment_bad_rate, "bad_rate"),
+        )
+        for arm in result["arms"]:
+            labels = (model, experiment, arm["arm"])
+            for gauge, name in arm_values:
+                if arm[name] is not None:
+                    gauge.labels(*labels).set(arm[name])
+            for kind in ("expected", "realised"):
+                value = arm[f"{kind}_profit_per_decision"]
+                if value is not None:
+                    self.experiment_profit.labels(*labels, kind).set(value)
+        for c in result["comparisons"]:
+            labels = (model, experiment, c["arm"])
+            for metric in (
+                "approval_rate",
+                "bad_rate",
+                "realised_profit_per_decision",
+            ):
+                test = c[metric]
+                if test["p_value"] is not None:
+                    self.experiment_p_value.labels(*labels, metric).set(test["p_value"])
+                if test["difference"] is not None:
+                    self.experiment_difference.labels(*labels, metric).set(
+                        test["difference"]
+                    )
+            self.experiment_verdict.labels(*labels).set(VERDICTS[c["verdict"]])
+            still = c["sample_size"]["still_needed_per_arm"]
+            if still is not None:
+                self.experiment_still_needed.labels(*labels).set(still)
+        self.last_run.labels(model).set(time.time())
         return self
 
     def push(self, url: str, model: str, kind: str) -> None:

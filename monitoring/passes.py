@@ -114,6 +114,41 @@ class LabelsOptions(LogOptions):
     """The join column: request_id (the log's) or a logged input."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class OutcomesOptions(LogOptions):
+    """An outcomes pass: an experiment's arms judged in money on late labels."""
+
+    experiment: str
+    """The experiment's YAML (its name, arms and economics are read) or its name."""
+    labels: str
+    """CSV or Parquet (a file or s3:// URI): the key column, label (0/1), and an
+    optional `amount` (the loss: a default's, a chargeback's)."""
+    key: str = "request_id"
+    """The join column: request_id (the log's) or a raw input of the records."""
+    gain_rate: float | None = None
+    """Earned on a good approved decision, a share of its amount (over the file's)."""
+    loss_given_default: float | None = None
+    """Lost on a bad approved decision, a share of its amount (over the file's)."""
+    champion: str | None = None
+    """The arm challengers are judged against; None: the file's first live arm."""
+    alpha: float = 0.05
+    judge: Literal["profit", "bad_rate"] = "profit"
+    mde: float = 0.01
+    power: float = 0.8
+    resamples: int = 4000
+    seed: int = 0
+    report: bool = True
+    """Write the HTML report beside the log."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1 or not 0 < self.power < 1:
+            raise BadInput("--alpha and --power must be between 0 and 1")
+        if not 0 < self.mde < 1:
+            raise BadInput("--mde must be between 0 and 1 (an absolute rate change)")
+        if not 100 <= self.resamples <= 100_000:
+            raise BadInput("--resamples must be between 100 and 100000")
+
+
 def _window(options: LogOptions, default_since: str) -> LogWindow:
     now = dt.datetime.now(dt.UTC)
     since = parse_time(options.since or default_since, now)
@@ -300,3 +335,92 @@ def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
     else:
         print(labels_summary(result))
     return EXIT_DRIFT if result.degraded else EXIT_OK
+
+
+def outcomes_pass(options: OutcomesOptions, settings: MonitorSettings) -> int:
+    """Each arm's outcomes and each challenger against the champion; exit 3 when a
+    challenger is significantly worse."""
+    import json
+    import tempfile
+
+    from riskserve.monitoring.labels import fetch_labels
+    from riskserve.monitoring.outcomes import (
+        Judging,
+        outcomes,
+        outcomes_summary,
+        worse_arms,
+    )
+    from riskserve.monitoring.outcomes_experiment import (
+        economics_of,
+        read_experiment,
+    )
+    from riskserve.monitoring.outcomes_labels import read_outcome_labels
+    from riskserve.monitoring.outcomes_log import read_decisions
+
+    experiment = None
+    name = options.experiment
+    if Path(options.experiment).is_file():
+        experiment = read_experiment(Path(options.experiment))
+        name = experiment.name
+    economics = economics_of(experiment, options.gain_rate, options.loss_given_default)
+    champion = options.champion or (experiment and experiment.champion_arm)
+    if not champion:
+        raise BadInput(
+            f"which arm is the champion? {options.experiment!r} is no experiment "
+            "file: give --champion ARM"
+        )
+    with tempfile.TemporaryDirectory(prefix="riskserve-outcomes-") as folder:
+        labels = read_outcome_labels(
+            fetch_labels(options.labels, settings, Path(folder)), options.key
+        )
+    log = _open(options, settings)
+    window = _window(options, LABELS_LOOKBACK)
+    say(f"reading experiment {name!r} of {options.model}'s log at {log.where}")
+    decisions = read_decisions(log, options.model, window, name)
+    if decisions.live.empty:
+        print(f"{options.model}: no decision of experiment {name!r} in the window")
+        return EXIT_OK
+    judging = Judging(
+        champion=champion,
+        alpha=options.alpha,
+        judge=options.judge,
+        mde=options.mde,
+        power=options.power,
+        resamples=options.resamples,
+        seed=options.seed,
+    )
+    result = {
+        "experiment": name,
+        "model": options.model,
+        "window": window.as_dict(),
+        "log": log.where,
+        **outcomes(decisions, labels, options.key, economics, judging),
+    }
+    result["report"] = None
+    if options.report:
+        from riskserve.monitoring.outcomes_report import outcomes_html
+
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        result["report"] = log.write(
+            f"{options.model}/reports/outcomes-{name}-{stamp}.html",
+            outcomes_html(result).encode(),
+            "text/html",
+        )
+    publish_gauges(
+        lambda g: g.record_outcomes(result),
+        options.model,
+        "outcomes",
+        options.textfile,
+        options.push,
+        say,
+    )
+    if options.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(outcomes_summary(result))
+        if result["report"]:
+            print(f"report: {result['report']}")
+    worse = worse_arms(result)
+    if worse:
+        say(f"significantly worse than {champion}: {', '.join(worse)}")
+    return EXIT_DRIFT if worse else EXIT_OK

@@ -1,0 +1,261 @@
+"""`riskserve monitor outcomes` end to end on a log folder of transformer records (the
+experiment's record format: `experiment`, `arms`, `"shadow": true` on a shadow arm's
+copy) and a labels CSV: the terminal table, the JSON, the HTML report, the gauges,
+the exit codes, and one-line refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from riskserve.monitoring.cli import main
+
+pytestmark = pytest.mark.inprocess
+
+EXPERIMENT = "credit-cutoff"
+EXPERIMENT_YAML = f"""\
+name: {EXPERIMENT}
+salt: s1
+arms:
+  - {{name: champion, share: 0.5}}
+  - {{name: challenger, share: 0.5}}
+  - {{name: shadow-gbm, shadow: true}}
+economics: {{gain_rate: 0.05, loss_given_default: 0.8}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_environment(monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "RISKSERVE_MONITOR_LOG_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def record(rid: str, arms: list[str], amounts, probabilities, actions, **extra):
+    return {
+        "timestamp": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat(),
+        "request_id": rid,
+        "model_name": "credit",
+        "model_version": "3",
+        "protocol": "rest",
+        "latency_ms": 1.0,
+        "stage": "transformer",
+        "inputs": {"x": [0.0] * len(arms)},
+        "outputs": {
+            "default_probability": list(probabilities),
+            "approved": [a == "approve" for a in actions],
+            "action": list(actions),
+        },
+        "raw_inputs": {
+            "customer_id": [f"cust-{rid}-{i}" for i in range(len(arms))],
+            "basket_amount": list(amounts),
+        },
+        "features": {},
+        "experiment": EXPERIMENT,
+        "arms": arms,
+        **extra,
+    }
+
+
+def write_experiment_log(
+    root: Path, bad_rates: dict[str, float], rows: int = 3000, seed: int = 0
+) -> Path:
+    """One record per decision (and one two-row record per arm), a shadow copy of
+    every champion decision; the labels CSV beside the log: bad at the arm's rate,
+    with the loss amount on some."""
+    rng = np.random.default_rng(seed)
+    day = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    folder = root / "credit" / day.date().isoformat()
+    folder.mkdir(parents=True)
+    lines, labels = [], []
+    for arm, rate in bad_rates.items():
+        for i in range(rows):
+            rid = f"{arm}-{i}"
+            amount = float(rng.uniform(50, 500))
+            declined = i % 10 == 0
+            action = "decline" if declined else "approve"
+            lines.append(record(rid, [arm], [amount], [rate], [action]))
+            if arm == "champion":
+                shadow_action = "decline" if i % 5 == 0 else "approve"
+                lines.append(
+                    record(
+                        rid,
+                        ["shadow-gbm"],
+                        [amount],
+                        [rate],
+                        [shadow_action],
+                        shadow=True,
+                    )
+                )
+            bad = int(rng.random() < rate)
+            loss = round(amount * 0.5, 2) if bad and i % 2 else None
+            labels.append({"request_id": rid, "label": bad, "amount": loss})
+        # a two-row request: keys ID:0 and ID:1
+        lines.append(
+            record(
+                f"{arm}-pair", [arm, arm], [100.0, 200.0], [rate, rate], ["approve"] * 2
+            )
+        )
+        labels.append({"request_id": f"{arm}-pair:1", "label": 1, "amount": None})
+    (folder / "part-0.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in lines))
+    labels.append({"request_id": "nobody", "label": 0, "amount": None})
+    path = root / "labels.csv"
+    pd.DataFrame(labels).to_csv(path, index=False)
+    return path
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["outcomes", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_outcomes_end_to_end_terminal_json_html_gauges(tmp_path, capsys):
+    log = tmp_path / "log"
+    labels = write_experiment_log(log, {"champion": 0.12, "challenger": 0.06})
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text(EXPERIMENT_YAML)
+    gauges = tmp_path / "gauges.prom"
+    common = ["credit", "--log", str(log), "--experiment", str(experiment)]
+    code, out, _ = run(
+        capsys, *common, "--labels", str(labels), "--textfile", str(gauges)
+    )
+    assert code == 0, out
+    assert "champion" in out and "challenger" in out and "shadow-gbm (shadow)" in out
+    assert "BETTER on profit" in out
+    report = Path(out.strip().splitlines()[-1].removeprefix("report: "))
+    page = report.read_text()
+    assert report.parent == log / "credit" / "reports"
+    assert "<h1>Experiment credit-cutoff (credit)</h1>" in page
+    assert page.count("data:image/png;base64,") == 2
+    text = gauges.read_text()
+    assert (
+        'riskserve_experiment_verdict{arm="challenger",experiment="credit-cutoff",'
+        'model="credit"} 1.0' in text
+    )
+    assert 'riskserve_experiment_approval_rate{arm="champion"' in text
+
+    code, out, _ = run(
+        capsys, *common, "--labels", str(labels), "--json", "--no-report"
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["report"] is None
+    arms = {a["arm"]: a for a in result["arms"]}
+    assert set(arms) == {"champion", "challenger"}
+    assert arms["champion"]["decisions"] == 3002  # 3000 + the two-row request
+    assert arms["champion"]["share"] == pytest.approx(0.5)
+    assert arms["champion"]["approval_rate"] == pytest.approx(2702 / 3002)
+    assert arms["champion"]["bad_rate"] > arms["challenger"]["bad_rate"]
+    (shadow,) = result["shadow_arms"]
+    assert shadow["arm"] == "shadow-gbm" and shadow["decisions"] == 3000
+    assert shadow["approval_rate"] == pytest.approx(0.8)
+    assert result["labels"]["unknown_keys"] == 1
+    assert result["labels"]["matched"] == 6002
+    (comparison,) = result["comparisons"]
+    assert comparison["bad_rate"]["difference"] < 0
+    assert comparison["bad_rate"]["p_value"] < 0.05
+    assert comparison["verdict"] == "better"
+
+
+def test_a_worse_challenger_exits_3(tmp_path, capsys):
+    log = tmp_path / "log"
+    labels = write_experiment_log(log, {"champion": 0.05, "challenger": 0.15})
+    code, out, err = run(
+        capsys,
+        "credit",
+        "--log",
+        str(log),
+        "--experiment",
+        EXPERIMENT,
+        "--champion",
+        "champion",
+        "--gain-rate",
+        "0.05",
+        "--loss-given-default",
+        "0.8",
+        "--labels",
+        str(labels),
+        "--judge",
+        "bad_rate",
+        "--no-report",
+    )
+    assert code == 3
+    assert "WORSE on bad_rate" in out
+    assert "significantly worse than champion: challenger" in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "no gain_rate and no loss_given_default"),
+        (["--gain-rate", "0.05", "--loss-given-default", "-1"], "loss_given_default"),
+        (
+            ["--gain-rate", "0.05", "--loss-given-default", "1", "--champion", "x"],
+            "champion arm 'x' made no decision in the window",
+        ),
+        (
+            ["--gain-rate", "0.05", "--loss-given-default", "1", "--key", "nope"],
+            "no column 'nope'",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    log = tmp_path / "log"
+    labels = write_experiment_log(log, {"champion": 0.1, "challenger": 0.1}, rows=50)
+    args = ["credit", "--log", str(log), "--experiment", EXPERIMENT, "--labels"]
+    args += [str(labels), "--no-report"]
+    if "--champion" not in extra:
+        extra = [*extra, "--champion", "champion"]
+    code, _, err = run(capsys, *args, *extra)
+    assert code == 2
+    (error,) = [x for x in err.splitlines() if not x.startswith("[monitor]")]
+    assert error.startswith("riskserve monitor: error: ") and message in error, err
+
+
+def test_an_experiment_not_in_the_log_is_named(tmp_path, capsys):
+    log = tmp_path / "log"
+    labels = write_experiment_log(log, {"champion": 0.1, "challenger": 0.1}, rows=20)
+    code, _, err = run(
+        capsys,
+        "credit",
+        "--log",
+        str(log),
+        "--experiment",
+        "other",
+        "--champion",
+        "champion",
+        "--gain-rate",
+        "0.05",
+        "--loss-given-default",
+        "1",
+        "--labels",
+        str(labels),
+    )
+    assert code == 2
+    assert "no record of experiment 'other'" in err and "credit-cutoff" in err
+
+
+def test_an_experiment_file_without_economics_is_refused_by_field(tmp_path, capsys):
+    log = tmp_path / "log"
+    labels = write_experiment_log(log, {"champion": 0.1, "challenger": 0.1}, rows=20)
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text(
+        EXPERIMENT_YAML.replace("loss_given_default: 0.8", "loss_given_default: x")
+    )
+    code, _, err = run(
+        capsys,
+        "credit",
+        "--log",
+        str(log),
+        "--experiment",
+        str(experiment),
+        "--labels",
+        str(labels),
+    )
+    assert code == 2
+    assert "economics.loss_given_default" in err
