@@ -6,18 +6,22 @@ traffic, `rollback` sets it to 0. `auto` steps the canary through percentages an
 each step on the platform's own metrics: the canary's error rate, its p99 latency
 against the stable revision's, and the shift of its score distribution (PSI). On
 promote, MLflow's `champion` alias moves to the promoted version; on rollback it stays.
+`gate_on_outcomes` judges an experiment's challenger by the money it made (the
+monitor's outcomes report) and promotes or rolls back the same way.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from riskserve.governance.status import promotion_refusal
 from riskserve.localplatform.client import patch, status, traffic
-from riskserve.rollout.gates import delta, psi, quantile_ms
+from riskserve.rollout.gates import delta, outcome_decision, psi, quantile_ms
 from riskserve.rollout.settings import RolloutSettings
 from riskserve.serving.model_uri import is_models_uri, parse_models_uri, resolve_version
 
@@ -386,6 +390,42 @@ class Rollout:
 
     def status(self, isvc: str) -> PredictorStatus:
         return PredictorStatus.from_isvc(self.backend.get(isvc))
+
+    def gate_on_outcomes(
+        self,
+        isvc: str,
+        report_path: Path,
+        arm: str | None = None,
+        now: float | None = None,
+    ) -> str:
+        """The outcomes gate: the monitor's outcomes report of the experiment
+        (`riskserve monitor outcomes --json`, a file) judges the challenger arm the
+        canary serves; promote when it is better with the pass's confidence, roll back
+        when it is worse, else leave the canary as it is. Returns promote, stop or
+        wait."""
+        try:
+            report = json.loads(Path(report_path).read_text())
+        except (OSError, ValueError) as exc:
+            raise RolloutError(
+                f"{report_path}: not a readable outcomes report ({exc})"
+            ) from None
+        try:
+            decision, why = outcome_decision(
+                report,
+                arm,
+                time.time() if now is None else now,
+                self.settings.outcome_max_age_s,
+            )
+        except ValueError as exc:
+            raise RolloutError(f"{report_path}: {exc}") from None
+        if decision == "promote":
+            self.say(f"{isvc}: outcomes: {why}")
+            self.promote(isvc)
+        elif decision == "stop":
+            self.rollback(isvc, f"outcomes: {why}")
+        else:
+            self.say(f"{isvc}: outcomes: {why}; the canary stays as it is")
+        return decision
 
     # -- automatic ----------------------------------------------------------------------------
 

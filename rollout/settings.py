@@ -89,3 +89,7 @@ class RolloutSettings(MlflowClientSettings):
 
     max_psi: float = 0.2
     """Largest population stability index between canary and stable scores."""
+
+    outcome_max_age_s: float = Field(2 * 86400.0, gt=0)
+    """The outcomes gate refuses a report whose window ended longer ago than this: a
+    stale verdict must not promote or roll back today's canary."""
