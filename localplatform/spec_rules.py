@@ -51,8 +51,11 @@ ALLOWED_TRANSFORMER_ENV = frozenset(
         "MAX_PENDING_PUSHES",
         "MAX_CONCURRENT_REQUESTS",
         "LOG_LEVEL",
+        # the experiment file: under the model roots, or s3:// (`experiment_uri_problem`)
+        "EXPERIMENT_URI",
     )
 )
+EXPERIMENT_URI_ENV = "RISKSERVE_TRANSFORMER_EXPERIMENT_URI"
 MAX_ENV_VALUE = 256
 
 # The transformer container's arguments the platform passes on (KServe's own and the
@@ -242,9 +245,26 @@ def transformer_problems(
             problem = path_problem(value, roots, f"{where}.args --feature_repo")
             if problem:
                 problems.append(problem)
+    experiment_uri = transformer_env(container).get(EXPERIMENT_URI_ENV, "")
+    if experiment_uri:
+        problem = experiment_uri_problem(experiment_uri, roots)
+        if problem:
+            problems.append(problem)
     if not any(flag == "--feature_repo" for flag, _ in args):
         problems.append(f"{where}.args needs --feature_repo (the Feast repository)")
     return problems
+
+
+def experiment_uri_problem(uri: str, roots: list[Path]) -> str | None:
+    """Why the platform refuses a transformer's experiment file: `s3://`, or a local
+    path (`file://` too) under the model roots, as `--feature_repo` (its arms' relative
+    policy paths are read beside it)."""
+    where = f"spec.transformer.containers[0].env {EXPERIMENT_URI_ENV}"
+    if uri.startswith("s3://"):
+        return None
+    if "://" in uri and not uri.startswith("file://"):
+        return f"{where} {excerpt(uri)!r}: use s3://bucket/key or a local path"
+    return path_problem(uri.removeprefix("file://"), roots, where)
 
 
 def transformer_args(args: object) -> list[tuple[str, str]]:
