@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from riskserve.governance import metrics, plots
-from riskserve.governance.fairness import FOUR_FIFTHS, MIN_GROUP_ROWS, FairnessResult
+from riskserve.model.fairness import FOUR_FIFTHS, MIN_GROUP_ROWS, FairnessResult
 from riskserve.governance.registered_version import LABEL_COLUMN, RegisteredVersion
 from riskserve.governance.status import status_of, trail_of
 from riskserve.model.reference_profile import category_keys

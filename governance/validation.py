@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from riskserve.governance import registered_version
 from riskserve.governance.approvals import record_report
-from riskserve.governance.fairness import FairnessResult, fairness_table, groups_of
+from riskserve.model.fairness import FairnessResult, fairness_table, groups_of
 from riskserve.governance.report import ReportInputs, build
 from riskserve.governance.scoring import graph_spec, score
 from riskserve.model.data import DataError, binary_target, read_csv

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from riskserve.monitoring import fairness_live
 from riskserve.monitoring.log_reader import STAGES, BadInput
 from riskserve.monitoring.passes import (
     EXIT_BAD_INPUT,
@@ -141,6 +142,7 @@ def _labels_arguments(parser: argparse.ArgumentParser) -> None:
         help="the join column: request_id (the log's; row i of a multi-row request "
         "is ID:i) or a logged input such as a business key",
     )
+    fairness_live.add_arguments(parser)
 
 
 def _outcomes_arguments(parser: argparse.ArgumentParser) -> None:
@@ -284,6 +286,7 @@ def labels_options(args: argparse.Namespace) -> LabelsOptions:
         **_common_options(args),
         labels=args.labels,
         key=args.key,
+        fairness=fairness_live.from_arguments(args),
     )
 
 

@@ -84,7 +84,44 @@ class MonitorGauges:
             ["model", "version"],
             registry=r,
         )
-
+        group = ["model", "version", "protected", "group"]
+        self.fairness_air = Gauge(
+            "riskserve_fairness_adverse_impact_ratio",
+            "A group's approval rate over the most favoured group's, on labelled live "
+            "decisions (the four-fifths rule flags < 0.8)",
+            group,
+            registry=r,
+        )
+        self.fairness_decisions = Gauge(
+            "riskserve_fairness_decisions",
+            "Labelled live decisions of a group of a protected attribute",
+            group,
+            registry=r,
+        )
+        self.fairness_approval_rate = Gauge(
+            "riskserve_fairness_approval_rate",
+            "Share of a group's labelled live decisions approved",
+            group,
+            registry=r,
+        )
+        self.fairness_approved_default_rate = Gauge(
+            "riskserve_fairness_approved_default_rate",
+            "Share of a group's approved, labelled decisions that defaulted",
+            group,
+            registry=r,
+        )
+        self.fairness_predicted = Gauge(
+            "riskserve_fairness_mean_predicted_default_probability",
+            "A group's mean predicted default probability (calibration)",
+            group,
+            registry=r,
+        )
+        self.fairness_observed = Gauge(
+            "riskserve_fairness_observed_default_rate",
+            "A group's observed default rate (calibration)",
+            group,
+            registry=r,
+        )
         experiment = ["model", "experiment", "arm"]
         self.experiment_decisions = Gauge(
             "riskserve_experiment_decisions",
@@ -168,8 +205,27 @@ class MonitorGauges:
             self.degraded.labels(result.model, v["version"]).set(
                 int(bool(v["degraded"]))
             )
+        self._record_fairness(result)
         self.last_run.labels(result.model).set(time.time())
         return self
+
+    def _record_fairness(self, result: LabelResult) -> None:
+        """Per version and group of the protected attribute (monitoring/fairness_live.py);
+        the fairness alert reads the AIR with the decisions behind it."""
+        values = (
+            (self.fairness_air, "air"),
+            (self.fairness_decisions, "rows"),
+            (self.fairness_approval_rate, "approval_rate"),
+            (self.fairness_approved_default_rate, "approved_default_rate"),
+            (self.fairness_predicted, "mean_predicted_pd"),
+            (self.fairness_observed, "observed_default_rate"),
+        )
+        for v in result.fairness:
+            for row in v["groups"]:
+                labels = (result.model, v["version"], v["protected"], row["group"])
+                for gauge, name in values:
+                    if row.get(name) is not None:
+                        gauge.labels(*labels).set(row[name])
 
     def record_outcomes(self, result: dict) -> MonitorGauges:
         """An outcomes pass (monitoring/outcomes.py): per live arm its rates and

@@ -21,6 +21,13 @@ from riskserve.model.specs import (
     FRAUD_PROBABILITY,
     IS_FRAUD,
 )
+from riskserve.monitoring.fairness_live import (
+    ProtectedColumn,
+    attach,
+    check_not_an_input,
+    live_fairness,
+    summary_lines,
+)
 from riskserve.monitoring.log_reader import BadInput, LogData
 
 # Fewer positives (or negatives) than this in a group: metrics shown, never judged.
@@ -36,6 +43,10 @@ class LabelResult:
     duplicates: int
     per_version: list[dict] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    fairness: list[dict] = field(default_factory=list)
+    """Per version, with a protected attribute: its groups (fairness_live)."""
+    adverse_impact: list[str] = field(default_factory=list)
+    """Groups whose adverse impact ratio is under 0.8 with enough decisions."""
 
     def summary(self) -> dict:
         return {
@@ -46,6 +57,8 @@ class LabelResult:
             "duplicate_keys": self.duplicates,
             "versions": self.per_version,
             "degraded": self.degraded,
+            "fairness": self.fairness,
+            "adverse_impact": self.adverse_impact,
         }
 
 
@@ -62,8 +75,9 @@ def fetch_labels(uri: str, settings, folder: Path) -> Path:
     return local
 
 
-def read_labels(path: Path, key: str) -> pd.DataFrame:
-    """Key, label (0/1) and time columns of a CSV or Parquet file."""
+def read_labels(path: Path, key: str, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Key, label (0/1) and time columns of a CSV or Parquet file, and the columns of
+    `keep` it has (a protected attribute)."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such labels file")
@@ -87,6 +101,9 @@ def read_labels(path: Path, key: str) -> pd.DataFrame:
     out = pd.DataFrame({"key": frame[key].astype(str), "label": label.astype(int)})
     if "time" in frame.columns:
         out["time"] = pd.to_datetime(frame["time"], utc=True, errors="coerce")
+    for column in keep:
+        if column in frame.columns and column not in out.columns:
+            out[column] = frame[column]
     return out
 
 
@@ -96,8 +113,15 @@ def realised(
     key: str,
     reference_of: Callable[[str], ReferenceProfile],
     metric_drop: float,
+    fairness: ProtectedColumn | None = None,
+    proxy: pd.DataFrame | None = None,
 ) -> LabelResult:
+    """Per version: realised metrics, and with `fairness` the groups of a protected
+    attribute (from the labels, or the `proxy` frame of fairness_live.read_proxy)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if fairness is not None:
+        check_not_an_input(fairness, set(data.inputs))
 
     if key == "request_id":
         keys = data.row_keys.astype(str)
@@ -127,6 +151,16 @@ def realised(
         return result
     week = pd.to_datetime(joined["served_at"], unit="s", utc=True).dt.strftime("%G-W%V")
     joined["week"] = week
+    if fairness is not None:
+        joined = attach(
+            joined,
+            fairness,
+            key,
+            proxy,
+            data.inputs,
+            pd.Series(keys),
+        )
+        result.fairness, result.adverse_impact = live_fairness(joined, fairness)
     fraud = FRAUD_PROBABILITY in joined
     score = FRAUD_PROBABILITY if fraud else DEFAULT_PROBABILITY
     if score not in joined:
@@ -250,6 +284,13 @@ def labels_summary(result: LabelResult) -> str:
                 f"{band['observed_default_rate']:.2%} vs expected "
                 f"{band['expected_default_rate']:.2%}"
             )
+    lines.extend(summary_lines(result.fairness))
+    if result.fairness:
+        lines.append(
+            "ADVERSE IMPACT: " + " | ".join(result.adverse_impact)
+            if result.adverse_impact
+            else "no adverse impact ratio below 0.8"
+        )
     lines.append(
         "DEGRADED: " + " | ".join(result.degraded)
         if result.degraded

@@ -2,7 +2,8 @@
 a gauges endpoint) and late labels. Each reads the log's window, judges it against each
 served version's reference profile, publishes the result and returns the exit code.
 
-Exit codes: 0 nothing drifted (or no traffic), 3 drift or degradation, 2 bad input
+Exit codes: 0 nothing drifted (or no traffic), 3 drift, degradation or an adverse
+impact ratio under 0.8 (the labels pass with a protected attribute), 2 bad input
 (`BadInput`, raised to the caller), 1 when the retraining loop it started failed.
 """
 
@@ -17,6 +18,7 @@ from typing import Literal
 
 from riskserve.monitoring.analysis import Analysis, analyse
 from riskserve.monitoring.drift import Thresholds
+from riskserve.monitoring.fairness_live import ProtectedColumn
 from riskserve.monitoring.log_reader import (
     BadInput,
     LocalLog,
@@ -112,6 +114,9 @@ class LabelsOptions(LogOptions):
     """CSV or Parquet (a file or s3:// URI): the key column, label (0/1), time."""
     key: str = "request_id"
     """The join column: request_id (the log's) or a logged input."""
+    fairness: ProtectedColumn | None = None
+    """Fair lending on the labelled decisions: the protected attribute and where it
+    is (monitoring/fairness_live.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,7 +301,8 @@ def serve_gauges(options: DriftOptions, settings: MonitorSettings) -> int:
 
 
 def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
-    """Realised performance per version and week; exit 3 when it degraded."""
+    """Realised performance per version and week, and with a protected attribute
+    fairness per group; exit 3 when it degraded or a group's AIR is under 0.8."""
     import tempfile
 
     from riskserve.monitoring.labels import (
@@ -306,10 +312,20 @@ def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
         realised,
     )
 
+    fairness = options.fairness
+    proxy = None
     with tempfile.TemporaryDirectory(prefix="riskserve-labels-") as folder:
         labels = read_labels(
-            fetch_labels(options.labels, settings, Path(folder)), options.key
+            fetch_labels(options.labels, settings, Path(folder)),
+            options.key,
+            keep=(fairness.column,) if fairness and not fairness.file else (),
         )
+        if fairness is not None and fairness.file is not None:
+            from riskserve.monitoring.fairness_live import read_proxy
+
+            proxy = read_proxy(
+                fetch_labels(fairness.file, settings, Path(folder)), fairness
+            )
     _, data = _read(_open(options, settings), options, LABELS_LOOKBACK)
     if data.rows == 0:
         print(f"{options.model}: no traffic in the window: no labels to join")
@@ -318,7 +334,13 @@ def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
         options.registered, options.reference_data, settings, progress=say
     )
     result = realised(
-        data, labels, options.key, references, settings.metric_drop_threshold
+        data,
+        labels,
+        options.key,
+        references,
+        settings.metric_drop_threshold,
+        fairness,
+        proxy,
     )
     publish_gauges(
         lambda g: g.record_labels(result),
@@ -334,7 +356,7 @@ def labels_pass(options: LabelsOptions, settings: MonitorSettings) -> int:
         print(json.dumps(result.summary(), indent=1, default=float))
     else:
         print(labels_summary(result))
-    return EXIT_DRIFT if result.degraded else EXIT_OK
+    return EXIT_DRIFT if result.degraded or result.adverse_impact else EXIT_OK
 
 
 def outcomes_pass(options: OutcomesOptions, settings: MonitorSettings) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from riskserve.governance.fairness import (
+from riskserve.model.fairness import (
     FairnessError,
     fairness_table,
     groups_of,
