@@ -108,7 +108,8 @@ class Experiment:
         shares = [a.share or 0.0 for a in self.live]
         holdout = document.holdout
         if holdout is not None:
-            served = by_name[holdout.arm] if holdout.arm else self.live[0]
+            served_by = holdout.arm or document.champion
+            served = by_name[served_by] if served_by else self.live[0]
             self.slots.append((HOLDOUT, served))
             shares.append(holdout.share)
         # The upper edge of every slot but the last: a point at or above the last
@@ -346,6 +347,7 @@ class Experiment:
                 }
                 for a in self.arms
             ],
+            "champion": self.document.champion or self.live[0].name,
             "holdout": (
                 {"share": self.document.holdout.share, "arm": self.slots[-1][1].name}
                 if self.document.holdout

@@ -16,7 +16,9 @@ naming its place (`arms[1].share: ...`), as the policy's (docs/experiments.md):
       - name: shadow-gbm
         predictor: credit-gbm
         shadow: true             # sent a copy after the answer, never returned
+    champion: champion           # default: the first arm
     holdout: {share: 0.10, arm: champion}
+    economics: {gain_rate: 0.04, loss_given_default: 0.9}   # for the outcomes pass
 
 This module knows the document only; the arms' predictors and policies are resolved
 in `riskserve.transformer.experiment`.
@@ -71,7 +73,19 @@ class HoldoutSpec(BaseModel):
     share: Share
     arm: Name | None = None
     """The live arm whose predictor and policy answer the holdout (default: the
-    first, the champion)."""
+    champion)."""
+
+
+class Economics(BaseModel):
+    """Money per decision, read by the monitor's outcomes pass (the transformer only
+    checks it): shares of the decision's amount."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gain_rate: Annotated[float, Field(ge=0, le=10)]
+    """Earned on an approved (allowed) good decision."""
+    loss_given_default: Annotated[float, Field(ge=0, le=10)]
+    """Lost on an approved bad one, unless its label says the loss."""
 
 
 class ExperimentDocument(BaseModel):
@@ -85,7 +99,11 @@ class ExperimentDocument(BaseModel):
     """The raw input whose value assigns an arm (default: card_id / customer_id)."""
     description: str = Field("", max_length=4000)
     arms: list[ArmSpec] = Field(min_length=2, max_length=MAX_ARMS)
+    champion: Name | None = None
+    """The live arm the others are judged against (default: the first)."""
     holdout: HoldoutSpec | None = None
+    economics: Economics | None = None
+    """For the outcomes pass (`riskserve monitor outcomes`); unused when serving."""
 
     @model_validator(mode="after")
     def _shares_and_names(self) -> ExperimentDocument:
@@ -109,6 +127,10 @@ class ExperimentDocument(BaseModel):
         live = [a for a in self.arms if not a.shadow]
         if not live:
             problems.append("arms: at least one arm must not be a shadow")
+        if self.champion is not None and self.champion not in {a.name for a in live}:
+            problems.append(
+                f"champion: {self.champion!r} is not a live arm of this experiment"
+            )
         holdout_arm = self.holdout.arm if self.holdout is not None else None
         if holdout_arm is not None and holdout_arm not in {a.name for a in live}:
             problems.append(

@@ -291,6 +291,14 @@ def test_a_new_salt_reassigns_about_as_many_cards_as_chance_would(
             "arms[1].policy: ",
         ),
         (EXPERIMENT + "colour: blue\n", "colour: is not a field of an experiment"),
+        (
+            EXPERIMENT + "champion: gbm\n",
+            "champion: 'gbm' is not a live arm of this experiment",
+        ),
+        (
+            EXPERIMENT + "economics: {gain_rate: 0.04}\n",
+            "economics.loss_given_default: is required",
+        ),
         ("arms: [1, 2\n", "not YAML"),
     ],
 )
@@ -302,6 +310,18 @@ def test_a_bad_file_is_refused_with_one_line_naming_the_place(
     message = str(refused.value)
     assert len(message.splitlines()) == 1, message
     assert line in message
+
+
+def test_the_holdout_is_answered_as_the_champion_and_the_monitors_keys_pass(
+    tmp_path: Path,
+) -> None:
+    text = EXPERIMENT + (
+        "champion: challenger\neconomics: {gain_rate: 0.04, loss_given_default: 0.9}\n"
+    )
+    experiment, _ = bound(experiment_file(tmp_path, text), arm_predictors())
+    assert experiment.slots[-1][0] == "holdout"
+    assert experiment.slots[-1][1].name == "challenger"
+    assert experiment.describe()["champion"] == "challenger"
 
 
 def test_an_arm_without_a_policy_beside_arms_with_one_is_refused(
