@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from riskserve.localplatform.apply_check import ApplyError, check_documents
+from riskserve.localplatform.direct_routes import direct_predictors, write_routes
 from riskserve.localplatform.orphans import is_our_predictor
 from riskserve.localplatform.processes import (
     ManagedProcess,
@@ -69,6 +70,9 @@ class LocalPlatform:
         self.env = env
         self.root = settings.state_dir / "platform"
         self.state_path = self.root / "state.json"
+        # Predictor revisions transformers may call directly (direct_routes.py).
+        self.direct_routes_path = self.root / "predictor-routes.json"
+        self._direct_routes: dict[str, str] | None = None
         self.state = PlatformState.load(self.state_path)
         self.running: dict[str, RunningRevision] = {}
         self.model_roots = default_model_roots(settings.state_dir, settings.model_roots)
@@ -309,6 +313,9 @@ class LocalPlatform:
         }
         env["RISKSERVE_TRANSFORMER_REVISION"] = revision.name
         env["RISKSERVE_TRANSFORMER_HOST"] = self.settings.host
+        env["RISKSERVE_TRANSFORMER_PREDICTOR_ROUTES_FILE"] = str(
+            self.direct_routes_path
+        )
         key = self.env.get("RISKSERVE_SERVING_API_KEY")
         if key:
             # The predictors' key: the transformer asks its callers for it (as the
@@ -425,6 +432,14 @@ class LocalPlatform:
                     dirty = True
         if dirty:
             self.changed()
+        self._publish_direct_routes()
+
+    def _publish_direct_routes(self) -> None:
+        """The routes file transformers read (direct_routes.py), when it changed."""
+        predictors = direct_predictors(self.state.services.values())
+        if predictors != self._direct_routes:
+            write_routes(self.direct_routes_path, predictors)
+            self._direct_routes = predictors
 
     def _stop_forgotten(self) -> bool:
         """Stop predictors whose revision was deleted or forgotten."""

@@ -27,6 +27,7 @@ from riskserve.serving.http_limits import (
     HttpTimeouts,
     timeout_protocol,
 )
+from riskserve.serving.memory import freeze_startup_heap
 
 
 class _Server(uvicorn.Server):
@@ -66,7 +67,7 @@ async def run(settings: PlatformSettings) -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        http=timeout_protocol(timeouts),
+        http=timeout_protocol(timeouts, one_write=True),
         loop="none",
     )
     server = _Server(config)
@@ -83,7 +84,7 @@ async def run(settings: PlatformSettings) -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        http=timeout_protocol(timeouts),
+        http=timeout_protocol(timeouts, one_write=True),
         loop="none",
     )
     predictor_server = _Server(predictor_config)
@@ -107,6 +108,9 @@ async def run(settings: PlatformSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: _exit(server, predictor_server))
     stop = asyncio.Event()
+    # What starting built (the platform's state, the schemas, grpc) lives as long as
+    # the daemon: out of the full collections that would pause routing (memory.py).
+    freeze_startup_heap()
     controller = asyncio.create_task(platform.run(stop))
     internal = asyncio.create_task(predictor_server.serve(sockets=[predictor_socket]))
     try:

@@ -22,7 +22,7 @@ from riskserve.serving.http_limits import (
 )
 from riskserve.serving.inference_log import InferenceLog
 from riskserve.serving.loading import in_daemon_thread, load_model
-from riskserve.serving.memory import keep_freed_memory
+from riskserve.serving.memory import freeze_startup_heap, keep_freed_memory
 from riskserve.serving.metrics import (
     HTTP_BROWSER_REFUSED,
     HTTP_REJECTED,
@@ -159,6 +159,9 @@ class PredictorServer:
             log.exception("cannot load the model")
             self._failed()
         else:
+            # What loading built lives as long as the process: out of the full
+            # collections from now on (memory.py).
+            frozen = freeze_startup_heap()
             log.info(
                 "serving",
                 extra={
@@ -168,6 +171,7 @@ class PredictorServer:
                     "grpc_port": args.grpc_port if args.enable_grpc else None,
                     "auth": self.dataplane.auth_enabled,
                     "inference_log": self.settings.inference_log_uri,
+                    "frozen_objects": frozen,
                 },
             )
 

@@ -39,6 +39,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.grpc_v2",
         "serving.keepalive_client",
         "serving.browser_guard",
+        # The startup heap frozen out of full collections, as in the predictor.
+        "serving.memory",
     ),
     # Rollouts reach the local platform through its client module, never the CLI; of
     # the model contract only MLflow's client limits, which training and the monitor
@@ -98,6 +100,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.grpc_v2",
         "serving.grpc_inputs",
         "serving.grpc_contents",
+        # Its startup heap (Feast, pandas) frozen out of full collections, as the
+        # predictor's (stdlib only).
+        "serving.memory",
     ),
     # Model risk governance (validation reports, fairness, approvals): the model
     # contract (specs, data loading, the reference profile's PSI) and MLflow's client

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -22,6 +23,7 @@ from riskserve.serving.tensors import (
     decode_raw_input,
     encode_raw,
 )
+from riskserve.transformer.predictor_routes import DirectRoutes
 
 _INFER_HEADERS = [(b"content-type", b"application/octet-stream")]
 
@@ -30,10 +32,11 @@ class PredictorError(Exception):
     """The predictor could not be reached, did not answer in time, or answered with
     something that is not a v2 response. `status` is what the transformer answers."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, connect_failed: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.connect_failed = connect_failed  # provably not processed
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class PredictorPool:
         self.host, self.port = host.strip("[]"), int(port)
         self.timeout = timeout_seconds
         self.api_key = api_key  # for a pool to another predictor (experiment arms)
+        self.routes: DirectRoutes | None = None  # the local platform's direct routes
         self._pool = KeepAlivePool(
             self.host,
             self.port,
@@ -77,7 +81,9 @@ class PredictorPool:
             return await self._pool.request(method, target, headers, body, self.timeout)
         except KeepAliveError as exc:
             # Not answered in time: 504; not reached, or the connection broke: 502.
-            raise PredictorError(exc.message, 504 if exc.timed_out else 502) from None
+            raise PredictorError(
+                exc.message, 504 if exc.timed_out else 502, exc.connect_failed
+            ) from None
 
     async def infer(
         self, model_name: str, features: dict[str, np.ndarray], request_id: str
@@ -85,8 +91,8 @@ class PredictorPool:
         """POST the features as binary tensors (`[N, 1]` each: numbers as FP32, an
         object array as BYTES), outputs binary."""
         body, json_length = features_request(features, request_id)
-        status, headers, payload = await self.request(
-            "POST",
+        status, headers, payload = await self._post_infer(
+            model_name,
             f"/v2/models/{model_name}/infer",
             [*_INFER_HEADERS, (HEADER_LENGTH, json_length)],
             body,
@@ -94,6 +100,37 @@ class PredictorPool:
         if status != 200:
             raise PredictorError(_predictor_message(status, payload), _status(status))
         return parse_response(payload, header(headers, HEADER_LENGTH))
+
+    async def _post_infer(
+        self, model_name: str, target: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
+        """To the model's direct route when the local platform names one
+        (`predictor_routes.py`), else (or when it cannot be reached, or has no such
+        model: not processed either way) to the predictor host."""
+        direct = self.routes.pool(model_name) if self.routes is not None else None
+        if direct is not None:
+            assert isinstance(direct, PredictorPool)
+            try:
+                answer = await direct.request("POST", target, headers, body)
+            except PredictorError as exc:
+                if not exc.connect_failed:
+                    raise
+            else:
+                if answer[0] != 404:
+                    return answer
+            assert self.routes is not None
+            self.routes.forget(model_name)
+        return await self.request("POST", target, headers, body)
+
+    def route_directly(self, routes_file: Path, poll_seconds: float = 0.1) -> None:
+        """Follow the local platform's routes file (`predictor_routes.py`); call on
+        the event loop."""
+        self.routes = DirectRoutes(
+            routes_file,
+            lambda address: PredictorPool(address, self.timeout, self.api_key),
+            poll_seconds,
+        )
+        self.routes.start()
 
     async def get_json(self, target: str) -> tuple[int, object]:
         status, _, payload = await self.request("GET", target, [], b"")
@@ -104,6 +141,8 @@ class PredictorPool:
 
     def close(self) -> None:
         self._pool.close()
+        if self.routes is not None:
+            self.routes.close()
 
 
 def features_request(

@@ -21,6 +21,7 @@ from riskserve.serving.http_limits import (
     HttpTimeouts,
     timeout_protocol,
 )
+from riskserve.serving.memory import freeze_startup_heap
 from riskserve.transformer import metrics
 from riskserve.transformer.app import (
     AppliedPolicy,
@@ -158,7 +159,8 @@ class TransformerServer:
             host=settings.host,
             port=self.options.http_port,
             loop="none",
-            http=timeout_protocol(timeouts),
+            # The answer is complete when it is sent: head and body in one write.
+            http=timeout_protocol(timeouts, one_write=True),
             lifespan="off",
             access_log=False,
             log_config=self.options.log_config_file,
@@ -229,6 +231,9 @@ class TransformerServer:
                 "auth": self.transformer.api_key is not None,
                 "inference_log": settings.inference_log_uri,
                 "policy_uri": settings.policy_uri,
+                # What opening the store built (Feast, pandas, protobuf) lives as
+                # long as the process: out of the full collections (memory.py).
+                "frozen_objects": freeze_startup_heap(),
             },
         )
 
@@ -327,6 +332,10 @@ class TransformerServer:
                 self.transformer.decision,
                 self.transformer.inference_log,
                 self.settings.experiment_shadow_max_pending,
+            )
+        if self.settings.predictor_routes_file is not None:
+            self.transformer.predictor.route_directly(
+                self.settings.predictor_routes_file
             )
         self._tasks = [asyncio.create_task(self._predictor_metadata())]
         if self.options.feature_repo is not None:

@@ -108,6 +108,11 @@ class TransformerSettings(BaseSettings):
     revision: str | None = None
     """A revision name (set by a platform): returned as header `x-riskserve-revision`."""
 
+    predictor_routes_file: Path | None = None
+    """Set by the local platform: a file naming a predictor revision to call directly
+    while it alone takes its component's traffic (transformer/predictor_routes.py);
+    unset (a cluster): always `--predictor_host`."""
+
     # The inference log: the predictor's machinery and names
     # (`RISKSERVE_SERVING_INFERENCE_LOG_*`, riskserve.serving.settings) under this
     # prefix; each record is on disk before its answer leaves (docs/transformer.md).
