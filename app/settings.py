@@ -70,6 +70,11 @@ class AppSettings(BaseSettings):
     rollout_refresh_seconds: float = Field(default=5.0, ge=0)
     """How often the rollout panel refreshes itself (0: only with its button)."""
 
+    outcomes_report: str | None = None
+    """The experiments panel's data: the JSON an outcomes pass writes (`riskserve
+    monitor outcomes MODEL --experiment FILE --labels FILE --json`), a path or an
+    http(s) URL, read again at each refresh. None: the panel says how to get one."""
+
     host: str = Field(
         default="127.0.0.1",
         validation_alias=AliasChoices(f"{PREFIX}HOST", "GRADIO_SERVER_NAME", "host"),

@@ -27,6 +27,7 @@ from riskserve.app.examples import (
     UNKNOWN_CUSTOMER_LABEL,
     load_examples_file,
 )
+from riskserve.app.experiments import experiments_html
 from riskserve.app.fields import (
     MISSING,
     TIMESTAMP_KIND,
@@ -277,7 +278,8 @@ def build_app(settings: AppSettings) -> gr.Blocks:
     with gr.Blocks(title="riskserve analyst", analytics_enabled=False) as demo:
         gr.Markdown(
             "# riskserve analyst\nScore card transactions and credit applicants with "
-            "the served models, score CSV files, and watch canary rollouts."
+            "the served models, score CSV files, watch canary rollouts and the "
+            "outcomes of experiments."
         )
         for kind, title in (("fraud", "Fraud check"), ("credit", "Credit decision")):
             endpoint = endpoints[kind]
@@ -395,6 +397,29 @@ def build_app(settings: AppSettings) -> gr.Blocks:
             if settings.traffic_url and settings.rollout_refresh_seconds > 0:
                 timer = gr.Timer(settings.rollout_refresh_seconds)
                 timer.tick(refresh_panel, inputs=previous, outputs=[panel, previous])
+
+        with gr.Tab("Experiments", id="experiments"):
+            gr.Markdown(
+                "An experiment's arms, their shares and outcomes so far, from the "
+                "monitor's outcomes report"
+                + (
+                    f" at {settings.outcomes_report}."
+                    if settings.outcomes_report
+                    else "."
+                )
+            )
+            experiments = gr.HTML(elem_id="experiments-panel")
+            reload = gr.Button("Refresh", elem_id="experiments-refresh")
+
+            def refresh_experiments() -> str:
+                try:
+                    return experiments_html(settings.outcomes_report)
+                except Exception as exc:
+                    log.exception("refreshing the experiments panel failed")
+                    return error_html(UNEXPECTED.format(type(exc).__name__))
+
+            reload.click(refresh_experiments, outputs=experiments)
+            demo.load(refresh_experiments, outputs=experiments)
 
     demo.queue(default_concurrency_limit=4)
     return demo
