@@ -133,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        if args.features == "none":
+            print(
+                "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: a "
+                "policy-only transformer (--features none) has no entity id to "
+                "assign arms by",
+                file=sys.stderr,
+            )
+            return 2
         if experiment.shadows and not settings.inference_log_uri:
             print(
                 "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: arm "

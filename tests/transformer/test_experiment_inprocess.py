@@ -563,6 +563,39 @@ def test_a_full_shadow_queue_drops_copies_and_counts_them(tmp_path: Path) -> Non
     assert dropped + len(shadows) == 4
 
 
+def test_an_experiment_on_a_policy_only_transformer_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = experiment_file(tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "riskserve.transformer",
+            "--model_name",
+            "fraud",
+            "--predictor_host",
+            "127.0.0.1:9",
+            "--features",
+            "none",
+        ],
+        env={
+            **child_environment(),
+            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(path),
+            "RISKSERVE_TRANSFORMER_POLICY_URI": str(FRAUD_POLICY),
+        },
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: a policy-only "
+        "transformer (--features none) has no entity id to assign arms by"
+    ]
+
+
 def test_an_experiment_with_a_shadow_and_no_inference_log_is_refused(
     tmp_path: Path,
 ) -> None:
