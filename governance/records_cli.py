@@ -82,8 +82,15 @@ def parser(prog: str = "riskserve decisions") -> argparse.ArgumentParser:
         help="the inference log (default: RISKSERVE_GOVERNANCE_INFERENCE_LOG_URI)",
     )
     _records_argument(compact)
-    compact.add_argument(
+    window = compact.add_mutually_exclusive_group()
+    window.add_argument(
         "--since", type=_day, help="read the log's day folders from this day on"
+    )
+    window.add_argument(
+        "--since-days",
+        type=_days,
+        metavar="N",
+        help="read the log's day folders of the last N days (today included)",
     )
     compact.add_argument("--no-sweep", action="store_true", help="do not sweep")
     compact.add_argument(
@@ -178,11 +185,14 @@ def _compact(args: argparse.Namespace, settings: GovernanceSettings) -> int:
             "where is the log? give --log or RISKSERVE_GOVERNANCE_INFERENCE_LOG_URI"
         )
     records = _location(args, settings)
-    result = compact(open_location(log_uri, settings), records, args.since, _progress)
+    since = args.since
+    if args.since_days is not None:
+        since = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.since_days - 1)
+    result = compact(open_location(log_uri, settings), records, since, _progress)
     for problem in result.problems:
         _progress(f"lost: {problem}")
     if not args.no_sweep:
-        swept = sweep(records, settings.records_retention_days, dt.date.today())
+        swept = sweep(records, settings.records_retention_days, dt.datetime.now(dt.UTC).date())
         if swept.deleted:
             _progress(
                 f"swept {len(swept.deleted)} day partitions before {swept.cutoff} "
@@ -250,7 +260,7 @@ def _sweep(args: argparse.Namespace, settings: GovernanceSettings) -> int:
     from riskserve.governance.records_retention import sweep
 
     days = args.retention_days or settings.records_retention_days
-    result = sweep(_location(args, settings), days, dt.date.today())
+    result = sweep(_location(args, settings), days, dt.datetime.now(dt.UTC).date())
     print(
         f"deleted {len(result.deleted)} day partitions before {result.cutoff} "
         f"(retention {days} days); {result.kept} kept"

@@ -50,6 +50,10 @@ CONFIGURATIONS: dict[str, tuple[Path, Path]] = {
         CHART / "ci" / "feature-store-values.yaml",
         MANIFESTS / "overlays" / "feature-store",
     ),
+    "decision-records": (
+        CHART / "ci" / "decision-records-values.yaml",
+        MANIFESTS / "overlays" / "decision-records",
+    ),
 }
 KSERVE_KINDS = {"InferenceService", "ServingRuntime", "ClusterServingRuntime"}
 

@@ -154,9 +154,15 @@ def test_no_configmap_holds_a_credential(rendered: Render) -> None:
 
 def test_secrets_only_in_throwaway_configurations(rendered: Render) -> None:
     """Only dev and local-s3 render a Secret, and only with placeholder keys;
-    default, production and drift-monitor expect the operator to create the Secrets."""
+    default, production, drift-monitor and decision-records expect the operator to
+    create the Secrets."""
     secrets = rendered.of_kind("Secret")
-    if rendered.configuration in {"default", "production", "drift-monitor"}:
+    if rendered.configuration in {
+        "default",
+        "production",
+        "drift-monitor",
+        "decision-records",
+    }:
         assert not secrets
         return
     names = sorted(s["metadata"]["name"] for s in secrets)
