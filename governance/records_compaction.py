@@ -19,9 +19,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from riskserve.governance.decision_records import (
     KEY,
+    SCHEMA,
     DecisionRecord,
     NotARecord,
     records_of_line,
@@ -34,6 +36,9 @@ from riskserve.governance.records_location import (
 )
 
 NAMED_PROBLEMS = 20
+MAX_FILES_PER_DAY = 8
+"""A pass that would leave a day with more files merges the day into one (an hourly
+pass would otherwise leave 24 a day, and a lookup by id opens every file)."""
 PROGRESS_EVERY_FILES = 200
 
 Progress = Callable[[str], None]
@@ -120,7 +125,18 @@ def _write_day(
         if not new:
             return
         new.sort(key=lambda r: (r.time, r.request_id, r.row))
-        path = records.write_day(day, to_table(new))
+        table = to_table(new)
+        existing = records.day_files(day)
+        if len(existing) + 1 > MAX_FILES_PER_DAY:
+            table = _merged(records, day, table)
+        path = records.write_day(day, table)
+        if len(existing) + 1 > MAX_FILES_PER_DAY:
+            # The merged file holds every record of the old ones: until they are
+            # gone a reader sees some twice, which queries collapse by key (and a
+            # crash here leaves them for the next merge).
+            for old in existing:
+                records.delete_file(old)
+            progress(f"date={day}: merged {len(existing)} files into one")
     except (OSError, LocationError, ValueError) as exc:
         result.unwritten_records += len(found)
         result.note(f"date={day}: {len(found)} records not written: {exc}")
@@ -129,6 +145,20 @@ def _write_day(
     result.written += len(new)
     result.files_written.append(path)
     progress(f"date={day}: {len(new)} new records -> {path}")
+
+
+def _merged(records: Location, day: str, new: pa.Table) -> pa.Table:
+    """The day's records and `new` as one table, each key once, in time order."""
+    dataset = records.dataset([day])
+    assert dataset is not None  # the day has files
+    old = dataset.to_table(columns=SCHEMA.names).cast(SCHEMA)
+    table = pa.concat_tables([old, new])
+    keys = zip(*(table.column(name).to_pylist() for name in KEY), strict=True)
+    first: dict[tuple, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    table = table.take(pa.array(sorted(first.values()), pa.int64()))
+    return table.sort_by([("time", "ascending"), ("request_id", "ascending")])
 
 
 def recorded_keys(records: Location, day: str) -> set[tuple[str, int, str, bool]]:

@@ -92,22 +92,28 @@ class Location:
                 found.append(match.group(1))
         return sorted(found)
 
-    def dataset(self, days: list[str] | None = None) -> ds.Dataset | None:
-        """The records as a dataset (None when there are none), of `days` only when
-        given (their folders alone are listed)."""
-        if days is None:
-            paths = [self.path(f"date={d}") for d in self.days()]
-        else:
-            present = set(self.days())
-            paths = [self.path(f"date={d}") for d in days if d in present]
-        files = [
+    def day_files(self, day: str) -> list[str]:
+        """The records files of a day partition."""
+        return sorted(
             f.path
-            for folder in paths
-            for f in self._listing(folder)
+            for f in self._listing(self.path(f"date={day}"))
             if f.type == pafs.FileType.File
             and f.base_name.endswith(".parquet")
             and f.base_name[:1] not in "._"
-        ]
+        )
+
+    def delete_file(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except OSError as exc:
+            raise LocationError(f"cannot delete {path}: {_short(exc)}") from None
+
+    def dataset(self, days: list[str] | None = None) -> ds.Dataset | None:
+        """The records as a dataset (None when there are none), of `days` only when
+        given (their folders alone are listed)."""
+        present = self.days()
+        wanted = present if days is None else [d for d in days if d in set(present)]
+        files = [path for day in wanted for path in self.day_files(day)]
         if not files:
             return None
         try:

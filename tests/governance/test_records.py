@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-from riskserve.governance.records_compaction import count_decisions
+from riskserve.governance.records_compaction import MAX_FILES_PER_DAY, count_decisions
 from riskserve.governance.records_location import open_location
 from riskserve.governance.records_query import find
 from riskserve.governance.settings import GovernanceSettings
@@ -233,3 +233,42 @@ def test_lines_that_are_not_records_and_records_not_written_are_counted(
     assert f"date={DAYS_AGO_3.date()}: 2 records not written" in err
     location = open_location(str(records), GovernanceSettings())
     assert count_decisions(location) == 2  # today's: r-live and r-alone
+
+
+def test_hourly_passes_leave_few_files_a_day_and_each_decision_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, records = tmp_path / "log", tmp_path / "records"
+    args = ["compact", "--log", str(log), "--records", str(records)]
+    for hour in range(12):
+        write_log(
+            log,
+            [credit_record(f"h{hour}-{i}", ["C1"], NOW, [True]) for i in range(3)],
+        )
+        code, out, err = decisions(args, capsys)
+        assert code == 0, err
+        assert out.startswith("3 new decision records")
+    files = list((records / f"date={NOW.date()}").glob("*.parquet"))
+    # Passes 1-8 add a file each, the 9th merges the day into one, 10-12 add three.
+    assert MAX_FILES_PER_DAY == 8 and len(files) == 4
+    location = open_location(str(records), GovernanceSettings())
+    assert count_decisions(location) == 36
+    table = ds.dataset(records, format="parquet", partitioning="hive").to_table()
+    assert len(table) == 36
+
+
+def test_since_days_reads_only_the_recent_day_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, records = tmp_path / "log", tmp_path / "records"
+    # Two files, each in the day folder of its first record.
+    write_log(log, [credit_record("old", ["C1"], DAYS_AGO_3, [True])])
+    write_log(log, [credit_record("new", ["C1"], NOW, [True])])
+    args = ["compact", "--log", str(log), "--records", str(records)]
+    code, out, err = decisions([*args, "--since-days", "1"], capsys)
+    assert code == 0, err
+    assert "1 log files in" in err and out.startswith("1 new decision records")
+    assert {p.name for p in records.iterdir()} == {f"date={NOW.date()}"}
+    code, out, err = decisions([*args, "--since-days", "4"], capsys)
+    assert code == 0, err
+    assert out.startswith("1 new decision records (1 already recorded)")
