@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--promote-if-better",
         action="store_true",
-        help="make the new version champion only if it beats the champion's PR-AUC on "
-        "the same holdout",
+        help="compete for champion: the new version must beat the champion's PR-AUC "
+        "on the same holdout, and a draft stays challenger until approved "
+        "(RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true skips that in development)",
     )
     parser.add_argument(
         "--target-precision",

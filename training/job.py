@@ -241,7 +241,11 @@ def run(config: JobConfig, settings: TrainingSettings, data: LoadedData) -> JobR
             config, data, exported, entries, evaluation, splits
         )
         is_champion, why = registry.decide_champion(
-            config, champion_check, evaluation.metrics["pr_auc"]
+            config,
+            champion_check,
+            evaluation.metrics["pr_auc"],
+            version,
+            settings.allow_unapproved,
         )
         aliases = registry.set_aliases(config.name, version, is_champion)
         progress.detail(why)

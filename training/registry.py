@@ -315,9 +315,38 @@ def log_candidate_run(entry: Entry, metric_name: str) -> None:
 
 
 def decide_champion(
+    config: JobConfig,
+    champion: ChampionScore | None,
+    pr_auc: float,
+    version: str,
+    allow_unapproved: bool,
+) -> tuple[bool, str]:
+    """Whether the new version becomes champion, and why, in one line.
+
+    The approval gate (riskserve.governance): a new version is a draft, so it earns
+    `champion` on merit only with the development override; otherwise it stays
+    `challenger` and the line names the commands that approve it."""
+    earned, why = _champion_on_merit(config, champion, pr_auc)
+    if not earned:
+        return False, why
+    if allow_unapproved:
+        return True, (
+            f"{why} (unapproved: RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true, development "
+            "only)"
+        )
+    name = config.name
+    return False, (
+        f"{why.split(':', 1)[0]}, but v{version} is a draft: champion only once "
+        f"approved (`riskserve report {name}/{version}`, `riskserve approve {name} "
+        f"{version} --by NAME --note TEXT`, then `riskserve rollout promote` makes it "
+        "champion)"
+    )
+
+
+def _champion_on_merit(
     config: JobConfig, champion: ChampionScore | None, pr_auc: float
 ) -> tuple[bool, str]:
-    """Whether the new version becomes champion, and why, in one line."""
+    """Whether the new version would be champion on its figures alone, and why."""
     if champion is None:
         if config.promote_if_better:
             return True, "no champion yet: this version becomes champion"

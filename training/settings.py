@@ -47,6 +47,14 @@ class TrainingSettings(MlflowClientSettings):
     one of them a model input refuses to train (fair lending; `--protected` adds to
     it). Names are matched case-insensitively."""
 
+    allow_unapproved: bool = Field(
+        False, validation_alias="RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED"
+    )
+    """Development only, the rollout's own override read by its own name (one concept,
+    docs/governance.md): a job may make its new version `champion` though nobody
+    approved it. By default a job registers a draft and leaves `champion` alone; an
+    approved version becomes champion when `riskserve rollout promote` promotes it."""
+
     git_commit: str | None = None
     """The source commit to tag versions with; images set it, checkouts ask git."""
 

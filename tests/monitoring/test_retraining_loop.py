@@ -1,7 +1,8 @@
 """The whole loop on real processes: train -> serve with the inference log on ->
 drifted traffic -> `riskserve monitor --on-drift retrain --rollout auto` -> a new
-version trained as challenger -> an automatic canary of it, judged; `champion` names
-the version that serves afterwards, promoted or rolled back."""
+version trained as challenger and validated -> (with the development override) an
+automatic canary of it, judged; `champion` names the version that serves afterwards,
+promoted or rolled back."""
 
 from __future__ import annotations
 
@@ -84,7 +85,14 @@ def served(mlflow_server, tmp_path):
     """fraud-loop v1 trained, registered and served with the inference log on."""
     # A busy machine: the fresh MLflow server may take more than the default 10 s to
     # answer its first artifact listing.
-    env = {**os.environ, **mlflow_server, "RISKSERVE_TRAINING_REGISTRY_TIMEOUT_S": "60"}
+    env = {
+        **os.environ,
+        **mlflow_server,
+        "RISKSERVE_TRAINING_REGISTRY_TIMEOUT_S": "60",
+        # Not about approval: v1 is served as champion, which only an approval or the
+        # development override gives a draft.
+        "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED": "true",
+    }
     job = subprocess.run(
         [
             sys.executable,
@@ -140,9 +148,9 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
         "RISKSERVE_ROLLOUT_MIN_REQUESTS": "10",
         "RISKSERVE_TRAINING_REGISTRY_TIMEOUT_S": "60",
         "RISKSERVE_ROLLOUT_P99_SLACK_MS": "50",
-        # The loop promotes what it retrained without a validation report or an
-        # approval (issue 27 wants it to stop at validated: the monitor's part, not
-        # yet built); the development override keeps this loop's promotion path.
+        # The loop validates what it retrained and, without an approval, stops there
+        # (tests/monitoring/test_retrain_stops_at_validated.py); the development
+        # override lets this test follow the rollout's promotion path.
         "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED": "true",
     }
     log_before = {p for p in (tmp_path / "log").rglob("*") if p.is_file()}
@@ -178,7 +186,11 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
     assert "DRIFT: " in loop.stdout and "ratio_to_median_purchase_price" in loop.stdout
     assert "retraining: -m riskserve.training fraud" in loop.stderr
     assert re.search(rf"registered {REGISTERED} v2 ", loop.stdout + loop.stderr)
-    assert "rolling out: -m riskserve rollout start fraud" in loop.stderr
+    assert f"validating: -m riskserve report {REGISTERED}/2" in loop.stderr
+    assert (
+        f"rolling out: -m riskserve rollout start fraud --model models:/{REGISTERED}/2"
+        in loop.stderr
+    )
     decided = re.search(
         r"the new version is promoted|the rollout's gates rolled the new version back",
         loop.stderr,
@@ -209,5 +221,6 @@ def test_drift_retrains_and_rolls_out_the_new_version(served, mlflow_server, tmp
     challenger = client.get_model_version_by_alias(REGISTERED, "challenger")
     assert challenger.version == "2"
     assert json.loads(json.dumps(challenger.tags))["reference_profile"]
+    assert challenger.tags["validation_status"] == "validated"
     champion = client.get_model_version_by_alias(REGISTERED, "champion")
     assert champion.version == ("2" if decided.group(0).endswith("promoted") else "1")

@@ -47,7 +47,7 @@ def test_a_failing_candidate_is_named_and_the_others_compete(
     failed = [line for line in out.splitlines() if "candidate singular failed" in line]
     assert len(failed) == 1
     assert "ValueError: the design matrix is singular" in failed[0]
-    version = with_broken_candidate.get_model_version_by_alias(name, "champion")
+    version = with_broken_candidate.get_model_version_by_alias(name, "challenger")
     assert version.tags["candidate"] == "logreg"
 
 

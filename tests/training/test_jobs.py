@@ -3,6 +3,7 @@ the ONNX contract, parity, sane metrics, champion/challenger and bad input."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import boto3
@@ -31,8 +32,10 @@ CONTRACT_OUTPUTS = {
 def download_onnx(
     client: MlflowClient, name: str, alias: str, tmp_path
 ) -> onnx.ModelProto:
+    """The ONNX file of `models:/NAME@ALIAS`, or of `models:/NAME/N` for a number."""
+    ref = f"/{alias}" if alias.isdigit() else f"@{alias}"
     local = mlflow.artifacts.download_artifacts(
-        f"models:/{name}@{alias}", dst_path=str(tmp_path)
+        f"models:/{name}{ref}", dst_path=str(tmp_path)
     )
     (path,) = list(__import__("pathlib").Path(local).rglob("*.onnx"))
     return onnx.load(str(path))
@@ -50,15 +53,36 @@ def bucket_keys(s3_server) -> list[str]:
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
+def trained(client: MlflowClient, registered_models, kind: str):
+    """The version the session's job of `kind` registered (named in its last line):
+    not an alias, which later jobs of this module move."""
+    found = re.search(rf"registered {kind} v(\d+) ", registered_models[kind].stdout)
+    assert found, registered_models[kind].stdout[-2000:]
+    return client.get_model_version(kind, found.group(1))
+
+
 @pytest.mark.parametrize("kind", ["fraud", "credit"])
-def test_version_registered_with_aliases(registered_models, client, kind):
-    version = client.get_model_version_by_alias(kind, "champion")
+def test_version_registered_as_a_draft_challenger(registered_models, client, kind):
+    """The approval gate: a job registers a draft and names it challenger, never
+    champion (a first version neither) without the development override."""
+    version = trained(client, registered_models, kind)
     assert (
         client.get_model_version_by_alias(kind, "challenger").version == version.version
     )
-    assert f"registered {kind} v{version.version} (aliases: challenger, champion)" in (
-        registered_models[kind].stdout
+    assert version.tags["validation_status"] == "draft"
+    assert "champion" not in aliases_of(client, kind) or (
+        aliases_of(client, kind)["champion"] != version.version
     )
+    stdout = registered_models[kind].stdout
+    assert f"registered {kind} v{version.version} (aliases: challenger)" in stdout
+    assert (
+        f"but v{version.version} is a draft: champion only once approved "
+        f"(`riskserve report {kind}/{version.version}`, `riskserve approve {kind} "
+        f"{version.version} --by NAME --note TEXT`"
+        in stdout
+        # another test of the session may have made a champion of this name first
+        or "champion unchanged" in stdout
+    ), stdout[-2000:]
     tags = version.tags
     assert tags["data_hash"] and tags["git_commit"]
     spec = FRAUD if kind == "fraud" else CREDIT
@@ -76,7 +100,7 @@ def test_version_registered_with_aliases(registered_models, client, kind):
 
 @pytest.mark.parametrize("kind", ["fraud", "credit"])
 def test_onnx_artifact_is_in_the_bucket(registered_models, client, s3_server, kind):
-    version = client.get_model_version_by_alias(kind, "champion")
+    version = trained(client, registered_models, kind)
     model_id = version.source.split("/")[-1]  # models:/m-<id>
     keys = bucket_keys(s3_server)
     onnx_keys = [k for k in keys if model_id in k and k.endswith(".onnx")]
@@ -86,7 +110,9 @@ def test_onnx_artifact_is_in_the_bucket(registered_models, client, s3_server, ki
 
 @pytest.mark.parametrize("kind", ["fraud", "credit"])
 def test_onnx_follows_the_contract(registered_models, client, kind, tmp_path):
-    proto = download_onnx(client, kind, "champion", tmp_path)
+    proto = download_onnx(
+        client, kind, trained(client, registered_models, kind).version, tmp_path
+    )
     session = ort.InferenceSession(proto.SerializeToString())
     spec = FRAUD if kind == "fraud" else CREDIT
     inputs = {i.name: (i.type, i.shape) for i in session.get_inputs()}
@@ -103,14 +129,13 @@ def test_onnx_follows_the_contract(registered_models, client, kind, tmp_path):
     assert outputs == CONTRACT_OUTPUTS[kind]
     metadata = {p.key: p.value for p in proto.metadata_props}
     assert metadata["model_kind"] == kind
-    assert (
-        metadata["model_version"]
-        == client.get_model_version_by_alias(kind, "champion").version
-    )
+    assert metadata["model_version"] == trained(client, registered_models, kind).version
 
 
 def test_fraud_decisions_follow_the_threshold(registered_models, client, tmp_path):
-    proto = download_onnx(client, "fraud", "champion", tmp_path)
+    proto = download_onnx(
+        client, "fraud", trained(client, registered_models, "fraud").version, tmp_path
+    )
     threshold = float({p.key: p.value for p in proto.metadata_props}["threshold"])
     session = ort.InferenceSession(proto.SerializeToString())
     ordinary = {
@@ -140,7 +165,9 @@ def test_fraud_decisions_follow_the_threshold(registered_models, client, tmp_pat
 
 
 def test_credit_score_follows_the_design_scaling(registered_models, client, tmp_path):
-    proto = download_onnx(client, "credit", "champion", tmp_path)
+    proto = download_onnx(
+        client, "credit", trained(client, registered_models, "credit").version, tmp_path
+    )
     session = ort.InferenceSession(proto.SerializeToString())
     rows = 5
     feeds = {
@@ -155,9 +182,7 @@ def test_credit_score_follows_the_design_scaling(registered_models, client, tmp_
     factor = 20 / np.log(2)
     expected = 600 - factor * np.log(50) + factor * np.log((1 - p) / p)
     np.testing.assert_allclose(score, expected, atol=1e-2)
-    cutoff = float(
-        client.get_model_version_by_alias("credit", "champion").tags["cutoff"]
-    )
+    cutoff = float(trained(client, registered_models, "credit").tags["cutoff"])
     assert list(approved) == list(score >= np.float32(cutoff))
 
 
@@ -167,7 +192,7 @@ def test_credit_score_follows_the_design_scaling(registered_models, client, tmp_
 def test_metrics_are_sane_and_parity_holds(
     registered_models, client, kind, metric, floor
 ):
-    version = client.get_model_version_by_alias(kind, "champion")
+    version = trained(client, registered_models, kind)
     run = client.get_run(version.run_id)
     metrics = run.data.metrics
     assert metrics[metric] >= floor
@@ -210,7 +235,11 @@ def aliases_of(client: MlflowClient, name: str) -> dict[str, str]:
 
 
 def test_champion_challenger(registered_models, client, mlflow_server, train_job):
-    champion = client.get_model_version_by_alias("fraud", "champion").version
+    """--promote-if-better compares on the same holdout, and a winner that nobody
+    approved stays challenger: the line names the commands that approve it."""
+    champion = trained(client, registered_models, "fraud").version
+    # What `riskserve rollout promote` of an approved version does.
+    client.set_registered_model_alias("fraud", "champion", champion)
     weak = [
         "fraud",
         "--rows",
@@ -230,14 +259,49 @@ def test_champion_challenger(registered_models, client, mlflow_server, train_job
     assert client.get_model_version_by_alias("fraud", "champion").version == champion
     assert "champion kept" in job.stdout
 
-    # Hand the title to the weak version; a better model must win it back.
+    # Hand the title to the weak version; a better model wins on the holdout, but
+    # it is a draft: champion stays, the new version is challenger.
     client.set_registered_model_alias("fraud", "champion", weak_version)
     strong = ["fraud", "--rows", "20000", "--epochs", "5", "--budget", "5"]
     job = train_job([*strong, "--promote-if-better"], mlflow_server, timeout=600)
     assert job.code == 0, job.stderr
-    new_champion = client.get_model_version_by_alias("fraud", "champion").version
-    assert new_champion not in (weak_version, champion)
-    assert "promoted to champion" in job.stdout
+    new = client.get_model_version_by_alias("fraud", "challenger").version
+    assert new not in (weak_version, champion)
+    assert client.get_model_version_by_alias("fraud", "champion").version == (
+        weak_version
+    )
+    line = next(x for x in job.stdout.splitlines() if "beats champion" in x)
+    assert f"beats champion v{weak_version}" in line
+    assert f"but v{new} is a draft: champion only once approved" in line
+    assert f"`riskserve approve fraud {new} --by NAME --note TEXT`" in line
+    assert f"registered fraud v{new} (aliases: challenger)" in job.stdout
+
+
+def test_only_the_development_override_makes_a_draft_champion(
+    client, mlflow_server, train_job
+):
+    """A first version is no champion without an approval; with
+    RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true (development) the next one is, and the
+    job says it is unapproved."""
+    name = "credit-gate"
+    tiny = ["credit", "--rows", "3000", "--budget", "2", "--candidates", "logreg"]
+    job = train_job([*tiny, "--model-name", name], mlflow_server, timeout=300)
+    assert job.code == 0, job.stderr[-2000:]
+    assert aliases_of(client, name) == {"challenger": "1"}
+    assert "no champion yet, but v1 is a draft: champion only once approved" in (
+        job.stdout
+    )
+
+    override = {**mlflow_server, "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED": "true"}
+    job = train_job([*tiny, "--model-name", name], override, timeout=300)
+    assert job.code == 0, job.stderr[-2000:]
+    assert aliases_of(client, name) == {"challenger": "2", "champion": "2"}
+    assert client.get_model_version(name, "2").tags["validation_status"] == "draft"
+    assert (
+        "no champion yet: this version becomes champion (unapproved: "
+        "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true, development only)" in job.stdout
+    )
+    assert f"registered {name} v2 (aliases: challenger, champion)" in job.stdout
 
 
 BAD_INPUTS = {
@@ -345,7 +409,7 @@ def test_credit_from_another_schema_serves_the_contract(
         mlflow_server,
     )
     assert job.code == 0, job.stderr[-2000:]
-    proto = download_onnx(client, "credit-custom", "champion", tmp_path / "dl")
+    proto = download_onnx(client, "credit-custom", "challenger", tmp_path / "dl")
     session = ort.InferenceSession(proto.SerializeToString())
     inputs = {i.name: i.type for i in session.get_inputs()}
     assert inputs == {
@@ -415,7 +479,7 @@ def test_candidates_compete_as_child_runs(registered_models, client, kind):
     """Each candidate is a child run with its params, CV scores, fit time and ONNX
     latency; the parent holds the comparison table, the lift curve and the winner's
     calibration plot, and the job prints the table at the end."""
-    version = client.get_model_version_by_alias(kind, "champion")
+    version = trained(client, registered_models, kind)
     parent = client.get_run(version.run_id)
     children = client.search_runs(
         [parent.info.experiment_id],
@@ -487,9 +551,11 @@ def test_credit_reason_codes_in_the_graph_metadata_tags_and_run(
     metadata and the version tags; the run has the scorecard table and the IVs."""
     import json
 
-    proto = download_onnx(client, "credit", "champion", tmp_path)
+    proto = download_onnx(
+        client, "credit", trained(client, registered_models, "credit").version, tmp_path
+    )
     metadata = {p.key: p.value for p in proto.metadata_props}
-    version = client.get_model_version_by_alias("credit", "champion")
+    version = trained(client, registered_models, "credit")
     winner = version.tags["candidate"]
     assert metadata["reason_codes_k"] == "4" == version.tags["reason_codes_k"]
     expected_method = (
