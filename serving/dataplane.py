@@ -16,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar
 
-from riskserve.serving.errors import ModelNotFound, NotReady, ServingError, Unauthorized
+from riskserve.serving.errors import (
+    ModelNotFound,
+    NotReady,
+    ServingError,
+    Unauthorized,
+    bounded,
+)
 from riskserve.serving.inference_log import InferenceLog, InferenceRecord
 from riskserve.serving.metrics import LATENCY, REQUESTS, ROWS, SCORES
 from riskserve.serving.model import ModelMetadata, OnnxRiskModel
@@ -225,12 +231,14 @@ class DataPlane:
             protocol,
             str(status),
         ).inc()
+        # What the client sent is cut as messages are (errors.bounded): one failed
+        # request is one log line of bounded size.
         fields = {
             "status": status,
             "protocol": protocol,
-            "model_name": model_name,
-            "request_id": request_id,
-            "path": path,
+            "model_name": bounded(model_name, 200) if model_name else model_name,
+            "request_id": bounded(request_id, 200) if request_id else request_id,
+            "path": bounded(path, 200) if path else path,
         }
         if status >= 500 and not isinstance(error, ServingError):
             log.error("request failed", exc_info=error, extra=fields)

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 1000
+"""An error's message is cut to this (with the length it had): messages quote what
+the client sent (a model's or a tensor's name, an id), and a hostile client's
+100,000-character name must not come back in a body, a gRPC status (whose trailers
+gRPC caps: the stream is reset instead) or a log line per request."""
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... ({len(text)} characters)"
+
 
 class ServingError(Exception):
     """A request the server refuses; `status` is the HTTP status, `grpc_code` the
-    name of the matching `grpc.StatusCode`."""
+    name of the matching `grpc.StatusCode`. The message is `bounded`."""
 
     status = 500
     grpc_code = "INTERNAL"
 
     def __init__(self, message: str) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
 

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import grpc
 from riskserve.serving.dataplane import DataPlane, new_request_id
-from riskserve.serving.errors import ServingError
+from riskserve.serving.errors import InvalidInput, ServingError
 from riskserve.serving.grpc_contents import fill_contents
+from riskserve.serving.grpc_lenient import Undecodable, add_v2_service
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from riskserve.serving.infer_request import CONTENTS_FIELD, infer_request_from_grpc
@@ -41,10 +42,14 @@ def _status_on_error(
             self: InferenceServicer, request: Any, context: Context
         ) -> Response:
             try:
+                if isinstance(request, Undecodable):
+                    raise InvalidInput(request.message)
                 response = await rpc(self, request, context)
             except Exception as error:  # every failure answers with a status code
                 model_name = (
-                    getattr(request, model_name_field) if model_name_field else None
+                    getattr(request, model_name_field, None)
+                    if model_name_field
+                    else None
                 )
                 await self._fail(
                     context, error, model_name, getattr(request, "id", None) or None
@@ -212,8 +217,8 @@ def create_server(
             ("grpc.max_receive_message_length", max_message_bytes),
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(dataplane, revision), server
-    )
+    # Bytes that are no request message: INVALID_ARGUMENT, not grpc's UNKNOWN with a
+    # traceback logged per call (grpc_lenient.py).
+    add_v2_service(InferenceServicer(dataplane, revision), server)
     server.add_insecure_port(f"{host}:{port}")
     return server

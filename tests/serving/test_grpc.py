@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import grpc
 import numpy as np
@@ -261,3 +262,47 @@ def test_raw_bytes_input(credit_stub):
     response = credit_stub.ModelInfer(request, metadata=[("x-api-key", API_KEY)])
     assert len(response.raw_output_contents) == 3
     assert np.frombuffer(response.raw_output_contents[0], "<f4").shape == (2,)
+
+
+def test_hostile_bytes_and_huge_names_get_bounded_refusals_and_log_lines(
+    fraud_stub, fraud_server
+):
+    """Bytes that are no request message are INVALID_ARGUMENT (not grpc's own UNKNOWN
+    with a traceback logged per call); a 100,000-character name or id is refused with
+    a bounded status (quoted back whole it reset the stream: RESOURCE_EXHAUSTED) and
+    one bounded log line per request."""
+    with grpc.insecure_channel(fraud_server.grpc_target) as channel:
+        garbage = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        for blob in (b"\xff\xff\xff", b"\x0a\xff"):
+            with pytest.raises(grpc.RpcError) as refused:
+                garbage(blob, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a valid ModelInferRequest" in refused.value.details()
+    log_path = fraud_server.process.log_path
+    before = log_path.stat().st_size
+    huge = "x" * 100_000
+    long_id = _fraud_request()
+    long_id.id = huge
+    hostile = [
+        (pb.ModelInferRequest(model_name=huge), grpc.StatusCode.NOT_FOUND),
+        (long_id, None),
+    ]
+    bad_input = _fraud_request()
+    bad_input.inputs[0].name = huge
+    hostile.append((bad_input, grpc.StatusCode.INVALID_ARGUMENT))
+    for request, code in hostile:
+        try:
+            fraud_stub.ModelInfer(request, timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == code, error.details()
+            assert len(error.details()) < 1_200
+            assert error.details().endswith(" characters)")  # cut, and says so
+        else:
+            assert code is None  # a long id is the client's to choose
+    # The refusals' log lines: none carries the 100,000 characters.
+    time.sleep(0.5)
+    with open(log_path, "rb") as handle:
+        handle.seek(before)
+        lines = handle.read().splitlines()
+    assert lines and max(len(line) for line in lines) < 5_000
+    assert not any(b"Traceback" in line for line in lines)
