@@ -96,8 +96,7 @@ def read_decisions(
             "experiment decides one kind"
         )
     found.kind = kinds.pop() if kinds else ""
-    found.live = pd.DataFrame(rows[False], columns=_COLUMNS)
-    found.shadow = pd.DataFrame(rows[True], columns=_COLUMNS)
+    found.live, found.shadow = _frame(rows[False]), _frame(rows[True])
     if found.live.empty and found.shadow.empty and found.experiments:
         raise BadInput(
             f"no record of experiment {experiment!r} in the window; the log holds "
@@ -107,6 +106,11 @@ def read_decisions(
 
 
 _COLUMNS = ["key", "time", "version", "arm", "amount", "probability", "approved"]
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """The decisions, with the raw inputs the records carried (`raw:NAME`)."""
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=_COLUMNS)
 
 
 def _record_rows(record: dict, stamp: float) -> tuple[list[dict], str]:

@@ -259,3 +259,28 @@ def test_an_experiment_file_without_economics_is_refused_by_field(tmp_path, caps
     )
     assert code == 2
     assert "economics.loss_given_default" in err
+
+
+def test_labels_join_on_a_raw_input(tmp_path, capsys):
+    log = tmp_path / "log"
+    by_request = pd.read_csv(
+        write_experiment_log(log, {"champion": 0.1, "challenger": 0.1}, rows=200)
+    )
+    # The business key the transformer recorded: customer_id of row i of request R
+    # is cust-R-i.
+    parts = by_request["request_id"].str.partition(":")
+    request, row = parts[0], parts[2]
+    by_customer = by_request.assign(
+        customer_id="cust-" + request + "-" + row.replace("", "0")
+    ).drop(columns="request_id")
+    labels = tmp_path / "by-customer.csv"
+    by_customer.to_csv(labels, index=False)
+    args = ["credit", "--log", str(log), "--experiment", EXPERIMENT, "--champion"]
+    args += ["champion", "--gain-rate", "0.05", "--loss-given-default", "0.8"]
+    args += ["--no-report", "--json", "--labels"]
+    code, out, err = run(capsys, *args, str(labels), "--key", "customer_id")
+    assert code in (0, 3), err
+    result = json.loads(out)
+    assert result["labels"]["matched"] == 402 and result["labels"]["unknown_keys"] == 1
+    arms = {a["arm"]: a for a in result["arms"]}
+    assert arms["champion"]["labelled"] == 201  # 200 and row 1 of the pair
