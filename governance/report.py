@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from riskserve.governance import metrics, plots
-from riskserve.model.fairness import FOUR_FIFTHS, MIN_GROUP_ROWS, FairnessResult
+from riskserve.governance.live_traffic import LiveTraffic
 from riskserve.governance.registered_version import LABEL_COLUMN, RegisteredVersion
 from riskserve.governance.status import status_of, trail_of
+from riskserve.model.fairness import FOUR_FIFTHS, MIN_GROUP_ROWS, FairnessResult
 from riskserve.model.reference_profile import category_keys
 
 PURPOSE = {
@@ -88,6 +89,7 @@ class ReportInputs:
     fairness: FairnessResult | None = None
     fairness_source: str = ""
     data_scores: np.ndarray | None = None  # --data rows' probabilities (score PSI)
+    live: LiveTraffic | None = None  # the version's traffic in the inference log
     generated_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
@@ -392,15 +394,28 @@ def stability_section(inputs: ReportInputs, limitations: list[str]) -> str:
     if v.profile is None:
         limitations.append("No reference profile was logged: stability not assessed.")
         return "<h2>7. Stability</h2><p>No reference profile was logged.</p>"
+    live = inputs.live if inputs.live is not None and inputs.live.rows else None
     rows = []
     for name, column in v.profile.features.items():
         if name not in v.holdout:
             continue
         value = _psi_of(column, v.holdout[name])
-        rows.append({"feature": name, "psi": value, "reading": _psi_word(value)})
+        row: dict[str, object] = {
+            "feature": name,
+            "psi holdout": value,
+            "reading": _psi_word(value),
+        }
+        if live is not None:
+            if name in live.inputs:
+                live_value = _psi_of(column, live.inputs[name])
+                row |= {"psi live": live_value, "live reading": _psi_word(live_value)}
+            else:
+                row |= {"psi live": float("nan"), "live reading": "not logged"}
+        rows.append(row)
+    against = "the holdout" + (" and live traffic" if live is not None else "")
     text = (
         "<p>PSI of each feature between the training rows (the version's reference "
-        "profile) and the holdout; below 0.1 stable, 0.1 to 0.25 watch, above 0.25 "
+        f"profile) and {against}; below 0.1 stable, 0.1 to 0.25 watch, above 0.25 "
         "shifted.</p>" + table_html(pd.DataFrame(rows))
     )
     score_name = "default_probability" if v.kind == "credit" else "fraud_probability"
@@ -413,10 +428,59 @@ def stability_section(inputs: ReportInputs, limitations: list[str]) -> str:
             f"<p>Score PSI, holdout against the --data rows ({len(inputs.data_scores)}"
             f"): {value:.4f} ({_psi_word(value)}).</p>"
         )
-    limitations.append(
-        "Stability against live traffic (the inference log) is not in this report yet."
-    )
+    text += _live_score(inputs, score_name, reference, limitations)
     return "<h2>7. Stability</h2>" + text
+
+
+def _live_score(
+    inputs: ReportInputs,
+    score_name: str,
+    reference: object,
+    limitations: list[str],
+) -> str:
+    """The live traffic's line: where, how much, and the score's PSI against the
+    holdout; or why there is none (a limitation)."""
+    live, version = inputs.live, inputs.version.version
+    if live is None:
+        limitations.append(
+            "No inference log was given (--log): stability against live traffic not "
+            "assessed."
+        )
+        return ""
+    others = ", ".join(f"v{k}: {n}" for k, n in sorted(live.other_versions.items()))
+    source = (
+        f"{esc(live.where)}: {live.records} {live.stage} records of v{esc(version)}"
+        + (f", {live.corrupt} unreadable lines skipped" if live.corrupt else "")
+        + (f"; other versions' rows left out ({esc(others)})" if others else "")
+    )
+    if not live.rows:
+        limitations.append(
+            f"The inference log holds no traffic of v{version}: stability against "
+            "live traffic not assessed."
+        )
+        return f"<p>Live traffic ({source}): none.</p>"
+    text = (
+        f"<p>Live traffic ({source}): {live.rows} rows from {esc(live.first)} to "
+        f"{esc(live.last)}.</p>"
+    )
+    from riskserve.model.reference_profile import ColumnProfile
+
+    if isinstance(reference, ColumnProfile) and score_name in live.outputs:
+        scores = pd.to_numeric(live.outputs[score_name], errors="coerce")
+        value = metrics.psi(
+            reference.counts,
+            metrics.binned_counts(scores.to_numpy(np.float64), reference.edges),
+        )
+        text += (
+            f"<p>Score PSI, holdout against live traffic: {value:.4f} "
+            f"({_psi_word(value)}).</p>"
+        )
+        if value >= PSI_ACT:
+            limitations.append(
+                f"Live scores have shifted from the holdout (PSI {value:.2f}): the "
+                "figures above may not hold for today's applicants."
+            )
+    return text
 
 
 def reasons_section(v: RegisteredVersion, out: Outputs, limitations: list[str]) -> str:

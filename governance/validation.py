@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 from riskserve.governance import registered_version
 from riskserve.governance.approvals import record_report
-from riskserve.model.fairness import FairnessResult, fairness_table, groups_of
+from riskserve.governance.live_traffic import LiveLogRequest, read_live
 from riskserve.governance.report import ReportInputs, build
 from riskserve.governance.scoring import graph_spec, score
 from riskserve.model.data import DataError, binary_target, read_csv
+from riskserve.model.fairness import FairnessResult, fairness_table, groups_of
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -118,9 +119,15 @@ def generate(
     owner: str | None,
     by: str,
     fairness: FairnessRequest | None = None,
+    live_log: LiveLogRequest | None = None,
 ) -> ReportResult:
     name, wanted = registered_version.parse_reference(reference)
     version = registered_version.resolve(client, name, wanted)
+    live = (
+        read_live(live_log.root, live_log.served_as or name, version)
+        if live_log is not None
+        else None
+    )
     with tempfile.TemporaryDirectory(prefix="riskserve-report-") as tmp:
         loaded = registered_version.load(client, name, version, Path(tmp))
         result, scores = (
@@ -133,6 +140,7 @@ def generate(
                 fairness=result,
                 fairness_source=str(fairness.data) if fairness else "",
                 data_scores=scores,
+                live=live,
             )
         )
         body = html.encode("utf-8")

@@ -86,6 +86,51 @@ def train(kind: str, env: dict[str, str], extra: list[str]) -> None:
     say(f"{kind} trained and registered in {time.monotonic() - started:.0f} s")
 
 
+def riskserve_command(args: list[str], env: dict[str, str]) -> str:
+    """`riskserve ARGS` as a person types it, said first; its output line."""
+    say("riskserve " + " ".join(args))
+    done = subprocess.run(
+        [sys.executable, "-m", "riskserve", *args],
+        env={**inherited_environment(), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"riskserve {args[0]} failed (exit {done.returncode}): "
+            f"{done.stderr.strip()[-500:]}"
+        )
+    say("  " + done.stdout.strip())
+    return done.stdout
+
+
+def approve_newest(kind: str, env: dict[str, str], reports: Path) -> str:
+    """The approval gate as a person walks it, for the version just trained: its
+    validation report (draft -> validated), then `riskserve approve` by name
+    (-> approved); then `champion` names it, as `riskserve rollout promote` does for
+    an approved canary (the demo's first deployment has no canary to promote). The
+    version number."""
+    reports.mkdir(parents=True, exist_ok=True)
+    out = riskserve_command(
+        ["report", kind, "--out", str(reports / f"{kind}-validation.html")]
+        + ["--by", "demo"],
+        env,
+    )
+    version = out.split(":", 1)[0].rsplit(" v", 1)[1]  # "fraud v1: report ..."
+    riskserve_command(
+        ["approve", kind, version, "--by", "demo", "--note", "make demo: unreviewed"],
+        env,
+    )
+    from mlflow import MlflowClient
+
+    MlflowClient(env["MLFLOW_TRACKING_URI"]).set_registered_model_alias(
+        kind, "champion", version
+    )
+    say(f"  MLflow alias champion -> {kind} v{version}")
+    return version
+
+
 def isvc(name: str, storage_uri: str, feature_repo: Path | None = None) -> str:
     """The InferenceService as the chart renders it (modelFormat onnx, v2 protocol);
     with `feature_repo`, KServe's `spec.transformer` in front of the predictor (the
@@ -612,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
         events = ["--events", str(card_data.event_log)]
         train("fraud", env, [*events, *budget])
         train("credit", env, [*events, *budget])
+        # Training registers drafts and names no champion: nothing unapproved serves.
+        for kind in ("fraud", "credit"):
+            approve_newest(kind, env, settings.state_dir / "reports")
 
         say(f"starting the local platform (gateway {settings.gateway_url})")
         # Every predictor writes the inference log the monitor reads.

@@ -60,6 +60,18 @@ def report_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--id", dest="id_column", help="the id column of the join")
     parser.add_argument(
+        "--log",
+        metavar="FOLDER",
+        help="stability against live traffic: the inference log's root folder (PSI of "
+        "the score and the features, training and holdout against the version's "
+        "logged traffic)",
+    )
+    parser.add_argument(
+        "--served-as",
+        metavar="NAME",
+        help="with --log: the model's name in the log (default: the registered model)",
+    )
+    parser.add_argument(
         "--by", help="who generates the report (default: the login name)"
     )
     return parser
@@ -71,6 +83,9 @@ def report(argv: list[str]) -> int:
         return _fail("report", "--data and --protected go together", 2)
     if args.protected_file is not None and args.data is None:
         return _fail("report", "--protected-file needs --data and --protected", 2)
+    if args.served_as is not None and args.log is None:
+        return _fail("report", "--served-as needs --log FOLDER", 2)
+    from riskserve.governance.live_traffic import LiveLogRequest
     from riskserve.governance.validation import FairnessRequest, generate
 
     fairness = (
@@ -89,6 +104,7 @@ def report(argv: list[str]) -> int:
             args.owner,
             args.by or getpass.getuser(),
             fairness,
+            LiveLogRequest(args.log, args.served_as) if args.log else None,
         )
     except (DataError, VersionError, ApprovalError, ValueError) as exc:
         return _fail("report", str(exc), 2)

@@ -152,3 +152,93 @@ def html_escaped(text: str) -> str:
     import html
 
     return html.escape(text, quote=True)
+
+
+def write_live_log(root: Path, frame, outputs: dict, version: str) -> None:
+    """The predictor's records of `frame` (ten applicants a request) as its own
+    writer lays them out (serving/inference_log.py)."""
+    import time
+
+    import numpy as np
+    from riskserve.serving.inference_log import InferenceLog, InferenceRecord
+    from riskserve.serving.settings import StorageSettings
+    from riskserve.serving.tensors import InputTensor, OutputTensor
+
+    writer = InferenceLog(str(root), StorageSettings(), batch_size=1000)
+    records = []
+    for start in range(0, len(frame), 10):
+        part = frame.iloc[start : start + 10]
+        inputs = [
+            InputTensor(
+                name,
+                "BYTES" if part[name].dtype == object else "FP32",
+                (len(part), 1),
+                part[name]
+                .to_numpy(object if part[name].dtype == object else np.float32)
+                .reshape(-1, 1),
+            )
+            for name in part.columns
+        ]
+        outs = [
+            OutputTensor(
+                name, "FP32", np.asarray(values[start : start + 10], np.float32)
+            )
+            for name, values in outputs.items()
+            if name in ("default_probability", "credit_score")
+        ]
+        records.append(
+            InferenceRecord(
+                time.time(), f"r{start}", "credit", version, inputs, outs, 0.001, "rest"
+            )
+        )
+    writer._write(records)  # the writer's own file format, without its thread
+
+
+def test_live_stability_from_the_inference_log(trained) -> None:
+    """`riskserve report --log`: PSI of the features (training against live) and of
+    the score (holdout against live) from the version's logged traffic, other
+    versions' rows and unreadable lines left out and said so."""
+    import mlflow
+    from riskserve.governance.scoring import graph_spec, score
+
+    folder, env, client = trained
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            "models:/credit/1", dst_path=str(folder / "onnx")
+        )
+    )
+    (graph,) = local.rglob("*.onnx")
+    spec = graph_spec(graph, "credit")
+    live = DATA["german"].frame()[spec.feature_names].copy()
+    live["credit_amount"] = live["credit_amount"] * 4  # every loan four times larger
+    outputs = score(graph, spec, live, "live")
+    write_live_log(folder / "log", live, outputs, "1")
+    write_live_log(folder / "log", live.head(30), outputs, "7")
+    (day,) = (folder / "log" / "credit").iterdir()
+    with (day / "torn.jsonl").open("w") as torn:
+        torn.write('{"timestamp": "2026-01-01T00:00:00+00:00", "model_na\n')
+
+    out = riskserve(
+        ["report", "credit/1", "--log", "log", "--out", "live.html"], env, folder
+    )
+    assert "status validated" in out
+    page = (folder / "live.html").read_text()
+    section = page.split("<h2>7. Stability</h2>")[1].split("<h2>8.")[0]
+    assert "<th>psi live</th>" in section and "<th>live reading</th>" in section
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"<tr><td>(\w+)</td>(.*?)</tr>", section)
+    }
+    assert rows["credit_amount"].endswith("<td>shifted</td>")
+    assert rows["duration_in_month"].endswith("<td>stable</td>")
+    assert f"{len(live) // 10} predictor records of v1" in section
+    assert "1 unreadable lines skipped" in section
+    assert "other versions' rows left out (v7: 30)" in section
+    assert "Live traffic" in section and f": {len(live)} rows from " in section
+    assert re.search(r"Score PSI, holdout against live traffic: \d\.\d{4}", section)
+    assert "stability against live traffic not assessed" not in page
+
+    # Without --log the report says what it could not assess.
+    riskserve(["report", "credit/1", "--out", "nolog.html"], env, folder)
+    assert "No inference log was given (--log)" in (folder / "nolog.html").read_text()
