@@ -31,6 +31,7 @@ from riskserve.localplatform.processes import (
 )
 from riskserve.localplatform.settings import PlatformSettings
 from riskserve.localplatform.spec_rules import (
+    POLICY_URI_ENV,
     allowed_env,
     default_model_roots,
     excerpt,
@@ -229,7 +230,9 @@ class LocalPlatform:
         return f"unknown InferenceService {excerpt(name, 70)!r} (known: {known})"
 
     def patch(self, name: str, changes: dict[str, Any]) -> str:
-        """A change of storageUri, canaryTrafficPercent (None removes it) or shadow."""
+        """A change of storageUri, canaryTrafficPercent (None removes it) or shadow;
+        `transformer`: its canaryTrafficPercent and settings of its container's env
+        (`{"env": {NAME: value or None}}`, a policy rollout's)."""
         service = self.state.services.get(name)
         if service is None:
             raise KeyError(self.unknown(name))
@@ -237,19 +240,9 @@ class LocalPlatform:
         annotations = spec.pop("_annotations", {})
         predictor = spec["predictor"]
         if "canaryTrafficPercent" in changes:
-            percent = changes["canaryTrafficPercent"]
-            if percent is None:
-                predictor.pop("canaryTrafficPercent", None)
-            else:
-                if (
-                    isinstance(percent, bool)
-                    or not isinstance(percent, int)
-                    or not 0 <= percent <= 100
-                ):
-                    raise ApplyError(
-                        f"canaryTrafficPercent must be an integer from 0 to 100, got {percent!r}"
-                    )
-                predictor["canaryTrafficPercent"] = percent
+            _set_percent(predictor, changes["canaryTrafficPercent"])
+        if "transformer" in changes:
+            _patch_transformer(spec, changes["transformer"])
         if changes.get("storageUri"):
             predictor.setdefault("model", {})["storageUri"] = changes["storageUri"]
         new_annotations = changes.get("annotations") or {}
@@ -632,13 +625,56 @@ def transformer_log_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def _set_percent(component: dict[str, Any], percent: object) -> None:
+    if percent is None:
+        component.pop("canaryTrafficPercent", None)
+        return
+    if (
+        isinstance(percent, bool)
+        or not isinstance(percent, int)
+        or not 0 <= percent <= 100
+    ):
+        raise ApplyError(
+            f"canaryTrafficPercent must be an integer from 0 to 100, got {percent!r}"
+        )
+    component["canaryTrafficPercent"] = percent
+
+
+def _patch_transformer(spec: dict[str, Any], changes: object) -> None:
+    """A patch's `transformer` part: its canaryTrafficPercent and env settings (the
+    apply that follows checks them as any spec's)."""
+    container = transformer_container(spec)
+    if container is None:
+        raise ApplyError("the InferenceService has no spec.transformer to patch")
+    if not isinstance(changes, dict) or set(changes) - {"canaryTrafficPercent", "env"}:
+        raise ApplyError(
+            "transformer: an object of canaryTrafficPercent and env (name: value)"
+        )
+    if "canaryTrafficPercent" in changes:
+        _set_percent(spec["transformer"], changes["canaryTrafficPercent"])
+    env = changes.get("env") or {}
+    if not isinstance(env, dict):
+        raise ApplyError("transformer.env must be an object of name: value")
+    entries = [e for e in container.get("env") or [] if e.get("name") not in env]
+    entries += [
+        {"name": str(key), "value": str(value)}
+        for key, value in env.items()
+        if value is not None
+    ]
+    container["env"] = entries
+
+
 def _feature_repo(transformer: dict[str, Any]) -> str:
-    """The `--feature_repo` of a transformer spec, shown where a predictor revision
-    shows its storageUri."""
-    argv = transformer_argv(transformer_container({"transformer": transformer}) or {})
-    return next(
-        (v for f, v in zip(argv, argv[1:], strict=False) if f == "--feature_repo"), ""
+    """The `--feature_repo` of a transformer spec (`features: none` without one), and
+    its policy URI if any, shown where a predictor revision shows its storageUri."""
+    container = transformer_container({"transformer": transformer}) or {}
+    argv = transformer_argv(container)
+    repo = next(
+        (v for f, v in zip(argv, argv[1:], strict=False) if f == "--feature_repo"),
+        "features: none",
     )
+    policy = transformer_env(container).get(POLICY_URI_ENV)
+    return f"{repo}; policy {policy}" if policy else repo
 
 
 async def _model_ready(pool: UpstreamPool, model: str, timeout: float) -> bool:

@@ -51,17 +51,24 @@ ALLOWED_TRANSFORMER_ENV = frozenset(
         "MAX_PENDING_PUSHES",
         "MAX_CONCURRENT_REQUESTS",
         "LOG_LEVEL",
+        # the decision policy: checked like a storageUri (`policy_uri_problem`)
+        "POLICY_URI",
         # the experiment file: under the model roots, or s3:// (`experiment_uri_problem`)
         "EXPERIMENT_URI",
     )
 )
+POLICY_URI_ENV = "RISKSERVE_TRANSFORMER_POLICY_URI"
 EXPERIMENT_URI_ENV = "RISKSERVE_TRANSFORMER_EXPERIMENT_URI"
 MAX_ENV_VALUE = 256
 
 # The transformer container's arguments the platform passes on (KServe's own and the
 # feature repository); it injects --model_name, --predictor_host, --http_port and
 # --protocol itself, so those two may appear only with the values it would use.
-ALLOWED_TRANSFORMER_ARGS = ("--feature_repo", "--predictor_request_timeout_seconds")
+ALLOWED_TRANSFORMER_ARGS = (
+    "--feature_repo",
+    "--predictor_request_timeout_seconds",
+    "--features",
+)
 INJECTED_TRANSFORMER_ARGS = ("--model_name", "--protocol")
 MAX_ARGS = 16
 
@@ -245,14 +252,50 @@ def transformer_problems(
             problem = path_problem(value, roots, f"{where}.args --feature_repo")
             if problem:
                 problems.append(problem)
+        elif flag == "--features" and value not in ("feast", "none"):
+            problems.append(
+                f"{where}.args: --features {excerpt(value)!r}: feast or none"
+            )
+    policy_uri = transformer_env(container).get(POLICY_URI_ENV, "")
+    if policy_uri:
+        problem = policy_uri_problem(policy_uri, roots, name)
+        if problem:
+            problems.append(problem)
     experiment_uri = transformer_env(container).get(EXPERIMENT_URI_ENV, "")
     if experiment_uri:
         problem = experiment_uri_problem(experiment_uri, roots)
         if problem:
             problems.append(problem)
-    if not any(flag == "--feature_repo" for flag, _ in args):
+    if ("--features", "none") in args:
+        # policy only: the request holds the model's inputs, no feature store
+        if any(flag == "--feature_repo" for flag, _ in args):
+            problems.append(
+                f"{where}.args: --feature_repo with --features none (policy only)"
+            )
+        if not policy_uri:
+            problems.append(
+                f"{where}.env: --features none needs {POLICY_URI_ENV} (policy only)"
+            )
+    elif not any(flag == "--feature_repo" for flag, _ in args):
         problems.append(f"{where}.args needs --feature_repo (the Feast repository)")
     return problems
+
+
+def policy_uri_problem(uri: str, roots: list[Path], model: str) -> str | None:
+    """Why the platform refuses a transformer's policy URI: `s3://`, or a local path
+    (`file://` too) under the model roots, as `--feature_repo`; `models:/` is
+    resolved first, with the chart's one line (the transformer reads no MLflow)."""
+    where = f"spec.transformer.containers[0].env {POLICY_URI_ENV}"
+    if uri.startswith("models:/"):
+        return (
+            f"{where}: {excerpt(uri)}: resolve it to its s3:// URI first (riskserve "
+            f"policy status --model {model}); the transformer reads no MLflow"
+        )
+    if uri.startswith("s3://"):
+        return None
+    if "://" in uri and not uri.startswith("file://"):
+        return f"{where} {excerpt(uri)!r}: use s3://bucket/prefix or a local path"
+    return path_problem(uri.removeprefix("file://"), roots, where)
 
 
 def experiment_uri_problem(uri: str, roots: list[Path]) -> str | None:

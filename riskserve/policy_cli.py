@@ -1,11 +1,14 @@
-"""`riskserve policy validate | apply | diff | status` (docs/policies.md).
+"""`riskserve policy validate | apply | diff | status | rollout` (docs/policies.md).
 
 A policy is versioned in the MLflow registry beside its model: the registered model
 `<model>-policy`, one version per applied policy (the YAML as the version's artifact,
 its sha256 and the model it decides for as tags), with `champion` and `challenger`
 aliases, so a policy moves, canaries and rolls back as a model does, and
 `models:/fraud-policy@champion` resolves to a storage URI the transformer reads without
-MLflow (`policy_storage_uri`).
+MLflow (`policy_storage_uri`). `rollout` sets that URI as the transformer's setting with
+the transformer's canaryTrafficPercent, through the backends of `riskserve rollout`:
+a policy change is a new transformer revision, canaried, promoted and rolled back
+with the predictor and its model untouched.
 
 Exit codes: 0 done (or valid), 1 the policy is refused (every reason one line on
 stderr), 2 a usage error or MLflow failed.
@@ -23,7 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from riskserve.rollout.controller import RolloutError, artifact_s3_uri
+from riskserve.rollout.controller import (
+    KServeBackend,
+    LocalBackend,
+    PredictorStatus,
+    RolloutError,
+    TransformerBackend,
+    artifact_s3_uri,
+    check_percent,
+)
 from riskserve.rollout.settings import RolloutSettings
 from riskserve.serving.model_uri import (
     is_models_uri,
@@ -285,6 +296,159 @@ def apply_policy(
     return str(created.version), True
 
 
+# -- rollout: a policy version as a transformer revision -------------------------------
+
+POLICY_URI_ENV = "RISKSERVE_TRANSFORMER_POLICY_URI"
+POLICY_VERSION_ANNOTATION = "riskserve.io/policy-version"
+# What `--rollback` returns to once a policy was promoted (no canary left to drop).
+PREVIOUS_VERSION_ANNOTATION = "riskserve.io/policy-previous-version"
+PREVIOUS_URI_ANNOTATION = "riskserve.io/policy-previous-uri"
+
+
+def transformer_policy_uri(isvc: dict) -> str:
+    """The policy URI in an InferenceService's transformer container ("" for none)."""
+    containers = ((isvc.get("spec") or {}).get("transformer") or {}).get(
+        "containers"
+    ) or [{}]
+    for entry in containers[0].get("env") or []:
+        if entry.get("name") == POLICY_URI_ENV:
+            return str(entry.get("value") or "")
+    return ""
+
+
+class PolicyRollout:
+    """`riskserve policy rollout`: start, promote, roll back a policy version on a
+    transformer, through a rollout backend (the local platform or KServe)."""
+
+    def __init__(
+        self, backend: TransformerBackend, settings: RolloutSettings, say=print
+    ) -> None:
+        self.backend, self.settings, self.say = backend, settings, say
+
+    def _isvc(self, isvc: str) -> dict:
+        found = self.backend.get(isvc)  # an unknown InferenceService fails here
+        if not (found.get("spec") or {}).get("transformer"):
+            raise CommandError(
+                f"{isvc} has no spec.transformer: a policy is applied by the "
+                "transformer (docs/policies.md)"
+            )
+        return found
+
+    def start(self, model: str, alias: str, percent: int, isvc: str) -> str:
+        check_percent(percent)
+        current = self._isvc(isvc)
+        name = registered_policy_name(model)
+        version, uri = resolve_policy_uri(f"models:/{name}@{alias}", self.settings)
+        annotations = dict((current.get("metadata") or {}).get("annotations") or {})
+        serving = transformer_policy_uri(current)
+        if serving == uri:
+            raise CommandError(
+                f"{isvc}: {name} version {version} ({alias}) is the policy it serves "
+                "already"
+            )
+        previous = annotations.get(POLICY_VERSION_ANNOTATION) or self._version_of(
+            name, serving
+        )
+        self.backend.patch_transformer(
+            isvc,
+            {POLICY_URI_ENV: uri},
+            percent,
+            {
+                POLICY_VERSION_ANNOTATION: f"{name}/{version}",
+                PREVIOUS_VERSION_ANNOTATION: previous,
+                PREVIOUS_URI_ANNOTATION: serving,  # "": no policy
+            },
+        )
+        message = (
+            f"{isvc}: new transformer revision for {name} version {version} "
+            f"({alias}) with {percent}% of traffic; the predictor is unchanged ({uri})"
+        )
+        self.say(message)
+        return message
+
+    def _version_of(self, name: str, uri: str) -> str | None:
+        """`NAME/N` of the registered version stored at `uri` (the policy a
+        transformer serves), or None."""
+        if not uri:
+            return None
+        client = _client(self.settings)
+        for v in client.search_model_versions(f"name='{name}'"):
+            where = policy_storage_uri(
+                client.get_model_version_download_uri(name, v.version),
+                self.settings.artifacts_destination,
+            )
+            if where.rstrip("/") == uri.rstrip("/"):
+                return f"{name}/{v.version}"
+        return None
+
+    def promote(self, isvc: str) -> str:
+        current = self._isvc(isvc)
+        before = PredictorStatus.from_isvc(current, "transformer")
+        if before.canary is None:
+            raise CommandError(
+                f"{isvc}: no transformer canary to promote ({before.split()})"
+            )
+        self.backend.patch_transformer(isvc, {}, None, {})
+        message = f"{isvc}: promoted {before.canary}; it takes 100% once ready"
+        version = before.annotations.get(POLICY_VERSION_ANNOTATION)
+        if version:
+            name, number = version.rsplit("/", 1)
+            _client(self.settings).set_registered_model_alias(name, "champion", number)
+            message += f"; MLflow alias champion -> {name} v{number}"
+        self.say(message)
+        return message
+
+    def rollback(self, isvc: str) -> str:
+        """A canary: all traffic back to the rolled-out revision (canary 0, as
+        `riskserve rollout rollback`); a promoted policy: the previous policy URI as
+        a new revision, and the champion alias back to its version."""
+        current = self._isvc(isvc)
+        before = PredictorStatus.from_isvc(current, "transformer")
+        if before.canary is not None:
+            self.backend.patch_transformer(isvc, {}, 0, {})
+            message = (
+                f"{isvc}: rolled the transformer back to {before.latest_rolledout}; "
+                "champion alias unchanged"
+            )
+            self.say(message)
+            return message
+        previous_uri = before.annotations.get(PREVIOUS_URI_ANNOTATION)
+        previous = before.annotations.get(PREVIOUS_VERSION_ANNOTATION)
+        if previous_uri is None:
+            raise CommandError(
+                f"{isvc}: no transformer canary and no previous policy recorded "
+                f"({PREVIOUS_URI_ANNOTATION}) to roll back to"
+            )
+        self.backend.patch_transformer(
+            isvc,
+            {POLICY_URI_ENV: previous_uri},
+            None,
+            {
+                POLICY_VERSION_ANNOTATION: previous,
+                PREVIOUS_VERSION_ANNOTATION: None,
+                PREVIOUS_URI_ANNOTATION: None,
+            },
+        )
+        message = (
+            f"{isvc}: rolled the promoted policy back: a new transformer revision for "
+            f"{previous or previous_uri or 'no policy'} takes 100% once ready"
+        )
+        if previous:
+            name, number = previous.rsplit("/", 1)
+            _client(self.settings).set_registered_model_alias(name, "champion", number)
+            message += f"; MLflow alias champion -> {name} v{number}"
+        self.say(message)
+        return message
+
+
+def rollout_backend(settings: RolloutSettings) -> TransformerBackend:
+    if settings.backend == "kserve":
+        return KServeBackend(settings.namespace)
+    from riskserve.localplatform.settings import PlatformSettings
+
+    return LocalBackend(PlatformSettings())
+
+
 # -- diff ----------------------------------------------------------------------------------
 
 
@@ -363,6 +527,28 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", help="a file or models:/NAME-policy@ALIAS (or /N)")
     status = actions.add_parser("status", help="versions, aliases, hashes, who/when")
     status.add_argument("--model", required=True, help="the model, e.g. fraud")
+    rollout = actions.add_parser(
+        "rollout", help="canary a policy version on the transformer, promote, roll back"
+    )
+    rollout.add_argument("model", help="the model, e.g. credit (policy: credit-policy)")
+    step = rollout.add_mutually_exclusive_group()
+    step.add_argument(
+        "--promote", action="store_true", help="the canary takes 100%%; champion moves"
+    )
+    step.add_argument(
+        "--rollback", action="store_true", help="back to the previous policy"
+    )
+    rollout.add_argument(
+        "--alias", default="challenger", help="the version to roll out (challenger)"
+    )
+    rollout.add_argument(
+        "--percent", type=int, default=10, help="its share of traffic (10)"
+    )
+    rollout.add_argument("--isvc", help="the InferenceService (default: the model)")
+    rollout.add_argument(
+        "--backend", choices=["local", "kserve"], help="default: local"
+    )
+    rollout.add_argument("--namespace", help="kserve backend: the namespace")
     return parser
 
 
@@ -414,7 +600,11 @@ def _status(settings: RolloutSettings, model: str) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    settings = RolloutSettings()
+    overrides = {}
+    for key in ("backend", "namespace"):
+        if getattr(args, key, None):
+            overrides[key] = getattr(args, key)
+    settings = RolloutSettings(**overrides)
     prefix = f"riskserve policy {args.action}"
     try:
         if args.action == "validate":
@@ -446,6 +636,15 @@ def main(argv: list[str]) -> int:
             new_policy = read_policy_source(args.new, settings)
             lines = diff_policies(old, new_policy)
             print("\n".join(lines) if lines else "no change in rules or defaults")
+        elif args.action == "rollout":
+            rollout = PolicyRollout(rollout_backend(settings), settings)
+            isvc = args.isvc or args.model
+            if args.promote:
+                rollout.promote(isvc)
+            elif args.rollback:
+                rollout.rollback(isvc)
+            else:
+                rollout.start(args.model, args.alias, args.percent, isvc)
         else:
             print("\n".join(_status(settings, args.model)))
     except PolicyError as exc:

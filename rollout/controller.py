@@ -109,11 +109,15 @@ class PredictorStatus:
     canary_percent: int | None
 
     @classmethod
-    def from_isvc(cls, isvc: dict[str, Any]) -> PredictorStatus:
+    def from_isvc(
+        cls, isvc: dict[str, Any], component: str = "predictor"
+    ) -> PredictorStatus:
+        """The predictor's status, or another component's (`transformer`: a policy
+        rollout's), in the same shape."""
         predictor = ((isvc.get("status") or {}).get("components") or {}).get(
-            "predictor"
+            component
         ) or {}
-        spec = (isvc.get("spec") or {}).get("predictor") or {}
+        spec = (isvc.get("spec") or {}).get(component) or {}
         return cls(
             latest_created=predictor.get("latestCreatedRevision"),
             latest_ready=predictor.get("latestReadyRevision"),
@@ -151,6 +155,21 @@ class Backend(Protocol):
     def get(self, isvc: str) -> dict[str, Any]: ...
 
 
+class TransformerBackend(Backend, Protocol):
+    """A backend that also patches spec.transformer (a policy rollout's)."""
+
+    def patch_transformer(
+        self,
+        isvc: str,
+        env: dict[str, str | None],
+        percent: int | None | object,
+        annotations: dict[str, str | None],
+    ) -> None:
+        """Set settings of the transformer's container and its canaryTrafficPercent
+        (UNCHANGED: leave it): a new transformer revision when the env changes."""
+        ...
+
+
 UNCHANGED = object()
 
 
@@ -173,6 +192,20 @@ class LocalBackend:
         other = {k: v for k, v in annotations.items() if k != SHADOW_ANNOTATION}
         if other:
             changes["annotations"] = other
+        try:
+            patch(self.settings, isvc, changes)
+        except RuntimeError as exc:
+            raise RolloutError(str(exc)) from None
+
+    def patch_transformer(self, isvc, env, percent, annotations) -> None:
+        transformer: dict[str, Any] = {}
+        if env:
+            transformer["env"] = dict(env)
+        if percent is not UNCHANGED:
+            transformer["canaryTrafficPercent"] = percent
+        changes: dict[str, Any] = {"transformer": transformer}
+        if annotations:
+            changes["annotations"] = dict(annotations)
         try:
             patch(self.settings, isvc, changes)
         except RuntimeError as exc:
@@ -245,6 +278,46 @@ class KServeBackend:
                 self.group, self.version, self.namespace, self.plural, isvc, body
             )
         except Exception as exc:  # the client raises ApiException, urllib3 errors, ...
+            raise RolloutError(
+                f"patching {self.namespace}/{isvc} failed: {_api_reason(exc)}"
+            ) from None
+
+    @staticmethod
+    def build_transformer_patch(
+        isvc: dict[str, Any], env, percent, annotations
+    ) -> dict[str, Any]:
+        """A JSON merge patch of spec.transformer: a merge patch replaces a list
+        whole, so the containers are sent whole, the first one's env changed."""
+        spec = (isvc.get("spec") or {}).get("transformer")
+        containers = (spec or {}).get("containers") or []
+        if not containers:
+            name = (isvc.get("metadata") or {}).get("name")
+            raise RolloutError(f"{name} has no spec.transformer container to patch")
+        transformer: dict[str, Any] = {}
+        if env:
+            containers = [dict(c) for c in containers]
+            entries = [
+                e for e in containers[0].get("env") or [] if e.get("name") not in env
+            ]
+            entries += [
+                {"name": k, "value": v} for k, v in env.items() if v is not None
+            ]
+            containers[0]["env"] = entries
+            transformer["containers"] = containers
+        if percent is not UNCHANGED:
+            transformer["canaryTrafficPercent"] = percent
+        body: dict[str, Any] = {"spec": {"transformer": transformer}}
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
+        return body
+
+    def patch_transformer(self, isvc, env, percent, annotations) -> None:
+        body = self.build_transformer_patch(self.get(isvc), env, percent, annotations)
+        try:
+            self.api.patch_namespaced_custom_object(
+                self.group, self.version, self.namespace, self.plural, isvc, body
+            )
+        except Exception as exc:  # as `patch`
             raise RolloutError(
                 f"patching {self.namespace}/{isvc} failed: {_api_reason(exc)}"
             ) from None

@@ -1,0 +1,245 @@
+"""A cut-off change rolled out as a policy, not a training run, on the local platform
+as it runs: the credit InferenceService (the contract credit model, a Feast repository
+of generated customers, the transformer with policy v1 in the registry's
+`credit-policy`), then `riskserve policy rollout credit --alias challenger --percent
+50` (policy v2, another cut-off): a second transformer revision takes about half the
+decisions, each naming its policy version and decided by its cut-off; `--promote`: v2
+decides everything within seconds and `champion` moves; `--rollback`: v1 again. The
+predictor keeps its one revision throughout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from riskserve.localplatform.client import apply_yaml, status, wait_ready
+from riskserve.transformer.policy import Policy, parse_policy
+
+from tests.fixtures.contract_models import credit_model, write_onnx
+from tests.localplatform.platform_helpers import Platform
+from tests.localplatform.test_transformer_platform import isvc_with_transformer
+from tests.transformer.transformer_helpers import (
+    REPO_ROOT,
+    build_customer_repo,
+    child_environment,
+    outputs,
+    raw_checkout,
+)
+
+pytestmark = pytest.mark.e2e
+
+CUTOFFS = {"v1": 0.0, "v2": 100_000.0}  # v1 approves a finite score; v2 none
+
+
+def cutoff_policy(label: str) -> Policy:
+    text = f"""
+name: credit-cutoff-{label}
+kind: credit
+model: credit
+rules:
+  - name: cutoff
+    when:
+      - {{field: credit_score, ge: {CUTOFFS[label]}}}
+    action: approve
+    reason: SCORE_AT_CUTOFF
+default:
+  action: decline
+  reason: SCORE_BELOW_CUTOFF
+"""
+    return parse_policy(text.encode(), f"{label}.yaml")
+
+
+@dataclass
+class Stack:
+    folder: Path
+    platform: Platform
+    env: dict[str, str]
+    versions: dict[str, str]  # policy hash -> v1 / v2
+    client: object
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    import mlflow
+    from mlflow import MlflowClient
+    from riskserve.rollout.settings import RolloutSettings
+
+    from riskserve.policy_cli import apply_policy, resolve_policy_uri
+
+    folder = tmp_path_factory.mktemp("policy-rollout")
+    repo = build_customer_repo(folder, customers=10, days=60)
+    write_onnx(credit_model(), folder / "model")
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    cwd = Path.cwd()
+    os.chdir(folder)  # MLflow's default artifact root (./mlruns) lands here
+    uri = f"sqlite:///{folder}/mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    platform = Platform(folder / "state")
+    try:
+        client = MlflowClient(uri)
+        versions = {}
+        for label, alias in (("v1", "champion"), ("v2", "challenger")):
+            policy = cutoff_policy(label)
+            apply_policy(client, policy, "credit", "7", alias)
+            versions[policy.version] = label
+        _, v1_uri = resolve_policy_uri(
+            "models:/credit-policy@champion", RolloutSettings()
+        )
+        platform.start()
+        env_lines = (
+            "        env:\n"
+            "          - name: RISKSERVE_TRANSFORMER_POLICY_URI\n"
+            f"            value: {v1_uri}\n"
+        )
+        apply_yaml(
+            platform.settings,
+            isvc_with_transformer(
+                folder / "model", repo.repo, transformer_env=env_lines, name="credit"
+            ),
+        )
+        wait_ready(platform.settings, ["credit"], 180)
+        env = {**child_environment(), **platform.env, "MLFLOW_TRACKING_URI": uri}
+        yield Stack(folder, platform, env, versions, client)
+    finally:
+        platform.stop()
+        platform.client.close()
+        os.chdir(cwd)
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+def start_rollout(stack: Stack, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "riskserve", "policy", "rollout", "credit", *args],
+        env=stack.env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished(command: subprocess.Popen) -> str:
+    out, err = command.communicate(timeout=180)
+    assert command.returncode == 0, err
+    return out
+
+
+def rollout(stack: Stack, *args: str) -> str:
+    return finished(start_rollout(stack, *args))
+
+
+_sent = [0]
+
+
+def decide(stack: Stack) -> tuple[str, str, str]:
+    """One checkout through the gateway: (transformer revision, policy v1/v2,
+    whether the action is the one that version's cut-off gives)."""
+    _sent[0] += 1
+    when = int(time.time() * 1e6) + _sent[0]
+    answer = stack.platform.client.post(
+        "/v2/models/credit/infer",
+        json=raw_checkout(f"rollout-{_sent[0] % 7}", when, 90.0, "Electronics"),
+    )
+    assert answer.status_code == 200, answer.text
+    got = outputs(answer)
+    label = stack.versions[got["policy_version"][0]]
+    score = got["credit_score"][0]
+    score = float("nan") if score is None else float(score)
+    expected = "approve" if score >= CUTOFFS[label] else "decline"
+    assert got["action"] == [expected], (label, score, got["action"])
+    assert got["policy_rule"] == ["cutoff" if expected == "approve" else "default"]
+    return answer.headers["x-riskserve-revision"], label, expected
+
+
+def until_all(stack: Stack, label: str, started: float, timeout: float = 180) -> float:
+    """Seconds from `started` to the first of 20 answers in a row naming `label`
+    (decisions are sent meanwhile, while the command runs too)."""
+    in_a_row, first = 0, 0.0
+    while in_a_row < 20:
+        assert time.monotonic() - started < timeout, f"not all {label}"
+        sent = time.monotonic()
+        _, got, _ = decide(stack)
+        if got == label:
+            first = first if in_a_row else sent
+            in_a_row += 1
+        else:
+            in_a_row = 0
+            time.sleep(0.05)
+    return first - started
+
+
+def components(stack: Stack) -> dict:
+    (item,) = [
+        i
+        for i in status(stack.platform.settings)["inferenceservices"]
+        if i["metadata"]["name"] == "credit"
+    ]
+    return item["status"]["components"]
+
+
+def champion(stack: Stack) -> str:
+    from mlflow import MlflowClient
+
+    assert isinstance(stack.client, MlflowClient)
+    return str(
+        stack.client.get_model_version_by_alias("credit-policy", "champion").version
+    )
+
+
+def test_a_cutoff_change_is_canaried_promoted_and_rolled_back(stack: Stack) -> None:
+    assert {decide(stack)[1] for _ in range(5)} == {"v1"}
+    said = rollout(stack, "--alias", "challenger", "--percent", "50")
+    assert "credit-policy version 2 (challenger) with 50% of traffic" in said
+    wait_ready(stack.platform.settings, ["credit"], 180)
+    split = components(stack)["transformer"]["traffic"]
+    assert sorted(t["percent"] for t in split) == [50, 50]
+
+    answers = [decide(stack) for _ in range(200)]
+    by_label = Counter(label for _, label, _ in answers)
+    print(f"canary at 50%: {dict(by_label)} of 200 decisions")
+    # 50% of 200: 100 expected, sd 7.1; 60-140 is more than 5 sd either side
+    assert 60 <= by_label["v2"] <= 140, by_label
+    assert by_label["v1"] + by_label["v2"] == 200
+    # each transformer revision serves one policy; the predictor has one revision
+    revisions = {rev: label for rev, label, _ in answers}
+    assert sorted(revisions.values()) == ["v1", "v2"], revisions
+    assert len(components(stack)["predictor"]["traffic"]) == 1
+    assert {"approve", "decline"} <= {action for _, _, action in answers}
+
+    started = time.monotonic()
+    command = start_rollout(stack, "--promote")
+    promoted_s = until_all(stack, "v2", started)
+    said = finished(command)
+    command_s = time.monotonic() - started
+    assert "MLflow alias champion -> credit-policy v2" in said
+    print(
+        f"promote: every decision v2 from {promoted_s:.2f} s after the command "
+        f"started (the command, with MLflow's alias, {command_s:.2f} s; load "
+        f"{os.getloadavg()[0]:.1f})"
+    )
+    assert champion(stack) == "2"
+    assert [t["percent"] for t in components(stack)["transformer"]["traffic"]] == [100]
+
+    started = time.monotonic()
+    command = start_rollout(stack, "--rollback")
+    rolled_back_s = until_all(stack, "v1", started)
+    said = finished(command)
+    command_s = time.monotonic() - started
+    assert "credit-policy/1" in said and "champion -> credit-policy v1" in said
+    print(
+        f"rollback: every decision v1 from {rolled_back_s:.2f} s after the command "
+        f"started (the command {command_s:.2f} s; a new transformer revision starts)"
+    )
+    assert champion(stack) == "1"
+    assert len(components(stack)["predictor"]["traffic"]) == 1
