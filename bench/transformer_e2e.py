@@ -10,6 +10,9 @@ Targets, each measured with the same open-loop load (issue 25's goals):
 - transformer direct: riskserve's transformer in front of that predictor, no gateway;
 - gateway e2e: the local platform's daemon serving an InferenceService with
   `spec.transformer` (its own transformer and predictor revisions) through its gateway;
+  its transformer calls the one predictor revision directly (direct routes);
+- gateway e2e (relayed): the same, with `RISKSERVE_DIRECT_PREDICTOR_ROUTES=false`:
+  each predictor call relayed by the gateway's predictor listener, as before;
 - kserve+feast: a stock `kserve.Model` transformer whose `preprocess` calls
   `FeatureStore.get_online_features` on the same repository and whose `postprocess`
   pushes the state with `FeatureStore.push` (bench/stock_feast_transformer.py), served
@@ -252,8 +255,37 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world = build_world(args.cards, prefix="bench-transformer-e2e-")
     work, env = world.work, server_env()
-    ports = {n: free_port() for n in ("predictor", "transformer", "stock", "gateway")}
+    ports = {
+        n: free_port()
+        for n in ("predictor", "transformer", "stock", "gateway", "relayed")
+    }
     state_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-platform-"))
+    relayed_state_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-platform-relayed-"))
+
+    def gateway_process(
+        name: str, port: int, state: Path, extra: dict
+    ) -> ManagedProcess:
+        return ManagedProcess(
+            name=name,
+            argv=[
+                sys.executable,
+                "-m",
+                "bench.transformer_e2e",
+                "gateway",
+                "--model_dir",
+                str(world.model_dir),
+                "--feature_repo",
+                str(world.repo),
+                "--http_port",
+                str(port),
+                "--state_dir",
+                str(state),
+            ],  # fmt: skip
+            log_path=work / f"{name}.log",
+            env={**env, **extra},
+            cwd=REPO_ROOT,
+        )
+
     processes = {
         "predictor": ManagedProcess(
             name="predictor",
@@ -292,25 +324,14 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
             cwd=REPO_ROOT,
         ),
-        "gateway": ManagedProcess(
-            name="gateway",
-            argv=[
-                sys.executable,
-                "-m",
-                "bench.transformer_e2e",
-                "gateway",
-                "--model_dir",
-                str(world.model_dir),
-                "--feature_repo",
-                str(world.repo),
-                "--http_port",
-                str(ports["gateway"]),
-                "--state_dir",
-                str(state_dir),
-            ],  # fmt: skip
-            log_path=work / "gateway.log",
-            env=env,
-            cwd=REPO_ROOT,
+        "gateway": gateway_process("gateway", ports["gateway"], state_dir, {}),
+        # The same platform with every transformer request relayed by the gateway's
+        # predictor listener (the hop the direct routes save), measured beside it.
+        "relayed": gateway_process(
+            "gateway-relayed",
+            ports["relayed"],
+            relayed_state_dir,
+            {"RISKSERVE_DIRECT_PREDICTOR_ROUTES": "false"},
         ),
     }
     sources = dict(item.split("=", 1) for item in args.transformer_source)
@@ -339,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             "transformer": "/v2/health/ready",
             "stock": "/v2/health/ready",
             "gateway": "/v2/models/fraud/ready",
+            "relayed": "/v2/models/fraud/ready",
             **dict.fromkeys(sources, "/v2/health/ready"),
         }
         for name, process in processes.items():
@@ -346,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"http://127.0.0.1:{ports[name]}{ready[name]}", timeout=120
             )
         revisions = revision_ports(state_dir)
+        relayed_revisions = revision_ports(relayed_state_dir)
 
         def pid(name: str) -> int:
             popen = processes[name].popen
@@ -382,6 +405,16 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     (url(revisions["transformer"]), stage, "stage"),
                     (url(revisions["predictor"]), served, "model"),
+                ],
+            ),
+            Target(
+                "gateway e2e (relayed)",
+                ports["relayed"],
+                True,
+                pid("relayed"),
+                [
+                    (url(relayed_revisions["transformer"]), stage, "stage"),
+                    (url(relayed_revisions["predictor"]), served, "model"),
                 ],
             ),
             Target(

@@ -306,9 +306,10 @@ class LocalPlatform:
         }
         env["RISKSERVE_TRANSFORMER_REVISION"] = revision.name
         env["RISKSERVE_TRANSFORMER_HOST"] = self.settings.host
-        env["RISKSERVE_TRANSFORMER_PREDICTOR_ROUTES_FILE"] = str(
-            self.direct_routes_path
-        )
+        if self.settings.direct_predictor_routes:
+            env["RISKSERVE_TRANSFORMER_PREDICTOR_ROUTES_FILE"] = str(
+                self.direct_routes_path
+            )
         key = self.env.get("RISKSERVE_SERVING_API_KEY")
         if key:
             # The predictors' key: the transformer asks its callers for it (as the
@@ -429,6 +430,8 @@ class LocalPlatform:
 
     def _publish_direct_routes(self) -> None:
         """The routes file transformers read (direct_routes.py), when it changed."""
+        if not self.settings.direct_predictor_routes:
+            return
         predictors = direct_predictors(self.state.services.values())
         if predictors != self._direct_routes:
             write_routes(self.direct_routes_path, predictors)

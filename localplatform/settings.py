@@ -33,6 +33,11 @@ class PlatformSettings(BaseSettings):
     reach an InferenceService's predictor component (KServe's `<isvc>-predictor`
     service); 0 picks a free port at start."""
 
+    direct_predictor_routes: bool = True
+    """Transformers call their predictor revision directly while it alone takes the
+    predictor component's traffic (no shadow), one hop fewer (direct_routes.py);
+    false: always through the predictor listener, which then counts every request."""
+
     predictor_ready_timeout_s: float = 120.0
     """How long a new revision's predictor may take to load its model."""
 
