@@ -192,7 +192,9 @@ def _compact(args: argparse.Namespace, settings: GovernanceSettings) -> int:
     for problem in result.problems:
         _progress(f"lost: {problem}")
     if not args.no_sweep:
-        swept = sweep(records, settings.records_retention_days, dt.datetime.now(dt.UTC).date())
+        swept = sweep(
+            records, settings.records_retention_days, dt.datetime.now(dt.UTC).date()
+        )
         if swept.deleted:
             _progress(
                 f"swept {len(swept.deleted)} day partitions before {swept.cutoff} "
