@@ -4,10 +4,8 @@ what is no report; then the panel in headless Chromium in a real app process."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 import http.server
-import io
 import json
 import re
 import threading
@@ -17,46 +15,19 @@ import pytest
 from playwright.sync_api import expect
 from riskserve.app.experiments import experiments_html, load_outcomes
 from riskserve.localplatform.processes import free_port
-from riskserve.monitoring.cli import main as monitor
 
 from tests.app.app_processes import start_app
-from tests.monitoring.test_outcomes_cli import EXPERIMENT, write_experiment_log
-
-
-def outcomes_report(folder: Path) -> Path:
-    """A worse challenger (twice the champion's bad rate) and a shadow arm."""
-    log = folder / "log"
-    labels = write_experiment_log(log, {"champion": 0.05, "challenger": 0.10}, 2000)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        monitor(
-            [
-                "outcomes",
-                "credit",
-                "--log",
-                str(log),
-                "--experiment",
-                EXPERIMENT,
-                "--champion",
-                "champion",
-                "--gain-rate",
-                "0.05",
-                "--loss-given-default",
-                "0.8",
-                "--labels",
-                str(labels),
-                "--no-report",
-                "--json",
-            ]
-        )
-    path = folder / "outcomes.json"
-    path.write_text(out.getvalue())
-    return path
+from tests.monitoring.outcomes_helpers import EXPERIMENT, outcomes_report
 
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory) -> Path:
-    return outcomes_report(tmp_path_factory.mktemp("outcomes"))
+    # A worse challenger (twice the champion's bad rate) and a shadow arm.
+    return outcomes_report(
+        tmp_path_factory.mktemp("outcomes"),
+        {"champion": 0.05, "challenger": 0.10},
+        2000,
+    )
 
 
 @pytest.mark.inprocess

@@ -10,43 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from riskserve.monitoring.cli import main as monitor
 from riskserve.rollout.controller import Rollout, RolloutError
 from riskserve.rollout.settings import RolloutSettings
 
-from tests.monitoring.test_outcomes_cli import EXPERIMENT, write_experiment_log
+from tests.monitoring.outcomes_helpers import outcomes_report
 from tests.rollout.test_rollout_gates import CANARY, STABLE, RecordedPlatform, steady
 
 pytestmark = pytest.mark.inprocess
-
-
-def outcomes_report(tmp_path: Path, capsys, bad_rates: dict[str, float]) -> Path:
-    log = tmp_path / "log"
-    labels = write_experiment_log(log, bad_rates, rows=3000, seed=5)
-    capsys.readouterr()
-    monitor(
-        [
-            "outcomes",
-            "credit",
-            "--log",
-            str(log),
-            "--experiment",
-            EXPERIMENT,
-            "--champion",
-            "champion",
-            "--gain-rate",
-            "0.05",
-            "--loss-given-default",
-            "0.8",
-            "--labels",
-            str(labels),
-            "--json",
-            "--no-report",
-        ]
-    )
-    path = tmp_path / "outcomes.json"
-    path.write_text(capsys.readouterr().out)
-    return path
 
 
 def canary_platform() -> RecordedPlatform:
@@ -89,10 +59,8 @@ def traffic(platform: RecordedPlatform) -> dict[str, int]:
         ),
     ],
 )
-def test_the_gate_promotes_stops_or_waits(
-    tmp_path, capsys, bad_rates, decision, split, said
-):
-    report = outcomes_report(tmp_path, capsys, bad_rates)
+def test_the_gate_promotes_stops_or_waits(tmp_path, bad_rates, decision, split, said):
+    report = outcomes_report(tmp_path, bad_rates, rows=3000, seed=5)
     platform = canary_platform()
     got, messages = gate(platform, report)
     assert got == decision
@@ -100,8 +68,10 @@ def test_the_gate_promotes_stops_or_waits(
     assert said in " ".join(messages)
 
 
-def test_a_stale_or_foreign_report_is_refused(tmp_path, capsys):
-    report = outcomes_report(tmp_path, capsys, {"champion": 0.1, "challenger": 0.05})
+def test_a_stale_or_foreign_report_is_refused(tmp_path):
+    report = outcomes_report(
+        tmp_path, {"champion": 0.1, "challenger": 0.05}, rows=3000, seed=5
+    )
     platform = canary_platform()
     days_later = dt.datetime.now(dt.UTC).timestamp() + 3 * 86400
     with pytest.raises(RolloutError, match="ended 7[0-9].[0-9] h ago"):
