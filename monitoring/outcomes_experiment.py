@@ -1,12 +1,12 @@
 """What the outcomes pass needs from an experiment's YAML: its name, its arms (which
-is the champion, which are shadows) and its economics. The transformer owns the
+is the champion: the first live one, as the transformer's holdout takes it; which
+are shadows) and its economics. The transformer owns the
 experiment's full schema; the monitor may not import it (tests/test_import_arrows.py),
 so it reads these keys alone, strictly, and leaves the rest of the document alone.
 
     name: credit-cutoff-2026-12
-    champion: champion            # default: the first arm
     arms:
-      - {name: champion, ...}
+      - {name: champion, ...}     # the first live arm is the champion
       - {name: challenger, ...}
       - {name: shadow-v7, shadow: true, ...}
     economics:
@@ -47,14 +47,11 @@ class ExperimentKeys(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: Annotated[str, Field(min_length=1, max_length=128)]
-    champion: str | None = None
     arms: list[ArmKeys] = Field(default_factory=list)
     economics: Economics | None = None
 
     @property
     def champion_arm(self) -> str | None:
-        if self.champion:
-            return self.champion
         live = [a.name for a in self.arms if not a.shadow]
         return live[0] if live else None
 

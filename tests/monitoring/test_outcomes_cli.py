@@ -203,3 +203,13 @@ def test_labels_join_on_a_raw_input(tmp_path, capsys):
     assert result["labels"]["matched"] == 402 and result["labels"]["unknown_keys"] == 1
     arms = {a["arm"]: a for a in result["arms"]}
     assert arms["champion"]["labelled"] == 201  # 200 and row 1 of the pair
+
+
+def test_the_experiment_file_is_one_the_transformer_takes():
+    """The monitor reads its keys of the transformer's own experiment file: the file
+    these tests use passes the transformer's schema, economics included."""
+    from riskserve.transformer.experiment_schema import parse_experiment_document
+
+    document = parse_experiment_document(EXPERIMENT_YAML)
+    assert document.economics is not None
+    assert document.economics.loss_given_default == 0.8
