@@ -116,7 +116,7 @@ class Experiment:
         # edge is in the last slot, whatever rounding the sum of the shares had.
         self._edges = np.cumsum(shares)[:-1]
         self._names = np.array([name for name, _ in self.slots], dtype=object)
-        self._arm_of_slot = [self.arms.index(arm) for _, arm in self.slots]
+        self._arm_of_slot = np.array([self.arms.index(arm) for _, arm in self.slots])
         self._one_row = [
             np.array([name], dtype=object) for name in self._names
         ]  # shared, read-only
@@ -125,6 +125,8 @@ class Experiment:
         self._name_array = np.array([document.name], dtype=object)
         self._name_array.flags.writeable = False
         self._rows = [ARM_ROWS.labels(document.name, name) for name in self._names]
+        # blake2b of salt:id is blake2b's state after `salt:`, copied, fed the id
+        self._salted = hashlib.blake2b(f"{document.salt}:".encode(), digest_size=8)
         self.entity_field: str | None = document.entity
         self._entity: Callable[[Any], str] = lambda event: ""
         self.checked = False
@@ -230,30 +232,33 @@ class Experiment:
         """Each row's slot and the rows of each arm (module docstring)."""
         rows = len(events)
         if rows == 1:
-            slot = int(
-                np.searchsorted(
-                    self._edges,
-                    entity_point(self.document.salt, self._entity(events[0])),
-                    side="right",
-                )
-            )
+            state = self._salted.copy()
+            state.update(self._entity(events[0]).encode())
+            point = (int.from_bytes(state.digest(), "big") >> 11) / float(1 << 53)
+            slot = int(np.searchsorted(self._edges, point, side="right"))
             self._rows[slot].inc()
             arm = self.slots[slot][1]
             return Routed(np.array([slot]), [(arm, np.array([0]))], self._one_row[slot])
-        salt = self.document.salt
-        points = np.fromiter(
-            (entity_point(salt, self._entity(e)) for e in events), np.float64, rows
-        )
+        points = self.points([self._entity(e) for e in events])
         slots = np.searchsorted(self._edges, points, side="right")
-        by_arm = np.array(self._arm_of_slot)[slots]
+        by_arm = self._arm_of_slot[slots]
         groups = []
-        for index, arm in enumerate(self.arms):
-            rows_of_arm = np.flatnonzero(by_arm == index)
-            if len(rows_of_arm):
-                groups.append((arm, rows_of_arm))
-        for slot, count in zip(*np.unique(slots, return_counts=True), strict=True):
-            self._rows[int(slot)].inc(int(count))
+        for index in np.flatnonzero(np.bincount(by_arm, minlength=len(self.arms))):
+            groups.append((self.arms[index], np.flatnonzero(by_arm == index)))
+        for slot, count in enumerate(np.bincount(slots).tolist()):
+            if count:
+                self._rows[slot].inc(count)
         return Routed(slots, groups, self._names[slots])
+
+    def points(self, entity_ids: list[str]) -> np.ndarray:
+        """`entity_point(salt, id)` of each id, at once."""
+        digests = []
+        for entity_id in entity_ids:
+            state = self._salted.copy()
+            state.update(entity_id.encode())
+            digests.append(state.digest())
+        shifted = np.frombuffer(b"".join(digests), ">u8") >> np.uint64(11)
+        return shifted.astype(np.float64) / float(1 << 53)
 
     async def infer(
         self,
@@ -382,16 +387,17 @@ def merge_rows(
     """The outputs of several parts of one request (`(row indices, outputs)` each)
     as one answer in row order; a part that lacks an output is a PredictorError."""
     first = parts[0][1]
+    by_name = [({o.name: o.array for o in outputs}, index) for index, outputs in parts]
     merged = []
     for tensor in first:
         array = np.empty((rows, *tensor.array.shape[1:]), dtype=tensor.array.dtype)
-        for index, outputs in parts:
-            found = next((o for o in outputs if o.name == tensor.name), None)
+        for arrays, index in by_name:
+            found = arrays.get(tensor.name)
             if found is None:
                 raise PredictorError(
                     f"an arm's predictor did not answer {tensor.name!r}", 502
                 )
-            array[index] = found.array
+            array[index] = found
         merged.append(OutputTensor(tensor.name, tensor.datatype, array))
     return merged
 

@@ -7,6 +7,7 @@ name the arms (REST and gRPC), and a shadow arm is recorded, never returned."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import subprocess
 import sys
@@ -220,6 +221,27 @@ def test_another_process_computes_the_same_points() -> None:
         check=True,
     )
     assert orjson.loads(done.stdout) == [entity_point("s1", i) for i in ids]
+
+
+def test_the_batch_points_are_the_documented_formula(tmp_path: Path) -> None:
+    experiment, _ = bound(experiment_file(tmp_path), arm_predictors())
+    ids = [f"card-{i}" for i in range(1000)] + ["", "é-ü", "x" * 300]
+    expected = [
+        (
+            int.from_bytes(
+                hashlib.blake2b(f"s1:{i}".encode(), digest_size=8).digest(), "big"
+            )
+            >> 11
+        )
+        / 2**53
+        for i in ids
+    ]
+    assert experiment.points(ids).tolist() == expected
+    assert [entity_point("s1", i) for i in ids] == expected
+    # a one-row request's arm is the arm that row gets in a batch
+    events = [SimpleNamespace(card_id=i) for i in ids]
+    batch = experiment.assign(events).arm_names.tolist()
+    assert [arm_of(experiment, i) for i in ids] == batch
 
 
 def test_shares_over_10000_cards_match_the_file_within_sampling_error(
