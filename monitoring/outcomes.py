@@ -328,7 +328,7 @@ def outcomes_summary(result: dict) -> str:
     kind = result["model_kind"]
     rate_name = "allow" if kind == "fraud" else "approve"
     head = (
-        f"{result['experiment']} ({result['model']}, {kind}): "
+        f"experiment {result['experiment']}, model {result['model']} ({kind}): "
         f"{result['labels']['matched']} of {result['labels']['rows']} labels joined, "
         f"{result['labels']['unknown_keys']} with unknown keys; "
         f"gain rate {result['economics']['gain_rate']:g}, "
@@ -381,7 +381,8 @@ def outcomes_summary(result: dict) -> str:
             f"{result['corrupt'][0]}"
         )
     lines.append(
-        "* champion; rates of approved decisions with labels; money per decision"
+        "* champion; bad rate: of the approved with a label; exp/dec: expected "
+        "profit per decision, real/dec: realised, per labelled decision"
     )
     return "\n".join(lines)
 
