@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ from riskserve.transformer.predictor_client import (
 if TYPE_CHECKING:
     from riskserve.transformer.app import AppliedPolicy
     from riskserve.transformer.decisions import Decision
+
+log = logging.getLogger("transformer")
 
 EXPERIMENT_FILE = "experiment.yaml"
 # The outputs an experiment adds to every answer (docs/experiments.md).
@@ -366,14 +369,24 @@ def _names(pairs: list[tuple[Any, Any]]) -> str:
 
 
 async def _predictor_outputs(arm: Arm) -> list[dict[str, Any]]:
+    """The arm predictor's outputs, asked every second until it answers (logged
+    once, so a missing arm InferenceService says why the transformer is not ready)."""
     assert arm.pool is not None
+    waiting = False
     while True:
         try:
             status, metadata = await arm.pool.get_json(f"/v2/models/{arm.predictor}")
-        except PredictorError:
-            status, metadata = 0, None
+        except PredictorError as exc:
+            status, metadata = exc.status, None
         if status == 200 and isinstance(metadata, dict):
             return list(metadata.get("outputs") or [])
+        if not waiting:
+            waiting = True
+            log.warning(
+                "an experiment arm's predictor does not answer its metadata yet; "
+                "not ready until it does",
+                extra={"arm": arm.name, "predictor": arm.predictor, "status": status},
+            )
         await asyncio.sleep(1.0)
 
 

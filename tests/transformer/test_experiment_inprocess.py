@@ -374,6 +374,36 @@ def test_an_arm_predictor_answering_other_outputs_is_refused(tmp_path: Path) -> 
     assert not experiment.checked
 
 
+def test_a_missing_arm_predictor_keeps_the_experiment_unchecked_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    predictors = arm_predictors()
+
+    async def missing(target: str) -> tuple[int, object]:
+        return 404, {"error": "unknown InferenceService"}
+
+    predictors[CHALLENGER_HOST].get_json = missing  # type: ignore[method-assign]
+    experiment = load_experiment(str(experiment_file(tmp_path)))
+    experiment.bind(
+        CARD, "fraud", predictors[OWN_HOST], predictors.__getitem__, None, None
+    )
+
+    async def go() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                experiment.check(CARD, FRAUD_METADATA, AppliedPolicy), 1.5
+            )
+
+    run_async(go())
+    assert not experiment.checked
+    (line,) = [r for r in caplog.records if "arm's predictor" in r.getMessage()]
+    assert (line.arm, line.predictor, line.status) == (  # type: ignore[attr-defined]
+        "challenger",
+        "fraud-challenger",
+        404,
+    )
+
+
 def test_a_bad_file_stops_the_process_with_one_line(tmp_path: Path) -> None:
     path = experiment_file(tmp_path, EXPERIMENT.replace("0.10", "0.2"))
     done = subprocess.run(
