@@ -18,6 +18,7 @@ import numpy as np
 from riskserve.serving.errors import InvalidInput
 from riskserve.serving.tensors import InputTensor
 from riskserve.transformer.decisions import decision_for
+from riskserve.transformer.inference_log import event_attribute
 from riskserve.transformer.predictor_client import PredictorAnswer, PredictorPool
 
 # The model input datatypes a policy-only transformer passes on, and as what: those
@@ -69,9 +70,13 @@ class PolicyOnlyDecision:
 
     def events(self, columns: dict[str, list[Any]], rows: int) -> list[Any]:
         # One namespace a row: the inference log and the policy read raw fields as
-        # attributes of the request's events.
+        # attributes of the request's events, under the feature layer's attribute
+        # names (`used_chip` as `chip`, as a card transaction holds it).
+        attributes = {name: event_attribute(name) for name in columns}
         return [
-            SimpleNamespace(**{name: column[i] for name, column in columns.items()})
+            SimpleNamespace(
+                **{attributes[name]: column[i] for name, column in columns.items()}
+            )
             for i in range(rows)
         ]
 
@@ -88,7 +93,10 @@ class PolicyOnlyDecision:
         raise RuntimeError("a policy-only transformer pushes nothing")
 
     def request_only(self, event: Any) -> dict[str, Any]:
-        return vars(event)
+        return {
+            name: getattr(event, event_attribute(name))
+            for name, _, _ in self.raw_inputs
+        }
 
     def unknown(self, features: dict[str, Any]) -> bool:
         return False

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from riskserve.localplatform.processes import ManagedProcess, free_port
 from riskserve.transformer.checkout import NUMERIC
@@ -41,7 +42,12 @@ class Stack:
 
 
 def start_policy_only(
-    folder: Path, label: str, predictor: Predictor, env: dict[str, str], wait: bool
+    folder: Path,
+    label: str,
+    predictor: Predictor,
+    env: dict[str, str],
+    wait: bool,
+    model_name: str = "credit",
 ) -> tuple[ManagedProcess, httpx.Client]:
     """The transformer as the chart runs it without a feature store: `--features
     none`, no `--feature_repo`."""
@@ -53,7 +59,7 @@ def start_policy_only(
             "-m",
             "riskserve.transformer",
             "--model_name",
-            "credit",
+            model_name,
             "--predictor_host",
             f"127.0.0.1:{predictor.http_port}",
             "--http_port",
@@ -189,3 +195,105 @@ def test_without_a_policy_or_with_a_feature_repo_it_refuses_to_start(
         assert "--features none needs RISKSERVE_TRANSFORMER_POLICY_URI" in log
     finally:
         process.stop()
+
+
+FRAUD_POLICY_TEXT = """
+name: fraud-chip
+kind: fraud
+model: fraud
+rules:
+  - name: no_chip_risky
+    when:
+      - {field: used_chip, eq: 0}
+      - {field: fraud_probability, ge: 0.3}
+    action: challenge
+    reason: NO_CHIP
+  - name: model_says_fraud
+    when:
+      - {field: is_fraud, eq: true}
+    action: block
+    reason: MODEL
+default: {action: allow, reason: OK}
+"""
+
+
+def test_a_fraud_policy_on_the_models_flags_and_the_inference_log(
+    tmp_path: Path,
+) -> None:
+    """The fraud model's inputs include the card flags (`used_chip`), which the
+    feature layer's events hold under other names: the policy and the inference log
+    read them all the same."""
+    from riskserve.model.specs import FRAUD
+
+    from tests.fixtures.contract_models import fraud_model
+
+    write_onnx(fraud_model(), tmp_path / "model")
+    policy = tmp_path / "fraud-chip.yaml"
+    policy.write_text(FRAUD_POLICY_TEXT)
+    log_root = tmp_path / "log"
+    predictor = start_predictor(
+        tmp_path, "fraud-predictor", "fraud", tmp_path / "model"
+    )
+    process = None
+    try:
+        process, client = start_policy_only(
+            tmp_path,
+            "fraud-transformer",
+            predictor,
+            {
+                "RISKSERVE_TRANSFORMER_POLICY_URI": str(policy),
+                "RISKSERVE_TRANSFORMER_INFERENCE_LOG_URI": str(log_root),
+                "RISKSERVE_TRANSFORMER_INFERENCE_LOG_FLUSH_SECONDS": "0.2",
+            },
+            wait=True,
+            model_name="fraud",
+        )
+        rows = {
+            "distance_from_home": [1.0, 400.0],
+            "distance_from_last_transaction": [0.5, 80.0],
+            "ratio_to_median_purchase_price": [1.0, 9.0],
+            "repeat_retailer": [1.0, 0.0],
+            "used_chip": [1.0, 0.0],
+            "used_pin_number": [1.0, 0.0],
+            "online_order": [0.0, 1.0],
+        }
+        assert set(rows) == set(FRAUD.feature_names)
+        body = {
+            "id": "fraud-policy-only",
+            "inputs": [
+                {"name": n, "datatype": "FP32", "shape": [2, 1], "data": v}
+                for n, v in rows.items()
+            ],
+        }
+        answer = client.post("/v2/models/fraud/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        got = outputs(answer)
+        assert got["policy_version"] == [load_policy(str(policy)).version] * 2
+        for i in range(2):
+            expected = (
+                "challenge"
+                if rows["used_chip"][i] == 0 and got["fraud_probability"][i] >= 0.3
+                else "block"
+                if got["is_fraud"][i]
+                else "allow"
+            )
+            assert got["action"][i] == expected
+        assert got["action"] != ["allow", "allow"]  # the row without a chip is risky
+        client.close()
+        deadline = time.monotonic() + 20
+        records: list[dict] = []
+        while not records and time.monotonic() < deadline:
+            time.sleep(0.2)
+            records = [
+                orjson.loads(line)
+                for path in log_root.glob("fraud/*/*.jsonl")
+                for line in path.read_bytes().splitlines()
+            ]
+        (record,) = records
+        assert record["request_id"] == "fraud-policy-only"
+        assert record["outputs"]["action"] == got["action"]
+        assert record["raw_inputs"]["used_chip"] == [1.0, 0.0]
+    finally:
+        if process is not None:
+            process.stop()
+        predictor.stop()
