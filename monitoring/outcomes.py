@@ -15,10 +15,15 @@ loss given default:
     approved, good:      amount * g
     approved, bad:       -(the label's amount if given, else amount * lgd)
 
-Realised profit per decision is over the arm's labelled decisions (a labels file
-lists the outcome of each decision it knows, 0 or 1). A shadow arm's decisions were
-never returned: its "would have" approval rate and, on the requests that have a
-label, its bad rate and profit are reported apart and judged by nothing.
+Realised profit per decision is over the decisions whose money is known: every
+declined one (0, known at once, with a label or without: a declined customer's
+default costs nothing) and every approved one with a label (an approved decision
+without one yet is left out). While labels are incomplete an arm's figure leans to
+its declines' zeros, the more the more it declines: judge arms on matured labels.
+
+A shadow arm's decisions were never returned: its "would have" approval rate and, on
+the requests that have a label, its bad rate and profit are reported apart and
+judged by nothing.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ class Judging:
 
 
 def decision_money(frame: pd.DataFrame, economics: Economics) -> pd.DataFrame:
-    """`expected` and (where labelled) `realised` money of each decision, as the
+    """`expected` and (where known) `realised` money of each decision, as the
     module docstring says."""
     amount = frame["amount"].to_numpy(np.float64)
     p = frame["probability"].to_numpy(np.float64)
@@ -78,7 +83,7 @@ def decision_money(frame: pd.DataFrame, economics: Economics) -> pd.DataFrame:
         loss = np.where(np.isnan(loss), amount * lgd, loss)
         money = np.where(label == 1, -loss, amount * g)
         out["realised"] = np.where(
-            np.isnan(label), np.nan, np.where(approved, money, 0.0)
+            approved, np.where(np.isnan(label), np.nan, money), 0.0
         )
     return out
 
@@ -109,7 +114,8 @@ def arm_outcomes(frame: pd.DataFrame, kind: str, alpha: float) -> dict:
     n, n_approved = len(frame), int(approved.sum())
     n_labelled_approved = int((approved & labelled).sum())
     n_bad_approved = int((approved & bad).sum())
-    realised = frame["realised"].to_numpy(np.float64)[labelled]
+    realised = frame["realised"].to_numpy(np.float64)
+    realised = realised[~np.isnan(realised)]
     out = {
         "decisions": n,
         "approved": n_approved,
@@ -382,7 +388,7 @@ def outcomes_summary(result: dict) -> str:
         )
     lines.append(
         "* champion; bad rate: of the approved with a label; exp/dec: expected "
-        "profit per decision, real/dec: realised, per labelled decision"
+        "profit per decision, real/dec: realised, per decision whose money is known"
     )
     return "\n".join(lines)
 

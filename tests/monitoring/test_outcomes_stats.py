@@ -149,16 +149,17 @@ def test_wilson_interval_and_sample_size_match_textbook_values():
 def test_the_money_of_a_tiny_experiment_by_hand():
     decisions = pd.DataFrame(
         {
-            "key": ["a", "b", "c", "d"],
+            "key": ["a", "b", "c", "d", "e", "f"],
             "time": 0.0,
             "version": "1",
             "arm": "x",
-            "amount": [100.0, 200.0, 300.0, 400.0],
-            "probability": [0.1, 0.5, 0.2, 0.9],
-            "approved": [True, True, True, False],
+            "amount": [100.0, 200.0, 300.0, 400.0, 500.0, 600.0],
+            "probability": [0.1, 0.5, 0.2, 0.9, 0.1, 0.9],
+            "approved": [True, True, True, False, True, False],
         }
     )
-    # a good; b bad, no amount given (lgd); c bad, lost 50; d declined, bad.
+    # a good; b bad, no amount given (lgd); c bad, lost 50; d declined, bad; no label
+    # yet for e (approved: its money unknown) nor f (declined: 0 all the same).
     labels = pd.DataFrame(
         {
             "key": ["a", "b", "c", "d"],
@@ -169,15 +170,26 @@ def test_the_money_of_a_tiny_experiment_by_hand():
     money = decision_money(join_labels(decisions, labels, "request_id"), ECONOMICS)
     # expected: amount * (0.05 * (1 - p) - 0.8 * p) when approved
     assert money["expected"].tolist() == pytest.approx(
-        [100 * (0.05 * 0.9 - 0.08), 200 * (0.025 - 0.4), 300 * (0.04 - 0.16), 0.0]
+        [
+            100 * (0.05 * 0.9 - 0.08),
+            200 * (0.025 - 0.4),
+            300 * (0.04 - 0.16),
+            0.0,
+            500 * (0.05 * 0.9 - 0.08),
+            0.0,
+        ]
     )
-    # realised: a +5, b -160 (200 * 0.8), c -50 (its label's amount), d 0
-    assert money["realised"].tolist() == pytest.approx([5.0, -160.0, -50.0, 0.0])
+    # realised: a +5, b -160 (200 * 0.8), c -50 (its label's amount), d 0, e unknown,
+    # f 0
+    assert money["realised"].tolist() == pytest.approx(
+        [5.0, -160.0, -50.0, 0.0, np.nan, 0.0], nan_ok=True
+    )
     figures = arm_outcomes(money, "credit", 0.05)
-    assert figures["approval_rate"] == pytest.approx(0.75)
+    assert figures["approval_rate"] == pytest.approx(4 / 6)
+    assert figures["labelled_approved"] == 3
     assert figures["bad_rate"] == pytest.approx(2 / 3)
     assert figures["realised_profit"] == pytest.approx(-205.0)
-    assert figures["realised_profit_per_decision"] == pytest.approx(-205.0 / 4)
+    assert figures["realised_profit_per_decision"] == pytest.approx(-205.0 / 5)
     fraud = arm_outcomes(money, "fraud", 0.05)
     # blocked fraud: d (its label's 400); allowed fraud: b (200) and c (50)
     assert fraud["fraud_caught_amount"] == pytest.approx(400.0)
