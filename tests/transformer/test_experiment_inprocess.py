@@ -32,7 +32,11 @@ from riskserve.transformer.experiment import (
 from riskserve.transformer.experiment_schema import ExperimentError
 from riskserve.transformer.experiment_shadow import ShadowSender
 from riskserve.transformer.inference_log import ExperimentRecord
-from riskserve.transformer.predictor_client import PredictorAnswer, PredictorPool
+from riskserve.transformer.predictor_client import (
+    PredictorAnswer,
+    PredictorError,
+    PredictorPool,
+)
 
 from tests.asyncio_runner import run as run_async
 from tests.transformer.test_grpc_inprocess import (
@@ -485,6 +489,24 @@ def test_a_mixed_batch_is_answered_row_by_row_by_each_arms_predictor_and_policy(
     assert line["arm"] is None and line["shadow"] is False
     assert line["outputs"]["action"] == got["action"]
     assert line["model_version"] == "fraud-1,fraud-challenger-1"
+
+
+def test_a_failed_arm_predictor_fails_the_request_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    app, predictors, log = experiment_app(tmp_path)
+
+    async def timed_out(
+        model_name: str, features: dict[str, np.ndarray], request_id: str
+    ) -> PredictorAnswer:
+        raise PredictorError("the predictor did not answer within 1000 ms", 504)
+
+    predictors[CHALLENGER_HOST].infer = timed_out  # type: ignore[method-assign]
+    cards = [f"card-{i}" for i in range(40)]
+    answer = post(app, "fraud", cards_request(cards))
+    assert answer.status_code == 504
+    assert "did not answer" in answer.json()["error"]
+    assert log.records == []  # no decision was answered, none is recorded
 
 
 def test_one_card_request_records_its_arm(tmp_path: Path) -> None:
