@@ -31,6 +31,7 @@ from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from riskserve.transformer.policy_schema import _place  # a document's place, a.b[1]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_ARMS = 16
@@ -150,16 +151,6 @@ class ExperimentDocument(BaseModel):
         if problems:
             raise ExperimentError("\n".join(problems))
         return self
-
-
-def _place(location: tuple[int | str, ...]) -> str:
-    place = ""
-    for part in location:
-        if isinstance(part, int):
-            place += f"[{part}]"
-        else:
-            place += f".{part}" if place else str(part)
-    return place or "(document)"
 
 
 def _lines(exc: ValidationError) -> list[str]:

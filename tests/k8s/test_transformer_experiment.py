@@ -6,23 +6,18 @@ value that is neither s3:// nor an absolute path."""
 from __future__ import annotations
 
 import subprocess
-from typing import Any
 
 import pytest
 from riskserve.transformer.settings import TransformerSettings
 
 from tests.k8s.k8s_render import CHART, NAMESPACE, RELEASE, helm_template, render, tool
 from tests.k8s.test_feature_store import VALUES
-from tests.k8s.test_transformer_inference_log import transformer_container
+from tests.k8s.test_transformer_policy import env
 
 pytestmark = pytest.mark.k8s
 
 EXPERIMENT = "RISKSERVE_TRANSFORMER_EXPERIMENT_URI"
 URI = "s3://riskserve-models/experiments/fraud-cutoff.yaml"
-
-
-def env(documents: Any, model: str) -> dict[str, Any]:
-    return {e["name"]: e for e in transformer_container(documents, model)["env"]}
 
 
 @pytest.mark.parametrize("source", ["helm", "kustomize"])

@@ -408,8 +408,8 @@ def test_a_missing_arm_predictor_keeps_the_experiment_unchecked_and_says_so(
     )
 
 
-def test_a_bad_file_stops_the_process_with_one_line(tmp_path: Path) -> None:
-    path = experiment_file(tmp_path, EXPERIMENT.replace("0.10", "0.2"))
+def start_refused(env: dict[str, str], *args: str) -> list[str]:
+    """The transformer started with `env` and `args`, refused: its stderr lines."""
     done = subprocess.run(
         [
             sys.executable,
@@ -419,23 +419,30 @@ def test_a_bad_file_stops_the_process_with_one_line(tmp_path: Path) -> None:
             "fraud",
             "--predictor_host",
             "127.0.0.1:9",
+            *args,
         ],
-        env={
-            **child_environment(),
-            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(path),
-            "RISKSERVE_TRANSFORMER_FEATURE_REPO": str(tmp_path),
-        },
+        env={**child_environment(), **env},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    return done.stderr.strip().splitlines()
+
+
+def test_a_bad_file_stops_the_process_with_one_line(tmp_path: Path) -> None:
+    path = experiment_file(tmp_path, EXPERIMENT.replace("0.10", "0.2"))
+    lines = start_refused(
+        {
+            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(path),
+            "RISKSERVE_TRANSFORMER_FEATURE_REPO": str(tmp_path),
+        }
+    )
     assert lines == [
         "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: arms: the "
         "live arms' shares and the holdout sum to 1.1, not 1"
-    ], done.stderr
+    ]
 
 
 def test_the_arm_predictor_on_a_cluster_is_its_isvcs_predictor_service() -> None:
@@ -640,31 +647,15 @@ def test_a_full_shadow_queue_drops_copies_and_counts_them(tmp_path: Path) -> Non
 def test_an_experiment_on_a_policy_only_transformer_is_refused(
     tmp_path: Path,
 ) -> None:
-    path = experiment_file(tmp_path)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "riskserve.transformer",
-            "--model_name",
-            "fraud",
-            "--predictor_host",
-            "127.0.0.1:9",
-            "--features",
-            "none",
-        ],
-        env={
-            **child_environment(),
-            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(path),
+    lines = start_refused(
+        {
+            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(experiment_file(tmp_path)),
             "RISKSERVE_TRANSFORMER_POLICY_URI": str(FRAUD_POLICY),
         },
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        "--features",
+        "none",
     )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    assert lines == [
         "riskserve.transformer: RISKSERVE_TRANSFORMER_EXPERIMENT_URI: a policy-only "
         "transformer (--features none) has no entity id to assign arms by"
     ]
@@ -673,27 +664,12 @@ def test_an_experiment_on_a_policy_only_transformer_is_refused(
 def test_an_experiment_with_a_shadow_and_no_inference_log_is_refused(
     tmp_path: Path,
 ) -> None:
-    path = experiment_file(tmp_path, with_arm(SHADOW_ARM))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "riskserve.transformer",
-            "--model_name",
-            "fraud",
-            "--predictor_host",
-            "127.0.0.1:9",
-        ],
-        env={
-            **child_environment(),
-            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(path),
+    (line,) = start_refused(
+        {
+            "RISKSERVE_TRANSFORMER_EXPERIMENT_URI": str(
+                experiment_file(tmp_path, with_arm(SHADOW_ARM))
+            ),
             "RISKSERVE_TRANSFORMER_FEATURE_REPO": str(tmp_path),
-        },
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        }
     )
-    assert done.returncode == 2
-    assert "set RISKSERVE_TRANSFORMER_INFERENCE_LOG_URI" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert "set RISKSERVE_TRANSFORMER_INFERENCE_LOG_URI" in line
