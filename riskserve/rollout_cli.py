@@ -1,9 +1,10 @@
-"""`riskserve rollout start | promote | rollback | status`."""
+"""`riskserve rollout start | promote | rollback | status | gate`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from riskserve.rollout.controller import (
     Backend,
@@ -17,7 +18,9 @@ from riskserve.rollout.settings import RolloutSettings
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskserve rollout")
-    parser.add_argument("action", choices=["start", "promote", "rollback", "status"])
+    parser.add_argument(
+        "action", choices=["start", "promote", "rollback", "status", "gate"]
+    )
     parser.add_argument("isvc", help="the InferenceService, e.g. fraud")
     parser.add_argument(
         "--model",
@@ -42,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--shadow",
         action="store_true",
         help="start: mirror traffic to the new revision, never return its answers",
+    )
+    parser.add_argument(
+        "--outcomes",
+        type=Path,
+        metavar="FILE",
+        help="gate: the experiment's outcomes report (riskserve monitor outcomes "
+        "--json); promote when the challenger arm is better, roll back when worse",
+    )
+    parser.add_argument(
+        "--arm",
+        help="gate: the challenger arm the canary serves (default: the report's)",
     )
     parser.add_argument("--backend", choices=["local", "kserve"], help="default: local")
     parser.add_argument(
@@ -93,6 +107,11 @@ def main(argv: list[str]) -> int:
             rollout.promote(args.isvc)
         elif args.action == "rollback":
             rollout.rollback(args.isvc)
+        elif args.action == "gate":
+            if args.outcomes is None:
+                raise RolloutError("gate needs --outcomes FILE")
+            decided = rollout.gate_on_outcomes(args.isvc, args.outcomes, args.arm)
+            print(f"{args.isvc}: outcomes gate: {decided}")
         status = rollout.status(args.isvc)
         print(f"{args.isvc}: traffic {status.split() or 'none'}")
         print(
