@@ -100,6 +100,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "serving.grpc_v2",
         "serving.grpc_inputs",
         "serving.grpc_contents",
+        # The v2 service registered with the predictor's lenient request parsers.
+        "serving.grpc_lenient",
         # Its startup heap (Feast, pandas) frozen out of full collections, as the
         # predictor's (stdlib only).
         "serving.memory",

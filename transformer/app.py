@@ -275,11 +275,12 @@ async def decide(
     request_id: str,
     names: list[str] | None,
     started: float,
+    protocol: str = "rest",
 ) -> Decided:
     """The one decision both servers (REST here, gRPC in `grpc_server`) make of
     parsed raw events: lookup -> model inputs -> predictor -> outputs -> policy ->
-    inference log record (written before the answer leaves); `names`: the outputs
-    asked for (None: all)."""
+    inference log record (written before the answer leaves, naming the `protocol`);
+    `names`: the outputs asked for (None: all)."""
     decision = t.decision
     rows = len(events)
     lookup_started = time.perf_counter()
@@ -381,6 +382,7 @@ async def decide(
                 outputs=answered,
                 features=[u for u in used if u.name not in model_inputs],
                 latency_seconds=time.perf_counter() - started,
+                protocol=protocol,
                 assignment=Assignment(experiment.name, routed.arm_names.tolist())
                 if experiment is not None and routed is not None
                 else None,

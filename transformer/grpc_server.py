@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
 from riskserve.serving.errors import (
     InvalidInput,
     ModelNotFound,
@@ -30,6 +29,7 @@ from riskserve.serving.errors import (
 )
 from riskserve.serving.grpc_contents import fill_contents
 from riskserve.serving.grpc_inputs import CONTENTS_FIELD, decode_grpc_inputs
+from riskserve.serving.grpc_lenient import Undecodable, add_v2_service
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from riskserve.serving.tensors import OutputTensor, encode_raw
@@ -62,7 +62,7 @@ def _status_on_error(rpc: Rpc[Response]) -> Rpc[Response]:
     ) -> Response:
         try:
             if isinstance(request, Undecodable):
-                raise InvalidInput(f"the request is not a valid {request.type_name}")
+                raise InvalidInput(request.message)
             response = await rpc(self, request, context)
         except Exception as error:  # every failure answers with a status code
             await self._fail(context, error, request)
@@ -210,6 +210,7 @@ class TransformerServicer(pb_grpc.GRPCInferenceServiceServicer):
             request.id or _request_id(),
             [o.name for o in request.outputs] or None,
             started,
+            protocol="grpc",
         )
         response = (
             _response(
@@ -287,55 +288,8 @@ def create_server(
             ("grpc.max_receive_message_length", max_message_bytes),
         ],
     )
-    servicer = TransformerServicer(transformer, revision)
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, name),
-            request_deserializer=_lenient(request_type),
-            response_serializer=response_type.SerializeToString,
-        )
-        for name, (request_type, response_type) in _RPCS.items()
-    }
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, handlers),)
-    )
+    # The predictor's registration: bytes that are no request message are
+    # INVALID_ARGUMENT, not grpc's UNKNOWN with a traceback per call.
+    add_v2_service(TransformerServicer(transformer, revision), server)
     server.add_insecure_port(f"{host}:{port}")
     return server
-
-
-SERVICE = "inference.GRPCInferenceService"
-# The RPCs served (the others, streaming and the repository extensions, are
-# UNIMPLEMENTED, as on the predictor), with their messages.
-_RPCS: dict[str, tuple[Any, Any]] = {
-    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
-    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
-    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
-    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
-    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
-    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
-}
-
-
-class Undecodable:
-    """Request bytes that are no message of the RPC's type."""
-
-    __slots__ = ("type_name",)
-
-    def __init__(self, type_name: str) -> None:
-        self.type_name = type_name
-
-
-def _lenient(request_type: Any) -> Callable[[bytes], Any]:
-    """The request's parser, bytes that are no message becoming an `Undecodable`
-    that the RPC refuses with INVALID_ARGUMENT: grpc's own handling answers UNKNOWN
-    and logs a traceback per such call (a hostile client could fill the log)."""
-    parse = request_type.FromString
-    name = request_type.DESCRIPTOR.name
-
-    def parse_or_mark(data: bytes) -> Any:
-        try:
-            return parse(data)
-        except DecodeError:
-            return Undecodable(name)
-
-    return parse_or_mark
