@@ -414,7 +414,9 @@ def test_the_rpc_cap_refuses_calls_beyond_it() -> None:
     assert second == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_a_grpc_answer_is_in_the_inference_log_as_a_rest_one_naming_grpc(tmp_path: Path) -> None:
+def test_a_grpc_answer_is_in_the_inference_log_as_a_rest_one_naming_grpc(
+    tmp_path: Path,
+) -> None:
     """The same record for the same request over either server, written before the
     answer; a refused request leaves none."""
     records = {}
