@@ -108,9 +108,9 @@ def riskserve_command(args: list[str], env: dict[str, str]) -> str:
 def approve_newest(kind: str, env: dict[str, str], reports: Path) -> str:
     """The approval gate as a person walks it, for the version just trained: its
     validation report (draft -> validated), then `riskserve approve` by name
-    (-> approved); then `champion` names it, as `riskserve rollout promote` does for
-    an approved canary (the demo's first deployment has no canary to promote). The
-    version number."""
+    (-> approved) with `--champion`, which names it champion as `riskserve rollout
+    promote` does for an approved canary (the demo's first deployment has no canary
+    to promote). The version number."""
     reports.mkdir(parents=True, exist_ok=True)
     out = riskserve_command(
         ["report", kind, "--out", str(reports / f"{kind}-validation.html")]
@@ -119,15 +119,10 @@ def approve_newest(kind: str, env: dict[str, str], reports: Path) -> str:
     )
     version = out.split(":", 1)[0].rsplit(" v", 1)[1]  # "fraud v1: report ..."
     riskserve_command(
-        ["approve", kind, version, "--by", "demo", "--note", "make demo: unreviewed"],
+        ["approve", kind, version, "--by", "demo", "--note", "make demo: unreviewed"]
+        + ["--champion"],
         env,
     )
-    from mlflow import MlflowClient
-
-    MlflowClient(env["MLFLOW_TRACKING_URI"]).set_registered_model_alias(
-        kind, "champion", version
-    )
-    say(f"  MLflow alias champion -> {kind} v{version}")
     return version
 
 

@@ -134,6 +134,13 @@ def decision_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("version", help="the version number")
     parser.add_argument("--by", required=True, help="who decides")
     parser.add_argument("--note", required=True, help="why")
+    if command == "approve":
+        parser.add_argument(
+            "--champion",
+            action="store_true",
+            help="also name it champion (the alias models:/MODEL@champion serves): "
+            "a first version, which has no canary to promote",
+        )
     return parser
 
 
@@ -153,4 +160,10 @@ def decision(command: str, argv: list[str]) -> int:
         f"{args.model} v{args.version}: {entry.status} by {entry.by} at {entry.at} "
         f"(report sha256 {entry.report_sha256[:16] or 'none'})"
     )
+    if getattr(args, "champion", False):
+        try:
+            client.set_registered_model_alias(args.model, "champion", args.version)
+        except MlflowException as exc:
+            return _fail(command, f"{args.model}/{args.version}: {exc.message}", 2)
+        print(f"{args.model}: champion -> v{args.version}")
     return 0

@@ -124,6 +124,26 @@ def test_approve_and_reject_commands(registry, capsys) -> None:
     assert status_of(tags(client, "1")) == REJECTED
 
 
+def test_approve_names_the_champion_only_when_it_approves(registry, capsys) -> None:
+    """A first version has no canary to promote: `approve --champion` names it
+    champion once approved, and never a version it could not approve."""
+    client, _ = registry
+    assert main(["approve", "credit", "2", "--by", "ana", "--note", "x", "--champion"])
+    assert "has no validation report" in capsys.readouterr().err
+    assert champion(client) == "1"  # unchanged
+    record_report(client, "credit", "2", REPORT_A, "validation/a.html", "val")
+    code = main(
+        ["approve", "credit", "2", "--by", "ana", "--note", "first", "--champion"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "champion -> v2" in out
+    assert champion(client) == "2"
+    assert status_of(tags(client)) == APPROVED
+    with pytest.raises(SystemExit):  # a rejection names no champion
+        main(["reject", "credit", "1", "--by", "bo", "--note", "x", "--champion"])
+
+
 def canary_of(version: str | None) -> RecordingApi:
     isvc = yaml.safe_load((TESTDATA / "canary-10.yaml").read_text())
     annotations = isvc["metadata"]["annotations"]
