@@ -352,6 +352,19 @@ def main(argv: list[str] | None = None) -> int:
             },
             cwd=root,
         )
+    if args.only:
+        # Only the servers the chosen targets need: idle stacks beside the one under
+        # load share its cores and its SQLite file (their checkpointers run too).
+        serves = {
+            "predictor alone": "predictor",
+            "transformer direct": "transformer",
+            "kserve+feast": "stock",
+            "gateway e2e": "gateway",
+            "gateway e2e (relayed)": "relayed",
+            **{f"transformer ({name})": name for name in sources},
+        }
+        needed = {"predictor"} | {serves.get(name, name) for name in args.only}
+        processes = {k: v for k, v in processes.items() if k in needed}
     try:
         for process in processes.values():
             process.start()
@@ -367,11 +380,14 @@ def main(argv: list[str] | None = None) -> int:
             process.wait_ready(
                 f"http://127.0.0.1:{ports[name]}{ready[name]}", timeout=120
             )
-        revisions = revision_ports(state_dir)
-        relayed_revisions = revision_ports(relayed_state_dir)
+        unstarted = {"transformer": 0, "predictor": 0}
+        revisions = revision_ports(state_dir) if "gateway" in processes else unstarted
+        relayed_revisions = (
+            revision_ports(relayed_state_dir) if "relayed" in processes else unstarted
+        )
 
         def pid(name: str) -> int:
-            popen = processes[name].popen
+            popen = processes[name].popen if name in processes else None
             return popen.pid if popen else 0
 
         def url(port: int) -> str:
