@@ -2,25 +2,29 @@
 none` with a `policyUri` renders that model's transformer without the feature store
 (`--features=none`, no Feast repository, no feature-store ConfigMap or Redis), reading
 its policy from the S3 every component shares; the predictors' network policy lets
-it in. Without a policy the chart refuses in one line."""
+it in. Without a policy the chart refuses in one line. Kustomize's
+`components/policy-only-transformer` (the `policy-only` overlay) renders the same
+InferenceServices and passes every check the other configurations pass."""
 
 from __future__ import annotations
 
-import subprocess
+import copy
 from typing import Any
 
 import pytest
 
+from tests.k8s import test_k8s_policies as policies
+from tests.k8s import test_k8s_render as renders
 from tests.k8s.k8s_render import (
-    CHART,
     CONFIGURATIONS,
-    NAMESPACE,
-    RELEASE,
+    MANIFESTS,
+    Render,
     helm_template,
     kserve_validator,
-    tool,
+    kustomize,
 )
 from tests.k8s.test_transformer_inference_log import transformer_container
+from tests.k8s.transformer_render import env, helm_refusal
 
 pytestmark = pytest.mark.k8s
 
@@ -32,6 +36,9 @@ POLICY_ONLY = (
     "--set",
     f"models.credit.transformer.policyUri={URI}",
 )
+# The component's placeholder URI, which a user patches with theirs.
+COMPONENT_URI = "s3://mlflow/policies/credit/policy.yaml"
+OVERLAY = MANIFESTS / "overlays" / "policy-only"
 
 
 def isvc(documents: Any, name: str) -> dict[str, Any]:
@@ -41,6 +48,24 @@ def isvc(documents: Any, name: str) -> dict[str, Any]:
         if d["kind"] == "InferenceService" and d["metadata"]["name"] == name
     ]
     return found
+
+
+def predictor_sources(documents: Any) -> list[dict[str, Any]]:
+    (predictors,) = [
+        d
+        for d in documents
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("predictors")
+    ]
+    sources: list[dict[str, Any]] = predictors["spec"]["ingress"][0]["from"]
+    return sources
+
+
+def admits_transformers(sources: list[dict[str, Any]]) -> bool:
+    return any(
+        s.get("podSelector", {}).get("matchLabels", {}).get("component")
+        == "transformer"
+        for s in sources
+    )
 
 
 def test_a_policy_only_transformer_renders_without_the_feature_store() -> None:
@@ -54,68 +79,84 @@ def test_a_policy_only_transformer_renders_without_the_feature_store() -> None:
     assert "--features=none" in container["args"]
     assert not any(a.startswith("--feature_repo") for a in container["args"])
     assert "envFrom" not in container  # no feature-store ConfigMap
-    env = {e["name"]: e for e in container["env"]}
-    assert env["RISKSERVE_TRANSFORMER_POLICY_URI"]["value"] == URI
-    assert env["AWS_ENDPOINT_URL"]["value"].startswith("http")
-    assert "RISKSERVE_FEATURES_REDIS_PASSWORD" not in env
+    variables = env(documents, "credit")
+    assert variables["RISKSERVE_TRANSFORMER_POLICY_URI"]["value"] == URI
+    assert variables["AWS_ENDPOINT_URL"]["value"].startswith("http")
+    assert "RISKSERVE_FEATURES_REDIS_PASSWORD" not in variables
     # fraud has no features and no policy-only setting: no transformer
     assert "transformer" not in isvc(documents, "fraud")["spec"]
-    # the predictors take traffic from the transformers
-    (predictors,) = [
-        d
-        for d in documents
-        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("predictors")
-    ]
-    sources = predictors["spec"]["ingress"][0]["from"]
-    assert any(
-        s.get("podSelector", {}).get("matchLabels", {}).get("component")
-        == "transformer"
-        for s in sources
-    )
+    assert admits_transformers(predictor_sources(documents))
 
 
 def test_without_a_policy_the_chart_refuses_in_one_line() -> None:
-    done = subprocess.run(
-        [
-            str(tool("helm")),
-            "template",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--values",
-            str(DEFAULT_VALUES),
-            "--set",
-            "models.credit.transformer.features=none",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode != 0
+    stderr = helm_refusal(DEFAULT_VALUES, "models.credit.transformer.features=none")
     assert (
         "models.credit.transformer.features: none is a policy-only transformer: set "
         "models.credit.transformer.policyUri"
-    ) in done.stderr
+    ) in stderr
 
 
 def test_an_unknown_features_mode_is_refused_by_the_schema() -> None:
-    done = subprocess.run(
-        [
-            str(tool("helm")),
-            "template",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--values",
-            str(DEFAULT_VALUES),
-            "--set",
-            "models.credit.transformer.features=sideways",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    stderr = helm_refusal(DEFAULT_VALUES, "models.credit.transformer.features=sideways")
+    assert "features" in stderr
+
+
+def kustomize_render() -> Render:
+    return Render("kustomize", "policy-only", kustomize(OVERLAY))
+
+
+def helm_render() -> Render:
+    documents = helm_template(
+        DEFAULT_VALUES,
+        "--set",
+        "models.credit.transformer.features=none",
+        "--set",
+        f"models.credit.transformer.policyUri={COMPONENT_URI}",
     )
-    assert done.returncode != 0
-    assert "features" in done.stderr
+    return Render("helm", "policy-only", documents)
+
+
+def test_kustomize_renders_the_charts_policy_only_inference_services() -> None:
+    from_kustomize = kustomize_render()
+    from_helm = helm_render()
+    container = transformer_container(from_kustomize.documents, "credit")
+    assert container["args"][-1] == "--features=none"
+    assert "envFrom" not in container
+    variables = env(from_kustomize.documents, "credit")
+    assert variables["RISKSERVE_TRANSFORMER_POLICY_URI"]["value"] == COMPONENT_URI
+    assert variables["AWS_ENDPOINT_URL"]["value"] == "http://seaweedfs:8333"
+    for name in ("fraud", "credit"):
+        kustomize_spec = copy.deepcopy(from_kustomize.named("InferenceService", name))
+        helm_spec = copy.deepcopy(from_helm.named("InferenceService", name))
+        # S3's in-cluster address is the one thing each tool names its own way
+        # (the chart's release-prefixed Service, the base's `seaweedfs`).
+        for spec in (kustomize_spec, helm_spec):
+            for variable in (
+                spec["spec"]
+                .get("transformer", {"containers": [{}]})["containers"][0]
+                .get("env", [])
+            ):
+                if variable["name"] == "AWS_ENDPOINT_URL":
+                    variable["value"] = "<s3>"
+        assert kustomize_spec["spec"] == helm_spec["spec"], name
+    # Nothing of the feature store: no ConfigMap, Redis or Feast Job.
+    names = {d["metadata"]["name"] for d in from_kustomize.documents}
+    assert not {"riskserve-feature-store", "redis", "feast-apply"} & names
+    # The predictors admit the transformers; the transformers have their own fence.
+    assert admits_transformers(predictor_sources(from_kustomize.documents))
+    assert from_kustomize.named("NetworkPolicy", "transformers")
+
+
+@pytest.mark.parametrize("render", [kustomize_render, helm_render])
+def test_the_policy_only_configuration_passes_every_render_check(render: Any) -> None:
+    rendered = render()
+    renders.test_builtin_kinds_validate_against_kubernetes_schemas(rendered)
+    renders.test_kserve_kinds_validate_against_the_crds(rendered)
+    renders.test_no_document_is_left_unvalidated(rendered)
+    policies.test_every_pod_meets_pod_security_restricted(rendered)
+    policies.test_writable_paths_are_empty_dirs(rendered)
+    policies.test_credentials_reach_pods_only_through_secrets(rendered)
+    policies.test_every_pod_has_resources(rendered)
+    policies.test_every_resource_carries_the_recommended_labels(rendered)
+    policies.test_images_are_pinned(rendered)
+    policies.test_inference_services_have_the_shape_kserve_documents(rendered)
