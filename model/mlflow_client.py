@@ -4,7 +4,10 @@ MLflow's client reads its settings from its own environment variables, nothing e
 Training, monitoring and rollouts read those limits once, at start, as fields of their
 settings classes (this mixin, under MLflow's own names, so a user's
 `MLFLOW_HTTP_REQUEST_*` is the value used everywhere, checks included), and
-`bind_mlflow_client` writes them back for MLflow's client, so an unreachable server
+`bind_mlflow_client` hands them to MLflow's client through MLflow's own setters
+(`mlflow.environment_variables`: its client takes no timeout or retry argument, it
+reads those variables on every request; this module never touches os.environ
+itself), so an unreachable server
 fails every one of them within the same bounded wait, never after MLflow's default of
 minutes of retries, and none prints MLflow's "View run ... at: URL" lines on stdout.
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from typing import Literal
 
 from pydantic import Field
@@ -46,14 +48,16 @@ class MlflowClientSettings(BaseSettings):
         """Point MLflow's client at `tracking_uri` (when given) and bound each call to
         `timeout_s` seconds (MLflow takes whole seconds: rounded up) and `retries`
         retries."""
+        from mlflow import environment_variables as mlflow_env
+
         if tracking_uri:
-            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, math.ceil(timeout_s)))
-        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
-        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(
-            self.mlflow_backoff_factor
-        )
-        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-        os.environ["MLFLOW_LOGGING_LEVEL"] = self.mlflow_logging_level
+            # MLflow's variable, not mlflow.set_tracking_uri: that one pins the URI in
+            # the process, over a URI a later caller sets in the variable.
+            mlflow_env.MLFLOW_TRACKING_URI.set(tracking_uri)
+        mlflow_env.MLFLOW_HTTP_REQUEST_TIMEOUT.set(max(1, math.ceil(timeout_s)))
+        mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(retries)
+        mlflow_env.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.set(self.mlflow_backoff_factor)
+        mlflow_env.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.set("true")
+        mlflow_env.MLFLOW_LOGGING_LEVEL.set(self.mlflow_logging_level)
         # MLflow reads the level when it is imported, which may have happened already.
         logging.getLogger("mlflow").setLevel(self.mlflow_logging_level)

@@ -335,11 +335,16 @@ def decide_champion(
             "only)"
         )
     name = config.name
+    approve = f"riskserve approve {name} {version} --by NAME --note TEXT"
+    # A first version has no champion to run a canary against: approving it names it.
+    then = (
+        f"`{approve} --champion` makes it champion"
+        if champion is None
+        else f"`{approve}`, then `riskserve rollout promote` makes it champion"
+    )
     return False, (
         f"{why.split(':', 1)[0]}, but v{version} is a draft: champion only once "
-        f"approved (`riskserve report {name}/{version}`, `riskserve approve {name} "
-        f"{version} --by NAME --note TEXT`, then `riskserve rollout promote` makes it "
-        "champion)"
+        f"approved (`riskserve report {name}/{version}`, {then})"
     )
 
 

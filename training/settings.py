@@ -53,7 +53,9 @@ class TrainingSettings(MlflowClientSettings):
     """Development only, the rollout's own override read by its own name (one concept,
     docs/governance.md): a job may make its new version `champion` though nobody
     approved it. By default a job registers a draft and leaves `champion` alone; an
-    approved version becomes champion when `riskserve rollout promote` promotes it."""
+    approved version becomes champion when `riskserve rollout promote` promotes it (a
+    first version, with no champion to canary against: `riskserve approve ...
+    --champion`)."""
 
     git_commit: str | None = None
     """The source commit to tag versions with; images set it, checkouts ask git."""

@@ -25,6 +25,7 @@ from riskserve.serving.binary_tensors import (
     split_body,
 )
 from riskserve.serving.errors import InvalidInput
+from riskserve.serving.errors import bounded as bounded_to
 from riskserve.serving.tensors import InputTensor
 
 IDS = ("card_id", "merchant_id")
@@ -200,9 +201,8 @@ def _requested_outputs(outputs: object, parameters: dict) -> RequestedOutputs:
 
 
 def bounded(message: str) -> str:
-    if len(message) <= _MAX_ERROR_LENGTH:
-        return message
-    return message[:_MAX_ERROR_LENGTH] + f"... ({len(message)} characters)"
+    """The predictor's `bounded`, at the transformer's shorter limit."""
+    return bounded_to(message, _MAX_ERROR_LENGTH)
 
 
 def excerpt(text: str, limit: int = 80) -> str:

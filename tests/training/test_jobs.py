@@ -238,7 +238,7 @@ def test_champion_challenger(registered_models, client, mlflow_server, train_job
     """--promote-if-better compares on the same holdout, and a winner that nobody
     approved stays challenger: the line names the commands that approve it."""
     champion = trained(client, registered_models, "fraud").version
-    # What `riskserve rollout promote` of an approved version does.
+    # What `riskserve approve --champion` of an approved first version does.
     client.set_registered_model_alias("fraud", "champion", champion)
     weak = [
         "fraud",
@@ -273,7 +273,10 @@ def test_champion_challenger(registered_models, client, mlflow_server, train_job
     line = next(x for x in job.stdout.splitlines() if "beats champion" in x)
     assert f"beats champion v{weak_version}" in line
     assert f"but v{new} is a draft: champion only once approved" in line
-    assert f"`riskserve approve fraud {new} --by NAME --note TEXT`" in line
+    assert (
+        f"`riskserve approve fraud {new} --by NAME --note TEXT`, then `riskserve "
+        "rollout promote` makes it champion" in line
+    )
     assert f"registered fraud v{new} (aliases: challenger)" in job.stdout
 
 
@@ -291,6 +294,11 @@ def test_only_the_development_override_makes_a_draft_champion(
     assert "no champion yet, but v1 is a draft: champion only once approved" in (
         job.stdout
     )
+    # A first version has no champion to canary against: approving it names it.
+    assert (
+        f"`riskserve approve {name} 1 --by NAME --note TEXT --champion` makes it "
+        "champion" in job.stdout
+    ), job.stdout[-2000:]
 
     override = {**mlflow_server, "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED": "true"}
     job = train_job([*tiny, "--model-name", name], override, timeout=300)
