@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -499,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for process in reversed(list(processes.values())):
             process.stop()
+        for folder in (state_dir, relayed_state_dir):
+            shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

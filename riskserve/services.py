@@ -108,13 +108,21 @@ def _free_ports(host: str, count: int) -> list[int]:
 
 
 def seaweedfs_argv(
-    data_dir: Path, identities: Path, host: str, s3_port: int, ports: list[int]
+    data_dir: Path,
+    identities: Path,
+    host: str,
+    s3_port: int,
+    ports: list[int],
+    log_dir: Path,
 ) -> list[str]:
     """`weed server` with master, volume, filer and S3 on loopback ports we chose;
-    the extra listeners it would open on fixed ports (Iceberg, Lance) are off."""
+    the extra listeners it would open on fixed ports (Iceberg, Lance) are off. Its
+    log files go to `log_dir` (by default glog writes them to /tmp, where every
+    start would leave six more)."""
     master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc = ports
     return [
         weed_binary(),
+        f"-logdir={log_dir}",
         "server",
         f"-ip={host}",
         f"-ip.bind={host}",
@@ -158,7 +166,11 @@ def start_s3(
     identities = write_s3_identities(
         state_dir / "s3-identities.json", access_key, secret_key
     )
-    argv = seaweedfs_argv(data_dir, identities, host, port, _free_ports(host, 7))
+    log_dir = state_dir / "logs" / "s3"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    argv = seaweedfs_argv(
+        data_dir, identities, host, port, _free_ports(host, 7), log_dir
+    )
     process = ManagedProcess(
         name="s3 (SeaweedFS)",
         argv=argv,

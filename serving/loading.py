@@ -4,6 +4,7 @@ serving/server.py, KServe's in serving/kserve_runtime.py)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from collections.abc import Callable
 
@@ -27,7 +28,12 @@ def load_model(
     )
     if local.registry_version is not None:
         model.set_registry_version(local.registry_version)
-    model.load()
+    try:
+        model.load()
+    finally:
+        # The session holds the model: a downloaded copy is not needed any more.
+        if local.downloaded is not None:
+            shutil.rmtree(local.downloaded, ignore_errors=True)
     return model
 
 

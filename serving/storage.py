@@ -9,9 +9,11 @@ through the MLflow registry, which also gives the model version.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # The S3 client comes from the settings the monitor shares (model/s3_client.py).
 from riskserve.model.s3_client import s3_client
@@ -29,6 +31,9 @@ class LocalModel:
     onnx_path: Path
     source: str
     registry_version: str | None = None
+    # The folder a download made (s3:// or models:/): the server removes it once
+    # the session holds the model, so restarts leave no copies behind.
+    downloaded: Path | None = None
 
 
 def fetch_model(
@@ -37,10 +42,10 @@ def fetch_model(
     """Bring the model at `model_dir` to local disk and find its `.onnx` file."""
     if model_dir.startswith("models:/"):
         folder, version = _download_registered(model_dir, storage, download_dir)
-        return LocalModel(find_onnx(folder), model_dir, version)
+        return LocalModel(_onnx_of(folder), model_dir, version, folder)
     if model_dir.startswith("s3://"):
         folder = _download_s3(model_dir, storage, download_dir)
-        return LocalModel(find_onnx(folder), model_dir)
+        return LocalModel(_onnx_of(folder), model_dir, downloaded=folder)
     if "://" in model_dir and not model_dir.startswith("file://"):
         scheme = model_dir.split("://", 1)[0]
         raise ModelLoadError(
@@ -51,6 +56,15 @@ def fetch_model(
     if not path.exists():
         raise ModelLoadError(f"--model_dir {model_dir!r} does not exist")
     return LocalModel(find_onnx(path), model_dir)
+
+
+def _onnx_of(downloaded: Path) -> Path:
+    """`find_onnx` of a folder this process downloaded: removed if it holds none."""
+    try:
+        return find_onnx(downloaded)
+    except ModelLoadError:
+        shutil.rmtree(downloaded, ignore_errors=True)
+        raise
 
 
 def find_onnx(path: Path) -> Path:
@@ -108,6 +122,16 @@ def _download_s3(uri: str, storage: StorageSettings, download_dir: Path | None) 
     target = _target_dir(download_dir)
     client = s3_client(storage)
     try:
+        return _download_s3_into(target, client, bucket, prefix, uri)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _download_s3_into(
+    target: Path, client: Any, bucket: str, prefix: str, uri: str
+) -> Path:
+    try:
         keys: list[str] = []
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -149,6 +173,7 @@ def _download_registered(
 
     client = MlflowClient(tracking_uri=storage.mlflow_tracking_uri)
     name = reference.name
+    target: Path | None = None
     try:
         try:
             version = resolve_version(client, reference)
@@ -160,12 +185,14 @@ def _download_registered(
             dst_path=str(target),
             tracking_uri=storage.mlflow_tracking_uri,
         )
-    except ModelLoadError:
+    except BaseException as exc:
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, MlflowException):
+            raise ModelLoadError(f"cannot resolve {uri}: {exc.message}") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, ModelLoadError):
+            raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
         raise
-    except MlflowException as exc:
-        raise ModelLoadError(f"cannot resolve {uri}: {exc.message}") from exc
-    except Exception as exc:
-        raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
     log.info(
         "downloaded registered model",
         extra={"source": uri, "model_version": version},

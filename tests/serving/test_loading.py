@@ -76,6 +76,8 @@ def test_load_from_s3_and_inference_log_to_s3(s3_server, logs_dir, tmp_path):
     client.upload_file(
         str(folder / "model.onnx"), s3_server.bucket, "models/fraud-s3-old/model.onnx"
     )
+    downloads = tmp_path / "tmp"  # the predictor's temporary folder
+    downloads.mkdir()
     predictor = start_predictor(
         logs_dir,
         "fraud-s3",
@@ -85,12 +87,15 @@ def test_load_from_s3_and_inference_log_to_s3(s3_server, logs_dir, tmp_path):
             **s3_server.client_env(),
             "RISKSERVE_SERVING_INFERENCE_LOG_URI": f"s3://{s3_server.bucket}/inference-log",
             "RISKSERVE_SERVING_INFERENCE_LOG_FLUSH_SECONDS": "0.2",
+            "TMPDIR": str(downloads),
         },
         args=("--model_version", "s3-build-7"),
     )
     try:
         metadata = predictor.client.get("/v2/models/fraud").json()
         assert metadata["versions"] == ["s3-build-7"]  # the override wins
+        # Loaded, the downloaded copy is gone: restarts leave nothing behind.
+        assert not any(downloads.glob("riskserve-model-*"))
         request = load_testdata("fraud_infer_request.json")
         request["id"] = "s3-log-probe"
         answer = predictor.infer(request)
@@ -135,17 +140,24 @@ def test_load_from_models_uri(mlflow_server, logs_dir, monkeypatch, tmp_path):
     client.set_registered_model_alias(name, "champion", "1")
 
     # The alias names version 1 while 2 is the latest: the server must follow it.
+    downloads = tmp_path / "tmp"  # the predictor's temporary folder
+    downloads.mkdir()
     predictor = start_predictor(
         logs_dir,
         "fraud-registry",
         "fraud",
         f"models:/{name}@champion",
-        env={**mlflow_server, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        env={
+            **mlflow_server,
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            "TMPDIR": str(downloads),
+        },
         timeout=90,
     )
     try:
         metadata = predictor.client.get("/v2/models/fraud").json()
         assert metadata["versions"] == ["1"]
+        assert not any(downloads.glob("riskserve-model-*"))  # removed once loaded
         answer = predictor.infer(load_testdata("fraud_infer_request.json")).json()
         assert answer["model_version"] == "1"
         assert answer["outputs"][1]["data"] == [True, False]
