@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for process in reversed(list(processes.values())):
             process.stop()
-        for folder in (state_dir, relayed_state_dir):
+        for folder in (state_dir, relayed_state_dir, world.work):
             shutil.rmtree(folder, ignore_errors=True)
     return 0
 

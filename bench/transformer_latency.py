@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -383,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         for process in transformers.values():
             process.stop()
         predictor.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
