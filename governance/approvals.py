@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
+POLICY_SHA_TAG = "policy_sha256"
+"""The sha256 of a registered decision policy's YAML (riskserve.policy_cli writes it on
+every version of `<model>-policy`): what validating and approving a policy names, as
+the report's hash is for a model."""
+
+
 class ApprovalError(ValueError):
     """The step is not allowed for this version now; the message says why."""
 
@@ -85,6 +91,31 @@ def record_report(
     return VALIDATED
 
 
+def record_policy_validation(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    sha256: str,
+    checked_against: str,
+    by: str,
+) -> str:
+    """A decision policy version is validated by the check `riskserve policy apply`
+    makes before registering it (every field it names exists in `checked_against`,
+    the model version, with a type its tests can take): no report to generate, the
+    policy's own hash is what an approval names. A draft becomes validated; a later
+    status is kept (a registered version's YAML cannot change). Returns the status
+    after."""
+    tags = _tags(client, name, version)
+    status = status_of(tags)
+    if status != DRAFT:
+        return status
+    note = f"policy checked against {checked_against} (riskserve policy apply)"
+    _append(
+        client, name, version, tags, TrailEntry(VALIDATED, by, _now(), sha256, note)
+    )
+    return VALIDATED
+
+
 def decide(
     client: MlflowClient, name: str, version: str, decision: str, by: str, note: str
 ) -> TrailEntry:
@@ -103,8 +134,14 @@ def decide(
         raise ApprovalError(f"--by: at most 200 characters, got {len(by)}")
     tags = _tags(client, name, version)
     status = status_of(tags)
-    report = tags.get(REPORT_SHA_TAG, "")
+    # a policy's approval names its YAML's hash, a model's its report's
+    report = tags.get(REPORT_SHA_TAG) or tags.get(POLICY_SHA_TAG, "")
     if decision == APPROVED:
+        if POLICY_SHA_TAG in tags and status == DRAFT:
+            raise ApprovalError(
+                f"{name} v{version} is a policy registered before it was validated: "
+                "`riskserve policy apply FILE` checks it again and validates it"
+            )
         if not report:
             raise ApprovalError(
                 f"{name} v{version} has no validation report: `riskserve report "

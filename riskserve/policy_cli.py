@@ -11,7 +11,8 @@ a policy change is a new transformer revision, canaried, promoted and rolled bac
 with the predictor and its model untouched.
 
 Exit codes: 0 done (or valid), 1 the policy is refused (every reason one line on
-stderr), 2 a usage error or MLflow failed.
+stderr), 2 a usage error, a refusal (an unapproved version's `--promote`) or MLflow
+failed, 3 `--auto` rolled the canary back (one line on stderr names the gate).
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from riskserve.governance.approvals import POLICY_SHA_TAG, record_policy_validation
+from riskserve.governance.status import APPROVED, REJECTED, status_of, trail_of
 from riskserve.rollout.controller import (
     KServeBackend,
     LocalBackend,
     PredictorStatus,
+    Rollout,
     RolloutError,
     TransformerBackend,
     artifact_s3_uri,
     check_percent,
+    check_promotable,
 )
 from riskserve.rollout.settings import RolloutSettings
+from riskserve.rollout_cli import add_auto_options, auto_overrides
 from riskserve.serving.model_uri import (
     is_models_uri,
     parse_models_uri,
@@ -54,7 +60,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 POLICY_SUFFIX = "-policy"
-TAG_SHA256 = "policy_sha256"
+TAG_SHA256 = POLICY_SHA_TAG  # governance's name: an approval names this hash
 TAG_MODEL = "policy_model"
 TAG_MODEL_VERSION = "policy_model_version"
 TAG_NAME = "policy_name"
@@ -269,6 +275,16 @@ def apply_policy(
     if versions:
         latest = max(versions, key=lambda v: int(v.version))
         if latest.tags.get(TAG_SHA256) == policy.sha256:
+            # checked again just now: a version registered before approvals existed
+            # becomes validated, so that it can be approved
+            record_policy_validation(
+                client,
+                name,
+                str(latest.version),
+                policy.sha256,
+                f"{model}/{model_version}",
+                getpass.getuser(),
+            )
             client.set_registered_model_alias(name, alias, latest.version)
             return str(latest.version), False
     mlflow.set_experiment(name)
@@ -291,6 +307,16 @@ def apply_policy(
             TAG_BY: getpass.getuser(),
         },
         description=policy.document.description or None,
+    )
+    # `_validated` checked it against the model before it was registered: a policy
+    # version is validated from its first moment, and needs only an approval.
+    record_policy_validation(
+        client,
+        name,
+        str(created.version),
+        policy.sha256,
+        f"{model}/{model_version}",
+        getpass.getuser(),
     )
     client.set_registered_model_alias(name, alias, created.version)
     return str(created.version), True
@@ -324,6 +350,7 @@ class PolicyRollout:
         self, backend: TransformerBackend, settings: RolloutSettings, say=print
     ) -> None:
         self.backend, self.settings, self.say = backend, settings, say
+        self.last_failure = ""  # `auto`: the gate that rolled the canary back
 
     def _isvc(self, isvc: str) -> dict:
         found = self.backend.get(isvc)  # an unknown InferenceService fails here
@@ -388,9 +415,13 @@ class PolicyRollout:
             raise CommandError(
                 f"{isvc}: no transformer canary to promote ({before.split()})"
             )
+        version = before.annotations.get(POLICY_VERSION_ANNOTATION)
+        # The approval gate, as a model's: the policy version the canary serves
+        check_promotable(
+            self.settings, version, f"{isvc}'s transformer canary {before.canary}"
+        )
         self.backend.patch_transformer(isvc, {}, None, {})
         message = f"{isvc}: promoted {before.canary}; it takes 100% once ready"
-        version = before.annotations.get(POLICY_VERSION_ANNOTATION)
         if version:
             name, number = version.rsplit("/", 1)
             _client(self.settings).set_registered_model_alias(name, "champion", number)
@@ -398,7 +429,7 @@ class PolicyRollout:
         self.say(message)
         return message
 
-    def rollback(self, isvc: str) -> str:
+    def rollback(self, isvc: str, why: str = "") -> str:
         """A canary: all traffic back to the rolled-out revision (canary 0, as
         `riskserve rollout rollback`); a promoted policy: the previous policy URI as
         a new revision, and the champion alias back to its version."""
@@ -407,8 +438,9 @@ class PolicyRollout:
         if before.canary is not None:
             self.backend.patch_transformer(isvc, {}, 0, {})
             message = (
-                f"{isvc}: rolled the transformer back to {before.latest_rolledout}; "
-                "champion alias unchanged"
+                f"{isvc}: rolled the transformer back to {before.latest_rolledout}"
+                + (f" ({why})" if why else "")
+                + "; champion alias unchanged"
             )
             self.say(message)
             return message
@@ -439,6 +471,32 @@ class PolicyRollout:
             message += f"; MLflow alias champion -> {name} v{number}"
         self.say(message)
         return message
+
+    def auto(
+        self, model: str, alias: str, steps: list[int], isvc: str, clock=None
+    ) -> bool:
+        """`--auto`: the policy version `alias` names as a transformer canary at
+        `steps[0]`, each step judged by the model rollout's gates on the
+        transformer's revisions (errors, p99 against the stable revision's), then
+        promoted, or rolled back naming the gate that broke. True when promoted."""
+        judge = Rollout(
+            self.backend, self.settings, self.say, clock, component="transformer"
+        )
+        judge.check_auto(steps)
+        self._isvc(isvc)
+        name = registered_policy_name(model)
+        version, _ = resolve_policy_uri(f"models:/{name}@{alias}", self.settings)
+        # The approval gate before any traffic moves: a canary that could not be
+        # promoted is not worth judging.
+        check_promotable(self.settings, f"{name}/{version}", f"{name}@{alias}")
+        self.start(model, alias, steps[0], isvc)
+        self.last_failure = ""
+
+        def rollback(isvc: str, why: str) -> None:
+            self.last_failure = why
+            self.rollback(isvc, why)
+
+        return judge.judge_steps(isvc, steps, self.promote, rollback)
 
 
 def rollout_backend(settings: RolloutSettings) -> TransformerBackend:
@@ -533,11 +591,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("model", help="the model, e.g. credit (policy: credit-policy)")
     step = rollout.add_mutually_exclusive_group()
     step.add_argument(
-        "--promote", action="store_true", help="the canary takes 100%%; champion moves"
+        "--promote",
+        action="store_true",
+        help="the canary takes 100%%; champion moves (the version must be approved: "
+        "riskserve approve MODEL-policy N)",
     )
     step.add_argument(
         "--rollback", action="store_true", help="back to the previous policy"
     )
+    add_auto_options(rollout)
     rollout.add_argument(
         "--alias", default="challenger", help="the version to roll out (challenger)"
     )
@@ -587,9 +649,16 @@ def _status(settings: RolloutSettings, model: str) -> list[str]:
             client.get_model_version_download_uri(name, v.version),
             settings.artifacts_destination,
         )
+        tags = dict(v.tags)
+        # who approved (or rejected) it, when: `applied_by` says who validated it
+        decided = [e for e in trail_of(tags) if e.status in (APPROVED, REJECTED)]
+        approval = status_of(tags) + (
+            f" by {decided[-1].by} at {decided[-1].at}" if decided else ""
+        )
         lines.append(
             f"  version {v.version}"
             f" [{', '.join(sorted(aliases.get(str(v.version), []))) or '-'}]"
+            f" {approval}"
             f" sha256 {v.tags.get(TAG_SHA256, '?')[:12]}"
             f" {v.tags.get(TAG_NAME, '?')}"
             f" for {model}/{v.tags.get(TAG_MODEL_VERSION, '?')}"
@@ -604,6 +673,8 @@ def main(argv: list[str]) -> int:
     for key in ("backend", "namespace"):
         if getattr(args, key, None):
             overrides[key] = getattr(args, key)
+    if args.action == "rollout":
+        overrides.update(auto_overrides(args))
     settings = RolloutSettings(**overrides)
     prefix = f"riskserve policy {args.action}"
     try:
@@ -639,10 +710,29 @@ def main(argv: list[str]) -> int:
         elif args.action == "rollout":
             rollout = PolicyRollout(rollout_backend(settings), settings)
             isvc = args.isvc or args.model
+            if args.auto and (args.promote or args.rollback):
+                raise CommandError("--auto promotes or rolls back by itself")
             if args.promote:
                 rollout.promote(isvc)
             elif args.rollback:
                 rollout.rollback(isvc)
+            elif args.auto:
+                if settings.backend != "local":
+                    raise CommandError(
+                        "--auto judges the transformer's revisions on the local "
+                        "platform only (no Prometheus queries of the transformer "
+                        "yet): on a cluster, step with --percent and --promote"
+                    )
+                try:
+                    steps = settings.step_percents()
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
+                if not rollout.auto(args.model, args.alias, steps, isvc):
+                    print(
+                        f"{prefix}: rolled back: {rollout.last_failure}",
+                        file=sys.stderr,
+                    )
+                    return 3
             else:
                 rollout.start(args.model, args.alias, args.percent, isvc)
         else:

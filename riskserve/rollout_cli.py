@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from riskserve.rollout.controller import (
     Backend,
@@ -14,6 +15,33 @@ from riskserve.rollout.controller import (
     RolloutError,
 )
 from riskserve.rollout.settings import RolloutSettings
+
+
+def add_auto_options(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """`--auto`, `--steps`, `--window`: the automatic rollout's options, the same for
+    a model (`riskserve rollout start`) and a policy (`riskserve policy rollout`)."""
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help=f"{when}step through --steps, judge each on the metrics, then "
+        "promote or roll back",
+    )
+    parser.add_argument(
+        "--steps", help="with --auto: comma-separated percentages (default 10,50,100)"
+    )
+    parser.add_argument(
+        "--window", type=float, help="with --auto: seconds watched per step"
+    )
+
+
+def auto_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings `--steps` and `--window` override."""
+    overrides: dict[str, Any] = {}
+    if args.window:
+        overrides["window_s"] = args.window
+    if args.steps:
+        overrides["steps"] = args.steps
+    return overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,18 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--percent", type=int, default=10, help="start: canary share (0-100)"
     )
-    parser.add_argument(
-        "--auto",
-        action="store_true",
-        help="start: step through --steps, judge each on the metrics, then "
-        "promote or roll back",
-    )
-    parser.add_argument(
-        "--steps", help="with --auto: comma-separated percentages (default 10,50,100)"
-    )
-    parser.add_argument(
-        "--window", type=float, help="with --auto: seconds watched per step"
-    )
+    add_auto_options(parser, "start: ")
     parser.add_argument(
         "--shadow",
         action="store_true",
@@ -76,10 +93,7 @@ def main(argv: list[str]) -> int:
         overrides["backend"] = args.backend
     if args.namespace:
         overrides["namespace"] = args.namespace
-    if args.window:
-        overrides["window_s"] = args.window
-    if args.steps:
-        overrides["steps"] = args.steps
+    overrides.update(auto_overrides(args))
     if args.prometheus:
         overrides["prometheus_url"] = args.prometheus
     settings = RolloutSettings(**overrides)
@@ -100,7 +114,7 @@ def main(argv: list[str]) -> int:
             if not args.model:
                 raise RolloutError("start needs --model")
             if args.auto:
-                steps = [int(s) for s in settings.steps.split(",") if s.strip()]
+                steps = settings.step_percents()
                 return 0 if rollout.auto(args.isvc, args.model, steps) else 3
             rollout.start(args.isvc, args.model, args.percent, shadow=args.shadow)
         elif args.action == "promote":

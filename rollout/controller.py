@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -217,10 +218,16 @@ class LocalBackend:
                 return item
         raise RolloutError(f"unknown InferenceService {isvc!r} on the local platform")
 
-    def revision_metrics(self, isvc: str) -> dict[str, dict[str, Any]]:
+    def revision_metrics(
+        self, isvc: str, component: str = "predictor"
+    ) -> dict[str, dict[str, Any]]:
+        """Each revision's counters as the gateway saw them: the predictor's, or
+        the transformer's (`component="transformer"`, a policy rollout's)."""
         service = traffic(self.settings)["inferenceservices"].get(
             isvc, {"revisions": []}
         )
+        if component != "predictor":
+            service = service.get(component) or {"revisions": []}
         return {r["name"]: r for r in service["revisions"]}
 
 
@@ -361,9 +368,13 @@ class Rollout:
         settings: RolloutSettings,
         say=print,
         clock: Clock | None = None,
+        component: str = "predictor",
     ) -> None:
         self.clock = clock or SystemClock()
         self.backend, self.settings, self.say = backend, settings, say
+        # What `judge_steps` canaries: the predictor (a model), or the transformer
+        # (a policy: riskserve.policy_cli drives its start, promote and rollback).
+        self.component = component
 
     def start(
         self,
@@ -402,36 +413,21 @@ class Rollout:
         )
 
     def check_promotable(self, annotation: str | None, what: str) -> None:
-        """The approval gate: RolloutError saying why unless the registry version is
-        approved (or the development override is on)."""
-        if self.settings.allow_unapproved:
-            return
-        override = "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true allows it in development"
-        if not annotation:
-            raise RolloutError(
-                f"{what} is not a registry version, so it cannot be approved; roll "
-                f"out models:/NAME/N (approved) to promote it ({override})"
-            )
-        if not self.settings.mlflow_tracking_uri:
-            raise RolloutError(
-                f"cannot check that {annotation} is approved: set MLFLOW_TRACKING_URI "
-                f"({override})"
-            )
-        from mlflow.exceptions import MlflowException
-
-        name, number = annotation.rsplit("/", 1)
-        try:
-            tags = self.settings.mlflow_client().get_model_version(name, number).tags
-        except MlflowException as exc:
-            raise RolloutError(f"{annotation}: {exc.message}") from None
-        refusal = promotion_refusal(dict(tags), name, number)
-        if refusal:
-            raise RolloutError(f"refused to promote: {refusal} ({override})")
+        check_promotable(self.settings, annotation, what)
 
     def set_percent(self, isvc: str, percent: int) -> None:
         check_percent(percent)
         self.backend.get(isvc)
-        self.backend.patch(isvc, None, percent, {})
+        if self.component == "predictor":
+            self.backend.patch(isvc, None, percent, {})
+        else:
+            self.backend.patch_transformer(isvc, {}, percent, {})
+
+    def revision_metrics(self, isvc: str) -> dict[str, dict[str, Any]]:
+        """The counters of the canaried component's revisions."""
+        if self.component == "predictor":
+            return self.backend.revision_metrics(isvc)
+        return self.backend.revision_metrics(isvc, component=self.component)
 
     def promote(self, isvc: str) -> str:
         before = PredictorStatus.from_isvc(self.backend.get(isvc))
@@ -462,7 +458,7 @@ class Rollout:
         return message
 
     def status(self, isvc: str) -> PredictorStatus:
-        return PredictorStatus.from_isvc(self.backend.get(isvc))
+        return PredictorStatus.from_isvc(self.backend.get(isvc), self.component)
 
     def gate_on_outcomes(
         self,
@@ -505,23 +501,42 @@ class Rollout:
     def auto(self, isvc: str, model_uri: str, steps: list[int]) -> bool:
         """Step the canary through `steps`; promote when every step holds, roll back and
         say why as soon as one breaks. True when promoted."""
-        if not hasattr(self.backend, "revision_metrics"):
-            raise RolloutError(
-                "--auto on a cluster reads its gates from Prometheus: pass "
-                "--prometheus URL (or step with `rollout start --percent` and `promote`)"
-            )
-        for step in steps:
-            check_percent(step)
+        self.check_auto(steps)
         # The gate before any traffic moves: a canary that cannot be promoted is not
         # worth judging.
         model = self.resolve(model_uri)
         self.check_promotable(model.annotation, model.storage_uri)
         self.start(isvc, model_uri, steps[0], resolved=model)
-        canary = self._wait_canary_ready(isvc)
+        return self.judge_steps(isvc, steps, self.promote, self.rollback)
+
+    def check_auto(self, steps: list[int]) -> None:
+        """Refuse, before anything changes, an automatic rollout this backend cannot
+        judge or steps that are not percentages."""
+        if not hasattr(self.backend, "revision_metrics"):
+            raise RolloutError(
+                "--auto on a cluster reads its gates from Prometheus: pass "
+                "--prometheus URL (or step with `rollout start --percent` and `promote`)"
+            )
+        if not steps:
+            raise RolloutError("--auto needs at least one step")
+        for step in steps:
+            check_percent(step)
+
+    def judge_steps(
+        self,
+        isvc: str,
+        steps: list[int],
+        promote: Callable[[str], object],
+        rollback: Callable[[str, str], object],
+    ) -> bool:
+        """The canary of `self.component`, started at `steps[0]`: wait until it is
+        ready, then watch each step; `promote(isvc)` when every step holds,
+        `rollback(isvc, why)` as soon as one breaks. True when promoted."""
+        canary = self._wait_canary_ready(isvc, rollback)
         if canary is None:
             return False
         stable = self.status(isvc).latest_rolledout
-        baseline = self.backend.revision_metrics(isvc)
+        baseline = self.revision_metrics(isvc)
         for index, step in enumerate(steps):
             if index:
                 self.set_percent(isvc, step)
@@ -540,12 +555,23 @@ class Rollout:
                     f"window before judging latency"
                 )
             if broken:
-                self.rollback(isvc, "; ".join(broken.values()))
+                rollback(isvc, "; ".join(broken.values()))
                 return False
-        self.promote(isvc)
+        promote(isvc)
         return True
 
-    def _wait_canary_ready(self, isvc: str, timeout: float = 120.0) -> str | None:
+    def _wait_canary_ready(
+        self,
+        isvc: str,
+        rollback: Callable[[str, str], object],
+        timeout: float = 120.0,
+    ) -> str | None:
+        # KServe's condition of a failed revision; a transformer's is prefixed
+        failed_type = (
+            "LatestDeploymentReady"
+            if self.component == "predictor"
+            else f"{self.component.capitalize()}LatestDeploymentReady"
+        )
         deadline = self.clock.monotonic() + timeout
         while self.clock.monotonic() < deadline:
             status = self.status(isvc)
@@ -555,21 +581,19 @@ class Rollout:
             failed = [
                 c
                 for c in revisions["status"]["conditions"]
-                if c["status"] == "False" and c["type"] == "LatestDeploymentReady"
+                if c["status"] == "False" and c["type"] == failed_type
             ]
             if failed:
-                self.rollback(
-                    isvc, f"the new revision failed: {failed[0].get('message')}"
-                )
+                rollback(isvc, f"the new revision failed: {failed[0].get('message')}")
                 return None
             self.clock.sleep(0.3)
-        self.rollback(isvc, f"the new revision was not ready within {timeout:.0f} s")
+        rollback(isvc, f"the new revision was not ready within {timeout:.0f} s")
         return None
 
     def _judge_window(self, isvc, canary, stable, baseline) -> dict[str, str]:
         """The gates one window of traffic broke, each with why; empty when it passes."""
         s = self.settings
-        start = self.backend.revision_metrics(isvc)
+        start = self.revision_metrics(isvc)
         deadline = self.clock.monotonic() + s.window_s
         extended = False
         while True:
@@ -579,11 +603,9 @@ class Rollout:
                 t["revisionName"] == canary for t in status.traffic
             ):
                 return {"ready": f"canary {canary} is no longer ready"}
-            now = self.backend.revision_metrics(isvc)
+            now = self.revision_metrics(isvc)
             if now.get(canary, {}).get("ready") is False:
-                return {
-                    "ready": f"canary {canary} is not ready (its predictor stopped)"
-                }
+                return {"ready": f"canary {canary} is not ready (its process stopped)"}
             if self.clock.monotonic() < deadline:
                 continue
             window = delta(start.get(canary), now.get(canary))
@@ -645,3 +667,34 @@ def check_percent(percent: int) -> None:
         or not 0 <= percent <= 100
     ):
         raise RolloutError(f"percent must be an integer from 0 to 100, got {percent!r}")
+
+
+def check_promotable(
+    settings: RolloutSettings, annotation: str | None, what: str
+) -> None:
+    """The approval gate: RolloutError saying why unless the registry version
+    (`NAME/N`: a model's, or a policy's) is approved (or the development override is
+    on)."""
+    if settings.allow_unapproved:
+        return
+    override = "RISKSERVE_ROLLOUT_ALLOW_UNAPPROVED=true allows it in development"
+    if not annotation:
+        raise RolloutError(
+            f"{what} is not a registry version, so it cannot be approved; roll "
+            f"out models:/NAME/N (approved) to promote it ({override})"
+        )
+    if not settings.mlflow_tracking_uri:
+        raise RolloutError(
+            f"cannot check that {annotation} is approved: set MLFLOW_TRACKING_URI "
+            f"({override})"
+        )
+    from mlflow.exceptions import MlflowException
+
+    name, number = annotation.rsplit("/", 1)
+    try:
+        tags = settings.mlflow_client().get_model_version(name, number).tags
+    except MlflowException as exc:
+        raise RolloutError(f"{annotation}: {exc.message}") from None
+    refusal = promotion_refusal(dict(tags), name, number)
+    if refusal:
+        raise RolloutError(f"refused to promote: {refusal} ({override})")

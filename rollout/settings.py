@@ -66,6 +66,16 @@ class RolloutSettings(MlflowClientSettings):
     steps: str = "10,50,100"
     """Canary percentages an `--auto` rollout steps through."""
 
+    def step_percents(self) -> list[int]:
+        """`steps` as percentages (ValueError naming the setting when one is not an
+        integer; `check_percent` judges the range)."""
+        try:
+            return [int(s) for s in self.steps.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(
+                f"--steps: comma-separated percentages, got {self.steps[:80]!r}"
+            ) from None
+
     window_s: float = 10.0
     """Seconds of traffic compared at each step."""
 

@@ -130,8 +130,9 @@ def test_apply_versions_aliases_and_the_transformer_loads_what_was_stored(
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "fraud-policy: 2 version(s)"
-    assert lines[1].startswith("  version 2 [challenger] sha256 ")
-    assert lines[2].startswith("  version 1 [champion] sha256 ")
+    # `policy apply` validated both; neither is approved yet
+    assert lines[1].startswith("  version 2 [challenger] validated sha256 ")
+    assert lines[2].startswith("  version 1 [champion] validated sha256 ")
     champion = load_policy(FRAUD_POLICY.as_posix())
     assert f"sha256 {champion.version} fraud-starter for fraud/1 by " in lines[2]
     # the URI status shows is where the transformer reads that version

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from riskserve.localplatform.apply_check import check_documents
 from riskserve.localplatform.spec_rules import load_yaml_documents
-from riskserve.rollout.controller import KServeBackend
+from riskserve.rollout.controller import KServeBackend, RolloutError
 from riskserve.rollout.settings import RolloutSettings
 from riskserve.transformer.policy import parse_policy
 
+from riskserve.cli import main
 from riskserve.policy_cli import (
     POLICY_URI_ENV,
     CommandError,
@@ -272,6 +273,16 @@ def test_on_a_cluster_a_policy_rolls_out_as_a_transformer_canary(registry) -> No
     with pytest.raises(CommandError, match="is the policy it serves already"):
         rollout.start("credit", "challenger", 10, "credit")
 
+    # the approval gate: validated by `policy apply`, not yet approved
+    sent = len(api.patches)
+    with pytest.raises(RolloutError) as refused:
+        rollout.promote("credit")
+    assert str(refused.value).startswith(
+        "refused to promote: credit-policy v2 is validated, not approved: "
+        "`riskserve approve credit-policy 2 --by NAME --note TEXT` first"
+    )
+    assert len(api.patches) == sent  # nothing changed
+    assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
     rollout.promote("credit")
     assert api.patches[-1] == {"spec": {"transformer": {"canaryTrafficPercent": None}}}
     assert "canaryTrafficPercent" not in api.isvc["spec"]["transformer"]
@@ -314,3 +325,149 @@ def test_a_service_without_a_transformer_is_refused_before_any_change(
     with pytest.raises(CommandError, match="credit has no spec.transformer"):
         rollout.start("credit", "challenger", 10, "credit")
     assert api.patches == []
+
+
+def test_a_policy_version_is_validated_when_applied_and_approved_by_its_hash(
+    registry, capsys
+) -> None:
+    from riskserve.governance.approvals import POLICY_SHA_TAG
+    from riskserve.governance.status import status_of, trail_of
+
+    tags = dict(registry.get_model_version("credit-policy", "2").tags)
+    assert status_of(tags) == "validated"
+    (validated,) = trail_of(tags)
+    assert validated.note == "policy checked against credit/7 (riskserve policy apply)"
+    assert validated.report_sha256 == tags[POLICY_SHA_TAG]
+
+    assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
+    tags = dict(registry.get_model_version("credit-policy", "2").tags)
+    approved = trail_of(tags)[-1]
+    # what was approved is this exact YAML: a registered version's cannot change
+    assert (approved.status, approved.by, approved.note) == ("approved", "ana", "ok")
+    assert approved.report_sha256 == tags[POLICY_SHA_TAG]
+    capsys.readouterr()
+    assert main(["policy", "status", "--model", "credit"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f" approved by ana at {approved.at} " in lines[1]  # version 2 first
+    assert lines[2].startswith("  version 1 [champion] validated sha256 ")
+
+
+# -- --auto: the model rollout's gates on the transformer's revisions -----------------
+
+
+class JudgedKServe(FakeKServe):
+    """FakeKServe whose new transformer revisions are ready at once, and whose
+    revisions' counters (the gateway's own RevisionStats) grow with every read: each
+    revision serves 40 requests at 3 ms; the canary also `canary_errors` 503s."""
+
+    def __init__(self, isvc: dict, canary_errors: int = 0) -> None:
+        super().__init__(isvc)
+        isvc["status"]["conditions"] = []
+        self.canary_errors = canary_errors
+        self.stats: dict = {}
+        self.components_read: list[str] = []
+
+    def patch_namespaced_custom_object(self, *args, **kwargs):
+        found = super().patch_namespaced_custom_object(*args, **kwargs)
+        status = self.isvc["status"]["components"]["transformer"]
+        status["latestReadyRevision"] = status["latestCreatedRevision"]
+        return found
+
+    def revision_metrics(self, isvc: str, component: str) -> dict:
+        from riskserve.localplatform.gateway import RevisionStats
+
+        self.components_read.append(component)
+        status = self.isvc["status"]["components"]["transformer"]
+        for entry in status["traffic"]:
+            name = entry["revisionName"]
+            stats = self.stats.setdefault(name, RevisionStats())
+            for _ in range(40):
+                stats.record(200, 0.003)
+            if name != status["latestRolledoutRevision"]:
+                for _ in range(self.canary_errors):
+                    stats.record(503, 0.003)
+        return {
+            name: {"ready": True, **stats.snapshot(), "score_counts": []}
+            for name, stats in self.stats.items()
+        }
+
+
+class JudgedBackend(KServeBackend):
+    def revision_metrics(self, isvc: str, component: str = "predictor") -> dict:
+        return self._api.revision_metrics(isvc, component)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def judged(registry, canary_errors: int) -> tuple[PolicyRollout, JudgedKServe, list]:
+    settings = RolloutSettings(window_s=2, min_requests=20, steps="20,100")
+    _, v1 = resolve_policy_uri("models:/credit-policy@champion", settings)
+    api = JudgedKServe(chart_isvc(v1), canary_errors)
+    said: list[str] = []
+    backend = JudgedBackend("riskserve", api)
+    return PolicyRollout(backend, settings, said.append), api, said
+
+
+def champion(registry) -> str:
+    return str(registry.get_model_version_by_alias("credit-policy", "champion").version)
+
+
+def test_auto_refuses_an_unapproved_policy_before_any_traffic_moves(registry):
+    rollout, api, _ = judged(registry, canary_errors=0)
+    with pytest.raises(RolloutError, match="credit-policy v2 is validated, not appr"):
+        rollout.auto("credit", "challenger", [20, 100], "credit", FakeClock())
+    assert api.patches == []
+
+
+def test_auto_promotes_a_policy_whose_transformer_holds_every_gate(registry):
+    assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
+    rollout, api, said = judged(registry, canary_errors=0)
+    assert rollout.auto("credit", "challenger", [20, 100], "credit", FakeClock())
+    # the transformer's revisions are judged, at each step's share, then promoted
+    assert set(api.components_read) == {"transformer"}
+    percents = [
+        p["spec"]["transformer"].get("canaryTrafficPercent", "-")
+        for p in api.patches
+        if "spec" in p
+    ]
+    assert percents == [20, 100, None]
+    assert any("errors 0.0%, p99" in line for line in said), said
+    assert "canaryTrafficPercent" not in api.isvc["spec"]["transformer"]
+    assert champion(registry) == "2"
+
+
+def test_auto_rolls_a_failing_policy_back_and_the_command_names_the_gate(
+    registry, monkeypatch, capsys
+):
+    assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
+    rollout, api, said = judged(registry, canary_errors=2)  # 2 of 42: 4.8%
+    assert not rollout.auto("credit", "challenger", [20, 100], "credit", FakeClock())
+    assert rollout.last_failure == "canary error rate 4.8% > 1.0%"
+    assert api.patches[-1] == {"spec": {"transformer": {"canaryTrafficPercent": 0}}}
+    assert said[-1] == (
+        "credit: rolled the transformer back to credit-transformer-00001 (canary "
+        "error rate 4.8% > 1.0%); champion alias unchanged"
+    )
+    assert champion(registry) == "1"
+
+    # the command: exit 3 and one line naming the gate
+    import riskserve.policy_cli as policy_cli
+
+    fresh, _, _ = judged(registry, canary_errors=2)
+    monkeypatch.setattr(policy_cli, "rollout_backend", lambda settings: fresh.backend)
+    argv = ["--auto", "--steps", "20,100", "--window", "0.5"]  # real time: 1 s
+    code = main(["policy", "rollout", "credit", *argv])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.splitlines()[-1] == (
+        "riskserve policy rollout: rolled back: canary error rate 4.8% > 1.0%"
+    )
