@@ -153,13 +153,30 @@ def open_loop(port: int, bodies: list[str], rate: float, seconds: float) -> dict
     samples = json.loads(done.stdout)
     ok = np.asarray([s[1] for s in samples if s[2] == 200]) * 1000
     lag = np.asarray([s[4] for s in samples]) * 1000
+    slow = sorted(s[0] for s in samples if s[2] == 200 and s[1] * 1000 > GOAL_P99_MS)
     return {
         "requests": len(samples),
         "errors": sum(1 for s in samples if s[2] != 200),
         "p50": float(np.percentile(ok, 50)) if len(ok) else float("nan"),
         "p99": float(np.percentile(ok, 99)) if len(ok) else float("nan"),
         "lag_p99": float(np.percentile(lag, 99)) if len(lag) else 0.0,
+        "slow": len(slow),
+        "stalls": stalls(slow),
     }
+
+
+def stalls(slow_at: list[float], gap: float = 0.02) -> int:
+    """How many runs the answers over the goal came in: requests scheduled within
+    `gap` seconds of the previous slow one belong to its run. Few long runs mean
+    the chain stalled (a process off the CPU, a blocking write); as many runs as
+    slow answers mean scattered per-request delays."""
+    runs = 0
+    previous = -1.0
+    for at in slow_at:
+        if previous < 0 or at - previous > gap:
+            runs += 1
+        previous = at
+    return runs
 
 
 def feature_bodies(world: World, count: int) -> list[str]:
@@ -493,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"round {round_ + 1}: {target.name:20s} p50 {result['p50']:.3f} ms"
                     f"  p99 {result['p99']:.3f} ms  errors {result['errors']}"
                     f"  sent {result['sent_share']:.0%} of the schedule"
-                    f"  generator lag p99 {result['lag_p99']:.3f} ms",
+                    f"  generator lag p99 {result['lag_p99']:.3f} ms"
+                    f"  over {GOAL_P99_MS:g} ms: {result['slow']} in "
+                    f"{result['stalls']} run(s)",
                     flush=True,
                 )
         report(targets, args)
