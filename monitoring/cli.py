@@ -151,8 +151,8 @@ def _outcomes_arguments(parser: argparse.ArgumentParser) -> None:
         "--experiment",
         required=True,
         metavar="FILE-or-NAME",
-        help="the experiment's YAML (name, arms: the first live one is the champion, "
-        "economics) or its name as the records carry it",
+        help="the experiment's YAML, a file or s3:// URI (name, arms: the first live "
+        "one is the champion, economics) or its name as the records carry it",
     )
     parser.add_argument(
         "--labels",

@@ -17,7 +17,7 @@ so it reads these keys alone, strictly, and leaves the rest of the document alon
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,12 +56,27 @@ class ExperimentKeys(BaseModel):
         return live[0] if live else None
 
 
-def read_experiment(path: Path) -> ExperimentKeys:
-    """The keys above from an experiment's YAML; BadInput naming the field."""
+def is_experiment_file(source: str) -> bool:
+    """An experiment's YAML (a local file or an s3:// URI), not its recorded name."""
+    return source.startswith("s3://") or Path(source).is_file()
+
+
+def read_experiment(path: str | Path, settings: Any = None) -> ExperimentKeys:
+    """The keys above from an experiment's YAML, a local file or an s3:// URI (the
+    transformer's own RISKSERVE_TRANSFORMER_EXPERIMENT_URI, read with `settings`'
+    S3 client by the chart's CronJob); BadInput naming the field."""
     try:
-        document = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        if str(path).startswith("s3://"):
+            bucket, _, key = str(path).removeprefix("s3://").partition("/")
+            body = settings.s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            text = body.read().decode()
+        else:
+            text = Path(path).read_text()
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise BadInput(f"{path}: not a readable experiment ({exc})") from None
+    except Exception as exc:  # OSError, botocore's errors: name the file, no trace
+        raise BadInput(f"{path}: cannot read the experiment ({exc})") from None
     if not isinstance(document, dict):
         raise BadInput(f"{path}: an experiment is a mapping with name, arms, economics")
     try:

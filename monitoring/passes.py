@@ -374,6 +374,7 @@ def outcomes_pass(options: OutcomesOptions, settings: MonitorSettings) -> int:
     )
     from riskserve.monitoring.outcomes_experiment import (
         economics_of,
+        is_experiment_file,
         read_experiment,
     )
     from riskserve.monitoring.outcomes_labels import read_outcome_labels
@@ -381,8 +382,8 @@ def outcomes_pass(options: OutcomesOptions, settings: MonitorSettings) -> int:
 
     experiment = None
     name = options.experiment
-    if Path(options.experiment).is_file():
-        experiment = read_experiment(Path(options.experiment))
+    if is_experiment_file(options.experiment):
+        experiment = read_experiment(options.experiment, settings)
         name = experiment.name
     economics = economics_of(experiment, options.gain_rate, options.loss_given_default)
     champion = options.champion or (experiment and experiment.champion_arm)
