@@ -36,7 +36,13 @@ from riskserve.transformer.experiment_schema import (
     ExperimentError,
     parse_experiment_document,
 )
-from riskserve.transformer.policy import Policy, PolicyError, load_policy
+from riskserve.transformer.policy import (
+    DEFAULT_RULE,
+    Policy,
+    PolicyError,
+    load_policy,
+)
+from riskserve.transformer.policy_schema import ACTIONS
 from riskserve.transformer.predictor_client import (
     PredictorAnswer,
     PredictorError,
@@ -55,6 +61,16 @@ EXPERIMENT_OUTPUTS = ("experiment", "arm")
 # The entity an experiment assigns by default: the decision's (its `entity()`).
 _DEFAULT_ENTITY = {"card": "card_id", "customer": "customer_id"}
 
+# The policy_rule of a row that exploration approved: the policy declined it by one of
+# the exploration's rules (its reason_code is kept, docs/experiments.md).
+EXPLORATION_RULE = "exploration"
+
+EXPLORED_ROWS = Counter(
+    "riskserve_transformer_explored_rows",
+    "Rows a policy declined (blocked) that the experiment's exploration approved "
+    "(allowed).",
+    ["experiment"],
+)
 ARM_ROWS = Counter(
     "riskserve_transformer_experiment_rows",
     "Rows decided per experiment arm (the holdout as arm `holdout`; shadow arms not "
@@ -93,6 +109,8 @@ class Routed:
     slots: np.ndarray
     groups: list[tuple[Arm, np.ndarray]]
     arm_names: np.ndarray  # object: the arm recorded for each row ("holdout" too)
+    # bool: the rows whose entity is in the exploration share (None: no exploration)
+    explorable: np.ndarray | None = None
 
 
 class Experiment:
@@ -131,6 +149,16 @@ class Experiment:
         # blake2b of salt:id is blake2b's state after `salt:`, copied, fed the id
         self._salted = hashlib.blake2b(f"{document.salt}:".encode(), digest_size=8)
         self.entity_field: str | None = document.entity
+        # Exploration's own point per entity, apart from the arm's (another prefix
+        # of the same salt): explored entities are spread evenly over the arms.
+        self.exploration = document.exploration
+        self._explore_salted = hashlib.blake2b(
+            f"{document.salt}:explore:".encode(), digest_size=8
+        )
+        self._explored_rules = (
+            frozenset(document.exploration.rules) if document.exploration else None
+        )
+        self._explored = EXPLORED_ROWS.labels(document.name)
         self._entity: Callable[[Any], str] = lambda event: ""
         self.checked = False
 
@@ -186,6 +214,7 @@ class Experiment:
             else:
                 arm.pool = pools.get(host) or pools.setdefault(host, pool_for(host))
         with_policy = [a.name for a in self.arms if a.policy is not None]
+        self._check_exploration(with_policy)
         if with_policy and len(with_policy) != len(self.arms):
             without = [i for i, a in enumerate(self.arms) if a.policy is None]
             raise ExperimentError(
@@ -193,6 +222,33 @@ class Experiment:
                 "have a policy and this one has none (nor has the transformer): every "
                 "arm answers the same outputs, so give every arm a policy or none"
             )
+
+    def _check_exploration(self, with_policy: list[str]) -> None:
+        """Exploration overrides a policy's decline: every arm needs a policy, and
+        each rule it names must be a rule of an arm's policy (or its default)."""
+        if self.exploration is None:
+            return
+        if len(with_policy) != len(self.arms):
+            raise ExperimentError(
+                "exploration: needs a decision policy on every arm (it approves what "
+                "a policy declines)"
+            )
+        names: set[str] = set()
+        for i, arm in enumerate(self.arms):
+            assert arm.policy is not None
+            own = {rule.name for rule in arm.policy.document.rules}
+            if EXPLORATION_RULE in own:
+                raise ExperimentError(
+                    f"arms[{i}].policy: a rule named {EXPLORATION_RULE!r} would read "
+                    "as an explored decision: rename it"
+                )
+            names |= own
+        for j, rule in enumerate(self.exploration.rules):
+            if rule != DEFAULT_RULE and rule not in names:
+                raise ExperimentError(
+                    f"exploration.rules[{j}]: {rule!r} is no rule of the arms' "
+                    f"policies ({', '.join(sorted(names | {DEFAULT_RULE}))})"
+                )
 
     def pools(self) -> list[PredictorPool]:
         return list({id(a.pool): a.pool for a in self.arms if a.pool}.values())
@@ -235,14 +291,21 @@ class Experiment:
         """Each row's slot and the rows of each arm (module docstring)."""
         rows = len(events)
         if rows == 1:
+            entity_id = self._entity(events[0])
             state = self._salted.copy()
-            state.update(self._entity(events[0]).encode())
+            state.update(entity_id.encode())
             point = (int.from_bytes(state.digest(), "big") >> 11) / float(1 << 53)
             slot = int(np.searchsorted(self._edges, point, side="right"))
             self._rows[slot].inc()
             arm = self.slots[slot][1]
-            return Routed(np.array([slot]), [(arm, np.array([0]))], self._one_row[slot])
-        points = self.points([self._entity(e) for e in events])
+            return Routed(
+                np.array([slot]),
+                [(arm, np.array([0]))],
+                self._one_row[slot],
+                self.explorable([entity_id]) if self.exploration else None,
+            )
+        entity_ids = [self._entity(e) for e in events]
+        points = self.points(entity_ids)
         slots = np.searchsorted(self._edges, points, side="right")
         by_arm = self._arm_of_slot[slots]
         groups = []
@@ -251,13 +314,31 @@ class Experiment:
         for slot, count in enumerate(np.bincount(slots).tolist()):
             if count:
                 self._rows[slot].inc(count)
-        return Routed(slots, groups, self._names[slots])
+        return Routed(
+            slots,
+            groups,
+            self._names[slots],
+            self.explorable(entity_ids) if self.exploration else None,
+        )
 
-    def points(self, entity_ids: list[str]) -> np.ndarray:
-        """`entity_point(salt, id)` of each id, at once."""
+    def explorable(self, entity_ids: list[str]) -> np.ndarray:
+        """Whether each entity is in the exploration share: its point of
+        blake2b(f"{salt}:explore:{id}") below the share. Sticky, like the arm: an
+        entity is explored on every request or on none, so a declined customer
+        cannot retry into an approval, and the explored are a random sample of
+        entities, not of attempts."""
+        assert self.exploration is not None
+        points = self.points(entity_ids, self._explore_salted)
+        explorable: np.ndarray = points < self.exploration.share
+        return explorable
+
+    def points(self, entity_ids: list[str], salted: Any | None = None) -> np.ndarray:
+        """`entity_point(salt, id)` of each id, at once (`salted`: another prefix's
+        state)."""
+        prefix = self._salted if salted is None else salted
         digests = []
         for entity_id in entity_ids:
-            state = self._salted.copy()
+            state = prefix.copy()
             state.update(entity_id.encode())
             digests.append(state.digest())
         shifted = np.frombuffer(b"".join(digests), ">u8") >> np.uint64(11)
@@ -311,7 +392,7 @@ class Experiment:
         if first.applied is None:
             return []
         if len(routed.groups) == 1:
-            return first.applied.outputs(answered, used, events)
+            return self._explore(routed, first.applied.outputs(answered, used, events))
         parts = []
         for arm, index in routed.groups:
             assert arm.applied is not None  # every arm has one (bind)
@@ -325,7 +406,38 @@ class Experiment:
                     ),
                 )
             )
-        return merge_rows(parts, rows)
+        return self._explore(routed, merge_rows(parts, rows))
+
+    def _explore(
+        self, routed: Routed, decided: list[OutputTensor]
+    ) -> list[OutputTensor]:
+        """The explorable rows a policy declined (blocked) by one of the
+        exploration's rules, approved (allowed) instead: `policy_rule` says
+        "exploration", `reason_code` keeps the policy's (why it would have
+        declined)."""
+        if routed.explorable is None or not routed.explorable.any():
+            return decided
+        assert self._explored_rules is not None and self.arms[0].policy is not None
+        allowed = ACTIONS[self.arms[0].policy.document.kind]
+        by_name = {t.name: t for t in decided}
+        action, rule = by_name["action"].array, by_name["policy_rule"].array
+        explored = routed.explorable & np.array(
+            [
+                a == allowed[-1] and r in self._explored_rules
+                for a, r in zip(action.tolist(), rule.tolist(), strict=True)
+            ],
+            dtype=bool,
+        )
+        if not explored.any():
+            return decided
+        self._explored.inc(int(np.count_nonzero(explored)))
+        action, rule = action.copy(), rule.copy()
+        action[explored], rule[explored] = allowed[0], EXPLORATION_RULE
+        replaced = {"action": action, "policy_rule": rule}
+        return [
+            OutputTensor(t.name, t.datatype, replaced.get(t.name, t.array))
+            for t in decided
+        ]
 
     def outputs(self, routed: Routed, rows: int) -> list[OutputTensor]:
         """The two outputs the experiment adds: its name and each row's arm."""
@@ -360,6 +472,9 @@ class Experiment:
                 {"share": self.document.holdout.share, "arm": self.slots[-1][1].name}
                 if self.document.holdout
                 else None
+            ),
+            "exploration": (
+                self.exploration.model_dump() if self.exploration else None
             ),
         }
 

@@ -18,6 +18,7 @@ naming its place (`arms[1].share: ...`), as the policy's (docs/experiments.md):
         shadow: true             # sent a copy after the answer, never returned
     champion: champion           # default: the first arm
     holdout: {share: 0.10, arm: champion}
+    exploration: {share: 0.02, rules: [default]}   # optional, at most 0.05
     economics: {gain_rate: 0.04, loss_given_default: 0.9}   # for the outcomes pass
 
 This module knows the document only; the arms' predictors and policies are resolved
@@ -38,6 +39,8 @@ MAX_ARMS = 16
 # Share sums are checked to this: YAML decimals (0.45 + 0.45 + 0.1) are not exact.
 SHARE_TOLERANCE = 1e-9
 HOLDOUT = "holdout"
+# Exploration approves what the policy declines: it stays small (docs/experiments.md).
+MAX_EXPLORATION_SHARE = 0.05
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 # An InferenceService name: a DNS-1123 label, as KServe asks.
 ServiceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
@@ -77,6 +80,21 @@ class HoldoutSpec(BaseModel):
     champion)."""
 
 
+class ExplorationSpec(BaseModel):
+    """Approve (allow) a small random share of the entities whose row a policy
+    declines (blocks) by one of `rules`, so that the declined population's outcomes
+    can be measured; off unless set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share: Annotated[float, Field(gt=0)]
+    """The fraction of entities explored, at most MAX_EXPLORATION_SHARE; sticky per
+    entity (a hash of the salt and the id, apart from the arm's)."""
+    rules: list[Name] = Field(default_factory=lambda: ["default"], min_length=1)
+    """The policy rules whose declines may be explored (default: the policy's
+    default, the cut-off); a knock-out is never explored unless named."""
+
+
 class Economics(BaseModel):
     """Money per decision, read by the monitor's outcomes pass (the transformer only
     checks it): shares of the decision's amount."""
@@ -103,6 +121,8 @@ class ExperimentDocument(BaseModel):
     champion: Name | None = None
     """The live arm the others are judged against (default: the first)."""
     holdout: HoldoutSpec | None = None
+    exploration: ExplorationSpec | None = None
+    """Off by default (docs/experiments.md)."""
     economics: Economics | None = None
     """For the outcomes pass (`riskserve monitor outcomes`); unused when serving."""
 
@@ -136,6 +156,15 @@ class ExperimentDocument(BaseModel):
         if holdout_arm is not None and holdout_arm not in {a.name for a in live}:
             problems.append(
                 f"holdout.arm: {holdout_arm!r} is not a live arm of this experiment"
+            )
+        if (
+            self.exploration is not None
+            and self.exploration.share > MAX_EXPLORATION_SHARE
+        ):
+            problems.append(
+                f"exploration.share: {self.exploration.share:g} is above the cap of "
+                f"{MAX_EXPLORATION_SHARE:g}: exploration approves what the policy "
+                "declines"
             )
         if not problems:
             total = math.fsum(
