@@ -3,21 +3,26 @@ as it runs: the credit InferenceService (the contract credit model, a Feast repo
 of generated customers, the transformer with policy v1 in the registry's
 `credit-policy`), then `riskserve policy rollout credit --alias challenger --percent
 50` (policy v2, another cut-off): a second transformer revision takes about half the
-decisions, each naming its policy version and decided by its cut-off; `--promote`: v2
-decides everything within seconds and `champion` moves; `--rollback`: v1 again. The
-predictor keeps its one revision throughout."""
+decisions, each naming its policy version and decided by its cut-off; `--promote` is
+refused until v2 is approved (`riskserve approve credit-policy 2`), then v2 decides
+everything and `champion` moves; `--rollback`: v1 again. Then `--auto` under live
+checkouts: refused for an unapproved v3, promotes it once approved, and rolls back a
+v4 whose transformer cannot start (exit 3, one line). The predictor keeps its one
+revision throughout."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from riskserve.localplatform.client import apply_yaml, status, wait_ready
 from riskserve.transformer.policy import Policy, parse_policy
@@ -35,7 +40,8 @@ from tests.transformer.transformer_helpers import (
 
 pytestmark = pytest.mark.e2e
 
-CUTOFFS = {"v1": 0.0, "v2": 100_000.0}  # v1 approves a finite score; v2 none
+# v1 approves a finite score; v2 none; v3 (the --auto test's) those at 600 and over
+CUTOFFS = {"v1": 0.0, "v2": 100_000.0, "v3": 600.0}
 
 
 def cutoff_policy(label: str) -> Policy:
@@ -139,6 +145,20 @@ def rollout(stack: Stack, *args: str) -> str:
     return finished(start_rollout(stack, *args))
 
 
+def approve(stack: Stack, version: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "riskserve", "approve", "credit-policy", version]
+        + ["--by", "risk-lead", "--note", "cut-off agreed at the credit committee"],
+        env=stack.env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"credit-policy v{version}: approved by risk-lead" in done.stdout
+
+
 _sent = [0]
 
 
@@ -217,6 +237,23 @@ def test_a_cutoff_change_is_canaried_promoted_and_rolled_back(stack: Stack) -> N
     assert len(components(stack)["predictor"]["traffic"]) == 1
     assert {"approve", "decline"} <= {action for _, _, action in answers}
 
+    # the approval gate: `policy apply` validated v2, nobody approved it
+    command = start_rollout(stack, "--promote")
+    _, err = command.communicate(timeout=180)
+    assert command.returncode == 2, err
+    assert err.strip().startswith(
+        "riskserve policy rollout: error: refused to promote: credit-policy v2 is "
+        "validated, not approved: `riskserve approve credit-policy 2 --by NAME "
+        "--note TEXT` first"
+    ), err
+    assert sorted(
+        t["percent"] for t in components(stack)["transformer"]["traffic"]
+    ) == [
+        50,
+        50,
+    ]
+    approve(stack, "2")
+
     started = time.monotonic()
     command = start_rollout(stack, "--promote")
     promoted_s = until_all(stack, "v2", started)
@@ -243,3 +280,104 @@ def test_a_cutoff_change_is_canaried_promoted_and_rolled_back(stack: Stack) -> N
     )
     assert champion(stack) == "1"
     assert len(components(stack)["predictor"]["traffic"]) == 1
+
+
+class Traffic:
+    """Checkouts through the gateway from a background thread while `--auto` judges
+    the canary (the gates need requests in every window)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.url = str(stack.platform.client.base_url)
+        self.codes: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            for sent in range(100_000):  # bounded: stopped long before
+                if self._stop.is_set():
+                    return
+                when = int(time.time() * 1e6) + sent
+                answer = client.post(
+                    "/v2/models/credit/infer",
+                    json=raw_checkout(f"auto-{sent % 7}", when, 90.0, "Electronics"),
+                )
+                self.codes[answer.status_code] += 1
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def apply_challenger(stack: Stack, label: str, text: str) -> str:
+    from riskserve.policy_cli import apply_policy
+
+    policy = parse_policy(text.encode(), f"{label}.yaml")
+    version, _ = apply_policy(stack.client, policy, "credit", "7", "challenger")
+    stack.versions[policy.version] = label
+    return version
+
+
+def auto(stack: Stack) -> subprocess.CompletedProcess:
+    # Latency is given room: a 3 s window of one client's checkouts on a shared
+    # machine is a few dozen canary requests, whose p99 is their slowest (the gate's
+    # arithmetic is proved on recorded windows in tests/rollout/test_rollout_gates.py).
+    env = {**stack.env, "RISKSERVE_ROLLOUT_P99_SLACK_MS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "riskserve", "policy", "rollout", "credit"]
+        + ["--alias", "challenger", "--auto", "--steps", "50,100", "--window", "3"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+def test_auto_promotes_an_approved_policy_and_rolls_back_one_that_breaks(
+    stack: Stack,
+) -> None:
+    v3 = apply_challenger(stack, "v3", cutoff_policy("v3").text.decode())
+    refused = auto(stack)  # not approved: refused before any traffic moves
+    assert refused.returncode == 2, refused.stderr
+    assert f"credit-policy v{v3} is validated, not approved" in refused.stderr
+    before = components(stack)["transformer"]
+    assert before["latestCreatedRevision"] == before["latestRolledoutRevision"]
+
+    approve(stack, v3)
+    started = time.monotonic()
+    with Traffic(stack) as traffic:
+        done = auto(stack)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert traffic.codes[200] > 0 and set(traffic.codes) == {200}, traffic.codes
+    assert "step 1/2" in done.stdout and "step 2/2" in done.stdout
+    assert f"MLflow alias champion -> credit-policy v{v3}" in done.stdout
+    print(
+        f"--auto (steps 50,100, 3 s windows): promoted in {took:.1f} s, "
+        f"{sum(traffic.codes.values())} checkouts meanwhile; load "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    assert champion(stack) == v3
+    until_all(stack, "v3", time.monotonic())
+
+    # A policy registered without `policy apply`'s check names a field the model
+    # lacks: its transformer refuses to start; --auto rolls back, naming why.
+    broken = cutoff_policy("v1").text.decode().replace("credit_score", "no_such_field")
+    v4 = apply_challenger(stack, "v4", broken.replace("cutoff-v1", "cutoff-v4"))
+    approve(stack, v4)
+    with Traffic(stack) as traffic:
+        failed = auto(stack)
+    assert failed.returncode == 3, failed.stderr
+    (last,) = failed.stderr.strip().splitlines()[-1:]
+    assert last.startswith(
+        "riskserve policy rollout: rolled back: the new revision failed: "
+        "credit-transformer-"
+    ), failed.stderr
+    assert set(traffic.codes) == {200}, traffic.codes  # v3 answered throughout
+    assert champion(stack) == v3
+    assert {decide(stack)[1] for _ in range(20)} == {"v3"}
