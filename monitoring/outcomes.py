@@ -293,6 +293,14 @@ def outcomes(
             "unknown_keys": int((~unique_labels["key"].isin(known)).sum()),
         },
         "arms": [figures[arm] for arm in arms],
+        # Exploration's decisions (approved although the policy declined them):
+        # the declined population's outcomes, per arm; also counted in the arm.
+        "explored": [
+            {"arm": arm, **arm_outcomes(group, decisions.kind, judging.alpha)}
+            for arm, group in live[live["explored"].astype(bool)].groupby("arm")
+        ]
+        if "explored" in live
+        else [],
         "shadow_arms": [
             {"arm": arm, **arm_outcomes(group, decisions.kind, judging.alpha)}
             for arm, group in shadow.groupby("arm")
@@ -368,6 +376,8 @@ def outcomes_summary(result: dict) -> str:
         lines.append(row(arm, _rate(arm["share"])) + champion)
     for arm in result["shadow_arms"]:
         lines.append(row({**arm, "arm": f"{arm['arm']} (shadow)"}, "-"))
+    for arm in result.get("explored", []):
+        lines.append(row({**arm, "arm": f"{arm['arm']} (explored)"}, "-"))
     for c in result["comparisons"]:
         profit = c["realised_profit_per_decision"]
         ci = profit["ci"]

@@ -105,7 +105,19 @@ def read_decisions(
     return found
 
 
-_COLUMNS = ["key", "time", "version", "arm", "amount", "probability", "approved"]
+_COLUMNS = [
+    "key",
+    "time",
+    "version",
+    "arm",
+    "amount",
+    "probability",
+    "approved",
+    "explored",
+]
+# The policy_rule of a decision the experiment's exploration approved (the policy
+# declined it; docs/experiments.md).
+EXPLORATION_RULE = "exploration"
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -128,7 +140,10 @@ def _record_rows(record: dict, stamp: float) -> tuple[list[dict], str]:
     probability = outputs[probability_name]
     amount = raw[amount_field]
     approved = _approved(outputs, kind)
-    if not (len(probability) == len(amount) == len(approved) == len(arms)):
+    rules = outputs.get("policy_rule") or [None] * len(arms)
+    if not (
+        len(probability) == len(amount) == len(approved) == len(rules) == len(arms)
+    ):
         raise ValueError(
             f"{len(arms)} arms for {len(probability)} probabilities, "
             f"{len(amount)} amounts and {len(approved)} decisions"
@@ -149,6 +164,7 @@ def _record_rows(record: dict, stamp: float) -> tuple[list[dict], str]:
             "amount": money,
             "probability": chance,
             "approved": approved[i],
+            "explored": _scalar(rules[i]) == EXPLORATION_RULE,
         }
         for name, values in raw.items():
             if isinstance(values, list) and len(values) == len(arms):
