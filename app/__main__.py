@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         # The server is closed and nothing is left to save: skip the interpreter's
         # teardown of Gradio's module graph (measured 1.5-4 s on a loaded 2-core
         # machine, against the 5 s a stop may take).
+        from riskserve.app.scored_files import close_all
+
+        close_all()  # scored files hold customers' data: gone with the app
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -67,6 +67,11 @@ class AppSettings(BaseSettings):
     generated history (real card ids). Without it, a transformer's form offers an
     unknown-card example only."""
 
+    file_retention_seconds: int = Field(default=3600, ge=1)
+    """How long uploaded CSV files and scored files (applicants' and cards' data) are
+    kept: Gradio's copies and the app's own are deleted once this old (checked every
+    minute, or every half of it when shorter), and all of them when the app stops."""
+
     rollout_refresh_seconds: float = Field(default=5.0, ge=0)
     """How often the rollout panel refreshes itself (0: only with its button)."""
 

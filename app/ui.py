@@ -10,7 +10,6 @@ serving the next request.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from riskserve.app.render import (
     note_html,
 )
 from riskserve.app.rollout import Traffic, rollout_html
+from riskserve.app.scored_files import ScoredFiles
 from riskserve.app.settings import AppSettings
 from riskserve.app.v2_client import (
     EndpointError,
@@ -274,8 +274,16 @@ def build_app(settings: AppSettings) -> gr.Blocks:
         kind: ModelEndpoint.connect(kind, settings) for kind in ("fraud", "credit")
     }
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    retention = settings.file_retention_seconds
+    every = max(1, min(60, retention // 2))
+    scored_files = ScoredFiles(retention, every)
 
-    with gr.Blocks(title="riskserve analyst", analytics_enabled=False) as demo:
+    with gr.Blocks(
+        title="riskserve analyst",
+        analytics_enabled=False,
+        # Uploads and downloads hold customers' data: kept `retention` seconds.
+        delete_cache=(every, retention),
+    ) as demo:
         gr.Markdown(
             "# riskserve analyst\nScore card transactions and credit applicants with "
             "the served models, score CSV files, watch canary rollouts and the "
@@ -348,7 +356,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                         endpoint.client,
                         endpoint.fields,
                         Path(path),
-                        Path(tempfile.mkdtemp(prefix="riskserve-app-")),
+                        scored_files.new_folder(),
                         settings.batch_size,
                         settings.max_upload_rows,
                         report,
