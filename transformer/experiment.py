@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from prometheus_client import Counter
 from riskserve.serving.tensors import OutputTensor
+from riskserve.transformer.document_reader import read_document
 from riskserve.transformer.experiment_schema import (
     HOLDOUT,
     MAX_DOCUMENT_BYTES,
@@ -554,19 +555,15 @@ def load_experiment(uri: str, s3_client: Any = None) -> Experiment:
     """The experiment at `uri`, its arms' policies loaded (their fields are checked
     once the arms' predictors answer: `Experiment.check`); ExperimentError, one line
     per problem, naming the place."""
-    if uri.startswith("s3://"):
-        text, base = _read_s3(uri, s3_client), None
-    else:
-        path = Path(uri.removeprefix("file://"))
-        if path.is_dir():
-            path = path / EXPERIMENT_FILE
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise ExperimentError(
-                f"{path}: cannot read the experiment ({exc.strerror})"
-            ) from None
-        base = path.parent
+    text, path = read_document(
+        uri,
+        file_name=EXPERIMENT_FILE,
+        what="experiment",
+        max_bytes=MAX_DOCUMENT_BYTES,
+        error=ExperimentError,
+        s3_client=s3_client,
+    )
+    base = path.parent if path is not None else None
     document = parse_experiment_document(text, uri)
     arms, problems = [], []
     for i, spec in enumerate(document.arms):
@@ -596,22 +593,3 @@ def load_experiment(uri: str, s3_client: Any = None) -> Experiment:
     if problems:
         raise ExperimentError("\n".join(problems))
     return Experiment(document, arms, uri)
-
-
-def _read_s3(uri: str, client: Any) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise ExperimentError(f"{uri}: expected s3://BUCKET/KEY")
-    if client is None:
-        from riskserve.model.s3_client import S3Settings, s3_client
-
-        client = s3_client(S3Settings())
-    if not key.endswith((".yaml", ".yml")):
-        key = key.rstrip("/") + "/" + EXPERIMENT_FILE
-    try:
-        answer = client.get_object(Bucket=bucket, Key=key)
-        return answer["Body"].read(MAX_DOCUMENT_BYTES + 1)
-    except Exception as exc:  # botocore's errors carry the reason in their text
-        raise ExperimentError(
-            f"s3://{bucket}/{key}: cannot read the experiment ({exc})"
-        ) from None

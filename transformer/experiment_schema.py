@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from riskserve.transformer.document_reader import yaml_mapping
 from riskserve.transformer.policy_schema import _place  # a document's place, a.b[1]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -203,22 +203,14 @@ def parse_experiment_document(
     text: bytes | str, source: str = "experiment"
 ) -> ExperimentDocument:
     """The experiment in `text` (YAML), or ExperimentError with one line per error."""
-    raw = text.encode() if isinstance(text, str) else text
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise ExperimentError(
-            f"{source}: {len(raw)} bytes; an experiment may have {MAX_DOCUMENT_BYTES}"
-        )
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ExperimentError(f"{source}:{where}: not YAML ({problem})") from None
-    if not isinstance(data, dict):
-        raise ExperimentError(
-            f"{source}: an experiment is a YAML mapping (name, salt, arms, ...)"
-        )
+    data = yaml_mapping(
+        text,
+        source=source,
+        what="experiment",
+        keys="name, salt, arms, ...",
+        max_bytes=MAX_DOCUMENT_BYTES,
+        error=ExperimentError,
+    )
     try:
         return ExperimentDocument.model_validate(data)
     except ValidationError as exc:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from riskserve.transformer.document_reader import read_document
 from riskserve.transformer.policy_schema import (
     MAX_DOCUMENT_BYTES,
     Condition,
@@ -445,34 +445,15 @@ def load_policy(uri: str, s3_client: Any = None) -> Policy:
             f"{uri}: a models:/ URI is resolved to s3:// or a path before the "
             "transformer loads it (riskserve policy status shows each version's)"
         )
-    if uri.startswith("s3://"):
-        return parse_policy(_read_s3(uri, s3_client), uri)
-    path = Path(uri.removeprefix("file://"))
-    if path.is_dir():
-        path = path / POLICY_FILE
-    try:
-        return parse_policy(path.read_bytes(), str(path))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the policy ({exc.strerror})") from None
-
-
-def _read_s3(uri: str, client: Any) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise PolicyError(f"{uri}: expected s3://BUCKET/KEY")
-    if client is None:
-        from riskserve.model.s3_client import S3Settings, s3_client
-
-        client = s3_client(S3Settings())
-    if not key.endswith((".yaml", ".yml")):
-        key = key.rstrip("/") + "/" + POLICY_FILE
-    try:
-        answer = client.get_object(Bucket=bucket, Key=key)
-        return answer["Body"].read(MAX_DOCUMENT_BYTES + 1)
-    except Exception as exc:  # botocore's errors carry the reason in their text
-        raise PolicyError(
-            f"s3://{bucket}/{key}: cannot read the policy ({exc})"
-        ) from None
+    text, path = read_document(
+        uri,
+        file_name=POLICY_FILE,
+        what="policy",
+        max_bytes=MAX_DOCUMENT_BYTES,
+        error=PolicyError,
+        s3_client=s3_client,
+    )
+    return parse_policy(text, uri if path is None else str(path))
 
 
 def policy_fields(

@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from riskserve.transformer.document_reader import yaml_mapping
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     "credit": ("approve", "refer", "decline"),
@@ -194,20 +194,14 @@ def _lines(exc: ValidationError) -> list[str]:
 
 def parse_document(text: bytes | str, source: str = "policy") -> PolicyDocument:
     """The policy in `text` (YAML), or PolicyError with one line per error."""
-    raw = text.encode() if isinstance(text, str) else text
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise PolicyError(
-            f"{source}: {len(raw)} bytes; a policy may have {MAX_DOCUMENT_BYTES}"
-        )
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise PolicyError(f"{source}:{where}: not YAML ({problem})") from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"{source}: a policy is a YAML mapping (name, kind, ...)")
+    data = yaml_mapping(
+        text,
+        source=source,
+        what="policy",
+        keys="name, kind, ...",
+        max_bytes=MAX_DOCUMENT_BYTES,
+        error=PolicyError,
+    )
     try:
         return PolicyDocument.model_validate(data)
     except ValidationError as exc:

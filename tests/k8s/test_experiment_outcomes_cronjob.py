@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 from riskserve.monitoring.cli import _with_subcommand, outcomes_options, parser
 
-from tests.k8s import test_k8s_policies as policies
-from tests.k8s import test_k8s_render as renders
 from tests.k8s.k8s_render import CONFIGURATIONS, MANIFESTS, Render, helm_template
 from tests.k8s.k8s_render import kustomize as kustomize_render
 from tests.k8s.test_drift_monitor import container, push_target
-from tests.k8s.transformer_render import helm_refusal
+from tests.k8s.transformer_render import helm_refusal, passes_every_render_check
 
 pytestmark = pytest.mark.k8s
 
@@ -76,18 +74,7 @@ def test_the_chart_schedules_the_outcomes_pass_of_an_experiment() -> None:
     ]
     assert "credit-outcomes-monitor" in str(store["spec"]["ingress"])
     rendered = Render("helm", "outcomes", documents)
-    checks(rendered)
-
-
-def checks(rendered: Render) -> None:
-    renders.test_builtin_kinds_validate_against_kubernetes_schemas(rendered)
-    renders.test_no_document_is_left_unvalidated(rendered)
-    policies.test_every_pod_meets_pod_security_restricted(rendered)
-    policies.test_writable_paths_are_empty_dirs(rendered)
-    policies.test_credentials_reach_pods_only_through_secrets(rendered)
-    policies.test_every_pod_has_resources(rendered)
-    policies.test_every_resource_carries_the_recommended_labels(rendered)
-    policies.test_images_are_pinned(rendered)
+    passes_every_render_check(rendered)
 
 
 @pytest.mark.parametrize(
@@ -157,4 +144,4 @@ def test_kustomizes_component_runs_the_charts_pass(tmp_path: Path) -> None:
         if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "seaweedfs"
     ]
     assert "credit-outcomes-monitor" in str(store["spec"]["ingress"])
-    checks(Render("kustomize", "outcomes", documents))
+    passes_every_render_check(Render("kustomize", "outcomes", documents))

@@ -5,14 +5,12 @@ value that is neither s3:// nor an absolute path."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from riskserve.transformer.settings import TransformerSettings
 
-from tests.k8s.k8s_render import CHART, NAMESPACE, RELEASE, helm_template, render, tool
+from tests.k8s.k8s_render import helm_template, render
 from tests.k8s.test_feature_store import VALUES
-from tests.k8s.test_transformer_policy import env
+from tests.k8s.transformer_render import env, helm_refusal
 
 pytestmark = pytest.mark.k8s
 
@@ -39,22 +37,7 @@ def test_a_models_experiment_uri_reaches_its_transformer_only() -> None:
 
 
 def test_the_chart_refuses_an_experiment_uri_of_another_scheme() -> None:
-    done = subprocess.run(
-        [
-            str(tool("helm")),
-            "template",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--values",
-            str(VALUES),
-            "--set",
-            "models.fraud.transformer.experimentUri=https://example.com/e.yaml",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    stderr = helm_refusal(
+        VALUES, "models.fraud.transformer.experimentUri=https://example.com/e.yaml"
     )
-    assert done.returncode != 0
-    assert "experimentUri" in done.stderr
+    assert "experimentUri" in stderr

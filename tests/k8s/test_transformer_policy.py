@@ -5,24 +5,17 @@ the chart refuses a `models:/` URI, which is resolved before deployment."""
 
 from __future__ import annotations
 
-import subprocess
-from typing import Any
-
 import pytest
 from riskserve.transformer.settings import TransformerSettings
 
-from tests.k8s.k8s_render import CHART, NAMESPACE, RELEASE, helm_template, render, tool
+from tests.k8s.k8s_render import helm_template, render
 from tests.k8s.test_feature_store import VALUES
-from tests.k8s.test_transformer_inference_log import transformer_container
+from tests.k8s.transformer_render import env, helm_refusal
 
 pytestmark = pytest.mark.k8s
 
 POLICY = "RISKSERVE_TRANSFORMER_POLICY_URI"
 URI = "s3://riskserve-models/mlflow/7/abc/artifacts/policy/policy.yaml"
-
-
-def env(documents: Any, model: str) -> dict[str, Any]:
-    return {e["name"]: e for e in transformer_container(documents, model)["env"]}
 
 
 @pytest.mark.parametrize("source", ["helm", "kustomize"])
@@ -44,25 +37,10 @@ def test_a_models_policy_uri_reaches_its_transformer_only() -> None:
 
 
 def test_the_chart_refuses_a_models_uri_in_one_line() -> None:
-    done = subprocess.run(
-        [
-            str(tool("helm")),
-            "template",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--values",
-            str(VALUES),
-            "--set",
-            "models.fraud.transformer.policyUri=models:/fraud-policy@champion",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    stderr = helm_refusal(
+        VALUES, "models.fraud.transformer.policyUri=models:/fraud-policy@champion"
     )
-    assert done.returncode != 0
     assert (
         "models.fraud.transformer.policyUri: models:/fraud-policy@champion: resolve "
         "it to its s3:// URI first (riskserve policy status --model fraud)"
-    ) in done.stderr
+    ) in stderr

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from tests.k8s import test_k8s_policies as policies
-from tests.k8s import test_k8s_render as renders
 from tests.k8s.k8s_render import (
     CONFIGURATIONS,
     MANIFESTS,
@@ -24,7 +22,7 @@ from tests.k8s.k8s_render import (
     kustomize,
 )
 from tests.k8s.test_transformer_inference_log import transformer_container
-from tests.k8s.transformer_render import env, helm_refusal
+from tests.k8s.transformer_render import env, helm_refusal, passes_every_render_check
 
 pytestmark = pytest.mark.k8s
 
@@ -149,14 +147,4 @@ def test_kustomize_renders_the_charts_policy_only_inference_services() -> None:
 
 @pytest.mark.parametrize("render", [kustomize_render, helm_render])
 def test_the_policy_only_configuration_passes_every_render_check(render: Any) -> None:
-    rendered = render()
-    renders.test_builtin_kinds_validate_against_kubernetes_schemas(rendered)
-    renders.test_kserve_kinds_validate_against_the_crds(rendered)
-    renders.test_no_document_is_left_unvalidated(rendered)
-    policies.test_every_pod_meets_pod_security_restricted(rendered)
-    policies.test_writable_paths_are_empty_dirs(rendered)
-    policies.test_credentials_reach_pods_only_through_secrets(rendered)
-    policies.test_every_pod_has_resources(rendered)
-    policies.test_every_resource_carries_the_recommended_labels(rendered)
-    policies.test_images_are_pinned(rendered)
-    policies.test_inference_services_have_the_shape_kserve_documents(rendered)
+    passes_every_render_check(render())

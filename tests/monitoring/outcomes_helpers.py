@@ -103,6 +103,34 @@ def write_experiment_log(
     return path
 
 
+def outcomes_arguments(log: Path, labels: Path, *extra: str) -> list[str]:
+    """`riskserve monitor outcomes credit` on `log` and `labels`: the experiment by
+    name, champion `champion`, the economics as options, no HTML report."""
+    return [
+        "outcomes",
+        "credit",
+        "--log",
+        str(log),
+        "--experiment",
+        EXPERIMENT,
+        "--champion",
+        "champion",
+        *ECONOMICS_ARGS,
+        "--labels",
+        str(labels),
+        "--no-report",
+        *extra,
+    ]
+
+
+def run_outcomes(log: Path, labels: Path, *extra: str) -> tuple[int, str]:
+    """The pass in process: its exit code and what it printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = monitor(outcomes_arguments(log, labels, *extra))
+    return code, out.getvalue()
+
+
 def outcomes_report(
     folder: Path, bad_rates: dict[str, float], rows: int, seed: int = 0
 ) -> Path:
@@ -110,25 +138,7 @@ def outcomes_report(
     `bad_rates` written under `folder`, as a file."""
     log = folder / "log"
     labels = write_experiment_log(log, bad_rates, rows=rows, seed=seed)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        monitor(
-            [
-                "outcomes",
-                "credit",
-                "--log",
-                str(log),
-                "--experiment",
-                EXPERIMENT,
-                "--champion",
-                "champion",
-                *ECONOMICS_ARGS,
-                "--labels",
-                str(labels),
-                "--no-report",
-                "--json",
-            ]
-        )
+    _, text = run_outcomes(log, labels, "--json")
     path = folder / "outcomes.json"
-    path.write_text(out.getvalue())
+    path.write_text(text)
     return path

@@ -15,6 +15,7 @@ from riskserve.monitoring.cli import main
 from tests.monitoring.outcomes_helpers import (
     EXPERIMENT,
     EXPERIMENT_YAML,
+    outcomes_arguments,
     write_experiment_log,
 )
 
@@ -84,25 +85,8 @@ def test_outcomes_end_to_end_terminal_json_html_gauges(tmp_path, capsys):
 def test_a_worse_challenger_exits_3(tmp_path, capsys):
     log = tmp_path / "log"
     labels = write_experiment_log(log, {"champion": 0.05, "challenger": 0.15})
-    code, out, err = run(
-        capsys,
-        "credit",
-        "--log",
-        str(log),
-        "--experiment",
-        EXPERIMENT,
-        "--champion",
-        "champion",
-        "--gain-rate",
-        "0.05",
-        "--loss-given-default",
-        "0.8",
-        "--labels",
-        str(labels),
-        "--judge",
-        "bad_rate",
-        "--no-report",
-    )
+    code = main(outcomes_arguments(log, labels, "--judge", "bad_rate"))
+    out, err = capsys.readouterr()
     assert code == 3
     assert "WORSE on bad_rate" in out
     assert "significantly worse than champion: challenger" in err

@@ -5,18 +5,15 @@ They still count in their arm (its treatment includes the exploration)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import json
 from pathlib import Path
 
 import orjson
 import pandas as pd
 import pytest
-from riskserve.monitoring.cli import main as monitor
 
-from tests.monitoring.outcomes_helpers import ECONOMICS_ARGS, EXPERIMENT, record
+from tests.monitoring.outcomes_helpers import record, run_outcomes
 
 pytestmark = pytest.mark.inprocess
 
@@ -53,32 +50,9 @@ def write_log(root: Path) -> Path:
     return path
 
 
-def run(log: Path, labels: Path, *extra: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = monitor(
-            [
-                "outcomes",
-                "credit",
-                "--log",
-                str(log),
-                "--experiment",
-                EXPERIMENT,
-                "--champion",
-                "champion",
-                *ECONOMICS_ARGS,
-                "--labels",
-                str(labels),
-                "--no-report",
-                *extra,
-            ]
-        )
-    return code, out.getvalue()
-
-
 def test_explored_decisions_are_reported_apart_per_arm(tmp_path: Path) -> None:
     labels = write_log(tmp_path)
-    _, text = run(tmp_path, labels, "--json")
+    _, text = run_outcomes(tmp_path, labels, "--json")
     result = json.loads(text)
     explored = {a["arm"]: a for a in result["explored"]}
     assert set(explored) == {"champion", "challenger"}
@@ -91,7 +65,7 @@ def test_explored_decisions_are_reported_apart_per_arm(tmp_path: Path) -> None:
     assert arms["champion"]["decisions"] == 400
     assert arms["champion"]["approval_rate"] == pytest.approx(320 / 400)
     # the terminal table has a line for each
-    _, table = run(tmp_path, labels)
+    _, table = run_outcomes(tmp_path, labels)
     assert "champion (explored)" in table and "challenger (explored)" in table
 
 
@@ -99,5 +73,5 @@ def test_without_exploration_nothing_is_reported_apart(tmp_path: Path) -> None:
     labels = write_log(tmp_path)
     for path in (tmp_path / "credit").rglob("*.jsonl"):
         path.write_bytes(path.read_bytes().replace(b'"exploration"', b'"default"'))
-    _, text = run(tmp_path, labels, "--json")
+    _, text = run_outcomes(tmp_path, labels, "--json")
     assert json.loads(text)["explored"] == []

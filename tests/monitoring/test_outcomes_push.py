@@ -12,9 +12,9 @@ import pytest
 from riskserve.model.s3_client import S3Settings
 
 from tests.monitoring.outcomes_helpers import (
-    ECONOMICS_ARGS,
     EXPERIMENT,
     EXPERIMENT_YAML,
+    outcomes_arguments,
     write_experiment_log,
 )
 from tests.monitoring.test_pushgateway import monitor, pushgateway
@@ -27,22 +27,7 @@ __all__ = ["pushgateway"]
 def test_the_outcomes_pass_pushes_its_gauges(tmp_path, pushgateway):
     log = tmp_path / "log"
     labels = write_experiment_log(log, {"champion": 0.05, "challenger": 0.12}, 2000)
-    done = monitor(
-        "outcomes",
-        "credit",
-        "--log",
-        str(log),
-        "--experiment",
-        EXPERIMENT,
-        "--champion",
-        "champion",
-        *ECONOMICS_ARGS,
-        "--labels",
-        str(labels),
-        "--no-report",
-        "--push",
-        pushgateway,
-    )
+    done = monitor(*outcomes_arguments(log, labels, "--push", pushgateway))
     assert done.returncode == 3, done.stderr  # the challenger is worse
     assert "could not push" not in done.stderr
     metrics = httpx.get(f"{pushgateway}/metrics", timeout=10).text
