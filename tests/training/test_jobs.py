@@ -78,7 +78,7 @@ def test_version_registered_as_a_draft_challenger(registered_models, client, kin
     assert (
         f"but v{version.version} is a draft: champion only once approved "
         f"(`riskserve report {kind}/{version.version}`, `riskserve approve {kind} "
-        f"{version.version} --by NAME --note TEXT`"
+        f"{version.version} --by NAME --note TEXT --champion` makes it champion)"
         in stdout
         # another test of the session may have made a champion of this name first
         or "champion unchanged" in stdout
