@@ -28,6 +28,7 @@ from riskserve.policy_cli import (
     resolve_policy_uri,
 )
 from tests.localplatform.test_transformer_platform import isvc_with_transformer
+from tests.rollout.test_rollout_gates import FakeClock
 
 pytestmark = pytest.mark.inprocess
 
@@ -397,17 +398,6 @@ class JudgedBackend(KServeBackend):
         return self._api.revision_metrics(isvc, component)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def judged(registry, canary_errors: int) -> tuple[PolicyRollout, JudgedKServe, list]:
     settings = RolloutSettings(window_s=2, min_requests=20, steps="20,100")
     _, v1 = resolve_policy_uri("models:/credit-policy@champion", settings)
@@ -471,3 +461,20 @@ def test_auto_rolls_a_failing_policy_back_and_the_command_names_the_gate(
     assert err.splitlines()[-1] == (
         "riskserve policy rollout: rolled back: canary error rate 4.8% > 1.0%"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (
+            ["--auto", "--backend", "kserve"],
+            "--auto judges the transformer's revisions on the local platform only",
+        ),
+        (["--auto", "--promote"], "--auto promotes or rolls back by itself"),
+        (["--auto", "--steps", "10,half"], "--steps: comma-separated percentages"),
+    ],
+)
+def test_auto_refuses_what_it_cannot_judge_in_one_line(argv, why, capsys) -> None:
+    assert main(["policy", "rollout", "credit", *argv]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"riskserve policy rollout: error: {why}"), line

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from riskserve.transformer.policy import Policy, parse_policy
 from tests.fixtures.contract_models import credit_model, write_onnx
 from tests.localplatform.platform_helpers import Platform
 from tests.localplatform.test_transformer_platform import isvc_with_transformer
+from tests.rollout.test_auto_rollout import Traffic
 from tests.transformer.transformer_helpers import (
     REPO_ROOT,
     build_customer_repo,
@@ -282,15 +282,12 @@ def test_a_cutoff_change_is_canaried_promoted_and_rolled_back(stack: Stack) -> N
     assert len(components(stack)["predictor"]["traffic"]) == 1
 
 
-class Traffic:
+class CheckoutTraffic(Traffic):
     """Checkouts through the gateway from a background thread while `--auto` judges
     the canary (the gates need requests in every window)."""
 
     def __init__(self, stack: Stack) -> None:
-        self.url = str(stack.platform.client.base_url)
-        self.codes: Counter = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(str(stack.platform.client.base_url))
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
@@ -303,14 +300,6 @@ class Traffic:
                     json=raw_checkout(f"auto-{sent % 7}", when, 90.0, "Electronics"),
                 )
                 self.codes[answer.status_code] += 1
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
 
 
 def apply_challenger(stack: Stack, label: str, text: str) -> str:
@@ -350,7 +339,7 @@ def test_auto_promotes_an_approved_policy_and_rolls_back_one_that_breaks(
 
     approve(stack, v3)
     started = time.monotonic()
-    with Traffic(stack) as traffic:
+    with CheckoutTraffic(stack) as traffic:
         done = auto(stack)
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
@@ -370,7 +359,7 @@ def test_auto_promotes_an_approved_policy_and_rolls_back_one_that_breaks(
     broken = cutoff_policy("v1").text.decode().replace("credit_score", "no_such_field")
     v4 = apply_challenger(stack, "v4", broken.replace("cutoff-v1", "cutoff-v4"))
     approve(stack, v4)
-    with Traffic(stack) as traffic:
+    with CheckoutTraffic(stack) as traffic:
         failed = auto(stack)
     assert failed.returncode == 3, failed.stderr
     (last,) = failed.stderr.strip().splitlines()[-1:]
