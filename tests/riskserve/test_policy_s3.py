@@ -51,7 +51,9 @@ def test_a_policy_stored_in_s3_is_read_back_by_the_transformers_loader(
     assert "registered version 1" in capsys.readouterr().out
     assert main(["policy", "status", "--model", MODEL]) == 0
     line = capsys.readouterr().out.splitlines()[1]
-    assert line.startswith("  version 1 [champion] sha256 ")
+    # applied is validated (checked against the model version it names)
+    assert line.startswith("  version 1 [champion] validated sha256 ")
+    assert "for fraud-s3/1" in line
     uri = line.split()[-1]
     assert uri.startswith("s3://mlflow/artifacts/") and uri.endswith("/policy")
 
