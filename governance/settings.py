@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
-from riskserve.model.mlflow_client import MlflowClientSettings
+from riskserve.model.mlflow_settings import MlflowClientSettings
 from riskserve.model.s3_client import S3Settings
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
-from riskserve.model.mlflow_client import MlflowClientSettings
+from riskserve.model.mlflow_settings import MlflowClientSettings
 from riskserve.model.s3_client import S3Settings
 from riskserve.monitoring.drift import Thresholds
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
-from riskserve.model.mlflow_client import MlflowClientSettings
+from riskserve.model.mlflow_settings import MlflowClientSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -47,7 +47,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # share, so a rollout's MLflow calls are bounded as theirs are.
     "rollout": (
         "rollout",
-        "model.mlflow_client",
+        "model.mlflow_settings",
         "localplatform.client",
         "localplatform.settings",
         "serving.buckets",

@@ -6,7 +6,7 @@ import os
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
-from riskserve.model.mlflow_client import MlflowClientSettings
+from riskserve.model.mlflow_settings import MlflowClientSettings
 
 
 class TrainingSettings(MlflowClientSettings):
