@@ -29,21 +29,45 @@ mkdir -p "$logs"
 
 "$HERE/base_image.sh"
 
+# Free space on the disk that holds the image store, for the progress lines.
+free_disk() {
+	df -h --output=avail "$logs" | tail -n 1 | tr -d ' '
+}
+
 extra=()
 if [[ "$engine" == podman ]]; then
 	# Build steps on the host's network: no bridge or CNI plugin is needed for pip.
 	extra+=(--network=host --layers)
+	# The host's uv cache (the wheels `make install` fetched), mounted for the
+	# dependency step: what is there is copied, not downloaded again; nothing of it
+	# lands in the image. RISKSERVE_IMAGE_UV_CACHE names another folder; set empty,
+	# every wheel comes from the index.
+	uv_cache="${RISKSERVE_IMAGE_UV_CACHE-$("$REPO/.venv/bin/uv" cache dir 2>/dev/null || true)}"
+	if [[ -n "$uv_cache" ]]; then
+		mkdir -p "$uv_cache"
+		extra+=(--volume "$uv_cache:/uv-cache" --build-arg UV_CACHE_DIR=/uv-cache)
+	fi
 fi
 for name in "${names[@]}"; do
 	image="$prefix$name:$tag"
 	log="$logs/build-$name.log"
-	echo ">> building $image with $engine (log: $log)"
+	echo ">> building $image with $engine (log: $log; $(free_disk) free)"
 	started=$SECONDS
 	if ! "$ENGINE" build "${extra[@]}" -f "$name/Dockerfile" -t "$image" . >"$log" 2>&1; then
-		echo "images/build.sh: building $image failed; the end of $log:" >&2
+		if grep -q "no space left on device" "$log"; then
+			echo "images/build.sh: building $image failed: no space left on the disk of $logs ($(free_disk) free now; the training image needs about 9 GB while it is built, 3 GB after)" >&2
+		else
+			echo "images/build.sh: building $image failed; the end of $log:" >&2
+		fi
 		tail -n 15 "$log" >&2
 		exit 1
 	fi
 	size="$("$ENGINE" image inspect --format '{{.Size}}' "$image")"
 	echo ">> built $image in $((SECONDS - started)) s, $((size / 1000000)) MB"
+	# The image this tag named before, if any, is now dangling: removed, so that
+	# rebuilding does not fill the disk (cached layers of the current images stay).
+	# Only in the project's own podman store: a Docker engine's images are its owner's.
+	if [[ "$engine" == podman ]]; then
+		"$ENGINE" image prune -f >/dev/null
+	fi
 done
