@@ -18,8 +18,9 @@ import logging
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
+from riskserve.model import registry_tags
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -42,6 +43,41 @@ class MlflowClientSettings(BaseSettings):
     ("Experiment with name ... does not exist. Creating a new experiment.") off the
     console; its warnings and errors still show."""
 
+    mlflow_tracking_token: SecretStr | None = Field(
+        None, validation_alias="MLFLOW_TRACKING_TOKEN"
+    )
+    mlflow_tracking_username: str | None = Field(
+        None, validation_alias="MLFLOW_TRACKING_USERNAME"
+    )
+    mlflow_tracking_password: SecretStr | None = Field(
+        None, validation_alias="MLFLOW_TRACKING_PASSWORD"
+    )
+    mlflow_tracking_auth: str | None = Field(
+        None, validation_alias="MLFLOW_TRACKING_AUTH"
+    )
+    """MLflow's own authentication variables, which its client reads itself; read here
+    too for the registry reads made without its client (`registry_version_tags`)."""
+
+    def registry_version_tags(
+        self, tracking_uri: str | None, name: str, version: str, timeout_s: float
+    ) -> dict[str, str] | None:
+        """`name` version `version`'s tags read over MLflow's REST API without
+        importing MLflow (riskserve.model.registry_tags says why), or None where that
+        module does not read this registry and MLflow's client must. Raises
+        registry_tags.VersionNotFound or RegistryUnreachable."""
+        if not tracking_uri or not registry_tags.readable(
+            tracking_uri, self.mlflow_tracking_auth
+        ):
+            return None
+        headers = registry_tags.auth_header(
+            _secret(self.mlflow_tracking_token),
+            self.mlflow_tracking_username,
+            _secret(self.mlflow_tracking_password),
+        )
+        return registry_tags.version_tags(
+            tracking_uri, name, version, timeout_s, headers
+        )
+
     def bind_mlflow_client(
         self, tracking_uri: str | None, timeout_s: float, retries: int
     ) -> None:
@@ -61,3 +97,7 @@ class MlflowClientSettings(BaseSettings):
         mlflow_env.MLFLOW_LOGGING_LEVEL.set(self.mlflow_logging_level)
         # MLflow reads the level when it is imported, which may have happened already.
         logging.getLogger("mlflow").setLevel(self.mlflow_logging_level)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

@@ -7,7 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from riskserve.governance.approvals import ApprovalError, decide
+from riskserve.governance.approvals import POLICY_SHA_TAG, ApprovalError, decide
 from riskserve.governance.registered_version import VersionError
 from riskserve.governance.settings import GovernanceSettings
 from riskserve.governance.status import APPROVED, REJECTED
@@ -156,9 +156,15 @@ def decision(command: str, argv: list[str]) -> int:
         return _fail(command, str(exc), 2)
     except MlflowException as exc:
         return _fail(command, f"{args.model}/{args.version}: {exc.message}", 2)
+    # what the decision names: a model's validation report, or a policy's own YAML
+    try:
+        tags = dict(client.get_model_version(args.model, args.version).tags)
+    except MlflowException as exc:
+        return _fail(command, f"{args.model}/{args.version}: {exc.message}", 2)
+    named = "policy YAML" if POLICY_SHA_TAG in tags else "report"
     print(
         f"{args.model} v{args.version}: {entry.status} by {entry.by} at {entry.at} "
-        f"(report sha256 {entry.report_sha256[:16] or 'none'})"
+        f"({named} sha256 {entry.report_sha256[:16] or 'none'})"
     )
     if getattr(args, "champion", False):
         try:

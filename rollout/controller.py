@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from riskserve.governance.status import promotion_refusal
 from riskserve.localplatform.client import patch, status, traffic
+from riskserve.model.registry_tags import RegistryUnreachable, VersionNotFound
 from riskserve.rollout.gates import delta, outcome_decision, psi, quantile_ms
 from riskserve.rollout.settings import RolloutSettings
 from riskserve.serving.model_uri import is_models_uri, parse_models_uri, resolve_version
@@ -688,13 +689,26 @@ def check_promotable(
             f"cannot check that {annotation} is approved: set MLFLOW_TRACKING_URI "
             f"({override})"
         )
-    from mlflow.exceptions import MlflowException
-
     name, number = annotation.rsplit("/", 1)
     try:
-        tags = settings.mlflow_client().get_model_version(name, number).tags
-    except MlflowException as exc:
-        raise RolloutError(f"{annotation}: {exc.message}") from None
+        # Over MLflow's REST API where it can (milliseconds, where importing MLflow's
+        # client takes seconds before any traffic moves: model/registry_tags.py)
+        tags = settings.registry_version_tags(
+            settings.mlflow_tracking_uri, name, number, settings.mlflow_timeout_s
+        )
+    except VersionNotFound as exc:
+        raise RolloutError(f"{annotation}: {exc}") from None
+    except RegistryUnreachable as exc:
+        raise RolloutError(
+            f"cannot check that {annotation} is approved: {exc}"
+        ) from None
+    if tags is None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = dict(settings.mlflow_client().get_model_version(name, number).tags)
+        except MlflowException as exc:
+            raise RolloutError(f"{annotation}: {exc.message}") from None
     refusal = promotion_refusal(dict(tags), name, number)
     if refusal:
         raise RolloutError(f"refused to promote: {refusal} ({override})")

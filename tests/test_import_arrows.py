@@ -44,10 +44,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     # Rollouts reach the local platform through its client module, never the CLI; of
     # the model contract only MLflow's client limits, which training and the monitor
-    # share, so a rollout's MLflow calls are bounded as theirs are.
+    # share, so a rollout's MLflow calls are bounded as theirs are, and its REST read
+    # of a version's tags.
     "rollout": (
         "rollout",
         "model.mlflow_settings",
+        # the approval gate's read of a version's tags without importing MLflow
+        "model.registry_tags",
         "localplatform.client",
         "localplatform.settings",
         "serving.buckets",

@@ -340,9 +340,15 @@ def test_a_policy_version_is_validated_when_applied_and_approved_by_its_hash(
     assert validated.note == "policy checked against credit/7 (riskserve policy apply)"
     assert validated.report_sha256 == tags[POLICY_SHA_TAG]
 
+    capsys.readouterr()
     assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
+    said = capsys.readouterr().out
     tags = dict(registry.get_model_version("credit-policy", "2").tags)
     approved = trail_of(tags)[-1]
+    # the line names what was approved: this YAML, by its hash
+    assert said.strip().endswith(f"(policy YAML sha256 {tags[POLICY_SHA_TAG][:16]})"), (
+        said
+    )
     # what was approved is this exact YAML: a registered version's cannot change
     assert (approved.status, approved.by, approved.note) == ("approved", "ana", "ok")
     assert approved.report_sha256 == tags[POLICY_SHA_TAG]
