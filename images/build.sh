@@ -55,7 +55,7 @@ for name in "${names[@]}"; do
 	started=$SECONDS
 	if ! "$ENGINE" build "${extra[@]}" -f "$name/Dockerfile" -t "$image" . >"$log" 2>&1; then
 		if grep -q "no space left on device" "$log"; then
-			echo "images/build.sh: building $image failed: no space left on the disk of $logs ($(free_disk) free now; the training image needs about 9 GB while it is built, 3 GB after)" >&2
+			echo "images/build.sh: building $image failed: no space left on the disk of $logs ($(free_disk) free now; the training image alone is 2.7 GB, and a build holds its layers more than once until it is committed)" >&2
 		else
 			echo "images/build.sh: building $image failed; the end of $log:" >&2
 		fi

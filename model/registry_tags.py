@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import urllib.error
+
+# urllib.request (http.client, ssl, email: ~90 ms) is imported where a read is made:
+# this module sits under every component's settings, whose start-up should not pay it.
 
 
 class VersionNotFound(Exception):
@@ -61,6 +66,9 @@ def version_tags(
 ) -> dict[str, str]:
     """`name` version `version`'s tags, read from the MLflow server at `tracking_uri`
     (`readable` must hold). Raises VersionNotFound or RegistryUnreachable."""
+    import urllib.error
+    import urllib.request
+
     query = urllib.parse.urlencode({"name": name, "version": version})
     url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/model-versions/get?{query}"
     request = urllib.request.Request(url, headers=headers or {})

@@ -10,7 +10,6 @@ import math
 import re
 import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,7 @@ from riskserve.model.specs import FRAUD
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2 as pb
 from riskserve.serving.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
+from tests.fixtures.stub_server import stub_server
 from tests.localplatform.platform_helpers import Platform, isvc_yaml
 from tests.reliability.reliability_helpers import (
     REPO_ROOT,
@@ -465,12 +465,8 @@ HOSTILE_MODES = [
 
 @pytest.fixture(scope="module")
 def hostile_predictor():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostilePredictor)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_server(HostilePredictor) as url:
+        yield url
 
 
 def shows_nothing_secret(html: str) -> None:

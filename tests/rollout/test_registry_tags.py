@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -22,6 +21,8 @@ from riskserve.localplatform.processes import free_port
 from riskserve.model import registry_tags
 from riskserve.rollout.controller import RolloutError, check_promotable
 from riskserve.rollout.settings import RolloutSettings
+
+from tests.fixtures.stub_server import stub_server
 
 pytestmark = pytest.mark.e2e
 
@@ -130,12 +131,8 @@ class Garbage(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def garbage() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_server(Garbage) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
