@@ -462,7 +462,8 @@ class Gateway:
         for revision in component.revisions:
             if revision.name not in configured and revision.name not in self.stats:
                 continue
-            edges, counts = await self.score_histogram(revision.name)
+            text = await self.scrape(revision.name)
+            edges, counts = parse_score_histogram(text)
             revisions.append(
                 {
                     "name": revision.name,
@@ -473,22 +474,23 @@ class Gateway:
                     **self.stats[revision.name].snapshot(),
                     "score_edges": edges,
                     "score_counts": counts,
+                    # a transformer's, by the action its policy took
+                    "action_counts": parse_action_counts(text),
                 }
             )
         return revisions
 
-    async def score_histogram(self, revision: str) -> tuple[list[float], list[int]]:
-        """The revision's `riskserve_output_score` histogram, scraped from its predictor."""
+    async def scrape(self, revision: str) -> str:
+        """The revision's Prometheus text ("" when it does not answer): a predictor's
+        score histogram, a transformer's action counts."""
         pool = self.platform.pool(revision)
         if pool is None:
-            return [], []
+            return ""
         try:
             status, _, text = await pool.request("GET", "/metrics", [], b"", timeout=5)
         except UpstreamError:
-            return [], []
-        if status != 200:
-            return [], []
-        return parse_score_histogram(text.decode())
+            return ""
+        return text.decode(errors="replace") if status == 200 else ""
 
 
 class GatewayMetrics(Collector):
@@ -543,10 +545,28 @@ CONTROL_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+def parse_action_counts(text: str) -> dict[str, int]:
+    """Rows per action of `riskserve_transformer_actions_total` (summed over models)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, int] = defaultdict(int)
+    if "riskserve_transformer_actions" not in text:
+        return {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "riskserve_transformer_actions":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                counts[sample.labels.get("action", "")] += int(sample.value)
+    return dict(counts)
+
+
 def parse_score_histogram(text: str) -> tuple[list[float], list[int]]:
     """Per-bucket counts of `riskserve_output_score` (summed over its label sets)."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    if not text:
+        return [], []
     cumulative: dict[float, float] = defaultdict(float)
     for family in text_string_to_metric_families(text):
         if family.name != "riskserve_output_score":

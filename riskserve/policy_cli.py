@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from riskserve.governance.approvals import POLICY_SHA_TAG, record_policy_validation
 from riskserve.governance.status import APPROVED, REJECTED, status_of, trail_of
 from riskserve.rollout.controller import (
@@ -41,7 +43,7 @@ from riskserve.rollout.controller import (
     check_promotable,
 )
 from riskserve.rollout.settings import RolloutSettings
-from riskserve.rollout_cli import add_auto_options, auto_overrides
+from riskserve.rollout_cli import add_auto_options, auto_overrides, with_prometheus
 from riskserve.serving.model_uri import (
     is_models_uri,
     parse_models_uri,
@@ -500,11 +502,16 @@ class PolicyRollout:
 
 
 def rollout_backend(settings: RolloutSettings) -> TransformerBackend:
+    """The backend of the settings, its automatic gates read from Prometheus when
+    they name one (on a cluster `--auto` needs it)."""
+    backend: TransformerBackend
     if settings.backend == "kserve":
-        return KServeBackend(settings.namespace)
-    from riskserve.localplatform.settings import PlatformSettings
+        backend = KServeBackend(settings.namespace)
+    else:
+        from riskserve.localplatform.settings import PlatformSettings
 
-    return LocalBackend(PlatformSettings())
+        backend = LocalBackend(PlatformSettings())
+    return with_prometheus(backend, settings)
 
 
 # -- diff ----------------------------------------------------------------------------------
@@ -601,6 +608,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_auto_options(rollout)
     rollout.add_argument(
+        "--max-action-shift",
+        type=float,
+        metavar="SHARE",
+        help="with --auto: the largest change of any action's share of rows on the "
+        "canary against the stable policy, beyond sampling error (0.10: ten points); "
+        "set it above the shift the new policy is meant to make",
+    )
+    rollout.add_argument(
         "--alias", default="challenger", help="the version to roll out (challenger)"
     )
     rollout.add_argument(
@@ -675,8 +690,20 @@ def main(argv: list[str]) -> int:
             overrides[key] = getattr(args, key)
     if args.action == "rollout":
         overrides.update(auto_overrides(args))
-    settings = RolloutSettings(**overrides)
+        if args.max_action_shift is not None:
+            overrides["max_action_shift"] = args.max_action_shift
     prefix = f"riskserve policy {args.action}"
+    try:
+        settings = RolloutSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = (
+            "--max-action-shift"
+            if first["loc"] == ("max_action_shift",)
+            else (".".join(str(x) for x in first["loc"]))
+        )
+        print(f"{prefix}: error: {where}: {first['msg']}", file=sys.stderr)
+        return 2
     try:
         if args.action == "validate":
             if args.onnx:
@@ -717,12 +744,6 @@ def main(argv: list[str]) -> int:
             elif args.rollback:
                 rollout.rollback(isvc)
             elif args.auto:
-                if settings.backend != "local":
-                    raise CommandError(
-                        "--auto judges the transformer's revisions on the local "
-                        "platform only (no Prometheus queries of the transformer "
-                        "yet): on a cluster, step with --percent and --promote"
-                    )
                 try:
                     steps = settings.step_percents()
                 except ValueError as exc:

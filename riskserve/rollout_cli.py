@@ -32,6 +32,12 @@ def add_auto_options(parser: argparse.ArgumentParser, when: str = "") -> None:
     parser.add_argument(
         "--window", type=float, help="with --auto: seconds watched per step"
     )
+    parser.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="with --auto: read the gates by PromQL from this Prometheus (needed "
+        "on a cluster)",
+    )
 
 
 def auto_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -41,7 +47,19 @@ def auto_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["window_s"] = args.window
     if args.steps:
         overrides["steps"] = args.steps
+    if args.prometheus:
+        overrides["prometheus_url"] = args.prometheus
     return overrides
+
+
+def with_prometheus(backend: Any, settings: RolloutSettings) -> Any:
+    """`backend` with the automatic gates read from Prometheus when the settings name
+    one (`--prometheus`), else `backend`."""
+    if not settings.prometheus_url:
+        return backend
+    from riskserve.rollout.prometheus import prometheus_backend
+
+    return prometheus_backend(backend, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--backend", choices=["local", "kserve"], help="default: local")
     parser.add_argument(
-        "--prometheus",
-        metavar="URL",
-        help="with --auto: read the gates by PromQL from this Prometheus",
-    )
-    parser.add_argument(
         "--namespace", help="kserve backend: namespace of the InferenceService"
     )
     return parser
@@ -94,8 +107,6 @@ def main(argv: list[str]) -> int:
     if args.namespace:
         overrides["namespace"] = args.namespace
     overrides.update(auto_overrides(args))
-    if args.prometheus:
-        overrides["prometheus_url"] = args.prometheus
     settings = RolloutSettings(**overrides)
     backend: Backend
     if settings.backend == "kserve":
@@ -104,11 +115,7 @@ def main(argv: list[str]) -> int:
         from riskserve.localplatform.settings import PlatformSettings
 
         backend = LocalBackend(PlatformSettings())
-    if settings.prometheus_url:
-        from riskserve.rollout.prometheus import prometheus_backend
-
-        backend = prometheus_backend(backend, settings)
-    rollout = Rollout(backend, settings)
+    rollout = Rollout(with_prometheus(backend, settings), settings)
     try:
         if args.action == "start":
             if not args.model:

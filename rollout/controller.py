@@ -23,7 +23,13 @@ from typing import Any, Protocol
 from riskserve.governance.status import promotion_refusal
 from riskserve.localplatform.client import patch, status, traffic
 from riskserve.model.registry_tags import RegistryUnreachable, VersionNotFound
-from riskserve.rollout.gates import delta, outcome_decision, psi, quantile_ms
+from riskserve.rollout.gates import (
+    action_shift,
+    delta,
+    outcome_decision,
+    psi,
+    quantile_ms,
+)
 from riskserve.rollout.settings import RolloutSettings
 from riskserve.serving.model_uri import is_models_uri, parse_models_uri, resolve_version
 
@@ -651,14 +657,48 @@ class Rollout:
             broken["scores"] = (
                 f"score distribution shifted: PSI {shift:.2f} > {s.max_psi}"
             )
+        # A policy canary's telling gate: the share of each action against the
+        # stable revision's over the same seconds (else all it served since the start)
+        mix = ""
+        if self.component == "transformer":
+            action_reference = (
+                same_window
+                if sum(same_window["action_counts"].values()) >= s.min_requests
+                else since_start
+            )
+            shifted = action_shift(
+                window["action_counts"],
+                action_reference["action_counts"],
+                s.max_action_shift,
+                s.action_shift_z,
+            )
+            if shifted:
+                broken["actions"] = shifted
+            mix = ", actions " + (
+                _mix(window["action_counts"])
+                + " (stable "
+                + _mix(action_reference["action_counts"])
+                + ")"
+                if window["action_counts"] and action_reference["action_counts"]
+                else "n/a (no policy on one side)"
+            )
         if broken:
             return broken
         self.say(
             f"{isvc}: {canary}: {window['requests']} requests, errors {error_rate:.1%}, "
             f"p99 {canary_p99:.1f} ms (stable {stable_p99:.1f} ms), PSI "
             + ("n/a" if shift is None else f"{shift:.3f}")
+            + mix
         )
         return {}
+
+
+def _mix(counts: dict[str, int]) -> str:
+    """`approve 61%, decline 39%`: each action's share of the rows."""
+    total = sum(counts.values())
+    return ", ".join(
+        f"{action} {count / total:.0%}" for action, count in sorted(counts.items())
+    )
 
 
 def check_percent(percent: int) -> None:

@@ -1,7 +1,7 @@
 """The arithmetic of the rollout gates over two snapshots of a revision's counters:
-the window's delta, its interpolated latency quantile, and the PSI of two score
-histograms; and the outcomes gate, over the monitor's outcomes report of an
-experiment."""
+the window's delta, its interpolated latency quantile, the PSI of two score
+histograms and the action-mix shift of a policy canary; and the outcomes gate, over
+the monitor's outcomes report of an experiment."""
 
 from __future__ import annotations
 
@@ -29,7 +29,42 @@ def delta(before: dict | None, after: dict | None) -> dict[str, Any]:
         ),
         "latency_bounds_ms": after.get("latency_bounds_ms", []),
         "score_counts": minus(after.get("score_counts"), before.get("score_counts")),
+        "action_counts": {
+            action: max(count - (before.get("action_counts") or {}).get(action, 0), 0)
+            for action, count in (after.get("action_counts") or {}).items()
+        },
     }
+
+
+def action_shift(
+    canary: dict[str, int], stable: dict[str, int], max_shift: float, z: float
+) -> str | None:
+    """Why the canary's action mix broke the gate, or None: an action whose share of
+    rows differs from the stable revision's by more than `max_shift` plus `z`
+    standard errors of the difference (two-proportion, pooled). None too when either
+    side counted no actions (no policy there, or no traffic): nothing to compare."""
+    canary_rows, stable_rows = sum(canary.values()), sum(stable.values())
+    if not canary_rows or not stable_rows:
+        return None
+    worst: tuple[float, str] | None = None
+    for action in sorted(set(canary) | set(stable)):
+        p_canary = canary.get(action, 0) / canary_rows
+        p_stable = stable.get(action, 0) / stable_rows
+        pooled = (canary.get(action, 0) + stable.get(action, 0)) / (
+            canary_rows + stable_rows
+        )
+        error = math.sqrt(pooled * (1 - pooled) * (1 / canary_rows + 1 / stable_rows))
+        allowed = max_shift + z * error
+        excess = abs(p_canary - p_stable) - allowed
+        if excess > 0 and (worst is None or excess > worst[0]):
+            worst = (
+                excess,
+                f"action mix shifted: {action} {p_canary:.1%} of {canary_rows} canary "
+                f"rows vs {p_stable:.1%} of {stable_rows} stable "
+                f"({abs(p_canary - p_stable) * 100:.1f} points > {max_shift * 100:g} "
+                f"allowed + {z * error * 100:.1f} sampling)",
+            )
+    return None if worst is None else worst[1]
 
 
 def quantile_ms(window: dict[str, Any], q: float) -> float:

@@ -18,6 +18,11 @@ The PromQL (each `sum by (revision)` over `{isvc="<isvc>"}`, plus
     scores    sum by (revision, le) (riskserve_output_score_bucket{SEL})
     ready     max by (revision) (up{SEL})
 
+A policy rollout judges the transformer's revisions instead
+(`TRANSFORMER_SNAPSHOT_QUERIES`): `riskserve_transformer_requests_total`,
+`riskserve_transformer_request_duration_seconds_bucket` and, for the action-mix gate,
+`sum by (revision, action) (riskserve_transformer_actions_total{SEL})`.
+
 Over a window W the same gates read, for dashboards and alerts (`WINDOW_QUERIES`):
 
     error rate  (sum(increase(riskserve_requests_total{SEL, revision="R",
@@ -48,6 +53,21 @@ SNAPSHOT_QUERIES = {
     "errors": 'sum by (revision) (riskserve_requests_total{%(sel)s, status=~"5.."})',
     "latency": "sum by (revision, le) (riskserve_request_duration_seconds_bucket{%(sel)s})",
     "scores": "sum by (revision, le) (riskserve_output_score_bucket{%(sel)s})",
+    "ready": "max by (revision) (up{%(sel)s})",
+}
+# A policy rollout judges the transformer's revisions: its own series, and the
+# actions its policy took (the action-mix gate); no score histogram.
+TRANSFORMER_SNAPSHOT_QUERIES = {
+    "requests": "sum by (revision) (riskserve_transformer_requests_total{%(sel)s})",
+    "errors": (
+        "sum by (revision) "
+        '(riskserve_transformer_requests_total{%(sel)s, status=~"5.."})'
+    ),
+    "latency": (
+        "sum by (revision, le) "
+        "(riskserve_transformer_request_duration_seconds_bucket{%(sel)s})"
+    ),
+    "actions": "sum by (revision, action) (riskserve_transformer_actions_total{%(sel)s})",
     "ready": "max by (revision) (up{%(sel)s})",
 }
 
@@ -148,16 +168,39 @@ class PrometheusMetrics:
         self.prometheus = prometheus
         self.labels = dict(labels or {})
 
-    def revision_metrics(self, isvc: str, at: float | None = None) -> dict[str, dict]:
+    def revision_metrics(
+        self, isvc: str, at: float | None = None, component: str = "predictor"
+    ) -> dict[str, dict]:
+        """Each revision's counters: the predictor's, or the transformer's
+        (`component="transformer"`, a policy rollout's, with its action counts)."""
         sel = selector({**self.labels, "isvc": isvc})
-        q = {k: v % {"sel": sel} for k, v in SNAPSHOT_QUERIES.items()}
+        queries = (
+            SNAPSHOT_QUERIES
+            if component == "predictor"
+            else TRANSFORMER_SNAPSHOT_QUERIES
+        )
+        q = {k: v % {"sel": sel} for k, v in queries.items()}
         requests = _by_revision(self.prometheus.query(q["requests"], at))
         errors = _by_revision(self.prometheus.query(q["errors"], at))
         latency = _buckets_by_revision(self.prometheus.query(q["latency"], at))
-        scores = _buckets_by_revision(self.prometheus.query(q["scores"], at))
+        scores = (
+            _buckets_by_revision(self.prometheus.query(q["scores"], at))
+            if "scores" in q
+            else {}
+        )
+        actions: dict[str, dict[str, int]] = defaultdict(dict)
+        if "actions" in q:
+            for r in self.prometheus.query(q["actions"], at):
+                revision = r["metric"].get("revision", "")
+                action = r["metric"].get("action", "")
+                actions[revision][action] = round(float(r["value"][1]))
         ready = _by_revision(self.prometheus.query(q["ready"], at))
         snapshot: dict[str, dict] = {}
-        for revision in set(requests) | set(ready) | set(latency) | set(scores):
+        # `up` covers every pod of the InferenceService, both components': the
+        # gates look their two revisions up by name
+        for revision in (
+            set(requests) | set(ready) | set(latency) | set(scores) | set(actions)
+        ):
             bounds = latency.get(revision, [])
             snapshot[revision] = {
                 "name": revision,
@@ -166,6 +209,7 @@ class PrometheusMetrics:
                 "latency_bounds_ms": [b * 1000 for b, _ in bounds if not math.isinf(b)],
                 "latency_counts": per_bucket(bounds),
                 "score_counts": score_counts(scores.get(revision, [])),
+                "action_counts": actions.get(revision, {}),
                 "ready": ready.get(revision, 0.0) >= 1.0,
             }
         return snapshot
@@ -213,14 +257,20 @@ class PrometheusBackend:
     def get(self, isvc) -> dict[str, Any]:
         return self.backend.get(isvc)
 
-    def revision_metrics(self, isvc: str) -> dict[str, dict]:
+    def patch_transformer(self, isvc, env, percent, annotations) -> None:
+        self.backend.patch_transformer(isvc, env, percent, annotations)
+
+    def revision_metrics(
+        self, isvc: str, component: str = "predictor"
+    ) -> dict[str, dict]:
         if self.targets_file is not None:
             write_local_targets(self.backend.settings, self.targets_file)
-        return self.metrics.revision_metrics(isvc)
+        return self.metrics.revision_metrics(isvc, component=component)
 
 
 def local_targets(platform_settings) -> list[dict[str, Any]]:
-    """The local platform's running predictors as Prometheus file_sd target groups."""
+    """The local platform's running predictors and transformers as Prometheus
+    file_sd target groups."""
     from riskserve.localplatform.client import status
 
     report = status(platform_settings)
@@ -233,7 +283,8 @@ def local_targets(platform_settings) -> list[dict[str, Any]]:
             {
                 "targets": [f"{platform_settings.host}:{port}"],
                 "labels": {
-                    "isvc": name.rsplit("-predictor-", 1)[0],
+                    "isvc": revision.get("inferenceService")
+                    or name.rsplit("-predictor-", 1)[0],
                     "revision": name,
                 },
             }

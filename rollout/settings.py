@@ -100,6 +100,18 @@ class RolloutSettings(MlflowClientSettings):
     max_psi: float = 0.2
     """Largest population stability index between canary and stable scores."""
 
+    max_action_shift: float = Field(0.10, ge=0, le=1)
+    """A policy rollout's action-mix gate: the largest change, as a share of rows, of
+    any action (approve, refer, decline; allow, challenge, block) on the canary
+    transformer against the stable one over the same window, beyond the sampling
+    allowance of `action_shift_z`. Moving the mix is what a cut-off change is for:
+    set it above the shift you intend (`riskserve policy rollout --max-action-shift`)."""
+
+    action_shift_z: float = Field(3.0, gt=0)
+    """The sampling allowance of the action-mix gate, in standard errors of the
+    difference of two proportions: a 10% canary's few dozen decisions must not fail
+    it by chance (3.0: about 0.3% of windows per action with no real shift)."""
+
     outcome_max_age_s: float = Field(2 * 86400.0, gt=0)
     """The outcomes gate refuses a report whose window ended longer ago than this: a
     stale verdict must not promote or roll back today's canary."""

@@ -237,6 +237,8 @@ def require_ready(t: Transformer) -> None:
 
 
 _STAGE_LOOKUP = metrics.STAGE.labels("lookup")
+
+
 _STAGE_PREDICTOR = metrics.STAGE.labels("predictor")
 
 
@@ -252,6 +254,7 @@ class Decided:
     found: list[Any]
     unknown: int
     shadow_copy: ShadowCopy | None = None  # for the experiment's shadow arms
+    actions: Any = None  # the policy's action per row (None: no policy)
 
     def answered(self, t: Transformer, rows: Any) -> None:
         """After the answer is sent: the entities' new states are pushed once this
@@ -265,6 +268,8 @@ class Decided:
         if self.shadow_copy is not None and t.shadow is not None:
             t.shadow.submit(self.shadow_copy)
         rows.inc(len(self.events))  # the caller's child of metrics.ROWS
+        if self.actions is not None:
+            metrics.count_actions(t.model_name, self.actions)
         if self.unknown:
             metrics.UNKNOWN_ENTITIES.inc(self.unknown)
 
@@ -354,6 +359,7 @@ async def decide(
     elif t.policy is not None:
         answered = [*answered, *t.policy.outputs(answered, used, events)]
     outputs = [*answered, *assigned, *used]
+    actions = next((o.array for o in answered if o.name == "action"), None)
     if names is not None:
         by_name = {o.name: o for o in outputs}
         unknown_names = [n for n in names if n not in by_name]
@@ -398,6 +404,7 @@ async def decide(
         ShadowCopy(request_id, model_inputs, used, events, raw or {})
         if t.shadow is not None
         else None,
+        actions,
     )
 
 

@@ -3,6 +3,8 @@ of both line up)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 from riskserve.serving.buckets import LATENCY_BUCKETS_S
 
@@ -25,6 +27,26 @@ STAGE = Histogram(
     buckets=LATENCY_BUCKETS_S,
 )
 ROWS = Counter("riskserve_transformer_rows", "Transactions decided.", ["model"])
+ACTIONS = Counter(
+    "riskserve_transformer_actions",
+    "Rows answered, by the action the decision policy took (a policy rollout's "
+    "action-mix gate compares them per transformer revision; none without a policy).",
+    ["model", "action"],
+)
+# ACTIONS' children by (model, action): a policy has a handful of actions
+_ACTION_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def count_actions(model: str, actions: Any) -> None:
+    """Count the rows answered by each action (an iterable of action names)."""
+    for action in actions:
+        key = (model, str(action))
+        counter = _ACTION_COUNTERS.get(key)
+        if counter is None:
+            counter = _ACTION_COUNTERS[key] = ACTIONS.labels(*key)
+        counter.inc()
+
+
 UNKNOWN_ENTITIES = Counter(
     "riskserve_transformer_unknown_entities",
     "Transactions of a card with no profile and no history (scored on the defaults).",

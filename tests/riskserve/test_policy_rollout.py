@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -365,13 +366,22 @@ def test_a_policy_version_is_validated_when_applied_and_approved_by_its_hash(
 class JudgedKServe(FakeKServe):
     """FakeKServe whose new transformer revisions are ready at once, and whose
     revisions' counters (the gateway's own RevisionStats) grow with every read: each
-    revision serves 40 requests at 3 ms; the canary also `canary_errors` 503s."""
+    revision serves 40 requests at 3 ms; the canary also `canary_errors` 503s. Each
+    request's action: 24 approve, 16 decline (60%) on the stable revision, the
+    canary's own mix of 40 when given."""
 
-    def __init__(self, isvc: dict, canary_errors: int = 0) -> None:
+    def __init__(
+        self,
+        isvc: dict,
+        canary_errors: int = 0,
+        canary_actions: dict[str, int] | None = None,
+    ) -> None:
         super().__init__(isvc)
         isvc["status"]["conditions"] = []
         self.canary_errors = canary_errors
+        self.canary_actions = canary_actions or {"approve": 24, "decline": 16}
         self.stats: dict = {}
+        self.actions: dict[str, dict[str, int]] = {}
         self.components_read: list[str] = []
 
     def patch_namespaced_custom_object(self, *args, **kwargs):
@@ -390,11 +400,21 @@ class JudgedKServe(FakeKServe):
             stats = self.stats.setdefault(name, RevisionStats())
             for _ in range(40):
                 stats.record(200, 0.003)
+            mix = {"approve": 24, "decline": 16}
             if name != status["latestRolledoutRevision"]:
                 for _ in range(self.canary_errors):
                     stats.record(503, 0.003)
+                mix = self.canary_actions
+            counted = self.actions.setdefault(name, {})
+            for action, count in mix.items():
+                counted[action] = counted.get(action, 0) + count
         return {
-            name: {"ready": True, **stats.snapshot(), "score_counts": []}
+            name: {
+                "ready": True,
+                **stats.snapshot(),
+                "score_counts": [],
+                "action_counts": dict(self.actions[name]),
+            }
             for name, stats in self.stats.items()
         }
 
@@ -404,10 +424,12 @@ class JudgedBackend(KServeBackend):
         return self._api.revision_metrics(isvc, component)
 
 
-def judged(registry, canary_errors: int) -> tuple[PolicyRollout, JudgedKServe, list]:
+def judged(
+    registry, canary_errors: int, canary_actions: dict[str, int] | None = None
+) -> tuple[PolicyRollout, JudgedKServe, list]:
     settings = RolloutSettings(window_s=2, min_requests=20, steps="20,100")
     _, v1 = resolve_policy_uri("models:/credit-policy@champion", settings)
-    api = JudgedKServe(chart_isvc(v1), canary_errors)
+    api = JudgedKServe(chart_isvc(v1), canary_errors, canary_actions)
     said: list[str] = []
     backend = JudgedBackend("riskserve", api)
     return PolicyRollout(backend, settings, said.append), api, said
@@ -437,6 +459,13 @@ def test_auto_promotes_a_policy_whose_transformer_holds_every_gate(registry):
     ]
     assert percents == [20, 100, None]
     assert any("errors 0.0%, p99" in line for line in said), said
+    # the action mix of each window beside its stable revision's
+    assert any(
+        line.endswith(
+            "actions approve 60%, decline 40% (stable approve 60%, decline 40%)"
+        )
+        for line in said
+    ), said
     assert "canaryTrafficPercent" not in api.isvc["spec"]["transformer"]
     assert champion(registry) == "2"
 
@@ -469,12 +498,53 @@ def test_auto_rolls_a_failing_policy_back_and_the_command_names_the_gate(
     )
 
 
+def test_auto_rolls_back_a_policy_that_declines_everyone_at_zero_errors(registry):
+    """The typo the error and latency gates cannot see: a cut-off that declines every
+    checkout. The action-mix gate rolls it back at the first step."""
+    assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
+    rollout, api, said = judged(registry, 0, {"decline": 40})
+    assert not rollout.auto("credit", "challenger", [20, 100], "credit", FakeClock())
+    assert re.fullmatch(
+        r"action mix shifted: approve 0\.0% of \d+ canary rows vs 60\.0% of \d+ "
+        r"stable \(60\.0 points > 10 allowed \+ \d+\.\d sampling\)",
+        rollout.last_failure,
+    ), rollout.last_failure
+    assert api.patches[-1] == {"spec": {"transformer": {"canaryTrafficPercent": 0}}}
+    assert champion(registry) == "1"
+
+
+def test_max_action_shift_lets_the_intended_shift_through(
+    registry, monkeypatch, capsys
+):
+    """A cut-off meant to decline more: 20 points beyond the default bound and its
+    sampling allowance on 40 rows is rolled back; `--max-action-shift 0.5` says the
+    shift is intended and the policy is promoted."""
+    import riskserve.policy_cli as policy_cli
+
+    assert main(["approve", "credit-policy", "2", "--by", "ana", "--note", "ok"]) == 0
+    shifted = {"approve": 4, "decline": 36}  # 10% approve against 60%
+    argv = ["policy", "rollout", "credit", "--auto", "--steps", "100"]
+    argv += ["--window", "0.5"]
+    refused, _, _ = judged(registry, 0, shifted)
+    monkeypatch.setattr(policy_cli, "rollout_backend", lambda settings: refused.backend)
+    assert main(argv) == 3
+    assert "action mix shifted: approve 10.0%" in capsys.readouterr().err
+    allowed, _, _ = judged(registry, 0, shifted)
+    monkeypatch.setattr(policy_cli, "rollout_backend", lambda settings: allowed.backend)
+    assert main([*argv, "--max-action-shift", "0.5"]) == 0, capsys.readouterr().err
+    assert champion(registry) == "2"
+
+
 @pytest.mark.parametrize(
     ("argv", "why"),
     [
         (
             ["--auto", "--backend", "kserve"],
-            "--auto judges the transformer's revisions on the local platform only",
+            "--auto on a cluster reads its gates from Prometheus: pass --prometheus",
+        ),
+        (
+            ["--auto", "--max-action-shift", "1.5"],
+            "--max-action-shift: Input should be less than or equal to 1",
         ),
         (["--auto", "--promote"], "--auto promotes or rolls back by itself"),
         (["--auto", "--steps", "10,half"], "--steps: comma-separated percentages"),

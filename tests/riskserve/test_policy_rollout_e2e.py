@@ -13,6 +13,7 @@ revision throughout."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,8 +41,9 @@ from tests.transformer.transformer_helpers import (
 
 pytestmark = pytest.mark.e2e
 
-# v1 approves a finite score; v2 none; v3 (the --auto test's) those at 600 and over
-CUTOFFS = {"v1": 0.0, "v2": 100_000.0, "v3": 600.0}
+# v1 approves a finite score; v2 none; v3 (the --auto test's) those at 600 and over;
+# v5 (the --auto test's typo) none, as v2
+CUTOFFS = {"v1": 0.0, "v2": 100_000.0, "v3": 600.0, "v5": 100_000.0}
 
 
 def cutoff_policy(label: str) -> Policy:
@@ -311,14 +313,15 @@ def apply_challenger(stack: Stack, label: str, text: str) -> str:
     return version
 
 
-def auto(stack: Stack) -> subprocess.CompletedProcess:
+def auto(stack: Stack, *extra: str) -> subprocess.CompletedProcess:
     # Latency is given room: a 3 s window of one client's checkouts on a shared
     # machine is a few dozen canary requests, whose p99 is their slowest (the gate's
     # arithmetic is proved on recorded windows in tests/rollout/test_rollout_gates.py).
     env = {**stack.env, "RISKSERVE_ROLLOUT_P99_SLACK_MS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "riskserve", "policy", "rollout", "credit"]
-        + ["--alias", "challenger", "--auto", "--steps", "50,100", "--window", "3"],
+        + ["--alias", "challenger", "--auto", "--steps", "50,100", "--window", "3"]
+        + list(extra),
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,
@@ -337,12 +340,35 @@ def test_auto_promotes_an_approved_policy_and_rolls_back_one_that_breaks(
     before = components(stack)["transformer"]
     assert before["latestCreatedRevision"] == before["latestRolledoutRevision"]
 
+    # A cut-off typed wrong (v5 declines every checkout): no error, no slow answer;
+    # the action-mix gate rolls it back at its first step
+    v5 = apply_challenger(stack, "v5", cutoff_policy("v5").text.decode())
+    approve(stack, v5)
+    with CheckoutTraffic(stack) as traffic:
+        typo = auto(stack)
+    assert typo.returncode == 3, typo.stdout + typo.stderr
+    (last,) = typo.stderr.strip().splitlines()[-1:]
+    assert re.fullmatch(
+        r"riskserve policy rollout: rolled back: action mix shifted: approve 0\.0% of "
+        r"\d+ canary rows vs 100\.0% of \d+ stable \(100\.0 points > 10 allowed "
+        r"\+ \d+\.\d sampling\)",
+        last,
+    ), typo.stderr
+    assert set(traffic.codes) == {200}, traffic.codes
+    assert champion(stack) == "1"
+
+    stack.client.set_registered_model_alias("credit-policy", "challenger", v3)
     approve(stack, v3)
     started = time.monotonic()
     with CheckoutTraffic(stack) as traffic:
-        done = auto(stack)
+        # v3 declines every checkout of this traffic too (its customers are unknown:
+        # one default score, under 600), and that is meant: the operator says so
+        # (the bound's arithmetic: tests/rollout/test_action_mix_gate.py)
+        done = auto(stack, "--max-action-shift", "1")
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
+    # each window's mix, counted per transformer revision by the gateway
+    assert "actions decline 100% (stable approve 100%)" in done.stdout, done.stdout
     assert traffic.codes[200] > 0 and set(traffic.codes) == {200}, traffic.codes
     assert "step 1/2" in done.stdout and "step 2/2" in done.stdout
     assert f"MLflow alias champion -> credit-policy v{v3}" in done.stdout
