@@ -590,6 +590,25 @@ def build_parser() -> argparse.ArgumentParser:
     diff = actions.add_parser("diff", help="rules added, removed or changed")
     diff.add_argument("old", help="a file or models:/NAME-policy@ALIAS (or /N)")
     diff.add_argument("new", help="a file or models:/NAME-policy@ALIAS (or /N)")
+    diff.add_argument(
+        "--log",
+        metavar="URI",
+        help="also replay the decisions the transformer recorded in this inference "
+        "log (a folder or s3://; default RISKSERVE_MONITOR_LOG_URI when --since is "
+        "given) under both policies: the shift in actions the new one makes",
+    )
+    diff.add_argument(
+        "--since", help="with --log: from when (an age, 7d, or an ISO time; 7d)"
+    )
+    replay_target = diff.add_mutually_exclusive_group()
+    replay_target.add_argument(
+        "--model",
+        help="with --log: NAME or NAME/VERSION the policies are checked against "
+        "(default: the new policy's model, its champion)",
+    )
+    replay_target.add_argument(
+        "--onnx", help="with --log: check the policies against this ONNX file"
+    )
     status = actions.add_parser("status", help="versions, aliases, hashes, who/when")
     status.add_argument("--model", required=True, help="the model, e.g. fraud")
     rollout = actions.add_parser(
@@ -640,6 +659,48 @@ def _validated(
     )
     check_policy(policy, fields, kind, name)
     return policy, name, version, client
+
+
+def _replayed(
+    args: argparse.Namespace, old: Policy, new: Policy, settings: RolloutSettings
+) -> list[str]:
+    """`diff --log`: both policies checked against the model, then the recorded
+    decisions replayed under each (riskserve.policy_replay)."""
+    import datetime as dt
+
+    from riskserve.monitoring.log_reader import (
+        BadInput,
+        LogWindow,
+        open_log,
+        parse_time,
+    )
+    from riskserve.monitoring.settings import MonitorSettings
+    from riskserve.policy_replay import replay
+
+    model = new.document.model
+    if args.onnx:
+        fields, kind = transformer_fields(model, onnx_outputs(Path(args.onnx)))
+    else:
+        client = _client(settings)
+        name, version = model_version(client, args.model or model)
+        fields, kind = transformer_fields(
+            name, signature_outputs(f"models:/{name}/{version}")
+        )
+    for policy in (old, new):
+        check_policy(policy, fields, kind, model)
+    monitor = MonitorSettings()
+    uri = args.log or monitor.log_uri
+    if not uri:
+        raise CommandError(
+            "--since replays the inference log: give --log URI (or set "
+            "RISKSERVE_MONITOR_LOG_URI)"
+        )
+    now = dt.datetime.now(dt.UTC)
+    try:
+        window = LogWindow(parse_time(args.since or "7d", now), now)
+        return replay(open_log(uri, monitor), model, window, old, new).lines(model)
+    except BadInput as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _status(settings: RolloutSettings, model: str) -> list[str]:
@@ -734,6 +795,8 @@ def main(argv: list[str]) -> int:
             new_policy = read_policy_source(args.new, settings)
             lines = diff_policies(old, new_policy)
             print("\n".join(lines) if lines else "no change in rules or defaults")
+            if args.log or args.since:
+                print("\n".join(_replayed(args, old, new_policy, settings)))
         elif args.action == "rollout":
             rollout = PolicyRollout(rollout_backend(settings), settings)
             isvc = args.isvc or args.model
