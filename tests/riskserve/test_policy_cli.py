@@ -190,3 +190,45 @@ def test_usage_errors_exit_2(capsys, monkeypatch):
     assert exited.value.code == 2
     code, _, err = policy(["diff", "/no/such.yaml", str(FRAUD_POLICY)], capsys)
     assert code == 2 and "/no/such.yaml" in err
+
+
+def test_diff_replays_recorded_fraud_decisions_against_the_registered_model(
+    registry, tmp_path, capsys
+):
+    """`diff --log` checks both policies against the registry's fraud model (its
+    champion or latest) and replays what a fraud transformer recorded: a limit cut
+    from 5,000 to 2,000 challenges the transactions between the two."""
+    from riskserve.serving.inference_log import InferenceLog
+    from riskserve.serving.settings import StorageSettings
+    from riskserve.serving.tensors import OutputTensor
+    from riskserve.transformer.inference_log import transformer_record
+
+    amounts = [100.0, 2500.0, 4000.0, 6000.0, 300.0, 3000.0, 50.0, 7000.0]
+    records = [
+        transformer_record(
+            request_id=f"tx-{i}",
+            model_name="fraud",
+            model_version=str(registry["version"]),
+            raw_inputs={"card_id": [f"card-{i}"], "amount": [amount]},
+            model_inputs={},
+            outputs=[
+                OutputTensor("fraud_probability", "FP32", np.array([0.01], np.float32)),
+                OutputTensor("is_fraud", "BOOL", np.array([False])),
+            ],
+            features=[],
+            latency_seconds=0.001,
+        )
+        for i, amount in enumerate(amounts)
+    ]
+    writer = InferenceLog(str(tmp_path / "log"), StorageSettings(), batch_size=100)
+    writer.write_batch(records)
+    writer.close()
+    new = edited(tmp_path, "{field: amount, gt: 5000}", "{field: amount, gt: 2000}")
+    command = ["diff", str(FRAUD_POLICY), str(new), "--log", str(tmp_path / "log")]
+    code, out, err = policy([*command, "--model", "fraud"], capsys)
+    assert (code, err) == (0, ""), err
+    # 2 of 8 above 5,000 before; 5 of 8 above 2,000 after
+    assert "  allow       75.0% ->  37.5%  (-37.5 points)" in out, out
+    assert "  challenge   25.0% ->  62.5%  (+37.5 points)" in out, out
+    assert "3 decisions (37.5%) change action" in out
+    assert "--max-action-shift 0.40" in out
