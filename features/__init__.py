@@ -15,9 +15,15 @@ import os
 # would inherit them and keep its metrics in files there, and prometheus_client,
 # imported after them, would too in this process. So prometheus_client is imported
 # first and the environment is put back as it was once Feast has been imported.
+# Feast makes that folder (/tmp/feast_metrics_*) only when the variable is unset, and
+# removes it at exit: a SIGKILLed process left one behind each time. Given a name
+# (os.devnull: nothing can be written there, and Feast removes only a folder it made),
+# it makes none; it would write there only for its own metrics server, never started.
 _MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 _before = {name: os.environ.get(name) for name in _MULTIPROCESS_VARIABLES}
 importlib.import_module("prometheus_client")  # its value class is chosen at import
+if _before["PROMETHEUS_MULTIPROCESS_DIR"] is None:
+    os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = os.devnull
 importlib.import_module("feast.metrics")
 
 for _name, _value in _before.items():
