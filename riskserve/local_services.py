@@ -17,6 +17,7 @@ from riskserve.services import (
     RedisEndpoint,
     S3Endpoint,
     create_bucket,
+    remove_seaweedfs_sockets,
     start_mlflow,
     start_redis,
     start_s3,
@@ -167,9 +168,21 @@ def down(settings: PlatformSettings, say=print) -> None:
             pidfile.unlink(missing_ok=True)
             continue
         say(f"stopping {name} (pid {pid})")
+        argv = _cmdline(pid)  # read before it is gone: its sockets are named there
         # SeaweedFS flushes its volumes on SIGTERM and may take up to 30 s.
         stop_pid(pid, grace=30.0 if name == "s3" else 10.0)
         pidfile.unlink(missing_ok=True)
+        if name == "s3":
+            remove_seaweedfs_sockets(argv)
+
+
+def _cmdline(pid: int) -> list[str]:
+    """The process's command line (Linux /proc; empty elsewhere or when gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def status(settings: PlatformSettings) -> dict[str, str]:

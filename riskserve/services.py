@@ -8,11 +8,14 @@ servers through `start_s3` and `start_mlflow` on free ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +152,41 @@ def seaweedfs_argv(
     ]
 
 
+# `weed` puts the unix sockets of its gRPC servers at fixed /tmp paths, with no flag to
+# move them (strings of weed 4.x: /tmp/seaweedfs-<kind>-grpc-<port>.sock), and leaves
+# the master's, the volume server's and the S3 gateway's behind when it stops, even on
+# SIGTERM: three files in /tmp per start. They are removed once our process is gone.
+_GRPC_PORT_FLAG = re.compile(r"^-(master|volume|filer|s3)\.port\.grpc=(\d+)$")
+
+
+def seaweedfs_sockets(argv: Sequence[str]) -> list[Path]:
+    """The gRPC unix sockets the `weed server` of `argv` makes in /tmp."""
+    found = []
+    for arg in argv:
+        match = _GRPC_PORT_FLAG.match(arg)
+        if match:
+            kind, port = match.groups()
+            found.append(Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock"))
+    return found
+
+
+def remove_seaweedfs_sockets(argv: Sequence[str]) -> None:
+    """Remove the sockets a stopped `weed server` of `argv` left (only sockets)."""
+    for path in seaweedfs_sockets(argv):
+        with contextlib.suppress(OSError):
+            if path.is_socket():
+                path.unlink()
+
+
+@dataclass
+class SeaweedProcess(ManagedProcess):
+    """SeaweedFS as a managed process that removes its /tmp sockets when stopped."""
+
+    def stop(self, grace: float = 10.0) -> None:
+        super().stop(grace)
+        remove_seaweedfs_sockets(self.argv)
+
+
 def start_s3(
     state_dir: Path,
     port: int,
@@ -171,7 +209,7 @@ def start_s3(
     argv = seaweedfs_argv(
         data_dir, identities, host, port, _free_ports(host, 7), log_dir
     )
-    process = ManagedProcess(
+    process = SeaweedProcess(
         name="s3 (SeaweedFS)",
         argv=argv,
         log_path=state_dir / "logs" / "s3.log",
@@ -374,6 +412,7 @@ __all__ = [
     "start_mlflow",
     "start_redis",
     "start_s3",
+    "remove_seaweedfs_sockets",
     "stop_from_pidfile",
     "write_s3_identities",
 ]
