@@ -7,9 +7,6 @@ push worker). Until then the new states wait here, and a lookup of the entity re
 them from here, not the store's older row (`get`): a later request of the card sees
 the state its earlier transaction left, committed or not.
 
-A plain SQLite store's rows are written by `SqliteRowWriter` (one statement per
-batch, the rows Feast writes); any other store's by its provider (Feast's path).
-
 Writers stage into the store's `PendingStates` only while one owns the flushing
 (`batching`, set by the transformer's server); otherwise every write commits at once,
 as a script, a test or the demo expects.
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,11 +23,6 @@ from typing import Any
 from feast import FeatureStore, FeatureView
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from riskserve.features.sqlite_writer import (
-    OnlineRow,
-    SqliteRowWriter,
-    writes_like_feast,
-)
 
 
 @dataclass
@@ -63,11 +54,6 @@ class PendingStates:
     def __init__(self, store: FeatureStore) -> None:
         self._store = store
         self._provider = store._get_provider()
-        self._write_rows: Callable[[FeatureView, list[OnlineRow]], None] = (
-            SqliteRowWriter(store).write
-            if writes_like_feast(store)
-            else self._write_through_feast
-        )
         self._lock = threading.Lock()
         self._staged: dict[tuple[str, str], _Staged] = {}
         self.batching = False
@@ -91,7 +77,9 @@ class PendingStates:
     ) -> None:
         """Stage the row while batching, else write it now (one commit)."""
         if not self.batching:
-            self._write_rows(view, [(key, values, when, None)])
+            self._provider.online_write_batch(
+                self._store.config, view, [(key, values, when, None)], None
+            )
             return
         with self._lock:
             self._staged[(view.name, entity_id)] = _Staged(
@@ -111,17 +99,17 @@ class PendingStates:
             by_view.setdefault(staged.view.name, []).append(staged)
         try:
             for rows in by_view.values():
-                self._write_rows(
-                    rows[0].view, [(s.key, s.values, s.when, None) for s in rows]
+                self._provider.online_write_batch(
+                    self._store.config,
+                    rows[0].view,
+                    [(s.key, s.values, s.when, None) for s in rows],
+                    None,
                 )
         except Exception as exc:
             self._forget(batch)
             raise WriteFailed(len(batch), [k[1] for k in batch], exc) from exc
         self._forget(batch)
         return len(batch)
-
-    def _write_through_feast(self, view: FeatureView, rows: list[OnlineRow]) -> None:
-        self._provider.online_write_batch(self._store.config, view, rows, None)
 
     def _forget(self, batch: dict[tuple[str, str], _Staged]) -> None:
         with self._lock:
